@@ -48,8 +48,9 @@ def describe_device(device: torch.device | None = None) -> str:
         return f"GPU: {p.name}, {p.total_memory / 2**30:.1f} GiB (CUDA, {amp_label(device)})"
     if device.type == "mps":
         return "GPU: Apple silicon (Metal / MPS, float32)"
-    return (f"CPU: {cpu_cores()} cores, {torch.get_num_threads()} torch threads "
-            f"(no GPU found, float32)")
+    n = torch.get_num_threads()
+    return (f"CPU: {cpu_cores()} cores, {n} torch thread{'s' if n != 1 else ''}, float32 "
+            f"(no GPU found)")
 
 
 # --- precision

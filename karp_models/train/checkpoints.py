@@ -1,0 +1,300 @@
+"""Checkpoints: safetensors files with the model config, data facts and metrics in the metadata.
+
+Format 'karp-1': the model's tensors under their state_dict names; with a trainer, its
+optimizer, RNG and task state under keys prefixed 'trainer/'. Metadata values are strings:
+format, model (registry name), config (JSON of the model's dataclass config) and one JSON
+string per meta entry. Loading is strict and never unpickles (safetensors' own design;
+torchvision's weights carry their facts in `meta` the same way). Writes are atomic.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from safetensors import safe_open
+from safetensors.torch import save as st_save
+
+FORMAT = "karp-1"
+TRAINER_PREFIX = "trainer/"
+_RESERVED = ("format", "model", "config", "_aliases", "_trainer")
+_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
+
+
+class CheckpointError(Exception):
+    """A checkpoint file is missing, not a karp checkpoint, or does not fit its model."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    model: nn.Module
+    model_name: str
+    config: dict
+    meta: dict
+    path: Path
+
+
+# --- encoding of nested state (dicts, lists, tensors) as tensors + a JSON skeleton
+
+
+def _flatten(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Tensors go to `tensors` (named by their path, e.g. 'optimizer.state.0.exp_avg'), the rest
+    to a JSON-able skeleton that names them; dicts with int keys and tuples are marked."""
+    def sub(k: Any) -> str:
+        return f"{key}.{k}" if key else str(k)
+
+    if isinstance(obj, torch.Tensor):
+        tensors[key] = obj.detach().to("cpu").contiguous()
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            return {k: _flatten(v, sub(k), tensors) for k, v in obj.items()}
+        return {"__items__": [[k, _flatten(v, sub(k), tensors)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_flatten(v, sub(i), tensors) for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_flatten(v, sub(i), tensors) for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store a {type(obj).__name__} at {key!r} in a checkpoint")
+
+
+def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if set(obj) == {"__tensor__"}:
+            return tensors[obj["__tensor__"]]
+        if set(obj) == {"__items__"}:
+            return {k: _unflatten(v, tensors) for k, v in obj["__items__"]}
+        if set(obj) == {"__tuple__"}:
+            return tuple(_unflatten(v, tensors) for v in obj["__tuple__"])
+        return {k: _unflatten(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unflatten(v, tensors) for v in obj]
+    return obj
+
+
+def _model_tensors(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The state_dict with tied tensors stored once: (tensors, alias name -> stored name)."""
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple, str] = {}
+    for name, t in model.state_dict().items():
+        if "/" in name:
+            raise ValueError(f"tensor name {name!r} clashes with the trainer prefix")
+        sig = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape),
+               tuple(t.stride()), t.dtype, t.device) if t.numel() else None
+        if sig is not None and sig in seen:
+            aliases[name] = seen[sig]
+            continue
+        if sig is not None:
+            seen[sig] = name
+        tensors[name] = t.detach().to("cpu").contiguous()
+    return tensors, aliases
+
+
+# --- saving
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, model_name: str,
+                    meta: dict[str, Any], trainer: Any | None = None) -> Path:
+    """Write model (and optionally trainer) state to `path` atomically; returns the path.
+
+    Args:
+        model: a model with a dataclass `.config`.
+        model_name: its registry name (how load_checkpoint rebuilds it).
+        meta: JSON-able entries stored one JSON string each (dataset, classes or vocab,
+            metrics, train, ...). With a trainer and no 'train' entry, one is filled in.
+        trainer: also store its optimizer, RNG and task state, for load_trainer_state().
+    """
+    path = Path(path)
+    if trainer is not None and trainer.model is not model:
+        raise ValueError("trainer.model is not the model being saved")
+    bad = [k for k in meta if k in _RESERVED or k.startswith("_")]
+    if bad:
+        raise ValueError(f"meta keys {bad} are reserved")
+    tensors, aliases = _model_tensors(model)
+    metadata = {"format": FORMAT, "model": model_name,
+                "config": json.dumps(dataclasses.asdict(model.config))}
+    meta = dict(meta)
+    if trainer is not None:
+        if "train" not in meta:
+            meta["train"] = {"config": dataclasses.asdict(trainer.cfg), "steps": trainer.step,
+                             "time_s": round(trainer.elapsed, 3)}
+        state = trainer.state_dict()
+        state.pop("model")
+        extra: dict[str, torch.Tensor] = {}
+        metadata["_trainer"] = json.dumps(_flatten(state, "", extra))
+        tensors.update({TRAINER_PREFIX + k: v for k, v in extra.items()})
+    for k, v in meta.items():
+        metadata[k] = json.dumps(v)
+    if aliases:
+        metadata["_aliases"] = json.dumps(aliases)
+    _atomic_write(path, st_save(tensors, metadata=metadata))
+    return path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then os.replace: all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+# --- reading
+
+
+def _what_is(head: bytes, size: int) -> str:
+    if head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in b"\x02\x03\x04\x05"):
+        return ("it is a pickle / torch.save file: karp never unpickles weights, since "
+                "unpickling can run arbitrary code; convert it to safetensors with code you trust")
+    if size < 8:
+        return f"only {size} bytes"
+    return "no valid header; a pickle or a damaged file? karp never unpickles weights"
+
+
+def _header(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
+    """The safetensors JSON header and its metadata, checked, without reading any tensor."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"no checkpoint file at {p}")
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        head = f.read(8)
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        raw = f.read(n) if 0 < n <= _MAX_HEADER and 8 + n <= size else b""
+    # a safetensors file: 8-byte little-endian length, then that many bytes of JSON object
+    try:
+        header = json.loads(raw) if raw[:1] == b"{" else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = None
+    if header is None:
+        raise CheckpointError(f"{p} is not a safetensors file ({_what_is(head, size)})")
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{p} is not a safetensors file (its header is not a JSON object)")
+    metadata = header.pop("__metadata__", None) or {}
+    fmt = metadata.get("format")
+    if fmt != FORMAT:
+        what = "has no karp format tag" if fmt is None else f"has format {fmt!r}"
+        raise CheckpointError(f"{p} {what}; this karp reads {FORMAT!r} checkpoints "
+                              f"(saved by karp_models.train.checkpoints.save_checkpoint)")
+    if "model" not in metadata or "config" not in metadata:
+        raise CheckpointError(f"{p} lacks the model name or config in its metadata")
+    return header, metadata
+
+
+def _parse(path: Any, metadata: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in metadata.items():
+        if k in ("format", "model"):
+            out[k] = v
+            continue
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            raise CheckpointError(f"{path}: metadata entry {k!r} is not JSON") from None
+    return out
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """format, model, config and the meta entries (JSON parsed), without loading tensors."""
+    _, metadata = _header(path)
+    return {k: v for k, v in _parse(path, metadata).items() if not k.startswith("_")}
+
+
+def _read_tensors(path: Path, names: list[str]) -> dict[str, torch.Tensor]:
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {k: f.get_tensor(k) for k in names}
+    except Exception as e:  # safetensors raises its own error types for damaged files
+        raise CheckpointError(f"{path}: cannot read its tensors ({e})") from e
+
+
+def _model_state(path: Path, header: dict, parsed: dict) -> dict[str, torch.Tensor]:
+    names = [k for k in header if not k.startswith(TRAINER_PREFIX)]
+    state = _read_tensors(path, names)
+    for alias, stored in parsed.get("_aliases", {}).items():
+        if stored in state:
+            state[alias] = state[stored]
+    return state
+
+
+def _load_strict(path: Path, model: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+                   for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        parts = [f"missing {missing[:5]}" if missing else "",
+                 f"unexpected {unexpected[:5]}" if unexpected else "",
+                 f"shape mismatch (file vs model) {wrong[:5]}" if wrong else ""]
+        raise CheckpointError(f"{path}: its tensors do not fit model {name!r} built from its "
+                              f"config: " + "; ".join(x for x in parts if x))
+    model.load_state_dict(state, strict=True)
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> Checkpoint:
+    """Rebuild the model from the stored name and config, load its tensors strictly, eval mode."""
+    path = Path(path)
+    header, metadata = _header(path)
+    parsed = _parse(path, metadata)
+    name, config = parsed["model"], parsed["config"]
+    import karp_models.models as models  # the registry (imported late: it imports the families)
+
+    try:
+        model = models.from_config(name, config)
+    except (KeyError, LookupError) as e:
+        known = ", ".join(sorted(getattr(models, "REGISTRY", {}) or [])) or "?"
+        raise CheckpointError(f"{path}: unknown model {name!r} (known: {known})") from e
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot rebuild model {name!r} from its config ({e})") from e
+    _load_strict(path, model, _model_state(path, header, parsed), name)
+    model.to(device).eval()
+    meta = {k: v for k, v in parsed.items() if k not in _RESERVED}
+    return Checkpoint(model=model, model_name=name, config=config, meta=meta, path=path)
+
+
+def load_trainer_state(path: str | os.PathLike, trainer: Any) -> None:
+    """Restore model, optimizer, RNG, task state and history into `trainer` to resume the run."""
+    path = Path(path)
+    header, metadata = _header(path)
+    parsed = _parse(path, metadata)
+    if "_trainer" not in parsed:
+        raise CheckpointError(f"{path} holds no trainer state (save it with trainer=... to resume)")
+    n = len(TRAINER_PREFIX)
+    extra = {k[n:]: v for k, v in _read_tensors(
+        path, [k for k in header if k.startswith(TRAINER_PREFIX)]).items()}
+    try:
+        state = _unflatten(parsed["_trainer"], extra)
+    except KeyError as e:
+        raise CheckpointError(f"{path}: trainer tensor {e} is missing") from None
+    model_state = _model_state(path, header, parsed)
+    _load_strict(path, trainer.model, model_state, parsed["model"])
+    state["model"] = model_state
+    try:
+        trainer.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: its trainer state does not fit this trainer ({e})") from e

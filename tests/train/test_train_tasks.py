@@ -1,0 +1,141 @@
+"""Tasks: batch shapes and ranges, epochs, augmentation, char windows, exact evaluation."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from karp_models.train.tasks import CharLM, ImageClassification, make_task
+from train_helpers import (TinyLM, TinyLMConfig, TinyNet, TinyNetConfig, cyclic_text, id_images,
+                           quadrant_images)
+
+# --- images
+
+
+def test_image_batch_shapes_dtypes_and_range():
+    task = ImageClassification(quadrant_images(), augment=True)
+    g = torch.Generator().manual_seed(0)
+    for split in ("train", "test"):
+        x, y = task.batch(split, 32, g, "cpu")
+        assert x.shape == (32, 1, 8, 8) and x.dtype == torch.float32
+        assert y.shape == (32,) and y.dtype == torch.int64
+        assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.5
+    assert task.unit == "samples" and task.items_per_epoch == 512
+
+
+def test_each_epoch_is_a_permutation():
+    task = ImageClassification(id_images(n=64), augment=False)
+    g = torch.Generator().manual_seed(0)
+    epochs = []
+    for _ in range(2):
+        seen = torch.cat([task.batch("train", 16, g)[1] for _ in range(4)])
+        assert sorted(seen.tolist()) == list(range(64))  # every sample exactly once
+        epochs.append(seen)
+    assert not torch.equal(epochs[0], epochs[1])  # a new order each epoch
+
+
+def _shifted_versions(img: torch.Tensor, pad: int) -> list[torch.Tensor]:
+    C, H, W = img.shape
+    padded = F.pad(img, (pad, pad, pad, pad))
+    r = range(2 * pad + 1)
+    return [padded[:, dy:dy + H, dx:dx + W] for dy in r for dx in r]
+
+
+@pytest.mark.parametrize("flip_ok", [False, True])
+def test_augmentation_shifts_and_flips_only_when_allowed(flip_ok):
+    data = id_images(n=64, flip_ok=flip_ok)
+    task = ImageClassification(data, augment=True)
+    g = torch.Generator().manual_seed(0)
+    x, y = task.batch("train", 64, g)
+    assert x.shape == (64, 3, 8, 8) and task.pad == 1
+    n_flipped = n_moved = 0
+    for img, i in zip(x, y):
+        orig = data.train_x[i].float() / 255
+        plain = any(torch.equal(img, s) for s in _shifted_versions(orig, task.pad))
+        mirrored = any(torch.equal(img, s) for s in _shifted_versions(orig.flip(-1), task.pad))
+        assert plain or mirrored
+        if not flip_ok:
+            assert plain  # never a mirror image when a flip would change the label
+        n_flipped += mirrored and not plain
+        n_moved += not torch.equal(img, orig)
+    assert n_moved > 32  # most images are shifted
+    assert (n_flipped > 10) == flip_ok
+
+
+def test_augment_off_and_eval_splits_are_untouched():
+    data = id_images(n=64, flip_ok=True)
+    g = torch.Generator().manual_seed(0)
+    for task, augment in ((ImageClassification(data, augment=False), True),
+                          (ImageClassification(data, augment=True), False)):
+        x, y = task.batch("train", 64, g, augment=augment)
+        assert torch.equal(x, data.train_x[y].float() / 255)
+    x, y = ImageClassification(data, augment=True).batch("test", 64, g)
+    assert torch.equal(x, data.test_x[y].float() / 255)
+
+
+def test_image_evaluate_is_exact_and_deterministic_and_restores_mode():
+    data = quadrant_images()
+    task = ImageClassification(data)
+    torch.manual_seed(0)
+    model = TinyNet(TinyNetConfig())
+    model.train()
+    a = task.evaluate(model, "cpu", batch_size=100)
+    b = task.evaluate(model, "cpu", batch_size=64)
+    assert model.training
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(data.test_x.float() / 255)
+    ref_loss = F.cross_entropy(logits, data.test_y).item()
+    ref_acc = (logits.argmax(-1) == data.test_y).float().mean().item()
+    assert a["loss"] == pytest.approx(ref_loss, abs=1e-5)
+    assert a["accuracy"] == pytest.approx(ref_acc)
+    assert b["loss"] == pytest.approx(a["loss"], abs=1e-6) and b["accuracy"] == a["accuracy"]
+    s1 = task.evaluate(model, "cpu", max_batches=2, batch_size=50)
+    s2 = task.evaluate(model, "cpu", max_batches=2, batch_size=50)
+    assert s1 == s2 and s1 != a  # a fixed subset of 100, the same every time
+
+
+# --- text
+
+
+def test_char_windows_are_shifted_by_one():
+    data = cyclic_text()
+    task = CharLM(data, block_size=8)
+    g = torch.Generator().manual_seed(0)
+    x, y = task.batch("train", 16, g)
+    assert x.shape == y.shape == (16, 8) and x.dtype == y.dtype == torch.int64
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    ids = data.train_ids
+    for row, nxt in zip(x, y):  # each row is a real window of the text
+        starts = [i for i in range(len(ids) - 8) if torch.equal(ids[i:i + 8], row)
+                  and torch.equal(ids[i + 1:i + 9], nxt)]
+        assert starts
+    assert task.unit == "tokens" and task.items_per_batch(16) == 128
+    assert task.items_per_epoch == 2000
+
+
+def test_char_full_evaluation_is_the_exact_mean_over_the_split():
+    data = cyclic_text(n_val=501)  # 500 targets: 62 windows of 8 and a tail of 4
+    task = CharLM(data, block_size=8)
+    torch.manual_seed(0)
+    model = TinyLM(TinyLMConfig())  # context-free, so the exact value is a bigram sum
+    full = task.evaluate(model, "cpu", batch_size=7)
+    with torch.no_grad():
+        logits, _ = model(data.val_ids[None, :-1])
+    target = data.val_ids[1:]
+    ref = F.cross_entropy(logits[0], target).item()
+    ref_acc = (logits[0].argmax(-1) == target).double().mean().item()
+    assert full["loss"] == pytest.approx(ref, abs=1e-6)
+    assert full["accuracy"] == pytest.approx(ref_acc, abs=1e-9)
+    assert task.evaluate(model, "cpu") == task.evaluate(model, "cpu", split="val")
+    sub1 = task.evaluate(model, "cpu", max_batches=2, batch_size=5)
+    assert sub1 == task.evaluate(model, "cpu", max_batches=2, batch_size=5)
+
+
+def test_make_task_picks_by_duck_typing():
+    img = make_task(quadrant_images(), TinyNet(TinyNetConfig()), augment=False)
+    assert isinstance(img, ImageClassification) and not img.augment
+    txt = make_task(cyclic_text(), TinyLM(TinyLMConfig(block_size=5)))
+    assert isinstance(txt, CharLM) and txt.block_size == 5
+    with pytest.raises(ValueError, match="split"):
+        img.batch("nope", 4, torch.Generator())

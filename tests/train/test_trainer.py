@@ -1,0 +1,216 @@
+"""Trainer: budgets, stopping, schedules, learning, clipping, weight decay groups, resume."""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import pytest
+import torch
+
+from karp_models.train.tasks import CharLM, ImageClassification
+from karp_models.train.trainer import Record, TrainConfig, Trainer, lr_factor, param_groups
+from train_helpers import TinyLM, TinyLMConfig, TinyNet, TinyNetConfig, cyclic_text, quadrant_images
+
+
+def image_trainer(seed: int = 0, **cfg) -> Trainer:
+    torch.manual_seed(seed)
+    model = TinyNet(TinyNetConfig())
+    task = ImageClassification(quadrant_images(), augment=True)
+    kw = dict(steps=30, batch_size=32, eval_every=0, seed=seed)
+    kw.update(cfg)
+    return Trainer(model, task, TrainConfig(**kw), "cpu")
+
+
+# --- configuration and schedule
+
+
+def test_config_needs_a_budget_and_valid_names():
+    with pytest.raises(ValueError, match="budget"):
+        TrainConfig()
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(steps=1, optimizer="adam!")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrainConfig(steps=1).lr = 1.0  # type: ignore[misc]
+
+
+def test_onecycle_warms_up_then_decays_to_zero():
+    ps = [i / 1000 for i in range(1001)]
+    f = [lr_factor("onecycle", p, warmup=0.1) for p in ps]
+    peak = max(range(len(f)), key=f.__getitem__)
+    assert ps[peak] == pytest.approx(0.1, abs=2e-3) and f[peak] == pytest.approx(1.0)
+    assert f[0] == pytest.approx(1 / 25)
+    assert all(a <= b + 1e-12 for a, b in zip(f[:peak], f[1:peak + 1]))  # rises
+    assert all(a >= b - 1e-12 for a, b in zip(f[peak:], f[peak + 1:]))  # then falls
+    assert f[-1] < 1e-4
+
+
+def test_cosine_and_constant_shapes():
+    assert lr_factor("cosine", 0.0, 0.1) == pytest.approx(1 / 25)
+    assert lr_factor("cosine", 0.1, 0.1) == pytest.approx(1.0)
+    assert lr_factor("cosine", 0.55, 0.1) == pytest.approx(0.5)  # half-way down the cosine
+    assert lr_factor("cosine", 1.0, 0.1) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor("cosine", 0.5, 0.0) == pytest.approx(0.5)
+    assert lr_factor("constant", 0.05, 0.1) < 1.0
+    assert [lr_factor("constant", p, 0.1) for p in (0.1, 0.5, 1.0)] == [1.0, 1.0, 1.0]
+    assert lr_factor("constant", 0.0, 0.0) == 1.0
+
+
+def test_records_follow_the_schedule():
+    tr = image_trainer(steps=40, lr=0.01, schedule="onecycle", warmup=0.25)
+    recs = list(tr.run(log_every=1))
+    lrs = [r.lr for r in recs if not r.final]
+    assert lrs[0] < lrs[5] < lrs[10] == pytest.approx(0.01) and lrs[-1] < 1e-3  # lrs[i]: p = i/40
+    assert [r.step for r in recs[:-1]] == list(range(1, 40))
+
+
+# --- budgets and stopping
+
+
+def test_step_budget_ends_the_run_with_a_full_evaluation():
+    tr = image_trainer(steps=25, eval_every=10, eval_batches=1)
+    recs = list(tr.run(log_every=5))
+    assert [r.step for r in recs] == [5, 10, 15, 20, 25]
+    assert all(isinstance(r, Record) for r in recs) and recs[-1].final and recs[-1].progress == 1.0
+    assert [r.val_loss is not None for r in recs] == [False, True, False, True, True]
+    assert sum(r.final for r in recs) == 1 and tr.step == 25
+    full = tr.task.evaluate(tr.model, "cpu")
+    assert recs[-1].val_loss == pytest.approx(full["loss"])
+    assert recs[-1].val_accuracy == full["accuracy"]
+    assert recs[-1].epoch == pytest.approx(25 * 32 / 512)
+    assert recs[0].unit == "samples" and recs[0].throughput > 0 and recs[-1].elapsed_s > 0
+
+
+def test_time_budget_ends_the_run():
+    tr = image_trainer(steps=None, minutes=0.01)  # 0.6 s
+    t0 = time.perf_counter()
+    recs = list(tr.run(log_every=50))
+    took = time.perf_counter() - t0
+    assert recs[-1].final and recs[-1].progress == 1.0
+    assert 0.6 <= tr.elapsed < 3.0 and took < 5.0 and tr.step > 5
+
+
+def test_both_budgets_whichever_first():
+    tr = image_trainer(steps=7, minutes=10.0)
+    assert list(tr.run())[-1].step == 7
+
+
+def test_stop_event_ends_the_run_promptly():
+    tr = image_trainer(steps=None, minutes=5.0)
+    stop = threading.Event()
+    recs = []
+    for r in tr.run(stop=stop, log_every=3):
+        recs.append(r)
+        stop.set()  # no further step is taken after this
+    assert [r.step for r in recs] == [3, 3] and recs[-1].final
+
+
+def test_stop_from_another_thread():
+    tr = image_trainer(steps=None, minutes=5.0)
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    t0 = time.perf_counter()
+    recs = list(tr.run(stop=stop, log_every=1000))
+    assert time.perf_counter() - t0 < 3.0 and recs[-1].final and tr.step > 0
+
+
+# --- learning
+
+
+@pytest.mark.parametrize("optimizer,lr", [("adamw", 3e-3), ("sgd", 0.05)])
+def test_loss_decreases_on_a_learnable_problem(optimizer, lr):
+    tr = image_trainer(steps=60, optimizer=optimizer, lr=lr, eval_every=0)
+    before = tr.task.evaluate(tr.model, "cpu")
+    recs = list(tr.run(log_every=10))
+    assert recs[-1].train_loss < 0.6 * recs[0].train_loss
+    assert recs[-1].val_loss < 0.5 * before["loss"] and recs[-1].val_accuracy > 0.9
+
+
+def test_char_lm_learns_and_counts_tokens():
+    torch.manual_seed(0)
+    model = TinyLM(TinyLMConfig(block_size=8))
+    task = CharLM(cyclic_text(), block_size=8)
+    cfg = TrainConfig(steps=60, batch_size=16, lr=0.02, eval_every=0, label_smoothing=0.05)
+    recs = list(Trainer(model, task, cfg).run(log_every=20))
+    assert recs[0].unit == "tokens" and recs[-1].epoch == pytest.approx(60 * 16 * 8 / 2000)
+    assert recs[-1].val_loss < 0.8 and recs[-1].val_accuracy > 0.75  # chance: log 4 = 1.39, 25%
+
+
+@pytest.mark.parametrize("clip", [0.5, 0.0])
+def test_grad_clipping_bounds_the_norm(clip):
+    tr = image_trainer(steps=5, grad_clip=clip, lr=1e-3)
+    params = list(tr.model.parameters())
+    norms = []
+    step = tr.optimizer.step
+
+    def spy(*a, **k):  # the gradient norm the optimizer sees
+        norms.append(torch.stack([p.grad.norm() for p in params]).norm().item())
+        return step(*a, **k)
+
+    original = tr.model.forward
+
+    def steep(x, t=None):  # the same model with a 100x steeper loss: big gradients
+        logits, loss = original(x, t)
+        return logits, (loss * 100 if loss is not None else None)
+
+    tr.optimizer.step, tr.model.forward = spy, steep
+    list(tr.run())
+    assert len(norms) == 5
+    if clip:
+        assert max(norms) <= clip + 1e-4
+    else:
+        assert min(norms) > 10 * 0.5  # off: the same gradients are far larger
+
+
+def test_no_weight_decay_on_biases_norms_and_embeddings():
+    model = TinyLM(TinyLMConfig())
+    decay, no_decay = param_groups(model, 0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert {id(p) for p in decay["params"]} == {id(model.mlp.weight)}
+    assert len(no_decay["params"]) == 4  # wte (tied with lm_head, counted once), ln w/b, mlp bias
+    net = TinyNet(TinyNetConfig())
+    decay, _ = param_groups(net, 0.1)
+    assert {id(p) for p in decay["params"]} == {id(net.conv.weight), id(net.fc.weight),
+                                                 id(net.head.weight)}
+
+
+def test_non_finite_loss_is_reported():
+    tr = image_trainer(steps=20, lr=1.0)
+    nan = torch.tensor(float("nan"), requires_grad=True)
+    tr.model.forward = lambda x, t=None: (x.flatten(1)[:, :4], nan * 1)
+    with pytest.raises(FloatingPointError, match="step 10"):
+        list(tr.run(log_every=10))
+
+
+# --- resume
+
+
+def losses(records) -> list[float]:
+    return [r.train_loss for r in records if not r.final]
+
+
+def test_resume_continues_the_same_loss_curve_in_memory():
+    N = 12
+    full = image_trainer(seed=3, steps=2 * N, eval_every=5, eval_batches=1)
+    ref = list(full.run(log_every=1))
+
+    first = image_trainer(seed=3, steps=2 * N, eval_every=5, eval_batches=1)
+    stop = threading.Event()
+    part1 = []
+    for r in first.run(stop=stop, log_every=1):
+        part1.append(r)
+        torch.rand(3)  # the consumer uses torch's RNG between records (e.g. sampling text)
+        if r.step == N:
+            stop.set()
+
+    second = image_trainer(seed=99, steps=2 * N, eval_every=5, eval_batches=1)  # reseeds torch
+    second.load_state_dict(first.state_dict())
+    torch.manual_seed(123)  # anything may run between loading and running
+    part2 = list(second.run(log_every=1))
+    got = losses(part1) + losses(part2)
+    assert len(got) == len(losses(ref)) == 2 * N - 1
+    assert got == losses(ref)  # bit-exact on the CPU
+    assert part2[-1].val_loss == ref[-1].val_loss
+    assert second.step == 2 * N and len(second.history) == len(part1) + len(part2)
+    for a, b in zip(full.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6)
