@@ -10,6 +10,7 @@ pages = {
         st.Page("pages/home.py", title="Home", icon="🏠", default=True),
         st.Page("pages/datasets.py", title="Datasets", icon="🗂️"),
     ],
+    "Train": [st.Page("pages/train.py", title="Train", icon="📈")],
 }
 nav = st.navigation(pages)
 device_badge()

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from karp_models import data  # noqa: E402
 from karp_models import device as dev  # noqa: E402
@@ -133,7 +134,7 @@ def trainer_rate(model_name: str, dataset: str, preset: str | None, batch_size: 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="", help="comma list: matmul,cnn,gpt,throughput")
+    ap.add_argument("--only", default="", help="comma list: matmul,cnn,gpt,throughput,ui")
     a = ap.parse_args()
     only = set(filter(None, a.only.split(",")))
     want = lambda k: not only or k in only  # noqa: E731
@@ -165,10 +166,20 @@ def main() -> None:
                  f"goal >= {rate / 2e9:,.0f} (half of matmul); {fl / rate:.0%} of matmul; "
                  f"{items:,.0f} {unit}")
 
+    if want("ui"):
+        from ui_overhead import ui_overhead_ratio
 
-FAST_CNN_RECIPE = dict(steps=600, batch_size=256, lr=4e-3, eval_every=0, eval_batches=1)
+        ratio, cli_s, ui_s = ui_overhead_ratio()
+        line("ui_overhead", ratio, "x", f"goal <= 1.10; CLI {cli_s:.1f} s, app {ui_s:.1f} s")
+
+
+# Recipes: the fast CNN's time-to-accuracy run (SGD + one-cycle + label smoothing, 1.3 epochs);
+# the GPT is nanoGPT's CPU model (4 x 128, context 64) with a higher learning rate.
+FAST_CNN_RECIPE = dict(steps=600, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=5e-4,
+                       label_smoothing=0.1, warmup=0.25, augment=False, eval_every=0,
+                       eval_batches=1)
 GPT_PRESET = "small"
-GPT_RECIPE = dict(minutes=4.0, batch_size=32, lr=2e-3, eval_every=100, eval_batches=8)
+GPT_RECIPE = dict(steps=1000, batch_size=32, lr=3e-3, eval_every=100, eval_batches=8)
 THROUGHPUT = [("fast", "fashion-mnist", None, 256), ("vit", "fashion-mnist", None, 256),
               ("gpt", "shakespeare", "shakespeare", 32), ("lstm", "shakespeare", "shakespeare", 32)]
 

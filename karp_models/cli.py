@@ -67,8 +67,25 @@ def format_metrics(m: dict) -> str:
     return ", ".join(f.format(m[k]) for k, f in keys if m.get(k) is not None)
 
 
+def weights_markdown(rows: list[tuple[Path, dict]]) -> str:
+    """The README's table of shipped weights, from the files' own metadata."""
+    out = ["| file | model | dataset | measured quality | params | training |",
+           "|---|---|---|---|---:|---|"]
+    for p, meta in rows:
+        tr = meta.get("train", {})
+        out.append(f"| `{p.name}` | {meta['model']} ({tr.get('preset', '')}) | {meta.get('dataset')} | "
+                   f"{format_metrics(meta.get('metrics', {}))} | {tr.get('params', 0):,} | "
+                   f"{tr.get('steps', 0):,} steps, {tr.get('time_s', 0) / 60:.1f} min on "
+                   f"{tr.get('device', '?')} |")
+    return "\n".join(out)
+
+
 def cmd_models(a: argparse.Namespace) -> int:
     from karp_models.models import REGISTRY
+
+    if a.markdown:
+        print(weights_markdown(shipped_weights()))
+        return 0
 
     print("Registered models:")
     for s in REGISTRY.values():
@@ -236,8 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("download", help="download a dataset with torchvision (needs internet)")
     p.add_argument("name")
     p.set_defaults(fn=cmd_download)
-    sub.add_parser("models", help="list registered models and shipped weights").set_defaults(
-        fn=cmd_models)
+    p = sub.add_parser("models", help="list registered models and shipped weights")
+    p.add_argument("--markdown", action="store_true", help="only the shipped weights, as a table")
+    p.set_defaults(fn=cmd_models)
 
     p = sub.add_parser("train", help="train a model and save a checkpoint")
     p.add_argument("--model", required=True)

@@ -13,6 +13,8 @@ st.markdown(
 )
 
 st.subheader("Where to start")
+st.page_link("pages/train.py", label="**Train**: watch a network learn live, stop, resume, compare runs",
+             icon="📈")
 st.page_link("pages/datasets.py", label="**Datasets**: browse the images and texts the models learn from",
              icon="🗂️")
 st.caption("From the command line: `python -m karp_models train --model fast --dataset fashion-mnist "

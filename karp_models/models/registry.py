@@ -1,0 +1,152 @@
+"""Model registry: name -> keyword-only builder, task, default dataset and the weights files we ship.
+
+Cites: torchvision's `resnet18(*, weights=None)` builders and weights enums carrying their `meta`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import torch.nn as nn
+
+from .attention import GPT, GPT_PRESETS, VIT_PRESETS, GPTConfig, ViT, ViTConfig, fit_patch
+from .cnn import CNN, CNNConfig
+from .cnn import PRESETS as CNN_PRESETS
+from .rnn import CharRNN, RNNConfig
+from .rnn import PRESETS as RNN_PRESETS
+
+# ---------------------------------------------------------------------------- spec
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str                    # 'cnn' | 'rnn' | 'transformer'
+    task: str                      # 'image' | 'text'
+    default_dataset: str
+    weights: tuple[str, ...]       # shipped files, relative to weights/; the first is the default
+    description: str
+    presets: tuple[str, ...]
+    default_preset: str
+    config_class: type = field(repr=False)             # the frozen config dataclass
+    model_class: type = field(repr=False)              # the nn.Module taking that config
+    preset_table: Mapping[str, Any] = field(repr=False)  # preset name -> config
+    fixed: tuple[tuple[str, Any], ...] = ()            # config fields the name pins (arch / cell)
+    fit: Callable[[Any, dict], dict] | None = field(default=None, repr=False)  # build_for: adjust to the data
+
+    @property
+    def default_weights(self) -> str | None:
+        return self.weights[0] if self.weights else None
+
+
+def _image(name: str, family: str, weights: tuple[str, ...], description: str, presets: tuple[str, ...],
+           config_class: type, model_class: type, table: dict, fixed: tuple = (), fit: Callable | None = None
+           ) -> ModelSpec:
+    return ModelSpec(name, family, "image", "fashion-mnist", weights, description, presets, presets[0],
+                     config_class, model_class, table, fixed, fit)
+
+
+def _text(name: str, family: str, weights: tuple[str, ...], description: str, presets: tuple[str, ...],
+          default_preset: str, config_class: type, model_class: type, table: dict, fixed: tuple = ()) -> ModelSpec:
+    return ModelSpec(name, family, "text", "shakespeare", weights, description, presets, default_preset,
+                     config_class, model_class, table, fixed)
+
+
+_RNN_PRESETS = ("small", "shakespeare", "names", "tiny")
+
+REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
+    _image("classic", "cnn", ("classic-fashion-mnist.safetensors", "classic-mnist.safetensors"),
+           "The course network: two 5x5 conv + max-pool layers, then fc 128 and the classifier.",
+           ("classic",), CNNConfig, CNN, CNN_PRESETS, (("arch", "classic"),)),
+    _image("fast", "cnn", ("fast-fashion-mnist.safetensors",),
+           "A BatchNorm CNN built for time-to-accuracy on a CPU: pool early, conv-BN-ReLU, global max-pool.",
+           ("fast", "fast-wide"), CNNConfig, CNN, CNN_PRESETS, (("arch", "fast"),)),
+    _image("tinyvgg", "cnn", (),
+           "CNN Explainer's TinyVGG: two blocks of [conv3x3, ReLU, conv3x3, ReLU, max-pool], then linear.",
+           ("tinyvgg",), CNNConfig, CNN, CNN_PRESETS, (("arch", "tinyvgg"),)),
+    _image("resnet18", "cnn", (),
+           "torchvision ResNet-18 with a 3x3 stride-1 stem and no max-pool, for 28x28 and 32x32 inputs.",
+           ("resnet18",), CNNConfig, CNN, CNN_PRESETS, (("arch", "resnet18"),)),
+    _image("vit", "transformer", ("vit-fashion-mnist.safetensors",),
+           "A small Vision Transformer: 7x7 patches, a CLS token, pre-LN attention blocks, head on CLS.",
+           ("fashion", "fashion-p4", "tiny"), ViTConfig, ViT, VIT_PRESETS, fit=fit_patch),
+    _text("rnn", "rnn", (), "A character-level vanilla (tanh) RNN.",
+          _RNN_PRESETS, "small", RNNConfig, CharRNN, RNN_PRESETS, (("cell", "rnn"),)),
+    _text("lstm", "rnn", ("lstm-shakespeare.safetensors", "lstm-names.safetensors"), "A character-level LSTM (char-rnn).",
+          _RNN_PRESETS, "shakespeare", RNNConfig, CharRNN, RNN_PRESETS, (("cell", "lstm"),)),
+    _text("gru", "rnn", (), "A character-level GRU.",
+          _RNN_PRESETS, "small", RNNConfig, CharRNN, RNN_PRESETS, (("cell", "gru"),)),
+    _text("gpt", "transformer", ("gpt-shakespeare.safetensors",),
+          "A character-level GPT (nanoGPT): causal self-attention over the last block_size characters.",
+          ("shakespeare", "small", "names", "nano"), "shakespeare", GPTConfig, GPT, GPT_PRESETS),
+)}
+
+# ---------------------------------------------------------------------------- builders
+
+
+def _spec(name: str) -> ModelSpec:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown model {name!r}; choose from {sorted(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def _as_fields(config_class: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Check names against the config dataclass and turn JSON lists back into tuples."""
+    known = {f.name for f in fields(config_class)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"{config_class.__name__} has no field(s) {sorted(unknown)}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def _pinned(spec: ModelSpec, values: dict[str, Any]) -> dict[str, Any]:
+    for k, v in spec.fixed:
+        if values.get(k, v) != v:
+            raise ValueError(f"model {spec.name!r} has {k}={v!r}, not {values[k]!r}")
+    return {**values, **dict(spec.fixed)}
+
+
+def _preset(spec: ModelSpec, preset: str | None) -> str:
+    preset = preset or spec.default_preset
+    if preset not in spec.presets:
+        raise ValueError(f"model {spec.name!r} has no preset {preset!r}; choose from {spec.presets}")
+    return preset
+
+
+def build(name: str, *, preset: str | None = None, **config_fields: Any) -> nn.Module:
+    """Build model `name` from a preset (default: the spec's) with config fields overridden."""
+    spec = _spec(name)
+    preset = _preset(spec, preset)
+    values = _pinned(spec, _as_fields(spec.config_class, config_fields))
+    return spec.model_class(replace(spec.preset_table[preset], **values))
+
+
+def build_for(name: str, data: Any, *, preset: str | None = None, **overrides: Any) -> nn.Module:
+    """Build model `name` shaped for a dataset (ImageData: channels, size, classes, mean, std; TextData: vocab)."""
+    spec = _spec(name)
+    if spec.task == "text":
+        if not hasattr(data, "vocab_size"):
+            raise TypeError(f"{name!r} is a text model; it needs a TextData, got {type(data).__name__}")
+        from_data = {"vocab_size": int(data.vocab_size)}
+    else:
+        if not hasattr(data, "channels"):
+            raise TypeError(f"{name!r} is an image model; it needs an ImageData, got {type(data).__name__}")
+        size = data.size
+        H, W = (size, size) if isinstance(size, int) else tuple(size)
+        if H != W:
+            raise ValueError(f"{name!r} needs square images, {data.name!r} is {H}x{W}")
+        from_data = {"in_channels": int(data.channels), "image_size": int(H), "n_classes": int(data.n_classes),
+                     "mean": tuple(float(m) for m in data.mean), "std": tuple(float(s) for s in data.std)}
+    values = {**from_data, **overrides}
+    if spec.fit is not None:
+        values = spec.fit(spec.preset_table[_preset(spec, preset)], values)
+    return build(name, preset=preset, **values)
+
+
+def from_config(name: str, config: dict[str, Any]) -> nn.Module:
+    """Rebuild model `name` from a stored config dict (e.g. dataclasses.asdict, via JSON)."""
+    spec = _spec(name)
+    values = _pinned(spec, _as_fields(spec.config_class, dict(config)))
+    return spec.model_class(spec.config_class(**values))

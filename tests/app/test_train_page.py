@@ -1,0 +1,131 @@
+"""AppTest of the Train page: start a tiny run, rerun until its metrics and curve appear, stop it,
+and save it under a hostile name (it lands inside the runs folder)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from karp_models.train.jobs import get_manager
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def loss_points(at: AppTest) -> int:
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    for fig in charts:
+        if "Loss" in json.dumps(fig["layout"].get("title", "")):
+            return sum(len(t.get("x") or []) for t in fig["data"])
+    return 0
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("KARP_RUNS", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(ROOT / "pages" / "train.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    yield at
+    for j in get_manager().jobs(at.session_state["train_session_id"]):
+        get_manager().stop(j.job_id, wait=True)
+
+
+def test_start_watch_stop_and_save_a_run(app, tmp_path):
+    at = app
+    assert at.title[0].value == "Train"
+    assert any("Trains on" in m.value for m in at.markdown)
+    at.selectbox(key="train_dataset").set_value("digits")
+    at.number_input(key="train_steps").set_value(50_000)  # long: the test stops it
+    at.button(key="train_start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    t0 = time.monotonic()
+    while not (loss_points(at) >= 2 and at.metric[0].value != "–"):
+        assert time.monotonic() - t0 < 30, "no metrics after 30 s"
+        time.sleep(0.3)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert float(at.metric[0].value) > 0  # training loss
+    assert "step" in at.get("progress")[0].proto.text
+
+    at.button(key="train_stop").click().run()
+    sid = at.session_state["train_session_id"]
+    (job,) = get_manager().jobs(sid)
+    get_manager().wait(job.job_id, timeout=30)
+    at.run()
+    assert get_manager().status(job.job_id).state == "stopped"
+    assert at.button(key="train_resume")  # a stopped run can be resumed
+
+    at.text_input(key="train_save_name").set_value("../../class demo")
+    next(b for b in at.button if "Save run" in b.label).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert (tmp_path / "runs" / "class-demo.safetensors").is_file()
+    assert any("class-demo" in s.value for s in at.success)
+
+    at.button(key="train_continue_class-demo").click().run()  # train the saved run further
+    assert not at.exception, [e.value for e in at.exception]
+    jobs = get_manager().jobs(sid)
+    assert len(jobs) == 2 and jobs[1].spec.resume_from.endswith("class-demo.safetensors")
+    assert at.selectbox(key="train_view").value == jobs[1].job_id  # the page shows the new run
+
+
+def test_a_failing_run_shows_its_error_within_two_seconds(app, monkeypatch):
+    at = app
+
+    def broken(spec):
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(get_manager(), "builder", broken)
+    at.button(key="train_start").click().run()
+    t0 = time.monotonic()
+    while not any("simulated" in e.value for e in at.error):
+        assert time.monotonic() - t0 < 2.0, "the error is not on the page after 2 s"
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]  # shown as a message, page fine
+    assert "failed" in at.get("progress")[0].proto.text
+
+
+def test_long_runs_stay_light_on_the_charts():
+    from karp_models.train.jobs import JobSpec, JobStatus
+    from karp_models.train.trainer import Record, TrainConfig
+    from karp_models.ui import training as ui
+
+    recs = tuple(Record(step=10 * i, epoch=i / 100, train_loss=1 / (1 + i), lr=1e-3,
+                        throughput=1e3, unit="samples", elapsed_s=float(i),
+                        val_loss=0.5 if i % 10 == 0 else None,
+                        val_accuracy=0.8 if i % 10 == 0 else None) for i in range(20_001))
+    run = JobStatus(job_id="j", session_id="s", label="long", state="done", records=recs,
+                    spec=JobSpec(model="fast", dataset="digits", config=TrainConfig(steps=1)),
+                    step=200_000, total_steps=200_000, progress=1.0, eta_s=None, throughput=1e3,
+                    unit="samples", queue_position=None, stop_requested=False, error=None,
+                    error_detail=None, sample=None, predictions=None, task="image", params=1,
+                    device="cpu", created=0.0, saved=())
+    for metric in ("loss", "accuracy", "lr"):
+        fig = ui.curves_figure([run], metric)
+        for trace in fig.data:
+            assert 2 <= len(trace.x) <= ui.MAX_POINTS
+            assert trace.x[0] == 0 and trace.x[-1] == 200_000  # the ends are kept
+
+
+def test_runs_survive_a_page_switch(tmp_path, monkeypatch):
+    monkeypatch.setenv("KARP_RUNS", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("pages/train.py").run()
+    at.selectbox(key="train_dataset").set_value("digits")
+    at.number_input(key="train_steps").set_value(50_000)
+    at.button(key="train_start").click().run()
+    sid = at.session_state["train_session_id"]
+    (job,) = get_manager().jobs(sid)
+    try:
+        at.switch_page("pages/datasets.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        at.switch_page("pages/train.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert at.session_state["train_session_id"] == sid
+        assert at.selectbox(key="train_view").value == job.job_id
+        assert get_manager().status(job.job_id).state == "running"
+    finally:
+        get_manager().stop(job.job_id, wait=True)

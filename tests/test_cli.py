@@ -1,0 +1,60 @@
+"""The command line end to end: datasets, train (step budget), eval reproduces, models lists."""
+import pickle
+
+import pytest
+
+from karp_models import cli
+from karp_models.train.checkpoints import read_metadata
+
+
+def test_datasets_lists_every_dataset(capsys):
+    assert cli.main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("fashion-mnist", "mnist", "digits", "cifar10", "shakespeare", "names"):
+        assert name in out
+    assert "download cifar10" in out
+
+
+@pytest.fixture
+def digits_ckpt(tmp_path, capsys):
+    out = tmp_path / "classic-digits.safetensors"
+    code = cli.main(["train", "--model", "classic", "--dataset", "digits", "--steps", "30",
+                     "--batch-size", "64", "--lr", "3e-3", "--eval-every", "0", "--out", str(out)])
+    assert code == 0
+    capsys.readouterr()
+    return out
+
+
+def test_train_writes_measured_metrics_and_eval_reproduces_them(digits_ckpt, capsys):
+    meta = read_metadata(digits_ckpt)
+    assert meta["model"] == "classic" and meta["dataset"] == "digits"
+    assert meta["train"]["steps"] == 30
+    assert len(meta["classes"]) == 10
+    acc = meta["metrics"]["test_accuracy"]
+    assert 0.5 < acc <= 1.0  # 30 steps on 8x8 digits learn something
+    assert cli.main(["eval", "--weights", str(digits_ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "match" in out and f"{acc:.2%}" in out
+
+
+def test_text_model_records_validation_loss(tmp_path, capsys):
+    out = tmp_path / "gpt-names.safetensors"
+    assert cli.main(["train", "--model", "gpt", "--dataset", "names", "--preset", "nano",
+                     "--steps", "20", "--eval-every", "0", "--out", str(out)]) == 0
+    meta = read_metadata(out)
+    assert 1.0 < meta["metrics"]["val_loss"] < 3.3  # ln(27) = 3.30 untrained
+    assert meta["vocab"][0] == "\n"
+
+
+def test_eval_refuses_a_pickle(tmp_path, capsys):
+    bad = tmp_path / "evil.safetensors"
+    bad.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    assert cli.main(["eval", "--weights", str(bad)]) == 1
+    assert "error" in capsys.readouterr().err
+
+
+def test_wrong_task_is_a_clear_error(tmp_path, capsys):
+    code = cli.main(["train", "--model", "gpt", "--dataset", "digits", "--steps", "1",
+                     "--out", str(tmp_path / "x.safetensors")])
+    assert code == 2
+    assert "text model" in capsys.readouterr().err
