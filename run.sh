@@ -34,6 +34,13 @@ if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   fi
 fi
 
+# The browser test uses Debian's chromium (never playwright's own download).
+if [ "$mode" = test ] && ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing Debian's chromium for the browser test"
+  apt-get install -y -qq chromium || { apt-get update -qq && apt-get install -y -qq chromium; } \
+    || echo "note: chromium could not be installed; the browser test will be skipped"
+fi
+
 case "$mode" in
   app) exec "$VENV/bin/streamlit" run app.py "$@" ;;
   test) exec "$VENV/bin/python" -m pytest -q "$@" ;;  # exit 5 (no tests) fails like any non-zero
