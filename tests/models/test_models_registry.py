@@ -20,12 +20,21 @@ def test_names_tasks_and_weights_follow_the_contract():
         assert spec.task in ("image", "text") and spec.default_preset in spec.presets
         assert spec.default_dataset == ("fashion-mnist" if spec.task == "image" else "shakespeare")
         assert all(w.endswith(".safetensors") and "/" not in w for w in spec.weights)
-    assert REGISTRY["fast"].weights == ("fast-fashion-mnist.safetensors",)
-    assert REGISTRY["classic"].weights == ("classic-fashion-mnist.safetensors", "classic-mnist.safetensors")
     assert REGISTRY["gpt"].default_weights == "gpt-shakespeare.safetensors"
-    assert "gpt-names.safetensors" in REGISTRY["gpt"].weights
-    assert REGISTRY["lstm"].weights == ("lstm-shakespeare.safetensors",)
-    assert REGISTRY["vit"].weights == ("vit-fashion-mnist.safetensors",)
+    assert REGISTRY["lstm"].default_weights == "lstm-shakespeare.safetensors"
+
+
+def test_every_registered_weights_file_is_shipped_for_its_model():
+    from pathlib import Path
+
+    from karp_models.train.checkpoints import read_metadata
+
+    weights = Path(__file__).resolve().parents[2] / "weights"
+    listed = {w for spec in REGISTRY.values() for w in spec.weights}
+    assert listed == {p.name for p in weights.glob("*.safetensors")}
+    for name, spec in REGISTRY.items():
+        for w in spec.weights:
+            assert read_metadata(weights / w)["model"] == name
     assert REGISTRY["tinyvgg"].default_weights is None
 
 
