@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -48,12 +47,13 @@ def cmd_download(a: argparse.Namespace) -> int:
 # --- models
 
 
-def shipped_weights() -> list[tuple[Path, dict]]:
-    """(path, metadata) of every checkpoint in weights/, sorted by name."""
+def shipped_weights(weights_dir: Path = WEIGHTS_DIR) -> list[tuple[Path, dict]]:
+    """(path, metadata) of every checkpoint in weights_dir, sorted by name; unreadable files are
+    reported on stderr and skipped."""
     from karp_models.train.checkpoints import CheckpointError, read_metadata
 
     out = []
-    for p in sorted(WEIGHTS_DIR.glob("*.safetensors")):
+    for p in sorted(Path(weights_dir).glob("*.safetensors")):
         try:
             out.append((p, read_metadata(p)))
         except CheckpointError as e:
@@ -159,7 +159,6 @@ def cmd_train(a: argparse.Namespace) -> int:
     bar = tqdm(total=total, unit="step", dynamic_ncols=True,
                bar_format=None if total else "{n_fmt} steps {elapsed} {rate_fmt}{postfix}")
     last = None
-    t0 = time.time()
     for rec in trainer.run():
         bar.update(rec.step - bar.n)
         post = {"loss": f"{rec.train_loss:.4f}", "lr": f"{rec.lr:.2e}",
@@ -171,7 +170,6 @@ def cmd_train(a: argparse.Namespace) -> int:
         bar.set_postfix(post, refresh=False)
         last = rec
     bar.close()
-    train_s = time.time() - t0
 
     model.eval()
     split = "validation" if spec.task == "text" else "test"
@@ -184,7 +182,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         "metrics": metrics,
         "train": {
             "steps": last.step if last else 0, "epochs": round(last.epoch, 3) if last else 0,
-            "time_s": round(trainer_elapsed(trainer, train_s), 1), "device": dev.describe_device(device),
+            "time_s": round(trainer.elapsed, 1), "device": dev.describe_device(device),
             "threads": threads, "params": n_params, "preset": a.preset or spec.default_preset,
             "config": dataclasses.asdict(cfg), "torch": torch.__version__,
             "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
@@ -199,10 +197,6 @@ def cmd_train(a: argparse.Namespace) -> int:
                     trainer=trainer if a.save_optimizer else None)
     print(f"{split}: {format_metrics(metrics)}; saved {out}")
     return 0
-
-
-def trainer_elapsed(trainer, fallback: float) -> float:
-    return float(getattr(trainer, "elapsed", fallback) or fallback)
 
 
 # --- eval

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from karp_models import data
-from karp_models.cli import WEIGHTS_DIR, format_metrics
+from karp_models.cli import WEIGHTS_DIR, format_metrics, shipped_weights
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -41,14 +41,8 @@ def status_frame(statuses: list[data.DatasetStatus]) -> pd.DataFrame:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def weights_frame(weights_dir: str = str(WEIGHTS_DIR)) -> pd.DataFrame:
-    from karp_models.train.checkpoints import CheckpointError, read_metadata
-
     rows = []
-    for p in sorted(Path(weights_dir).glob("*.safetensors")):
-        try:
-            meta = read_metadata(p)
-        except CheckpointError:
-            continue
+    for p, meta in shipped_weights(Path(weights_dir)):
         tr = meta.get("train", {})
         rows.append({"file": p.name, "model": meta.get("model"), "dataset": meta.get("dataset"),
                      "quality (measured)": format_metrics(meta.get("metrics", {})),
