@@ -10,7 +10,21 @@ pages = {
         st.Page("pages/home.py", title="Home", icon="🏠", default=True),
         st.Page("pages/datasets.py", title="Datasets", icon="🗂️"),
     ],
-    "Train": [st.Page("pages/train.py", title="Train", icon="📈")],
+    "Train and evaluate": [
+        st.Page("pages/train.py", title="Train", icon="📈"),
+        st.Page("pages/evaluate.py", title="Evaluate", icon="🎯"),
+    ],
+    "Images": [
+        st.Page("pages/predict.py", title="Predict and look inside", icon="🖼️"),
+        st.Page("pages/explain.py", title="Explain", icon="🔍"),
+        st.Page("pages/vit_attention.py", title="ViT attention", icon="🧩"),
+    ],
+    "Text": [
+        st.Page("pages/text_attention.py", title="GPT attention", icon="🔤"),
+        st.Page("pages/generate.py", title="Generate text", icon="✍️"),
+        st.Page("pages/rnn_neurons.py", title="RNN neurons", icon="🧠"),
+        st.Page("pages/seq2seq.py", title="Seq2seq attention", icon="📅"),
+    ],
 }
 nav = st.navigation(pages)
 device_badge()

@@ -8,6 +8,7 @@ Measured in this run; nothing is copied from elsewhere. Goals come from issue 3.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import threading
 import time
@@ -138,7 +139,8 @@ def trainer_rate(model_name: str, dataset: str, preset: str | None, batch_size: 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="", help="comma list: matmul,cnn,gpt,throughput,ui")
+    ap.add_argument("--only", default="",
+                    help="comma list: matmul,cnn,gpt,throughput,ui," + ",".join(SECTIONS))
     a = ap.parse_args()
     only = set(filter(None, a.only.split(",")))
     want = lambda k: not only or k in only  # noqa: E731
@@ -178,6 +180,10 @@ def main() -> None:
         ratio, cli_s, ui_s = ui_overhead_ratio()
         line("ui_overhead", ratio, "x", f"goal <= 1.10; CLI {cli_s:.1f} s, app {ui_s:.1f} s")
 
+    for key, module in SECTIONS.items():  # bench/<module>.py: run(line) prints its own lines
+        if want(key):
+            importlib.import_module(module).run(line)
+
 
 # Recipes: the fast CNN's time-to-accuracy run (SGD + one-cycle + label smoothing, 1.3 epochs);
 # the GPT is nanoGPT's CPU model (4 x 128, context 64) with a higher learning rate.
@@ -186,6 +192,8 @@ FAST_CNN_RECIPE = dict(steps=600, batch_size=128, optimizer="sgd", lr=0.1, weigh
                        eval_batches=1)
 GPT_PRESET = "small"
 GPT_RECIPE = dict(steps=1000, batch_size=32, lr=3e-3, eval_every=100, eval_batches=8)
+# Sections in their own files (one per issue); each module has run(line) and runs standalone.
+SECTIONS: dict[str, str] = {}
 THROUGHPUT = [("fast", "fashion-mnist", None, 256), ("vit", "fashion-mnist", None, 256),
               ("gpt", "shakespeare", "shakespeare", 32), ("lstm", "shakespeare", "shakespeare", 32)]
 

@@ -1,0 +1,105 @@
+"""Choosing a model across pages: shipped weights and saved runs, loaded once per process.
+
+The chosen file is remembered per task in the session (`karp_model_image`, `karp_model_text`),
+so a model picked on Predict is the one Explain and Evaluate open with.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import streamlit as st
+
+from karp_models import device as dev
+from karp_models.cli import WEIGHTS_DIR, format_metrics, shipped_weights
+from karp_models.models import REGISTRY
+from karp_models.train.checkpoints import Checkpoint, CheckpointError, load_checkpoint
+from karp_models.train.jobs import list_runs
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    label: str         # what the picker shows
+    path: str          # the .safetensors file
+    model_name: str    # registry name: 'fast', 'vit', 'lstm', ...
+    family: str        # 'cnn' | 'rnn' | 'transformer'
+    task: str          # 'image' | 'text'
+    dataset: str
+    origin: str        # 'shipped' | 'run'
+    metrics: str       # formatted measured metrics
+    mtime: float       # part of the cache key: a re-saved run is loaded again
+
+
+def _choice(p: Path, meta: dict, origin: str) -> ModelChoice | None:
+    spec = REGISTRY.get(meta.get("model", ""))
+    if spec is None:
+        return None
+    metrics = format_metrics(meta.get("metrics", {}))
+    where = "shipped" if origin == "shipped" else "your run"
+    label = f"{p.stem} ({where}: {spec.name} on {meta.get('dataset', '?')}" + (f", {metrics})" if metrics else ")")
+    return ModelChoice(label=label, path=str(p), model_name=spec.name, family=spec.family,
+                       task=spec.task, dataset=meta.get("dataset", spec.default_dataset),
+                       origin=origin, metrics=metrics, mtime=p.stat().st_mtime)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def model_choices(task: str | None = None, families: tuple[str, ...] | None = None,
+                  models: tuple[str, ...] | None = None) -> list[ModelChoice]:
+    """Shipped weights first, then saved runs (newest first), filtered by task/family/model name."""
+    rows = [(p, m, "shipped") for p, m in shipped_weights(WEIGHTS_DIR)]
+    try:
+        rows += [(p, m, "run") for p, m in list_runs()]
+    except (OSError, ValueError):
+        pass
+    out = []
+    for p, meta, origin in rows:
+        c = _choice(p, meta, origin)
+        if c and (task is None or c.task == task) and (families is None or c.family in families) \
+                and (models is None or c.model_name in models):
+            out.append(c)
+    return out
+
+
+@st.cache_resource(max_entries=12, show_spinner="Loading the model…")
+def load_model(path: str, mtime: float = 0.0) -> Checkpoint:
+    """The checkpoint in eval mode on the app's device. Shared by every session: never mutate it
+    (copy.deepcopy first, e.g. to re-initialise layers)."""
+    return load_checkpoint(path, dev.pick_device())
+
+
+def model_picker(key: str, task: str = "image", *, families: tuple[str, ...] | None = None,
+                 models: tuple[str, ...] | None = None, label: str = "Model",
+                 default: str | None = "fast-fashion-mnist", container=st) -> tuple[Checkpoint, ModelChoice] | None:
+    """A selectbox over the matching models; returns the loaded checkpoint and its choice, or
+    None (with a message on the page) when there is none or it cannot be loaded. `default` is the
+    file stem chosen when the session has not picked one yet."""
+    choices = model_choices(task, families, models)
+    if not choices:
+        container.warning("No trained model of this kind yet: train one on the **Train** page "
+                          "and save it, or restore the files in `weights/`.")
+        return None
+    remembered = st.session_state.get(f"karp_model_{task}")
+    paths = [c.path for c in choices]
+    stems = [Path(p).stem for p in paths]
+    index = (paths.index(remembered) if remembered in paths
+             else stems.index(default) if default in stems else 0)
+    c = container.selectbox(label, choices, index=index, format_func=lambda c: c.label, key=key)
+    st.session_state[f"karp_model_{task}"] = c.path
+    try:
+        return load_model(c.path, c.mtime), c
+    except CheckpointError as e:
+        container.error(f"This model cannot be loaded: {e}")
+        return None
+
+
+@st.cache_data(max_entries=8, show_spinner="Running the model on the test set…")
+def test_probabilities(path: str, mtime: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities (N, n_classes), labels (N,)) of a checkpoint on its dataset's test split."""
+    from karp_models import data
+    from karp_models.introspect.evaluate import predict_probs
+
+    ck = load_model(path, mtime)
+    ds = data.load(ck.meta.get("dataset") or REGISTRY[ck.model_name].default_dataset)
+    return predict_probs(ck.model, ds.test_x), ds.test_y.numpy()

@@ -1,0 +1,43 @@
+"""The image a person is looking at, shared by Predict, Explain and Evaluate in the session.
+
+Predict sets it (upload, drawing, camera, test image); Evaluate's gallery sets it and switches
+to Explain; Explain reads it. Stored under `st.session_state["karp_image"]`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+import torch
+
+KEY = "karp_image"
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    x: torch.Tensor               # (1, C, H, W) float32 in [0, 1], the model's input size
+    dataset: str                  # the dataset whose format x follows
+    source: str                   # in words: "test image #123", "upload: shoe.jpg", "drawing"
+    label: int | None = None      # the true class when known
+    original: np.ndarray | None = None  # the photo or drawing before preprocessing (H, W[, 3]) uint8
+
+
+def test_image(ds, index: int) -> ImageInput:
+    """Test image `index` of an ImageData as an ImageInput."""
+    index = int(index) % len(ds.test_y)
+    x = ds.test_x[index:index + 1].float() / 255
+    return ImageInput(x=x, dataset=ds.name, source=f"test image #{index}",
+                      label=int(ds.test_y[index]))
+
+
+def set_image(inp: ImageInput) -> None:
+    st.session_state[KEY] = inp
+
+
+def get_image(dataset: str | None = None) -> ImageInput | None:
+    """The current image, or None when there is none (or it follows another dataset's format)."""
+    inp = st.session_state.get(KEY)
+    if inp is None or (dataset is not None and inp.dataset != dataset):
+        return None
+    return inp

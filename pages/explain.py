@@ -1,0 +1,5 @@
+"""Placeholder while the page is being built (replaced before landing)."""
+import streamlit as st
+
+st.title("explain")
+st.info("This page is being built.")
