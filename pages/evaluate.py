@@ -1,5 +1,35 @@
-"""Placeholder while the page is being built (replaced before landing)."""
+"""Evaluate: where a model fails, not one accuracy number. Accuracy with its uncertainty, the
+confusion matrix, per-class precision and recall, calibration, the most confident mistakes, an
+embedding projector and two models side by side, all on the model's test split."""
 import streamlit as st
 
-st.title("evaluate")
-st.info("This page is being built.")
+from karp_models.ui import evaluate as ui
+from karp_models.ui.models import model_picker, test_probabilities
+
+st.title("🎯 Evaluate a model")
+st.markdown("##### Where does the model go wrong, how sure is it, and what has it learned to tell apart?")
+
+picked = model_picker("evaluate_model", task="image")
+if picked is None:
+    st.stop()
+ck, choice = picked
+try:
+    ds = ui.dataset(choice.dataset)
+    probs, labels = test_probabilities(choice.path, choice.mtime)
+except Exception as e:  # noqa: BLE001 - data.load explains a missing dataset in words
+    st.error(f"The test split of {choice.dataset!r} is not here: {e}")
+    st.stop()
+
+ui.summary(probs, labels)
+view = st.segmented_control("View", ui.VIEWS, default=ui.VIEWS[0], key="evaluate_view") or ui.VIEWS[0]
+
+if view == "Confusion matrix":
+    ui.confusion_section(ds, probs, labels)
+elif view == "Calibration":
+    ui.calibration_section(probs, labels)
+elif view == "Mistakes":
+    ui.mistakes_section(ds, probs, labels)
+elif view == "Projector":
+    ui.projector_section(ds, choice, probs, labels)
+else:
+    ui.compare_section(ds, choice, probs, labels)

@@ -1,5 +1,54 @@
-"""Placeholder while the page is being built (replaced before landing)."""
+"""Explain: which pixels made the model decide, and can that explanation be trusted?"""
 import streamlit as st
 
-st.title("explain")
-st.info("This page is being built.")
+from karp_models.data import DatasetMissing
+from karp_models.introspect.attribution import available
+from karp_models.ui import explain as ex
+from karp_models.ui.loaders import dataset
+
+st.title("🔍 Explain a prediction")
+st.caption("Captum's attribution methods side by side on one colour scale, then three honest checks: "
+           "do the maps depend on the model (sanity check), do they point at what the model uses "
+           "(faithfulness), and what a tiny adversarial change does to prediction and map.")
+
+left, right = st.columns([1, 2])
+with left:
+    picked = ex.pick_model()
+if picked is None:
+    st.stop()
+ck, choice = picked
+try:
+    ds = dataset(choice.dataset)
+except DatasetMissing as e:                     # says in words where the data comes from
+    st.error(str(e))
+    st.stop()
+with right:
+    inp = ex.pick_input(ds, choice)
+if inp is None:
+    st.stop()
+
+x_np = inp.x.numpy()
+probs = ex.probabilities(choice.path, choice.mtime, x_np)
+c_img, c_info = st.columns([1, 3])
+c_img.image(ex.gray_image(x_np[0]), caption=inp.source, width=200)
+with c_info:
+    truth = f"true class **{ds.classes[inp.label]}**, " if inp.label is not None else ""
+    pred = int(probs.argmax())
+    st.markdown(f"**{inp.source}**: {truth}predicted **{ds.classes[pred]}** ({probs[pred]:.1%})"
+                + ("  ✅" if inp.label == pred else "  ❌ a mistake" if inp.label is not None else ""))
+    target = ex.pick_target(probs, ds.classes, key=f"explain_target_{ex.image_key(x_np)}_{choice.path}")
+    methods_all = available(ck.model)
+    methods = tuple(st.multiselect("Methods", methods_all, methods_all, key=f"explain_methods_{choice.model_name}"))
+if not methods:
+    st.info("Choose at least one method.")
+    st.stop()
+
+t_attr, t_sanity, t_faith, t_adv = st.tabs(["Attributions", "Sanity check", "Faithfulness", "Adversarial"])
+with t_attr:
+    ex.attributions_tab(choice, inp, x_np, target, ds.classes, methods, probs)
+with t_sanity:
+    ex.sanity_tab(choice, x_np, target, ds.classes, methods)
+with t_faith:
+    ex.faithfulness_tab(choice, x_np, target, ds.classes, methods)
+with t_adv:
+    ex.adversarial_tab(choice, inp, x_np, ds.classes, probs, methods_all)

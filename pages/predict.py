@@ -1,5 +1,184 @@
-"""Placeholder while the page is being built (replaced before landing)."""
+"""Predict and look inside: upload, draw, snap or pick an image; see how it becomes the model's input,
+what the model predicts, and what its filters and feature maps do with it."""
 import streamlit as st
+import torch
 
-st.title("predict")
-st.info("This page is being built.")
+from karp_models.introspect import features as feat
+from karp_models.ui import predict as ui
+from karp_models.ui.models import model_picker
+from karp_models.ui.selection import ImageInput, set_image
+
+st.title("🖼️ Predict and look inside")
+ui.projector_css()
+st.markdown("##### Give a network an image of your own, see how it is turned into the network's "
+            "input, what the network predicts, and what each layer sees.")
+
+# --- the model
+
+kind = st.radio("Models", ["karp's models (clothes and digits, 28×28; your runs)",
+                           "ImageNet models (photos of everyday things)"],
+                key="predict_kind", horizontal=True)
+target = None
+if kind.startswith("karp"):
+    picked = model_picker("predict_model", task="image")
+    if picked is not None:
+        target = ui.karp_target(*picked)
+else:
+    target = ui.imagenet_picker()
+if target is None:  # no model: the input and its pipeline still work (Fashion-MNIST's recipe)
+    from karp_models.ui.predict import Target
+
+    target = Target(model=None, key="", classes=(), dataset="fashion-mnist" if kind.startswith("karp")
+                    else "imagenet", channels=1 if kind.startswith("karp") else 3,
+                    size=28 if kind.startswith("karp") else 224,
+                    resize=None if kind.startswith("karp") else 256, origin="none", title="", meta={})
+
+# --- the input
+
+st.header("1. An image")
+source = st.radio("Image from", ui.SOURCES, key="predict_source", horizontal=True)
+got = ui.raw_from_source(source, target)
+if got is None:
+    st.stop()
+
+decoded, pipe, original = None, None, None
+if isinstance(got, ImageInput):
+    inp = got
+    x = got.x[0].numpy()
+else:
+    result = ui.handle_raw(got, target)
+    if result is None:
+        st.stop()
+    decoded, pipe = result
+    x = pipe.x
+    original = pipe.steps[0].image
+    inp = ImageInput(x=torch.from_numpy(x)[None], dataset=target.dataset, source=got.source,
+                     original=original)
+set_image(inp)
+
+if pipe is not None:
+    with st.expander(f"How the image becomes the model's input ({pipe.style} recipe: "
+                     f"{len(pipe.steps)} steps)", expanded=True):
+        ui.show_pipeline(decoded, pipe)
+
+# --- the prediction
+
+st.header("2. The prediction")
+if target.model is None:
+    st.info("Choose a model above whose weights are here to see a prediction.")
+    st.stop()
+probs, maps = ui.look(target.model, target.key, x)
+c_img, c_bars = st.columns([1, 2])
+with c_img:
+    st.image(ui.big(ui.x_image(x), 260), caption=f"the model's input, {x.shape[2]}×{x.shape[1]}")
+    if inp.label is not None and inp.label < len(target.classes):
+        ok = "✅" if int(probs.argmax()) == inp.label else "❌"
+        st.markdown(f"### True class: {target.classes[inp.label]} {ok}")
+with c_bars:
+    k = min(5, len(target.classes))
+    top = feat.top_k(probs, target.classes, k)
+    st.markdown(f"### {top[0][0]}: {top[0][1]:.1%}")
+    st.plotly_chart(ui.topk_figure(top), key="predict_topk")
+    if target.dataset != "imagenet":
+        if st.button("🔍 Explain this prediction (which pixels mattered)", key="predict_explain"):
+            st.switch_page("pages/explain.py")
+    if target.origin in ("shipped", "run") and pipe is not None and pipe.style == "fashion" \
+            and source == ui.SOURCES[4]:
+        st.caption("A Fashion-MNIST model knows only ten kinds of clothing on a black background: "
+                   "a cat or a rocket is forced into one of them.")
+
+# --- look inside
+
+st.header("3. Look inside")
+t_maps, t_filters, t_max, t_evo = st.tabs(["Feature maps", "First-layer filters",
+                                            "What a channel wants to see", "Filters during training"])
+layers = list(maps)
+
+with t_maps:
+    if not layers:
+        st.info("This model has no convolutional feature maps (a vision transformer cuts the image "
+                "into patches): see the **ViT attention** page for what it looks at.")
+    else:
+        c1, c2 = st.columns([2, 1])
+        layer = c1.selectbox("Layer", layers, index=0, key="predict_layer",
+                             format_func=lambda n: f"{n}: {maps[n].shape[0]} channels of "
+                                                   f"{maps[n].shape[1]}×{maps[n].shape[2]}")
+        m = maps[layer]
+        ch = c2.number_input("Zoom into channel", 0, m.shape[0] - 1, 0, key=f"predict_channel_{layer}")
+        g1, g2 = st.columns([3, 2])
+        with g1:
+            st.markdown(f"**All {m.shape[0]} channels of {layer}** (bright = strong activation; "
+                        f"each channel on its own scale; hover for its number)")
+            st.plotly_chart(ui.maps_figure(m), key="predict_maps")
+        with g2:
+            st.plotly_chart(ui.channel_figure(m[int(ch)], f"channel {int(ch)}"), key="predict_zoom")
+            st.caption(f"max {m[int(ch)].max():.3f}, mean {m[int(ch)].mean():.3f}. Early layers "
+                       "respond to edges and strokes; later ones to larger parts, at lower resolution.")
+
+with t_filters:
+    w = feat.filter_weights(target.model)
+    if w is None:
+        st.info("This model has no convolution layer.")
+    else:
+        name = feat.first_conv(target.model)[0]
+        st.markdown(f"**{w.shape[0]} filters of {name}**, each {w.shape[2]}×{w.shape[3]} over "
+                    f"{w.shape[1]} input channel(s). " + (
+                        "**Red** weights respond to bright pixels, **blue** to dark ones; each "
+                        "filter is shown on its own scale." if w.shape[1] != 3 else
+                        "Shown as colour images (grey = zero weight)."))
+        st.plotly_chart(ui.filters_figure(w), key="predict_filters")
+
+with t_max:
+    st.markdown("Start from noise and change the **image** (not the network) step by step so that "
+                "one channel, or one class score, grows as large as possible. Random shifts "
+                "(jitter), a penalty on extreme and on jumpy pixels, and a little blur keep it an "
+                "image rather than noise (Olah et al., *Feature Visualization*, 2017).")
+    c1, c2, c3 = st.columns(3)
+    goal = c1.radio("Excite", ["a channel", "a class"], key="predict_am_goal", horizontal=True)
+    if goal == "a channel" and layers:
+        am_layer = c1.selectbox("Layer", layers, key="predict_am_layer")
+        am_channel = int(c1.number_input("Channel", 0, maps[am_layer].shape[0] - 1, 0,
+                                         key=f"predict_am_channel_{am_layer}"))
+        am_class = None
+    else:
+        if goal == "a channel":
+            st.info("No convolutional layers here: excite a class instead.")
+        am_layer, am_channel = None, None
+        am_class = c1.selectbox("Class", range(len(target.classes)), key="predict_am_class",
+                                format_func=lambda i: target.classes[i])
+    big_model = target.dataset == "imagenet"
+    steps = c2.slider("Steps", 16, 512 if not big_model else 128, 128 if not big_model else 32,
+                      step=16, key="predict_am_steps")
+    jitter = c2.slider("Jitter (pixels)", 0, 8, 2 if not big_model else 4, key="predict_am_jitter")
+    reg = c3.select_slider("Regularisation", ["none", "light", "medium", "strong"], "medium",
+                           key="predict_am_reg")
+    blur = c3.checkbox("Blur every 4 steps", True, key="predict_am_blur")
+    l2, tv = {"none": (0, 0), "light": (5e-4, 2e-3), "medium": (2e-3, 1e-2), "strong": (5e-3, 3e-2)}[reg]
+    shape = (3, target.size, target.size) if big_model else None
+    if st.button("▶ Run activation maximisation", key="predict_am_run"):
+        bar = st.progress(0.0, text="Optimising the image…")
+
+        def tick(i: int, n: int, obj: float) -> None:
+            if i % 4 == 0 or i == n:
+                bar.progress(i / n, text=f"step {i} of {n}: objective {obj:.3f}")
+
+        r = feat.maximise(target.model, layer=am_layer, channel=am_channel, class_index=am_class,
+                          steps=steps, jitter=jitter, l2=l2, tv=tv, blur_every=4 if blur else 0,
+                          shape=shape, progress=tick)
+        bar.empty()
+        st.session_state["predict_am_result"] = (target.key, r)
+    res = st.session_state.get("predict_am_result")
+    if res is not None and res[0] == target.key:
+        r = res[1]
+        name = (target.classes[int(r.target.split()[1])] if r.target.startswith("class")
+                else r.target)
+        a1, a2 = st.columns([1, 2])
+        a1.image(ui.big(ui.x_image(r.image), 300), caption=f"what excites {name}")
+        with a2:
+            st.plotly_chart(ui.objective_figure(r.objective), key="predict_am_curve")
+            p_am = feat.predict(target.model, torch.from_numpy(r.image)[None])
+            st.markdown(f"The model calls this image **{target.classes[int(p_am.argmax())]}** "
+                        f"({p_am.max():.0%}).")
+
+with t_evo:
+    ui.evolution_tab(target)

@@ -1,5 +1,75 @@
-"""Placeholder while the page is being built (replaced before landing)."""
+"""Seq2seq attention: train a date translator live and watch its alignment matrix sharpen, then
+type any date (issue 7, item 5; Bahdanau, Cho and Bengio 2015).
+
+Why training runs here, in the page's script, and not as a background job: a run takes about a
+minute and belongs to one person's tab, with nothing to queue, save or resume in another tab.
+The loop has a step budget and redraws into st.empty placeholders every 20 steps; each session's
+script runs in its own thread and torch releases the GIL in its kernels, so other sessions stay
+responsive, and it uses the app's torch threads (1 on a 2-core machine, leaving a core free).
+Closing the tab or clicking anything stops the script, and so the training: no orphan job keeps a
+core busy. The model, its optimizer and the data stream live in st.session_state, so pressing
+Train again continues where it stopped.
+"""
 import streamlit as st
 
-st.title("seq2seq")
-st.info("This page is being built.")
+from karp_models.data import dates
+from karp_models.seq2seq_train import translate
+from karp_models.ui import seq2seq as ui
+from karp_models.ui.training import big_fonts
+
+st.title("Seq2seq attention")
+st.caption("An encoder reads a date written the way people write it, one character at a time; a "
+           "decoder writes it in ISO form, 2021-03-03. Before each character it writes, the "
+           "decoder looks back at the input (additive attention, Bahdanau et al. 2015): the "
+           "**alignment matrix** shows where. Train it here, live, and watch it learn to look at "
+           "the right characters.")
+big_fonts()
+
+run = ui.get_run()
+steps = run.settings.steps
+c1, c2, _ = st.columns([2, 1, 2])
+train = c1.button(f"Train {steps} steps (about a minute)" if run.step == 0
+                  else f"Train {steps} more steps", type="primary", key="seq2seq_train",
+                  width="stretch")
+c2.button("Start over", key="seq2seq_reset", on_click=ui.reset_run, width="stretch",
+          disabled=run.step == 0)
+st.caption("Training runs right here, on this page, with one CPU thread; the charts redraw every "
+           "20 steps. Clicking anything else pauses it: press Train again to continue.")
+progress = st.empty()
+status = st.empty()
+left, right = st.columns(2, gap="large")
+curves, align = left.empty(), right.empty()
+
+if train:
+    ui.train_live(run, steps, status, progress, curves, align)
+else:
+    ui.draw(run, status, curves, align)
+
+if run.step:
+    with st.expander("The same example before training (random weights)"):
+        st.markdown(f"{run.example} → `{run.first.output}`")
+        st.plotly_chart(ui.alignment_figure(run.first, height=360),
+                        width="stretch", config={"displayModeBar": False}, key="seq2seq_before")
+
+# --- try it
+
+st.subheader("Try it: type a date")
+text = st.text_input("A date, written any way (lower-cased; at most 40 characters)",
+                     value="mar 3, 21", key="seq2seq_text")
+tr = translate(run.model, text)
+st.html(ui.translation_html(tr))
+if dates.parse_iso(tr.output):
+    st.markdown("A real date. Whether it is *your* date: slashes are read American "
+                "(month/day/year), dots and numeric dashes European (day.month.year), and "
+                "two-digit years mean 1950 to 2049.")
+else:
+    st.markdown("Not a valid ISO date" + (" yet: train the model first." if run.step == 0 else "."))
+st.markdown("**Where it looked while writing each character**")
+st.plotly_chart(ui.alignment_figure(tr),
+                width="stretch", config={"displayModeBar": False}, key="seq2seq_try")
+
+with st.expander("Held-out dates (never seen in training) and the formats it learns"):
+    st.dataframe(ui.examples_table(run, dates.examples(10, seed=7, split="val")),
+                 hide_index=True, width="stretch")
+    st.markdown("Formats: " + " · ".join(f"`{dates.write_date(dates.dt.date(2021, 3, 3), f)}`"
+                                           for f, _ in dates.FORMATS))

@@ -7,8 +7,10 @@ once a second, in a fragment (Streamlit's multithreading guide, option 1).
 import streamlit as st
 
 from karp_models.models import REGISTRY
-from karp_models.train.jobs import JobSpec, list_runs, runs_dir, spec_from_run
+from karp_models.train.jobs import (JobSpec, QueueFull, delete_run, list_runs, runs_dir,
+                                   spec_from_run)
 from karp_models.train.trainer import OPTIMIZERS, SCHEDULES, TrainConfig
+from karp_models.ui import teacher
 from karp_models.ui import training as ui
 from karp_models.ui.loaders import dataset_statuses
 from karp_models.ui.widgets import device_text
@@ -37,6 +39,7 @@ st.caption("Pick data, a model and its hyperparameters, then watch it learn: the
 ui.big_fonts()
 mgr, sid = ui.manager(), ui.session_id()
 mgr.heartbeat(sid)
+teacher.status_line()
 
 # --- choices
 
@@ -106,17 +109,21 @@ if not ds_status.available:
 
 go_col, dev_col = st.columns([1, 4], vertical_alignment="center")
 start = go_col.button("▶ Start training", type="primary", key="train_start",
-                      disabled=not ds_status.available, width="stretch")
+                      disabled=not ds_status.available or not teacher.unlocked(), width="stretch")
 dev_col.markdown(f"Trains on **{device_text()}**")
+teacher.gate("start training", key="train_teacher")
 
-if start:
+if start and teacher.unlocked():
     every = max(20, int(steps) // 15)  # about 15 validation points per run
     cfg = TrainConfig(steps=int(steps), lr=lr, batch_size=batch, optimizer=optimizer,
                       schedule=schedule, augment=bool(augment), seed=int(seed),
                       eval_every=every, eval_batches=4 if kind == "text" else max(2, 1024 // batch))
-    jid = mgr.submit(sid, JobSpec(model=model, dataset=dataset, preset=preset, config=cfg,
-                                  label=label.strip()))
-    st.session_state["train_next_view"] = jid
+    try:
+        jid = mgr.submit(sid, JobSpec(model=model, dataset=dataset, preset=preset, config=cfg,
+                                      label=label.strip()))
+        st.session_state["train_next_view"] = jid
+    except QueueFull as e:
+        st.warning(f"Not started: {e}.")
 
 # --- live view (a fragment that polls while something is queued or running)
 
@@ -160,7 +167,7 @@ def live_view() -> None:
                     width="stretch", help="Forget this run (saved files stay).")
     if "train_problem" in st.session_state:
         st.warning(st.session_state.pop("train_problem"))
-    ui.render_status(cur)
+    ui.render_status(cur, limit=mgr.limit)
 
     shown = st.pills("Runs on the charts", list(by_id), selection_mode="multi",
                      default=list(by_id), key=f"train_compare_{len(by_id)}",
@@ -219,18 +226,50 @@ with st.expander("Saved runs"):
         m = meta.get("metrics", {})
         acc = m.get("test_accuracy", m.get("val_accuracy"))
         loss = m.get("test_loss", m.get("val_loss"))
-        cols = st.columns([3, 4, 1.4], vertical_alignment="center")
+        cols = st.columns([3, 4, 1.4, 1.2], vertical_alignment="center")
         cols[0].markdown(f"**{path.stem}**  \n{meta.get('model')} on {meta.get('dataset')}")
         budget = f"{cfg['steps']:,}" if cfg.get("steps") else "–"
         cols[1].markdown(
             f"step {tr.get('steps', 0):,} of {budget} · loss {loss:.3f} · accuracy {acc:.1%}"
             if loss is not None and acc is not None else "no metrics")
         if cols[2].button("Continue", key=f"train_continue_{path.stem}",
+                          disabled=not teacher.unlocked(),
                           help="Train further from exactly where it was saved (weights, optimizer, "
                                "data order). A finished run gets as many steps again, its "
-                               "learning-rate schedule stretched to the new length."):
+                               "learning-rate schedule stretched to the new length.") \
+                and teacher.unlocked():
             more = max(cfg.get("steps") or 0, tr.get("steps", 0) + (cfg.get("steps") or 500))
             done = tr.get("steps", 0) >= (cfg.get("steps") or 0)
-            jid = mgr.submit(sid, spec_from_run(path, **({"steps": more} if done else {})))
-            st.session_state["train_next_view"] = jid
+            try:
+                jid = mgr.submit(sid, spec_from_run(path, **({"steps": more} if done else {})))
+            except QueueFull as e:
+                st.warning(f"Not started: {e}.")
+            else:
+                st.session_state["train_next_view"] = jid
+                st.rerun()
+        if teacher.unlocked():
+            with cols[3].popover("Delete", help="Delete this saved run's file for good."):
+                if st.button(f"Delete {path.stem} for good", key=f"train_delete_{path.stem}",
+                             type="primary"):
+                    try:
+                        delete_run(path.stem)
+                        st.session_state["train_flash_runs"] = f"Deleted {path.name}."
+                    except (ValueError, OSError) as e:
+                        st.session_state["train_flash_runs"] = f"Not deleted: {e}"
+                    st.rerun()
+    if "train_flash_runs" in st.session_state:
+        st.info(st.session_state.pop("train_flash_runs"))
+
+# --- the shared server (teacher mode guards it when a password is set)
+
+with st.expander("Shared server: training jobs at once"):
+    st.markdown(f"**{mgr.limit}** training job{'s run' if mgr.limit > 1 else ' runs'} at once "
+                f"per device; further jobs wait in a queue. On a 2-core CPU one at a time keeps "
+                f"the app responsive for everyone.")
+    if teacher.gate("change the job limit", key="train_limit_teacher"):
+        c = st.columns([2, 1, 3], vertical_alignment="bottom")
+        new_limit = c[0].number_input("Jobs at once", min_value=1, max_value=8, value=mgr.limit,
+                                      key="train_job_limit")
+        if c[1].button("Apply", key="train_limit_apply") and teacher.unlocked():
+            mgr.set_limit(int(new_limit))
             st.rerun()

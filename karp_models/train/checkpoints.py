@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import struct
@@ -31,6 +32,13 @@ _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
 
 class CheckpointError(Exception):
     """A checkpoint file is missing, not a karp checkpoint, or does not fit its model."""
+
+
+class DiskFullError(OSError):
+    """Saving failed for want of disk space (ENOSPC / EDQUOT); the previous file is intact."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 @dataclass(frozen=True)
@@ -137,7 +145,16 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, model_name: st
         metadata[k] = json.dumps(v)
     if aliases:
         metadata["_aliases"] = json.dumps(aliases)
-    _atomic_write(path, st_save(tensors, metadata=metadata))
+    try:
+        _atomic_write(path, st_save(tensors, metadata=metadata))
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            kept = ("the previous file there is unchanged" if path.exists()
+                    else "nothing was written")
+            raise DiskFullError(e.errno, f"the disk is full: could not save {path.name} in "
+                                f"{path.parent} ({kept}); free some space, then save again",
+                                str(path)) from e
+        raise
     return path
 
 
@@ -188,13 +205,16 @@ def _header(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
     # a safetensors file: 8-byte little-endian length, then that many bytes of JSON object
     try:
         header = json.loads(raw) if raw[:1] == b"{" else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # nesting bomb: Recursion
         header = None
     if header is None:
         raise CheckpointError(f"{p} is not a safetensors file ({_what_is(head, size)})")
     if not isinstance(header, dict):
         raise CheckpointError(f"{p} is not a safetensors file (its header is not a JSON object)")
     metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointError(f"{p}: its safetensors metadata is not a map of strings (forged?)")
+    _check_layout(p, header, size - 8 - n)
     fmt = metadata.get("format")
     if fmt != FORMAT:
         what = "has no karp format tag" if fmt is None else f"has format {fmt!r}"
@@ -205,6 +225,44 @@ def _header(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
     return header, metadata
 
 
+_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2,
+                "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+
+
+def _check_layout(p: Path, header: dict, body: int) -> None:
+    """Every tensor's dtype, shape and byte range agree with each other and with the file, the
+    ranges do not overlap and cover the data exactly (safetensors' own rules, checked before any
+    model is built so a forged header cannot make karp allocate what the file does not hold)."""
+    spans = []
+    for name, t in header.items():
+        try:
+            dtype, shape, (a, b) = t["dtype"], t["shape"], t["data_offsets"]
+            ok = (dtype in _DTYPE_BYTES and isinstance(shape, list)
+                  and all(isinstance(d, int) and d >= 0 for d in shape)
+                  and isinstance(a, int) and isinstance(b, int) and 0 <= a <= b <= body)
+        except (TypeError, ValueError, KeyError):
+            ok = False
+        if not ok:
+            raise CheckpointError(f"{p}: tensor {str(name)[:60]!r} has a forged or damaged entry "
+                                  f"(dtype, shape or offsets out of range)")
+        numel = 1
+        for d in shape:
+            numel *= d
+        if numel * _DTYPE_BYTES[dtype] != b - a:
+            raise CheckpointError(f"{p}: tensor {name!r} claims {numel:,} x {dtype} but holds "
+                                  f"{b - a:,} bytes (forged or damaged header)")
+        spans.append((a, b, name))
+    end = 0
+    for a, b, name in sorted(spans):
+        if a != end:
+            what = "overlaps another" if a < end else "leaves a gap before it"
+            raise CheckpointError(f"{p}: tensor {name!r} {what} (forged or damaged header)")
+        end = b
+    if end != body:
+        raise CheckpointError(f"{p}: its tensors cover {end:,} of {body:,} data bytes "
+                              f"(truncated, padded or forged)")
+
+
 def _parse(path: Any, metadata: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in metadata.items():
@@ -213,7 +271,7 @@ def _parse(path: Any, metadata: dict[str, str]) -> dict[str, Any]:
             continue
         try:
             out[k] = json.loads(v)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise CheckpointError(f"{path}: metadata entry {k!r} is not JSON") from None
     return out
 
@@ -241,19 +299,69 @@ def _model_state(path: Path, header: dict, parsed: dict) -> dict[str, torch.Tens
     return state
 
 
-def _load_strict(path: Path, model: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
-    expected = model.state_dict()
+def _mismatch(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str:
+    """'' when `state` has exactly the names, shapes and dtypes of `expected`, else what differs."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
+    both = set(state) & set(expected)
     wrong = sorted(f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
-                   for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        parts = [f"missing {missing[:5]}" if missing else "",
-                 f"unexpected {unexpected[:5]}" if unexpected else "",
-                 f"shape mismatch (file vs model) {wrong[:5]}" if wrong else ""]
+                   for k in both if state[k].shape != expected[k].shape)
+    types = sorted(f"{k} {state[k].dtype} vs {expected[k].dtype}"
+                   for k in both if state[k].dtype != expected[k].dtype)
+    parts = [f"missing {missing[:5]}" if missing else "",
+             f"unexpected {unexpected[:5]}" if unexpected else "",
+             f"shape mismatch (file vs model) {wrong[:5]}" if wrong else "",
+             f"dtype mismatch (file vs model) {types[:5]}" if types else ""]
+    return "; ".join(x for x in parts if x)
+
+
+def _load_strict(path: Path, model: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
+    problem = _mismatch(model.state_dict(), state)
+    if problem:
         raise CheckpointError(f"{path}: its tensors do not fit model {name!r} built from its "
-                              f"config: " + "; ".join(x for x in parts if x))
+                              f"config: {problem}")
     model.load_state_dict(state, strict=True)
+
+
+_TORCH_DTYPES = {"BOOL": torch.bool, "U8": torch.uint8, "I8": torch.int8, "I16": torch.int16,
+                 "F16": torch.float16, "BF16": torch.bfloat16, "I32": torch.int32,
+                 "F32": torch.float32, "I64": torch.int64, "F64": torch.float64}
+
+
+def _check_fits_before_building(path: Path, header: dict, parsed: dict, build: Any) -> None:
+    """Build the model on the meta device (no memory) and compare its tensors with the header's,
+    so a config forged to describe a giant model is refused before anything is allocated."""
+    try:
+        with torch.device("meta"):
+            probe = build()
+    except (NotImplementedError, RuntimeError):  # cannot be built on meta: the header's sizes
+        return                                   # were still checked against the file
+    state = {k: torch.empty(t["shape"], dtype=_TORCH_DTYPES.get(t["dtype"], torch.uint8),
+                            device="meta")
+             for k, t in header.items() if not k.startswith(TRAINER_PREFIX)}
+    for alias, stored in parsed.get("_aliases", {}).items():
+        if stored in state:
+            state[alias] = state[stored]
+    problem = _mismatch(probe.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{path}: its tensors do not fit model {parsed['model']!r} built "
+                              f"from its config: {problem}")
+
+
+def check_checkpoint(path: str | os.PathLike) -> None:
+    """Raise CheckpointError unless the file's header is sound and its tensors fit the model its
+    config describes; reads no tensor and allocates no model (it is built on the meta device)."""
+    path = Path(path)
+    header, metadata = _header(path)
+    parsed = _parse(path, metadata)
+    import karp_models.models as models
+
+    try:
+        _check_fits_before_building(path, header, parsed,
+                                    lambda: models.from_config(parsed["model"], parsed["config"]))
+    except (KeyError, LookupError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot rebuild model {parsed['model']!r} from its config "
+                              f"({e})") from e
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> Checkpoint:
@@ -265,6 +373,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
     import karp_models.models as models  # the registry (imported late: it imports the families)
 
     try:
+        _check_fits_before_building(path, header, parsed, lambda: models.from_config(name, config))
         model = models.from_config(name, config)
     except (KeyError, LookupError) as e:
         known = ", ".join(sorted(getattr(models, "REGISTRY", {}) or [])) or "?"

@@ -116,6 +116,7 @@ class JobStatus:
     device: str
     created: float
     saved: tuple[str, ...]
+    filters: tuple[tuple[int, np.ndarray], ...] = ()  # (step, first conv weights (O, C, kh, kw))
 
     @property
     def active(self) -> bool:
@@ -124,6 +125,10 @@ class JobStatus:
     @property
     def last(self) -> Record | None:
         return self.records[-1] if self.records else None
+
+
+class QueueFull(ValueError):
+    """A run was refused: its session has enough active runs, or the queue is full."""
 
 
 # --- preparing a run (the default builder; tests pass their own)
@@ -143,7 +148,7 @@ def build_job(spec: JobSpec) -> Prepared:
     """Load the data, build the model and its task, and a Trainer (resumed from a saved run)."""
     from karp_models import data as datasets
     from karp_models.models import REGISTRY, build_for, from_config
-    from karp_models.train.checkpoints import load_trainer_state, read_metadata
+    from karp_models.train.checkpoints import check_checkpoint, load_trainer_state, read_metadata
     from karp_models.train.tasks import make_task
     from karp_models.train.trainer import Trainer
 
@@ -157,6 +162,7 @@ def build_job(spec: JobSpec) -> Prepared:
     device = dev.pick_device(spec.device)
     torch.manual_seed(spec.config.seed)  # as the CLI: initial weights follow the seed
     if spec.resume_from:
+        check_checkpoint(spec.resume_from)  # a forged config must not allocate a giant model
         meta = read_metadata(spec.resume_from)
         model = from_config(spec.model, meta["config"]).to(device)
     else:
@@ -215,6 +221,28 @@ class _Job:
     saving: bool = False
     saved: list[str] = field(default_factory=list)
     final_metrics: tuple[int, dict] | None = None  # (step, metrics) of the last full evaluation
+    filters: list[tuple[int, np.ndarray]] = field(default_factory=list)  # first conv weights per preview
+
+
+MAX_FILTER_SNAPSHOTS = 200  # first-layer weight snapshots kept per job (thinned evenly beyond)
+
+
+def _first_conv_weight(model: torch.nn.Module) -> np.ndarray | None:
+    """A copy of the first Conv2d's weights (O, C, kh, kw) float32, for the Predict page's
+    filter evolution; None for models without one."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            return m.weight.detach().float().cpu().numpy().copy()
+    return None
+
+
+def filters_meta(filters: list[tuple[int, np.ndarray]], max_values: int = 65536) -> dict:
+    """Weight snapshots as JSON for a saved run's metadata: at most 32 evenly spaced (fewer for
+    big layers, about max_values numbers in all), 4 decimals."""
+    keep = max(2, min(32, max_values // max(1, filters[-1][1].size)))
+    idx = np.unique(np.linspace(0, len(filters) - 1, min(keep, len(filters))).round().astype(int))
+    return {"steps": [int(filters[i][0]) for i in idx],
+            "weights": [np.round(filters[i][1], 4).tolist() for i in idx]}
 
 
 def _throughput(recs: tuple[Record, ...]) -> float:
@@ -251,12 +279,15 @@ class JobManager:
     def __init__(self, *, limit: int = 1, grace_s: float = 60.0,
                  builder: Callable[[JobSpec], Prepared] = build_job,
                  runs_dir: str | os.PathLike | None = None, keep_per_session: int = 12,
-                 set_threads: bool = True):
+                 set_threads: bool = True, max_active_per_session: int = 3,
+                 max_queued: int = 60):
         self.limit = max(1, int(limit))
         self.grace_s = float(grace_s)
         self.builder = builder
         self.runs_dir = Path(runs_dir) if runs_dir is not None else None
         self.keep_per_session = keep_per_session
+        self.max_active_per_session = max(1, int(max_active_per_session))
+        self.max_queued = max(1, int(max_queued))
         self._set_threads = set_threads
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -336,6 +367,14 @@ class JobManager:
                                             daemon=True)
             self._reaper.start()
 
+    def set_limit(self, limit: int) -> None:
+        """Change how many jobs run at once per device; queued jobs start if there is room now.
+        Lowering it stops nothing: running jobs finish and the queue waits."""
+        with self._lock:
+            self.limit = max(1, int(limit))
+            self._dispatch_locked()
+            self._changed.notify_all()
+
     # --- submit, stop, resume
 
     def submit(self, session_id: str, spec: JobSpec) -> str:
@@ -347,11 +386,13 @@ class JobManager:
                    device_key=device_key, label=spec.label or f"#{n} {_default_label(spec)}",
                    created=time.time())
         with self._lock:
+            self._check_room_locked(session_id)
             self._beats.setdefault(session_id, time.monotonic())
             self._reaped.discard(session_id)
             self._forget_old_locked(session_id)
             self._jobs[job.job_id] = job
             self._queue.append(job)
+            self._log_locked("submit", job)
             self._dispatch_locked()
             self._ensure_reaper_locked()
             self._changed.notify_all()
@@ -383,6 +424,7 @@ class JobManager:
                 raise ValueError(f"only a stopped job can be resumed; this one is {job.state}")
             if job.saving:
                 raise ValueError("the run is being saved; resume it when that is done")
+            self._check_room_locked(job.session_id)
             job.stop_event = threading.Event()
             job.state = QUEUED
             self._reaped.discard(job.session_id)
@@ -399,6 +441,29 @@ class JobManager:
             if job.state in ACTIVE or job.saving:
                 raise ValueError("stop the job before removing it")
             del self._jobs[job_id]
+
+    def _log_locked(self, event: str, job: _Job) -> None:
+        """With KARP_JOBS_LOG=<file>, one line per event: time, event, job, device, running on
+        that device and queue length after it. How the load test checks the limit from outside."""
+        path = os.environ.get("KARP_JOBS_LOG")
+        if not path:
+            return
+        try:
+            with open(path, "a") as f:
+                f.write(f"{time.time():.3f} {event} {job.job_id} {job.device_key} "
+                        f"{self._running.get(job.device_key, 0)} {len(self._queue)}\n")
+        except OSError:
+            pass
+
+    def _check_room_locked(self, session_id: str) -> None:
+        """The queue is bounded: a few active runs per session, and a total that can wait."""
+        mine = sum(j.session_id == session_id and j.state in ACTIVE for j in self._jobs.values())
+        if mine >= self.max_active_per_session:
+            raise QueueFull(f"you already have {mine} runs waiting or running; stop one of them "
+                            f"before starting another")
+        if len(self._queue) >= self.max_queued:
+            raise QueueFull(f"the training queue is full ({len(self._queue)} runs waiting); "
+                            f"try again when some have finished")
 
     def _forget_old_locked(self, session_id: str) -> None:
         mine = [j for j in self._jobs.values() if j.session_id == session_id]
@@ -422,6 +487,7 @@ class JobManager:
             self._queue.remove(job)
             self._running[job.device_key] = self._running.get(job.device_key, 0) + 1
             job.state = RUNNING
+            self._log_locked("start", job)
             job.thread = threading.Thread(target=self._work, args=(job,), daemon=True,
                                           name=f"karp-job-{job.job_id}")
             job.thread.start()
@@ -463,13 +529,18 @@ class JobManager:
                 state = STOPPED
         except BaseException as e:  # noqa: BLE001 - the error is shown on the page
             state = ERROR
-            error = "".join(traceback.format_exception_only(type(e), e)).strip()
+            error = explain_error(e, job.spec)
             detail = traceback.format_exc()
         finally:
+            if state == ERROR:  # a failed run cannot be saved or resumed: free its memory now
+                with self._lock:
+                    job.prepared, job.grid = None, None
+                _release_memory()
             with self._lock:
                 job.state, job.error, job.error_detail = state, error, detail
                 job.t_run = None
                 self._running[job.device_key] -= 1
+                self._log_locked(state, job)
                 if job.session_id in self._reaped:
                     self._jobs.pop(job.job_id, None)
                 self._dispatch_locked()
@@ -497,8 +568,13 @@ class JobManager:
                         job.sample = out
                 else:
                     out = self._predict_grid(job, model, p.data, p.trainer.device, step)
+                    w = _first_conv_weight(model)
                     with self._lock:
                         job.predictions = out
+                        if w is not None and (not job.filters or job.filters[-1][0] != step):
+                            job.filters.append((step, w))
+                            if len(job.filters) > MAX_FILTER_SNAPSHOTS:
+                                del job.filters[1::2]  # thin evenly; the first and last stay
         except Exception as e:  # a preview that fails must not stop the training
             if p.task_kind == "text":
                 with self._lock:
@@ -564,7 +640,8 @@ class JobManager:
             queue_position=qpos, stop_requested=job.stop_event.is_set() and job.state == RUNNING,
             error=job.error, error_detail=job.error_detail, sample=job.sample,
             predictions=job.predictions, task=p.task_kind if p else None, params=job.params,
-            device=job.device_key, created=job.created, saved=tuple(job.saved))
+            device=job.device_key, created=job.created, saved=tuple(job.saved),
+            filters=tuple(job.filters))
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobStatus:
         """Block until the job is neither queued nor running (or timeout); its status."""
@@ -627,8 +704,17 @@ class JobManager:
         try:
             p, spec = job.prepared, job.spec
             trainer, model = p.trainer, p.trainer.model
-            metrics = self._final_metrics(job)
+            try:
+                metrics = self._final_metrics(job)
+            except (MemoryError, RuntimeError) as e:
+                if not is_out_of_memory(e):
+                    raise
+                _release_memory()
+                raise ValueError("out of memory while evaluating the run for saving; nothing "
+                                 "was written. Close other runs, then save again.") from e
             meta = run_metadata(spec, p, metrics)
+            if job.filters:
+                meta["filter_evolution"] = filters_meta(job.filters)
             save_checkpoint(path, model, model_name=spec.model, meta=meta, trainer=trainer)
         finally:
             with self._lock:
@@ -648,6 +734,44 @@ class JobManager:
                    else {"test_loss": m["loss"], "test_accuracy": m["accuracy"]})
         job.final_metrics = (trainer.step, metrics)
         return metrics
+
+
+# --- errors in words
+
+
+_OOM_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory",
+              "defaultcpuallocator", "not enough memory")
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """CUDA's torch.OutOfMemoryError, Python's MemoryError, or the CPU allocator's RuntimeError."""
+    oom = getattr(torch, "OutOfMemoryError", None)
+    if isinstance(e, MemoryError) or (oom is not None and isinstance(e, oom)):
+        return True
+    return isinstance(e, RuntimeError) and any(w in str(e).lower() for w in _OOM_WORDS)
+
+
+def explain_error(e: BaseException, spec: JobSpec | None = None) -> str:
+    """One clear line for the page: what failed and what to do; the traceback goes to details."""
+    full = "".join(traceback.format_exception_only(type(e), e)).strip() or type(e).__name__
+    raw = full.splitlines()[0]
+    if is_out_of_memory(e):
+        where = "the GPU" if "cuda" in str(e).lower() or type(e).__name__ == "OutOfMemoryError" \
+            else "this machine"
+        batch = f" with batch size {spec.config.batch_size:,}" if spec is not None else ""
+        return (f"Out of memory on {where}{batch}: try a smaller batch size or a smaller preset. "
+                f"The app, other runs and saved files are unaffected. ({raw[:200]})")
+    if isinstance(e, OSError) and getattr(e, "errno", None) in (28, 122):  # ENOSPC, EDQUOT
+        return f"The disk is full: free some space and start again. ({raw[:200]})"
+    return full
+
+
+def _release_memory() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 # --- runs folder
@@ -695,13 +819,48 @@ def list_runs(root: str | os.PathLike | None = None) -> list[tuple[Path, dict]]:
     from karp_models.train.checkpoints import CheckpointError, read_metadata
 
     base = runs_dir(root)
+    _sweep_temporaries(base)
     out = []
     for p in sorted(base.glob("*.safetensors"), key=lambda q: q.stat().st_mtime, reverse=True):
         try:
+            if p.is_symlink() and p.resolve().parent != base:  # planted, pointing elsewhere
+                continue
             out.append((p, read_metadata(p)))
-        except CheckpointError:
+        except (CheckpointError, OSError):  # unreadable, or deleted by someone meanwhile
             continue
     return out
+
+
+STALE_TEMP_S = 3600.0
+
+
+def _sweep_temporaries(base: Path, older_than_s: float = STALE_TEMP_S) -> None:
+    """Remove what a save killed midway left behind (its `.<name>.safetensors.*.tmp` file);
+    the run it was replacing is intact, since the write is atomic. Only old ones: a younger
+    one may be a save in progress."""
+    now = time.time()
+    for t in base.glob(".*.safetensors.*.tmp"):
+        try:
+            if now - t.stat().st_mtime > older_than_s:
+                t.unlink()
+        except OSError:
+            pass
+
+
+def delete_run(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Delete the saved run `<name>.safetensors` from the runs folder; its former path.
+
+    Only a regular file directly in that folder: a name with a path in it, a symlink (say, to a
+    shipped weights file) or anything else is refused with ValueError.
+    """
+    base = runs_dir(root)
+    stem = str(name)
+    path = base / f"{stem}.safetensors"
+    if (Path(stem).name != stem or stem in ("", ".", "..") or path.is_symlink()
+            or not path.is_file() or path.resolve().parent != base):
+        raise ValueError(f"no saved run named {stem!r} in {base}")
+    path.unlink()
+    return path
 
 
 def run_metadata(spec: JobSpec, prepared: Prepared, metrics: dict) -> dict:
@@ -781,12 +940,17 @@ _MANAGER_LOCK = threading.Lock()
 def get_manager() -> JobManager:
     """The one JobManager of this process, shared by every browser session.
 
-    KARP_JOB_LIMIT (jobs per device at a time, default 1) and KARP_JOB_GRACE (seconds a
-    session's jobs outlive its last sign of life, default 60) configure it.
+    KARP_JOB_LIMIT (jobs per device at a time, default 1), KARP_JOB_GRACE (seconds a
+    session's jobs outlive its last sign of life, default 60), KARP_JOBS_PER_SESSION (runs one
+    tab may have waiting or running, default 3) and KARP_QUEUE_MAX (runs that may wait in all,
+    default 60) configure it.
     """
     global _MANAGER
     with _MANAGER_LOCK:
         if _MANAGER is None:
             _MANAGER = JobManager(limit=int(os.environ.get("KARP_JOB_LIMIT", "1")),
-                                  grace_s=float(os.environ.get("KARP_JOB_GRACE", "60")))
+                                  grace_s=float(os.environ.get("KARP_JOB_GRACE", "60")),
+                                  max_active_per_session=int(
+                                      os.environ.get("KARP_JOBS_PER_SESSION", "3")),
+                                  max_queued=int(os.environ.get("KARP_QUEUE_MAX", "60")))
         return _MANAGER

@@ -174,6 +174,10 @@ class Trainer:
         self.task = task
         self.device = torch.device(device)
         self.model = model.to(self.device)
+        # CNNs (models with spatial feature maps) run faster in NHWC on oneDNN and cuDNN
+        self.channels_last = bool(getattr(model, "feature_layers", None))
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model, cfg, self.device)
         self.amp_dtype = _amp_dtype(self.device) if cfg.amp else None
         self.scaler = (torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None)
@@ -261,6 +265,8 @@ class Trainer:
             for g in opt.param_groups:
                 g["lr"] = lr
             x, y = task.batch("train", B, self.generator, dev, augment=cfg.augment)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(dev, self.amp_dtype):
                 if ls:
                     logits, _ = model(x)

@@ -237,10 +237,11 @@ def progress_text(r: JobStatus) -> str:
     return " · ".join(parts)
 
 
-def render_status(r: JobStatus) -> None:
+def render_status(r: JobStatus, limit: int = 1) -> None:
     """State, queue place, error, progress bar and the latest numbers of one run."""
     if r.state == "queued":
-        st.info(f"⏳ **Waiting in the queue: place {r.queue_position}.** One training job runs "
+        at_once = "One training job runs" if limit == 1 else f"{limit} training jobs run"
+        st.info(f"⏳ **Waiting in the queue: place {r.queue_position}.** {at_once} "
                 f"at a time on the {r.device.upper()}; this one starts when the jobs before it "
                 f"finish or stop.")
     elif r.state == "error":

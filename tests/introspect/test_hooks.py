@@ -31,3 +31,16 @@ def test_unknown_layer_names_the_known_ones():
     with pytest.raises(KeyError, match="layers: 0, 1, 2, 3"):
         with capture(_net(), ["conv9"]):
             pass
+
+
+def test_capture_ignores_forwards_of_other_threads():
+    import threading
+
+    net = _net()
+    mine, theirs = torch.zeros(1, 1, 28, 28), torch.ones(1, 1, 28, 28)
+    with capture(net, ["0"]) as acts:
+        net(mine)
+        t = threading.Thread(target=net, args=(theirs,))
+        t.start()
+        t.join()
+    assert torch.equal(acts["0"], net[0](mine).detach())

@@ -1,0 +1,143 @@
+"""ImageNet models from torchvision (ResNet-18, MobileNetV3-Large, ViT-B/16) with torchvision's own
+pretrained-weights loading, for photos of everyday things.
+
+Weights come from the torch hub cache (`$TORCH_HOME/hub/checkpoints/<file>`, by default
+~/.cache/torch) exactly as `torchvision.models.resnet18(weights="IMAGENET1K_V1")` finds them; a
+download is only tried when asked for and the host answers. Offline and not cached,
+`load()` raises WeightsUnavailable whose message says how to get the file. Loading is
+`weights.get_state_dict(check_hash=True, weights_only=True)` (torchvision's builders call the
+same, without weights_only) into a model built with weights=None.
+"""
+from __future__ import annotations
+
+import pickle
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
+
+import torch
+import torchvision.models as tvm
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    title: str
+    builder: Callable[..., nn.Module]
+    weights: tvm.WeightsEnum
+
+
+ARCHS: dict[str, Arch] = {a.name: a for a in (
+    Arch("resnet18", "ResNet-18", tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1),
+    Arch("mobilenet_v3_large", "MobileNetV3-Large", tvm.mobilenet_v3_large,
+         tvm.MobileNet_V3_Large_Weights.IMAGENET1K_V2),
+    Arch("vit_b_16", "ViT-B/16", tvm.vit_b_16, tvm.ViT_B_16_Weights.IMAGENET1K_V1),
+)}
+
+
+class WeightsUnavailable(RuntimeError):
+    """The pretrained weights are neither cached nor downloadable; the message says what to do."""
+
+
+# ---------------------------------------------------------------------------- where the weights live
+
+
+def cached_file(name: str) -> Path:
+    """Where torch hub keeps this model's weights: <torch.hub.get_dir()>/checkpoints/<file>."""
+    url = ARCHS[name].weights.url
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+
+
+def is_cached(name: str) -> bool:
+    return cached_file(name).is_file()
+
+
+def size_mb(name: str) -> float:
+    return float(ARCHS[name].weights.meta.get("_file_size", 0.0))
+
+
+def how_to_get(name: str) -> str:
+    """Steps, in words and commands, that put the weights where load() finds them."""
+    a = ARCHS[name]
+    f = cached_file(name)
+    return (f"{a.title}'s ImageNet weights ({size_mb(name):.0f} MB) are not on this machine. "
+            f"On a machine with internet, run\n\n"
+            f"    python -c \"import torchvision; torchvision.models.{a.builder.__name__}"
+            f"(weights='{a.weights.name}')\"\n\n"
+            f"then copy the file it reports (…/hub/checkpoints/{f.name}) to\n\n    {f}\n\n"
+            f"or download {a.weights.url} into that folder (set TORCH_HOME to use another one).")
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    host = urlparse(url).hostname or ""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+class ImageNetModel(nn.Module):
+    """A torchvision classifier with karp's interface: forward(x in [0, 1]) -> (logits, None),
+    normalising inside with ImageNet's mean/std; `classes`, `image_size` (crop) and
+    `resize_size` come from the weights' own meta and transforms."""
+
+    def __init__(self, name: str, net: nn.Module) -> None:
+        super().__init__()
+        a = ARCHS[name]
+        self.name, self.title, self.net = name, a.title, net
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        t = a.weights.transforms()
+        self.image_size = int(t.crop_size[0])
+        self.resize_size = int(t.resize_size[0])
+        self.classes: tuple[str, ...] = tuple(a.weights.meta["categories"])
+        self.metrics: dict = dict(a.weights.meta.get("_metrics", {}).get("ImageNet-1K", {}))
+        for m in net.modules():                                     # hooks dislike in-place ops
+            if isinstance(m, nn.ReLU | nn.Hardswish | nn.ReLU6):
+                m.inplace = False
+        from karp_models.introspect.features import spatial_layers
+        self.feature_layers: list[str] = spatial_layers(self)
+
+    def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        logits = self.net((x - self.mean) / self.std)               # (B, 1000)
+        loss = nn.functional.cross_entropy(logits, targets) if targets is not None else None
+        return logits, loss
+
+
+def load(name: str, *, download: bool = False, device: torch.device | str = "cpu") -> ImageNetModel:
+    """The pretrained model in eval mode, from the torch hub cache (or downloaded into it when
+    download=True and the host answers). Raises WeightsUnavailable with how_to_get(name)."""
+    if name not in ARCHS:
+        raise KeyError(f"unknown ImageNet model {name!r}; choose from {', '.join(ARCHS)}")
+    a = ARCHS[name]
+    if not is_cached(name):
+        if not download:
+            raise WeightsUnavailable(how_to_get(name))
+        if not _reachable(a.weights.url):
+            raise WeightsUnavailable(f"{urlparse(a.weights.url).hostname} cannot be reached (no "
+                                     f"internet?).\n\n" + how_to_get(name))
+    try:
+        state = a.weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:  # URLError: OSError
+        if not is_cached(name) or "HTTP" in str(e) or "URL" in type(e).__name__:
+            raise WeightsUnavailable(f"The download failed ({type(e).__name__}: {e}).\n\n"
+                                     + how_to_get(name)) from None
+        raise WeightsUnavailable(f"{cached_file(name)} is damaged or not a weights file "
+                                 f"({type(e).__name__}: {e}); delete it and get it again.") from None
+    net = a.builder(weights=None)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        raise WeightsUnavailable(f"{cached_file(name)} does not fit {a.title}: {e}") from None
+    return ImageNetModel(name, net).eval().to(device)

@@ -1,0 +1,121 @@
+"""Penultimate-layer features of an image model and their 2-d projections (PCA, t-SNE), seeded.
+
+The features are what the last Linear layer sees: for a CNN the input of the last Linear in
+`model.classifier` (captured as the output of the module just before it), for the ViT the CLS
+token after the final LayerNorm, right before `head`. t-SNE is openTSNE's FFT-accelerated
+implementation (Poličar, Stražar, Zupan 2024; Linderman et al. 2019, FIt-SNE): FFT-accelerated
+gradients for large N, deterministic for a seed, with progress callbacks.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from karp_models.introspect.evaluate import fused_for_inference
+from karp_models.introspect.hooks import capture
+
+Progress = Callable[[float, str], None]   # (fraction done 0..1, what is happening)
+
+# ---------------------------------------------------------------------------- features
+
+
+def penultimate_layer(model: nn.Module) -> str:
+    """The layer whose output is the penultimate feature vector (B, D) of `model`."""
+    classifier = getattr(model, "classifier", None)
+    if isinstance(classifier, nn.Sequential):
+        names = list(classifier._modules)
+        last = max((i for i, n in enumerate(names) if isinstance(classifier._modules[n], nn.Linear)),
+                   default=None)
+        if last is not None:
+            return f"classifier.{names[last - 1]}" if last > 0 else "features"
+    if isinstance(getattr(model, "head", None), nn.Linear) and isinstance(getattr(model, "ln_f", None), nn.Module):
+        return "ln_f"   # ViT: head(ln_f(x[:, 0])), so ln_f's output is the CLS token the head reads
+    raise ValueError(f"{type(model).__name__} has no classifier Linear or ViT head to take features before")
+
+
+@torch.inference_mode()
+def penultimate_features(model: nn.Module, x: torch.Tensor, *, batch_size: int | None = None,
+                         device: torch.device | str | None = None) -> np.ndarray:
+    """Features (N, D) float32 of uint8 images (N, C, H, W) (or float in [0, 1]) at
+    `penultimate_layer(model)`, flattened per example. The model passed in is not changed."""
+    device = device or next(model.parameters()).device
+    batch_size = batch_size or 128 * torch.get_num_threads()      # as predict_probs
+    name = penultimate_layer(model)
+    run = fused_for_inference(model)   # a private copy: the hook never touches a shared model
+    cl = x.dim() == 4 and torch.device(device).type == "cpu"
+    if cl:                             # channels-last convolutions: faster on the CPU (predict_probs)
+        run = run.to(memory_format=torch.channels_last)
+    out = []
+    with capture(run, [name]) as acts:
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
+            run(xb.contiguous(memory_format=torch.channels_last) if cl else xb)
+            out.append(acts[name].flatten(1).float().cpu())       # (B, D)
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+# ---------------------------------------------------------------------------- projections
+
+
+def pca_2d(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(coords (N, 2) float32, explained variance ratio (2,)): exact PCA through the D x D
+    covariance (N >> D here), deterministic (signs fixed by scikit-learn's svd_flip)."""
+    from sklearn.decomposition import PCA
+
+    p = PCA(n_components=2, svd_solver="covariance_eigh")
+    coords = p.fit_transform(np.asarray(features, np.float64))
+    return coords.astype(np.float32), p.explained_variance_ratio_.astype(np.float32)
+
+
+def tsne_2d(features: np.ndarray, *, seed: int = 0, perplexity: float = 30.0, n_jobs: int = 1,
+            progress: Progress | None = None, n_iter: int = 500, exaggeration_iter: int = 250,
+            pca_dims: int = 50, method: str = "auto", ints_in_interval: float = 2.0) -> np.ndarray:
+    """t-SNE coordinates (N, 2) float32 with openTSNE (PCA initialisation; repulsive forces by
+    Barnes-Hut below 10,000 points and by FFT interpolation from 10,000 on: openTSNE's "auto").
+
+    The same features, seed and n_jobs give the same coordinates; another seed gives another
+    layout. Features are first reduced to `pca_dims` with PCA (standard practice, and it speeds
+    the neighbour search). `progress(fraction, words)` is called every 25 iterations.
+
+    Args:
+        features: (N, D) array, N >= 4.
+        ints_in_interval: FFT interpolation interval width in embedding units (openTSNE's default
+            is 1). 2 made 10,000 Fashion-MNIST points 3x faster here (13.6 s against 40.9 s of
+            CPU time, one thread) with the same 5-NN accuracy in 2-d (92.95% against 92.81%).
+        perplexity: lowered automatically for tiny N (it must stay below N / 3).
+    """
+    from openTSNE import TSNE
+    from sklearn.decomposition import PCA
+
+    X = np.asarray(features, np.float32)
+    N = len(X)
+    if N < 4:
+        raise ValueError(f"t-SNE needs at least 4 points, got {N}")
+    if X.shape[1] > pca_dims:
+        X = PCA(n_components=pca_dims, svd_solver="randomized", random_state=seed).fit_transform(X)
+    perplexity = float(min(perplexity, max(1.0, (N - 1) / 3 - 1)))
+    total, every, done = exaggeration_iter + n_iter, 25, [0]
+
+    def callback(iteration: int, error: float, embedding) -> bool:
+        done[0] += every
+        if progress is not None:
+            phase = "early exaggeration" if done[0] <= exaggeration_iter else "refining"
+            progress(min(done[0] / total, 1.0), f"t-SNE {phase}: iteration {min(done[0], total)} of {total}, "
+                                                f"KL divergence {error:.3f}")
+        return False
+
+    if progress is not None:
+        progress(0.0, f"t-SNE: finding the nearest neighbours of {N:,} points")
+    tsne = TSNE(n_components=2, perplexity=perplexity, initialization="pca", random_state=seed,
+                n_jobs=n_jobs, n_iter=n_iter, early_exaggeration_iter=exaggeration_iter,
+                negative_gradient_method=method, ints_in_interval=ints_in_interval,
+                callbacks=callback if progress is not None else None, callbacks_every_iters=every,
+                verbose=False)
+    coords = np.asarray(tsne.fit(X), np.float32)
+    if progress is not None:
+        progress(1.0, "t-SNE done")
+    return coords

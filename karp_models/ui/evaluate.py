@@ -1,0 +1,458 @@
+"""Streamlit parts of the Evaluate page: cached evaluations, plotly figures (large fonts, for a
+projector), the confusion matrix with clickable cells, the misclassified gallery, the embedding
+projector and the two-model comparison. The numbers come from karp_models.introspect.evaluate
+and .embeddings; nothing here does tensor maths.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+from PIL import Image
+from plotly.subplots import make_subplots
+
+from karp_models.introspect import embeddings as emb
+from karp_models.introspect import evaluate as ev
+from karp_models.ui.loaders import dataset
+from karp_models.ui.models import ModelChoice, load_model, model_choices, test_probabilities
+from karp_models.ui.selection import set_image, test_image
+
+FONT = dict(size=18)
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf"]
+VIEWS = ["Confusion matrix", "Calibration", "Mistakes", "Projector", "Compare two models"]
+PER_PAGE = 12
+
+# ---------------------------------------------------------------------------- cached numbers
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the penultimate layer of the test images…")
+def embedding_features(path: str, mtime: float, n: int) -> np.ndarray:
+    """Penultimate-layer features (n, D) of the first n test images (the test split is shuffled)."""
+    ck = load_model(path, mtime)
+    ds = dataset(ck.meta.get("dataset") or "fashion-mnist")
+    return emb.penultimate_features(ck.model, ds.test_x[:n])
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def pca_coords(path: str, mtime: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return emb.pca_2d(embedding_features(path, mtime, n))
+
+
+@st.cache_resource(show_spinner=False)
+def _tsne_store() -> dict:
+    """Finished t-SNE layouts shared by every session: {(path, mtime, n, seed): coords}.
+
+    Not st.cache_data: a cached function replays the st calls it made, and the live progress
+    bar of a t-SNE belongs to the run that computed it (replaying it raises a closure error)."""
+    return {}
+
+
+def tsne_coords(path: str, mtime: float, n: int, seed: int, *, progress=None, compute: bool = True
+                ) -> np.ndarray | None:
+    """t-SNE of the features, from the shared store, or computed now (with `progress(fraction,
+    words)`) when `compute`; None when not computed yet and not `compute`."""
+    store, key = _tsne_store(), (path, mtime, n, seed)
+    if key in store or not compute:
+        return store.get(key)
+    coords = emb.tsne_2d(embedding_features(path, mtime, n), seed=seed, progress=progress,
+                         n_jobs=torch.get_num_threads())      # the app's thread policy (KARP_THREADS)
+    coords.setflags(write=False)
+    while len(store) >= 16:                       # keep the 16 most recent layouts
+        store.pop(next(iter(store)), None)
+    store[key] = coords
+    return coords
+
+
+# ---------------------------------------------------------------------------- small helpers
+
+
+def big(fig: go.Figure) -> go.Figure:
+    """Projector-sized text on every axis, legend and hover label (Streamlit's chart theme would
+    otherwise shrink tick labels to 12 px)."""
+    fig.update_xaxes(tickfont=dict(size=17), title_font=dict(size=18))
+    fig.update_yaxes(tickfont=dict(size=17), title_font=dict(size=18))
+    fig.update_layout(font=FONT, legend_font=dict(size=18), hoverlabel_font=dict(size=17),
+                      title_font=dict(size=20))
+    return fig
+
+
+def picture(ds, index: int, scale: int = 4) -> np.ndarray:
+    """Test image `index` as an (H*scale, W*scale[, 3]) uint8 array, nearest-neighbour upscaled."""
+    x = ds.test_x[int(index)].numpy()                       # (C, H, W)
+    img = x[0] if x.shape[0] == 1 else np.transpose(x, (1, 2, 0))
+    pil = Image.fromarray(img)
+    return np.asarray(pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST))
+
+
+def open_in(ds, index: int, page: str) -> None:
+    """Make test image `index` the shared image and switch to `page` (Explain or Predict)."""
+    set_image(test_image(ds, index))
+    st.switch_page(page)
+
+
+def card(ds, probs: np.ndarray, labels: np.ndarray, index: int, key: str, *, other: np.ndarray | None = None,
+         names: tuple[str, str] = ("", "")) -> None:
+    """One test image: the picture, its true class, the model's top 3 (and a second model's top 1),
+    and buttons that open it in Explain and in Predict / look inside."""
+    cls = ds.classes
+    st.image(picture(ds, index), width=112)
+    y = int(labels[index])
+    st.markdown(f"**#{index}** · true: **{cls[y]}**")
+    top = ev.top_k(probs[index], 3)
+    lines = [f"{'✅' if c == y else '❌' if r == 0 else '·'} {cls[c]} {p:.0%}" for r, (c, p) in enumerate(top)]
+    if other is not None:
+        c2 = int(other[index].argmax())
+        lines = [f"{names[0]}: " + lines[0]] + lines[1:] + \
+                [f"{names[1]}: {'✅' if c2 == y else '❌'} {cls[c2]} {other[index, c2]:.0%}"]
+    st.markdown("  \n".join(lines))
+    if st.button("🔍 Explain", key=f"{key}_explain_{index}", help="Open this image in Explain",
+                 width="stretch"):
+        open_in(ds, index, "pages/explain.py")
+    if st.button("🖼️ Look inside", key=f"{key}_inside_{index}", width="stretch",
+                 help="Open this image in Predict and look inside"):
+        open_in(ds, index, "pages/predict.py")
+
+
+def cards(ds, probs: np.ndarray, labels: np.ndarray, indices: np.ndarray, key: str, *, cols: int = 6,
+          per_page: int = PER_PAGE, **kw) -> None:
+    """A paged grid of `card`s for `indices` in their given order."""
+    if len(indices) == 0:
+        st.info("No images here.")
+        return
+    pages = (len(indices) - 1) // per_page + 1
+    page = 1
+    if pages > 1:
+        page = int(st.number_input(f"Page (of {pages}; {len(indices):,} images)", 1, pages, 1, key=f"{key}_page"))
+    chunk = indices[(page - 1) * per_page: page * per_page]
+    for row in range(0, len(chunk), cols):
+        for col, i in zip(st.columns(cols), chunk[row:row + cols]):
+            with col:
+                card(ds, probs, labels, int(i), key, **kw)
+
+
+# ---------------------------------------------------------------------------- summary
+
+
+def summary(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> None:
+    """Accuracy with its 95% Wilson interval, mistakes and ECE as metrics."""
+    pred = probs.argmax(1)
+    acc = ev.accuracy(pred, labels)
+    rel = ev.reliability(probs, labels, n_bins)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Test accuracy", f"{acc.value:.2%}",
+              help="Top-1 accuracy on the whole test split. The interval is the 95% Wilson score "
+                   "interval: where the accuracy on new images from the same source probably lies.")
+    c2.metric("95% interval", f"{100 * acc.low:.1f} – {100 * acc.high:.1f}%")
+    c3.metric("Mistakes", f"{acc.n - acc.correct:,} of {acc.n:,}")
+    c4.metric("Calibration error (ECE)", f"{rel.ece:.2%}",
+              help=f"Expected calibration error over {n_bins} confidence bins: the average gap "
+                   "between how sure the model is and how often it is right.")
+
+
+# ---------------------------------------------------------------------------- confusion matrix
+
+
+def confusion_figure(cm: np.ndarray, classes: tuple[str, ...], normalised: bool,
+                     selected: tuple[int, int] | None = None) -> go.Figure:
+    """Heatmap (rows true, columns predicted) with an invisible marker on every cell, so a click
+    selects the cell (plotly heatmaps have no selection events of their own)."""
+    K = len(classes)
+    rn = ev.row_normalised(cm)
+    z = rn if normalised else cm
+    text = [[(f"{rn[i, j]:.0%}" if normalised else f"{cm[i, j]:,}") if cm[i, j] else "" for j in range(K)]
+            for i in range(K)]
+    zc = np.sqrt(z) if not normalised else z        # square root keeps the off-diagonal visible
+    fig = go.Figure(go.Heatmap(z=zc, x=list(classes), y=list(classes), text=text, texttemplate="%{text}",
+                               textfont=dict(size=17), colorscale="Blues", showscale=False, hoverinfo="skip",
+                               xgap=1, ygap=1))
+    ii, jj = np.meshgrid(np.arange(K), np.arange(K), indexing="ij")
+    ii, jj = ii.ravel(), jj.ravel()
+    hover = [f"true <b>{classes[i]}</b>, predicted <b>{classes[j]}</b><br>{cm[i, j]:,} images "
+             f"({rn[i, j]:.1%} of {classes[i]})<br>click to see them" for i, j in zip(ii, jj)]
+    sel = [int(np.flatnonzero((ii == selected[0]) & (jj == selected[1]))[0])] if selected else None
+    fig.add_trace(go.Scatter(
+        x=[classes[j] for j in jj], y=[classes[i] for i in ii], mode="markers",
+        marker=dict(symbol="square", size=max(18, 560 // K - 6), color="rgba(0,0,0,0)",
+                    line=dict(width=0)),
+        customdata=[[int(i), int(j)] for i, j in zip(ii, jj)], hovertext=hover, hoverinfo="text", selectedpoints=sel,
+        selected=dict(marker=dict(color="rgba(255,165,0,0.35)")),
+        unselected=dict(marker=dict(opacity=1)), showlegend=False))
+    fig.update_xaxes(title="predicted class", side="bottom", tickangle=-35, range=[-0.5, K - 0.5],
+                     showgrid=False)
+    fig.update_yaxes(title="true class", range=[K - 0.5, -0.5], showgrid=False)
+    fig.update_layout(font=FONT, height=650, margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select",
+                      dragmode=False, plot_bgcolor="white")
+    return big(fig)
+
+
+def _cell_clicked() -> None:
+    """on_select of the confusion matrix: copy the clicked cell into the two selectboxes."""
+    ev_state = st.session_state.get("evaluate_cm_chart") or {}
+    points = (ev_state.get("selection") or {}).get("points") or []
+    cd = points[0].get("customdata") if points else None
+    if cd is not None:
+        t, p = list(cd.values() if isinstance(cd, dict) else cd)[:2]
+        st.session_state["evaluate_cell_true"] = int(t)
+        st.session_state["evaluate_cell_pred"] = int(p)
+
+
+def per_class_frame(cm: np.ndarray, classes: tuple[str, ...]) -> pd.DataFrame:
+    pc = ev.per_class(cm)
+    off = cm.astype(float).copy()
+    np.fill_diagonal(off, -1)
+    worst = off.argmax(1)
+    return pd.DataFrame({
+        "class": list(classes), "precision": pc.precision, "recall": pc.recall, "F1": pc.f1,
+        "test images": pc.support,
+        "most often mistaken for": [f"{classes[w]} ({cm[k, w]:,})" if cm[k, w] else "—"
+                                    for k, w in enumerate(worst)],
+    })
+
+
+def confusion_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
+    classes = ds.classes
+    K = len(classes)
+    pred = probs.argmax(1)
+    cm = ev.confusion(labels, pred, K)
+    worst = int(np.argmax(np.where(np.eye(K, dtype=bool), -1, cm)))   # the largest confusion
+    for key, default in (("evaluate_cell_true", worst // K), ("evaluate_cell_pred", worst % K)):
+        if st.session_state.get(key) not in range(K):                   # first visit, or fewer classes
+            st.session_state[key] = default
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
+        normalised = st.toggle("Row-normalised (share of each true class)", key="evaluate_cm_norm",
+                               help="Off: image counts. On: each row sums to 100%, so the diagonal is "
+                                    "each class's recall.")
+        selected = (st.session_state["evaluate_cell_true"], st.session_state["evaluate_cell_pred"])
+        st.plotly_chart(confusion_figure(cm, classes, normalised, selected), key="evaluate_cm_chart",
+                        on_select=_cell_clicked, selection_mode="points", width="stretch",
+                        config={"displayModeBar": False})
+        st.caption("Rows: the true class. Columns: what the model said. Click a cell to see its images.")
+    with right:
+        st.markdown("#### Images in a cell")
+        c1, c2 = st.columns(2)
+        t = c1.selectbox("True class", range(K), format_func=lambda k: classes[k], key="evaluate_cell_true")
+        p = c2.selectbox("Predicted as", range(K), format_func=lambda k: classes[k], key="evaluate_cell_pred")
+        idx = ev.cell_indices(probs, labels, t, p)
+        verdict = "correct" if t == p else "mistakes"
+        st.markdown(f"**{len(idx):,}** {classes[t]} predicted as **{classes[p]}** ({verdict}), "
+                    "the most confident first")
+        cards(ds, probs, labels, idx, f"evaluate_cell_{t}_{p}", cols=3, per_page=9)
+    st.markdown("#### Per class")
+    st.dataframe(per_class_frame(cm, classes), hide_index=True, width="stretch",
+                 column_config={c: st.column_config.ProgressColumn(c, format="percent", min_value=0, max_value=1)
+                                for c in ("precision", "recall", "F1")})
+    st.caption("Precision: of the images the model called this class, the share that are. Recall: of the "
+               "images of this class, the share the model found. F1: their harmonic mean.")
+
+
+# ---------------------------------------------------------------------------- calibration
+
+
+def reliability_figure(rel: ev.Reliability) -> go.Figure:
+    centres = (rel.edges[:-1] + rel.edges[1:]) / 2
+    w = rel.edges[1] - rel.edges[0]
+    has = rel.counts > 0
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.06)
+    fig.add_trace(go.Bar(x=centres[has], y=rel.accuracy[has], width=w * 0.95, name="accuracy in the bin",
+                         marker_color="#1f77b4",
+                         hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.1%}<extra></extra>"), 1, 1)
+    fig.add_trace(go.Scatter(x=centres[has], y=rel.confidence[has], mode="markers",
+                             name="mean confidence in the bin",
+                             marker=dict(symbol="line-ew-open", size=22, color="#d62728",
+                                         line=dict(width=4, color="#d62728")),
+                             hovertemplate="mean confidence %{y:.1%}<extra></extra>"), 1, 1)
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                             line=dict(dash="dash", color="black")), 1, 1)
+    fig.add_trace(go.Bar(x=centres, y=rel.counts, width=w * 0.95, name="images per bin", marker_color="#7f7f7f",
+                         hovertemplate="%{y:,} images<extra></extra>"), 2, 1)
+    fig.update_yaxes(title="accuracy", range=[0, 1.02], row=1, col=1)
+    fig.update_yaxes(title="images", type="log", row=2, col=1)
+    fig.update_xaxes(title="confidence (top-1 probability)", range=[0, 1], row=2, col=1)
+    fig.update_layout(font=FONT, height=680, barmode="overlay", margin=dict(l=10, r=10, t=70, b=10),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom"))
+    return big(fig)
+
+
+def calibration_section(probs: np.ndarray, labels: np.ndarray) -> None:
+    n_bins = st.slider("Confidence bins", 5, 30, 15, key="evaluate_bins")
+    rel = ev.reliability(probs, labels, n_bins)
+    left, right = st.columns([3, 1], gap="large")
+    left.plotly_chart(reliability_figure(rel), width="stretch", config={"displayModeBar": False})
+    with right:
+        st.metric("Expected calibration error", f"{rel.ece:.2%}")
+        conf, acc = probs.max(1).mean(), (probs.argmax(1) == labels).mean()
+        st.metric("Mean confidence", f"{conf:.2%}", f"{conf - acc:+.2%} vs accuracy", delta_color="off")
+        st.markdown("A model is **calibrated** when, of the images it labels with 80% confidence, 80% "
+                    "are right: each blue bar (accuracy) then reaches its red tick (the mean "
+                    "confidence) on the dashed diagonal. A tick above its bar is over-confidence, "
+                    "below it under-confidence. ECE is the gap averaged over the bins, weighted by how many images "
+                    "fall in each (Guo et al. 2017). Label smoothing, used by the fast CNN, tends to make "
+                    "a model *under*-confident.")
+
+
+# ---------------------------------------------------------------------------- mistakes
+
+
+def mistakes_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
+    classes = ds.classes
+    wrong = ev.misclassified(probs, labels)
+    c1, c2 = st.columns(2)
+    only = c1.selectbox("True class", [None, *range(len(classes))], key="evaluate_gallery_true",
+                        format_func=lambda k: "any" if k is None else classes[k])
+    said = c2.selectbox("Predicted as", [None, *range(len(classes))], key="evaluate_gallery_pred",
+                        format_func=lambda k: "any" if k is None else classes[k])
+    pred = probs.argmax(1)
+    keep = np.ones(len(wrong), bool)
+    if only is not None:
+        keep &= labels[wrong] == only
+    if said is not None:
+        keep &= pred[wrong] == said
+    st.markdown(f"**{keep.sum():,}** misclassified test images, the most confident mistakes first. "
+                "Each shows the model's top 3; the buttons open it in **Explain** or in "
+                "**Predict and look inside**.")
+    cards(ds, probs, labels, wrong[keep], f"evaluate_gallery_{only}_{said}", cols=6)
+
+
+# ---------------------------------------------------------------------------- projector
+
+
+def projector_figure(coords: np.ndarray, labels: np.ndarray, pred: np.ndarray, probs: np.ndarray,
+                     classes: tuple[str, ...], colour_by: str) -> go.Figure:
+    fig = go.Figure()
+    by = labels if colour_by == "true class" else pred
+    n = len(coords)
+    for k, name in enumerate(classes):
+        m = np.flatnonzero(by[:n] == k)
+        wrong = labels[m] != pred[m]
+        hover = [f"#{i}: true <b>{classes[labels[i]]}</b><br>predicted {classes[pred[i]]} "
+                 f"({probs[i, pred[i]]:.0%}){' ❌' if w else ''}" for i, w in zip(m, wrong)]
+        fig.add_trace((go.Scattergl if n > 5000 else go.Scatter)(
+            x=coords[m, 0], y=coords[m, 1], mode="markers", name=name, customdata=m.tolist(),
+            marker=dict(size=6 if n > 3000 else 8, color=PALETTE[k % len(PALETTE)],
+                        symbol=np.where(wrong, "x", "circle"), opacity=0.8),
+            hovertext=hover, hoverinfo="text",
+            selected=dict(marker=dict(size=18, opacity=1)), unselected=dict(marker=dict(opacity=0.25))))
+    fig.update_xaxes(showticklabels=False, zeroline=False, title=None)
+    fig.update_yaxes(showticklabels=False, zeroline=False, title=None, scaleanchor="x")
+    # no dragmode here: Streamlit then pans on drag and selects on click (a lasso or box dragmode
+    # would turn click-selection off); the lasso is one click away in the mode bar
+    fig.update_layout(font=FONT, height=720, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(itemsizing="constant", font=dict(size=18)), hoverlabel=dict(font_size=16),
+                      plot_bgcolor="white")
+    return big(fig)
+
+
+def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.ndarray) -> None:
+    classes = ds.classes
+    N = len(labels)
+    sizes = [s for s in (2000, 5000, 10000) if s < N] + [N]
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+    n = c1.selectbox("Test images", sizes, key="evaluate_proj_n", format_func=lambda s: f"{s:,}")
+    method = c2.segmented_control("Projection", ["PCA", "t-SNE"], default="PCA", key="evaluate_proj_method")
+    colour_by = c3.segmented_control("Colour by", ["true class", "predicted class"], default="true class",
+                                     key="evaluate_proj_colour")
+    seed = int(c4.number_input("Seed", 0, 999, 0, key="evaluate_proj_seed"))
+    feats = embedding_features(choice.path, choice.mtime, n)
+    layer = emb.penultimate_layer(load_model(choice.path, choice.mtime).model)
+    if method == "t-SNE":
+        coords = tsne_coords(choice.path, choice.mtime, n, seed, compute=False)
+        if coords is None:
+            ask = st.empty()
+            with ask.container():
+                st.info(f"t-SNE of {n:,} points takes a while on a CPU (about 20–60 s for 10,000 on two "
+                        "cores); the result is kept for everyone using this app.")
+                go_now = st.button(f"Compute t-SNE of {n:,} points", key="evaluate_tsne_go", type="primary")
+            if not go_now:
+                return
+            ask.empty()
+            bar = st.progress(0.0, text="t-SNE: starting")
+            coords = tsne_coords(choice.path, choice.mtime, n, seed,
+                                 progress=lambda f, words: bar.progress(f, text=words))
+            bar.empty()
+        about = (f"t-SNE (openTSNE, perplexity 30, seed {seed}) of the {feats.shape[1]}-dimensional "
+                 "features: neighbours stay neighbours, but distances between clusters and cluster sizes "
+                 "mean little.")
+    else:
+        coords, ratio = pca_coords(choice.path, choice.mtime, n)
+        about = (f"PCA of the {feats.shape[1]}-dimensional features: the two directions of largest "
+                 f"variance, {ratio[0]:.0%} and {ratio[1]:.0%} of it. Distances are honest, but much is hidden.")
+    pred = probs.argmax(1)
+    st.caption(f"Each dot is a test image placed by what the last layer sees (`{layer}`, the input of the "
+               f"final Linear layer). {about} ✕ marks a mistake.")
+    left, right = st.columns([3, 1], gap="medium")
+    with left:
+        event = st.plotly_chart(projector_figure(coords, labels, pred, probs, classes, colour_by),
+                                key=f"evaluate_proj_chart_{method}_{n}", on_select="rerun",
+                                selection_mode=("points", "lasso", "box"), width="stretch")
+    with right:
+        points = (event.selection.points if event and event.selection else []) or []
+        chosen = [int(p["customdata"]) for p in points if p.get("customdata") is not None]
+        if not chosen:
+            st.markdown("#### Click a dot\n…or draw a lasso around a group, to see the images here. "
+                        "Hovering names the image and the prediction.")
+            return
+        if len(chosen) == 1:
+            st.markdown("#### The chosen image")
+            card(ds, probs, labels, chosen[0], "evaluate_proj")
+        else:
+            st.markdown(f"#### {len(chosen):,} chosen images")
+            wrong = int((labels[chosen] != pred[chosen]).sum())
+            st.caption(f"{wrong} of them misclassified; the first 24 below")
+            st.image([picture(ds, i, 2) for i in chosen[:24]], width=56)
+
+
+# ---------------------------------------------------------------------------- two models
+
+
+def compare_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.ndarray) -> None:
+    others = [c for c in model_choices("image") if c.dataset == choice.dataset and c.path != choice.path]
+    if not others:
+        st.info(f"There is no second model trained on {choice.dataset}: train one on the **Train** page.")
+        return
+    stems = [Path(c.path).stem for c in others]
+    default = next((stems.index(s) for s in ("vit-fashion-mnist", "classic-fashion-mnist") if s in stems), 0)
+    b = st.selectbox("Compare with", others, index=default, format_func=lambda c: c.label,
+                     key="evaluate_compare_model")
+    probs_b, labels_b = test_probabilities(b.path, b.mtime)
+    if len(labels_b) != len(labels) or not np.array_equal(labels_b, labels):
+        st.error("The two models were evaluated on different test images; they cannot be compared.")
+        return
+    name_a, name_b = Path(choice.path).stem, Path(b.path).stem
+    d = ev.disagreement(probs, probs_b, labels)
+    acc_a, acc_b = ev.accuracy(probs.argmax(1), labels), ev.accuracy(probs_b.argmax(1), labels)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric(f"A: {name_a}", f"{acc_a.value:.2%}", help=f"95% interval {acc_a.low:.2%} – {acc_a.high:.2%}")
+    c2.metric(f"B: {name_b}", f"{acc_b.value:.2%}", help=f"95% interval {acc_b.low:.2%} – {acc_b.high:.2%}")
+    c3.metric("Images they disagree on", f"{len(d.indices):,} ({d.rate:.0%})",
+              help="Test images where the two models' top-1 answers differ.")
+    p = ev.mcnemar_p(len(d.a_right), len(d.b_right))
+    c4.metric("McNemar p-value", f"{p:.2g}",
+              help="Exact McNemar test on the images where exactly one model is right: how likely a "
+                   "split at least this uneven is if the two models were equally good.")
+    t = d.table
+    st.dataframe(pd.DataFrame({f"B ({name_b}) right": [t[1, 1], t[0, 1]], f"B ({name_b}) wrong": [t[1, 0], t[0, 0]]},
+                              index=[f"A ({name_a}) right", f"A ({name_a}) wrong"]), width="content")
+    verdict = (f"Where they disagree, **A is right {len(d.a_right):,} times, B {len(d.b_right):,} times**, "
+               f"and {len(d.both_wrong):,} times neither is.")
+    st.markdown(verdict)
+    K = len(ds.classes)
+    per = pd.DataFrame({"A right, B wrong": np.bincount(labels[d.a_right], minlength=K),
+                        "B right, A wrong": np.bincount(labels[d.b_right], minlength=K),
+                        "both wrong, differently": np.bincount(labels[d.both_wrong], minlength=K)},
+                       index=list(ds.classes))
+    fig = go.Figure([go.Bar(x=per.index, y=per[c], name=c) for c in per.columns])
+    fig.update_layout(font=FONT, barmode="group", height=380, margin=dict(l=10, r=10, t=40, b=10),
+                      title="Disagreements by true class", legend=dict(orientation="h", y=-0.3))
+    st.plotly_chart(big(fig), width="stretch", config={"displayModeBar": False})
+    group = st.segmented_control("Examples", ["A right, B wrong", "B right, A wrong", "both wrong"],
+                                 default="A right, B wrong", key="evaluate_compare_group")
+    idx = {"A right, B wrong": d.a_right, "B right, A wrong": d.b_right}.get(group, d.both_wrong)
+    st.caption("Most decided disagreements first (both models confident). First line: A's top 3; "
+               "last line: B's answer.")
+    cards(ds, probs, labels, idx, f"evaluate_compare_{group}", cols=6, other=probs_b, names=("A", "B"))

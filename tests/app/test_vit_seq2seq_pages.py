@@ -1,0 +1,57 @@
+"""AppTest: the ViT attention page and the seq2seq page run and draw their figures; the seq2seq
+page trains a few steps (a tiny run injected into the session) and translates a typed date."""
+import torch
+
+from karp_models.seq2seq_train import LiveRun, TrainSettings
+from karp_models.ui.selection import ImageInput
+
+from test_pages import open_page  # tests/app is on sys.path (pytest prepend import mode)
+
+
+def charts(at) -> list:
+    return at.get("plotly_chart")
+
+
+def test_vit_attention_page_draws_prediction_rollout_and_head_grid():
+    at = open_page("vit_attention.py")
+    assert at.title[0].value == "ViT attention"
+    assert len(charts(at)) == 3                                  # prediction, rollout, layers x heads
+    assert any("Ankle boot" in m.value for m in at.markdown)      # test image 0, predicted right
+    at.number_input(key="vit_attention_index").set_value(1).run()
+    at.toggle(key="vit_attention_shared_scale").set_value(True).run()
+    at.toggle(key="vit_attention_smooth").set_value(False).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(charts(at)) == 3
+
+
+def test_vit_attention_page_uses_the_shared_image_of_the_same_dataset():
+    at = open_page()
+    x = torch.zeros(1, 1, 28, 28)
+    x[..., 4:24, 10:18] = 1
+    at.session_state["karp_image"] = ImageInput(x=x, dataset="fashion-mnist", source="drawing")
+    at.switch_page("pages/vit_attention.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="vit_attention_source").value.startswith("The image")
+    assert any(m.value.startswith("drawing →") for m in at.markdown)
+    assert len(charts(at)) == 3
+
+
+def test_seq2seq_page_trains_a_few_steps_and_translates():
+    at = open_page("seq2seq.py")
+    assert at.title[0].value == "Seq2seq attention"
+    assert len(charts(at)) == 2                                  # the watched example, and "try it"
+    run = LiveRun(TrainSettings(steps=10, batch_size=16, log_every=5, snapshot_every=5,
+                                eval_every=5, n_val=16), preset="tiny")
+    at.session_state["seq2seq_run"] = run
+    at.run()
+    assert at.button(key="seq2seq_train").label.startswith("Train 10 steps")
+    at.button(key="seq2seq_train").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert run.step == 10 and run.records[-1].final
+    assert len(charts(at)) >= 4                                  # curves, alignment, before, try it
+    assert any("Step **10**" in m.value for m in at.markdown)
+    at.text_input(key="seq2seq_text").input("12/25/1999").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.button(key="seq2seq_train").label == "Train 10 more steps"
+    at.button(key="seq2seq_reset").click().run()
+    assert at.session_state["seq2seq_run"] is not run

@@ -1,0 +1,277 @@
+"""What a person does in karp, as small Playwright (async API) functions over visible labels:
+open the app, go to a page by its sidebar title, predict, explain, train; and what went wrong
+(Streamlit's exception boxes). Shared by the browser suite (tests/e2e/test_pages_browser.py)
+and the classroom load test (bench/bench_load.py).
+
+Also starts and stops a headless `streamlit run app.py` bound to loopback. Chromium is Debian's
+(/usr/bin/chromium through `executable_path`), never Playwright's own download.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+EXCEPTION = "[data-testid='stException']"
+
+# --- the app's pages, as app.py lists them
+
+
+def app_pages(app: Path = ROOT / "app.py") -> list[tuple[str, str]]:
+    """(file, title) of every st.Page in app.py, in order."""
+    text = app.read_text()
+    return re.findall(r'st\.Page\(\s*"([^"]+)"\s*,\s*title="([^"]+)"', text)
+
+
+# --- the server
+
+
+def start_server(port: int, env: dict[str, str | None] | None = None, timeout_s: float = 90
+                 ) -> subprocess.Popen:
+    """`streamlit run app.py` headless on 127.0.0.1:port; returns once /_stcore/health answers.
+    env: variables to set on top of this process's (None: unset it)."""
+    streamlit = Path(sys.executable).with_name("streamlit")
+    cmd = [str(streamlit) if streamlit.exists() else shutil.which("streamlit"), "run", "app.py",
+           "--server.headless", "true", "--server.port", str(port),
+           "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+           # no file watcher: a server for a class does not reload code, and watching a tree
+           # that is being edited (or .venv) costs CPU the sessions need
+           "--server.fileWatcherType", "none"]
+    full = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError("streamlit exited at start")
+        if time.time() > deadline:
+            stop_server(proc)
+            raise RuntimeError(f"streamlit did not start in {timeout_s:.0f} s")
+        time.sleep(0.3)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its children (Linux /proc)."""
+    total = 0
+    pids = [pid]
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(k) for k in kids]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+# --- waiting for Streamlit
+
+
+async def wait_idle(page, timeout_s: float = 60, settle_s: float = 0.25) -> None:
+    """Until the script has run: wait briefly for a rerun to begin, then for it to end."""
+    app = page.locator("[data-testid='stApp']")
+    await app.wait_for(timeout=timeout_s * 1000)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < settle_s:  # a click's rerun may take a moment to start
+        if await app.get_attribute("data-test-script-state") == "running":
+            break
+        await asyncio.sleep(0.05)
+    while time.monotonic() - t0 < timeout_s:
+        if await app.get_attribute("data-test-script-state") == "notRunning":
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"the page was still running after {timeout_s:.0f} s")
+
+
+async def exceptions(page) -> list[str]:
+    """The text of every exception box Streamlit shows on the page."""
+    boxes = page.locator(EXCEPTION)
+    return [(await boxes.nth(i).inner_text())[:500] for i in range(await boxes.count())]
+
+
+def watch_reruns(page) -> list[float]:
+    """Record when each script run's answer has fully arrived from the server (its
+    `script_finished` message on the websocket), so a timing can leave out the browser's own
+    drawing: on a 2-core machine shared with the browsers that is most of the wait."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    times: list[float] = []
+
+    def on_socket(ws):
+        def received(payload):
+            if isinstance(payload, (bytes, bytearray)):
+                try:
+                    msg = ForwardMsg()
+                    msg.ParseFromString(bytes(payload))
+                except Exception:  # noqa: BLE001 - not a ForwardMsg
+                    return
+                if msg.WhichOneof("type") == "script_finished":
+                    times.append(time.perf_counter())
+        ws.on("framereceived", received)
+
+    page.on("websocket", on_socket)
+    page._karp_finished = times
+    return times
+
+
+def _answered(page, t0: float) -> float | None:
+    later = [t for t in getattr(page, "_karp_finished", []) if t > t0]
+    return min(later) - t0 if later else None
+
+
+@dataclass(frozen=True)
+class Timing:
+    drawn: float              # seconds from the input until the page showed the answer
+    answered: float | None    # ... until the server's answer had arrived (None: not watched)
+
+
+async def open_app(page, base: str, timeout_s: float = 90) -> None:
+    """In through the home page (a deep link on a fresh server skips app.py's navigation)."""
+    if not hasattr(page, "_karp_finished"):
+        watch_reruns(page)
+    await page.goto(base + "/", timeout=timeout_s * 1000)
+    await wait_idle(page, timeout_s)
+
+
+async def go(page, title: str, timeout_s: float = 90) -> None:
+    """Click a page's link in the sidebar, as a person does, and wait until it has run."""
+    nav = page.get_by_test_id("stSidebarNavItems")
+    await nav.get_by_role("link", name=title).first.click(timeout=timeout_s * 1000)
+    await wait_idle(page, timeout_s)
+
+
+async def rerun_done(page, changed, timeout_s: float = 60) -> None:
+    """After an input: until Streamlit has rerun the script for it and finished drawing.
+
+    changed: an async () -> bool that becomes true once the answer for the new input is on the
+    page (catches a rerun too short to see its 'running' state).
+    """
+    app = page.locator("[data-testid='stApp']")
+    seen_running, t0 = False, time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        state = await app.get_attribute("data-test-script-state")
+        if state == "running":
+            seen_running = True
+        elif state == "notRunning" and (seen_running or await changed()):
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"no answer {timeout_s:.0f} s after the input")
+
+
+# --- actions; each returns the seconds a person waited for the answer
+
+
+PERCENT = re.compile(r"\d+(\.\d+)?%")
+
+
+async def predict(page, timeout_s: float = 60) -> Timing:
+    """On 'Predict and look inside': a random test image, timed from the click until its
+    prediction (a heading 'class: 97.1%') is drawn."""
+    ms = timeout_s * 1000
+    random = page.get_by_role("button", name="Random")
+    if await random.count() == 0:
+        await page.get_by_text("Test image", exact=False).first.click(timeout=ms)
+        await random.first.wait_for(timeout=ms)
+        await wait_idle(page, timeout_s)
+    heading = page.get_by_role("heading", name=PERCENT)
+    before = await heading.first.inner_text(timeout=ms) if await heading.count() else None
+
+    async def changed() -> bool:
+        return await heading.count() > 0 and await heading.first.inner_text() != before
+
+    t0 = time.perf_counter()
+    await random.first.click(timeout=ms)
+    await rerun_done(page, changed, timeout_s)
+    dt = time.perf_counter() - t0
+    await heading.first.wait_for(timeout=ms)
+    return Timing(dt, _answered(page, t0))
+
+
+async def explain(page, timeout_s: float = 120) -> Timing:
+    """On 'Explain': a test image by number, timed from the input until the page has drawn its
+    prediction and attribution maps."""
+    ms = timeout_s * 1000
+    box = page.get_by_label(re.compile("Test image number"))
+    if await box.count() == 0:
+        await page.get_by_text("A test image", exact=False).first.click(timeout=ms)
+        await box.first.wait_for(timeout=ms)
+        await wait_idle(page, timeout_s)
+    n = int(time.time() * 1000) % 900 + 1
+    shown = page.get_by_text(f"test image #{n}", exact=False)
+
+    async def changed() -> bool:
+        return await shown.count() > 0
+
+    t0 = time.perf_counter()
+    await box.first.fill(str(n), timeout=ms)
+    await box.first.press("Enter", timeout=ms)
+    await rerun_done(page, changed, timeout_s)
+    dt = time.perf_counter() - t0
+    await shown.first.wait_for(timeout=ms)
+    return Timing(dt, _answered(page, t0))
+
+
+async def start_training(page, dataset: str = "digits", steps: int = 60,
+                         timeout_s: float = 60) -> None:
+    """On 'Train': a short run on a small dataset."""
+    ms = timeout_s * 1000
+    await page.locator("[data-testid='stSelectbox']").filter(has_text="Dataset").click(timeout=ms)
+    await page.get_by_role("option", name=dataset).click(timeout=ms)
+    await wait_idle(page, timeout_s)
+    steps_box = page.get_by_label("Steps")
+    await steps_box.fill(str(steps), timeout=ms)
+    await steps_box.press("Enter", timeout=ms)
+    await wait_idle(page, timeout_s)
+    await page.get_by_role("button", name="Start training").click(timeout=ms)
+    await page.locator("[data-testid='stProgress']").first.wait_for(timeout=ms)
+
+
+async def training_state(page) -> str:
+    """'queued' | 'running' | 'stopped' | 'done' | 'failed' | '' from the run's progress text."""
+    bar = page.locator("[data-testid='stProgress']")
+    if await bar.count() == 0:
+        return ""
+    text = (await bar.first.inner_text()).lower()
+    for state in ("queued", "running", "stopped", "done", "failed"):
+        if state in text:
+            return state
+    return ""
+
+
+async def stop_training(page) -> None:
+    stop = page.get_by_role("button", name="Stop")
+    if await stop.count():
+        await stop.first.click()

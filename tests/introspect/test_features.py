@@ -1,0 +1,123 @@
+"""features: predictions, filters, feature maps (against a manual forward), activation
+maximisation (the objective rises; the shared model is untouched) and filter evolution."""
+import numpy as np
+import pytest
+import torch
+
+from karp_models.introspect import features as feat
+from karp_models.models.attention import ViT, ViTConfig
+from karp_models.train.checkpoints import load_checkpoint
+
+WEIGHTS = "weights/fast-fashion-mnist.safetensors"
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.set_num_threads(1)
+    return load_checkpoint(WEIGHTS, "cpu").model
+
+
+@pytest.fixture(scope="module")
+def x():
+    from karp_models import data
+    ds = data.load("fashion-mnist")
+    return ds.test_x[:1].float() / 255, int(ds.test_y[0])
+
+
+def test_predict_and_top_k(model, x):
+    p = feat.predict(model, x[0])
+    assert p.shape == (10,) and abs(p.sum() - 1) < 1e-5
+    top = feat.top_k(p, [str(i) for i in range(10)], 3)
+    assert len(top) == 3 and top[0][1] >= top[1][1] >= top[2][1] and int(top[0][0]) == x[1]
+
+
+def test_feature_maps_match_the_layers_outputs(model, x):
+    probs, maps = feat.feature_maps(model, x[0])
+    assert list(maps) == model.feature_layers
+    h = (x[0] - model.mean) / model.std
+    with torch.no_grad():
+        for name, stage in model.features.named_children():
+            h = stage(h)
+            np.testing.assert_allclose(maps[f"features.{name}"], h[0].numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(probs, feat.predict(model, x[0]), atol=1e-6)
+    grid, cols = feat.map_grid(maps["features.stem"])
+    assert cols == 6 and np.nanmax(grid) <= 1 and np.isnan(grid).any()
+
+
+def test_filters(model):
+    name, conv = feat.first_conv(model)
+    assert name == "features.stem.conv"
+    w = feat.filter_weights(model)
+    assert w.shape == tuple(conv.weight.shape)
+    img = feat.filter_images(w)
+    assert img.shape == (w.shape[0], 3, 3) and 0 <= img.min() and img.max() <= 1
+    rgb = feat.filter_images(np.random.default_rng(0).normal(size=(4, 3, 5, 5)))
+    assert rgb.shape == (4, 5, 5, 3)
+    zero = feat.filter_images(np.zeros((2, 1, 3, 3)))
+    assert np.allclose(zero, 0.5)                       # a zero weight is mid-grey
+
+
+@pytest.mark.parametrize("kw", [dict(layer="features.stage1", channel=5), dict(class_index=7)])
+def test_activation_maximisation_raises_its_objective(model, kw):
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = []
+    r = feat.maximise(model, steps=48, progress=lambda i, n, o: seen.append(i), **kw)
+    assert r.image.shape == (1, 28, 28) and 0 <= r.image.min() and r.image.max() <= 1
+    assert np.mean(r.objective[-5:]) > r.objective[0] + 0.1
+    assert seen == list(range(1, 49))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not model._forward_hooks and all(not m._forward_hooks for m in model.modules())
+    assert all(p.grad is None for p in model.parameters())
+    if "class_index" in kw:
+        assert feat.predict(model, torch.from_numpy(r.image)[None]).argmax() == 7
+
+
+def test_activation_maximisation_checks_its_arguments(model):
+    with pytest.raises(ValueError):
+        feat.maximise(model)
+    with pytest.raises(ValueError, match="channels"):
+        feat.maximise(model, layer="features.stem", channel=999, steps=1)
+
+
+def test_early_stop_via_progress(model):
+    r = feat.maximise(model, class_index=0, steps=100, progress=lambda i, n, o: i >= 3)
+    assert len(r.objective) == 3
+
+
+def test_evolution_uses_one_scale_per_filter():
+    w0 = np.full((2, 1, 3, 3), 0.1, np.float32)
+    w1 = np.full((2, 1, 3, 3), 0.4, np.float32)
+    steps, imgs = feat.evolution_images([(0, w0), (50, w1)])
+    assert steps == [0, 50]
+    assert np.allclose(imgs[1], 1.0) and np.allclose(imgs[0], 0.5 + 0.5 * 0.25)
+
+
+def test_spatial_layers_of_a_vit_is_empty():
+    vit = ViT(ViTConfig(patch_size=7, n_embd=16, n_layer=1, n_head=2))
+    assert feat.spatial_layers(vit) == []
+    assert feat.first_conv(vit)[0] == "patch_embed"
+
+
+def test_training_jobs_keep_first_layer_snapshots_for_filter_evolution(tmp_path):
+    from karp_models.train.checkpoints import read_metadata
+    from karp_models.train.jobs import JobManager, JobSpec
+    from karp_models.train.trainer import TrainConfig
+
+    torch.set_num_threads(1)
+    m = JobManager(runs_dir=tmp_path / "runs", set_threads=False)
+    try:
+        cfg = TrainConfig(steps=20, batch_size=32, eval_every=10, eval_batches=1)
+        jid = m.submit("s1", JobSpec(model="fast", dataset="digits", config=cfg, preset="fast",
+                                     overrides={"widths": (8, 8, 8, 8)}, preview_every=10))
+        st = m.wait(jid, timeout=60)
+        assert st.state == "done", st.error
+        assert [s for s, _ in st.filters] == [0, 10, 20]
+        assert st.filters[0][1].shape == (8, 1, 3, 3)
+        assert not np.array_equal(st.filters[0][1], st.filters[-1][1])   # training moved them
+        evo = read_metadata(m.save(jid, "evo"))["filter_evolution"]
+        assert evo["steps"] == [0, 10, 20]
+        steps, imgs = feat.evolution_images([(s, np.asarray(w, np.float32))
+                                             for s, w in zip(evo["steps"], evo["weights"])])
+        assert steps == [0, 10, 20] and imgs[0].shape == (8, 3, 3)
+    finally:
+        m.shutdown()

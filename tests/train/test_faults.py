@@ -1,0 +1,293 @@
+"""Faults (issue 9): a training thread that raises, running out of memory, the disk filling while
+saving, the process killed in the middle of a checkpoint. Each leaves the manager usable, the
+previous checkpoint intact (byte for byte, and it loads), and a clear message in the job status.
+
+A scripted trainer around a real tiny model (train_helpers.TinyNet) keeps each case to well
+under a second; the out-of-memory case really asks the CPU allocator for a 16 TB batch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import signal
+import time
+import warnings
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from karp_models.train import checkpoints as ck
+from karp_models.train.checkpoints import DiskFullError, load_checkpoint, save_checkpoint
+from karp_models.train.jobs import JobManager, JobSpec, Prepared, list_runs
+from karp_models.train.trainer import Record, TrainConfig
+from train_helpers import TinyNet, TinyNetConfig, install_fake_registry
+
+# --- a scripted trainer with a real model, and what it can be told to do wrong
+
+
+class Task:
+    unit = "samples"
+
+    def evaluate(self, model, device=None, split="test", max_batches=None, batch_size=None):
+        return {"loss": 1.0, "accuracy": 0.5}
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, fault: str | None):
+        torch.manual_seed(0)
+        self.model = TinyNet(TinyNetConfig())
+        self.task, self.cfg, self.fault = Task(), cfg, fault
+        self.device = torch.device("cpu")
+        self.step, self.elapsed, self.history = 0, 0.0, []
+
+    def progress(self) -> float:
+        return min(1.0, self.step / self.cfg.steps)
+
+    def done(self) -> bool:
+        return self.step >= self.cfg.steps
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "step": self.step}
+
+    def _step(self) -> None:
+        if self.step == 3 and self.fault == "raise":
+            raise ValueError("loss became NaN (simulated bug in a training step)")
+        if self.step == 3 and self.fault == "oom-cpu":  # a real allocation: 16 TB of batch
+            torch.empty((self.cfg.batch_size, 1 << 30), dtype=torch.float32)
+        if self.step == 3 and self.fault == "oom-cuda":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB "
+                                         "(GPU 0; 7.79 GiB total capacity)")
+        if self.step == 3 and self.fault == "memoryerror":
+            raise MemoryError()
+        time.sleep(0.001)
+        self.step += 1
+        self.elapsed += 0.001
+
+    def run(self, stop=None):
+        while not (stop is not None and stop.is_set()) and not self.done():
+            self._step()
+            if self.step % 5 == 0 or self.done():
+                r = Record(step=self.step, epoch=self.step / 100, train_loss=1.0, lr=1e-3,
+                           throughput=1e3, unit="samples", elapsed_s=self.elapsed,
+                           val_loss=0.5, final=self.done(), progress=self.progress())
+                self.history.append(r)
+                yield r
+
+
+def builder(spec: JobSpec) -> Prepared:
+    data = SimpleNamespace(source="synthetic", classes=("a", "b", "c", "d"))
+    return Prepared(trainer=Trainer(spec.config, spec.overrides.get("fault")), data=data,
+                    task_kind="image")
+
+
+def spec(fault: str | None = None, steps: int = 20, batch: int = 4096) -> JobSpec:
+    return JobSpec(model="tinynet", dataset="quadrants", device="cpu", preview_every=10**9,
+                   config=TrainConfig(steps=steps, batch_size=batch),
+                   overrides={"fault": fault} if fault else {})
+
+
+@pytest.fixture
+def mgr(tmp_path, monkeypatch):
+    install_fake_registry(monkeypatch)  # load_checkpoint rebuilds 'tinynet'
+    m = JobManager(builder=builder, runs_dir=tmp_path / "runs", set_threads=False)
+    yield m
+    m.shutdown(timeout=10)
+
+
+@pytest.fixture
+def previous(mgr):
+    """A run saved before the fault: its path and bytes."""
+    jid = mgr.submit("s", spec())
+    assert mgr.wait(jid, timeout=10).state == "done"
+    path = mgr.save(jid, "previous")
+    return path, path.read_bytes()
+
+
+def intact(path, before: bytes) -> None:
+    assert path.read_bytes() == before
+    assert load_checkpoint(path).model_name == "tinynet"
+
+
+def still_usable(mgr: JobManager) -> None:
+    """A new run goes through to the end, and saves."""
+    jid = mgr.submit("s", spec())
+    assert mgr.wait(jid, timeout=10).state == "done"
+    assert mgr.save(jid, f"after-{jid}").is_file()
+    assert sum(mgr._running.values()) == 0  # no slot leaked by the failed job
+
+
+# --- the training thread
+
+
+def test_training_thread_raising(mgr, previous):
+    jid = mgr.submit("s", spec("raise"))
+    st = mgr.wait(jid, timeout=10)
+    assert st.state == "error"
+    assert st.error == "ValueError: loss became NaN (simulated bug in a training step)"
+    assert "Traceback" in st.error_detail and "_step" in st.error_detail
+    with pytest.raises(ValueError, match="failed"):  # a broken run cannot overwrite a good one
+        mgr.save(jid, "previous", overwrite=True)
+    intact(*previous)
+    still_usable(mgr)
+
+
+@pytest.mark.parametrize("fault,where", [("oom-cpu", "this machine"), ("oom-cuda", "the GPU"),
+                                         ("memoryerror", "this machine")])
+def test_out_of_memory(mgr, previous, fault, where):
+    jid = mgr.submit("s", spec(fault, batch=16384))
+    st = mgr.wait(jid, timeout=10)
+    assert st.state == "error"
+    assert st.error.startswith(f"Out of memory on {where} with batch size 16,384")
+    assert "smaller batch size" in st.error and "unaffected" in st.error
+    assert mgr._jobs[jid].prepared is None  # the failed run's model and optimizer are freed
+    intact(*previous)
+    still_usable(mgr)
+
+
+def test_a_queued_job_starts_after_the_one_before_it_fails(mgr):
+    bad = mgr.submit("s", spec("raise"))
+    good = mgr.submit("t", spec())
+    assert mgr.wait(bad, timeout=10).state == "error"
+    assert mgr.wait(good, timeout=10).state == "done"
+
+
+# --- the disk
+
+
+def test_disk_full_while_saving(mgr, previous, monkeypatch):
+    path, before = previous
+    jid = mgr.submit("s", spec(steps=40))
+    assert mgr.wait(jid, timeout=10).state == "done"
+    written, real_fsync = [], os.fsync
+
+    def full_disk(fd):  # the data went to the temporary file; the disk ran out on flushing it
+        written.append(fd)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ck.os, "fsync", full_disk)
+    with pytest.raises(DiskFullError, match="disk is full.*previous.safetensors.*unchanged") as e:
+        mgr.save(jid, "previous", overwrite=True)
+    assert isinstance(e.value, OSError)  # the page's `except OSError` shows it as a message
+    with pytest.raises(DiskFullError, match="nothing was written"):
+        mgr.save(jid, "new-name")
+    monkeypatch.setattr(ck.os, "fsync", real_fsync)  # space again
+    assert written
+    assert sorted(p.name for p in path.parent.iterdir()) == ["previous.safetensors"]  # no temp
+    intact(path, before)
+    assert mgr.status(jid).state == "done" and not mgr._jobs[jid].saving
+    assert mgr.save(jid, "previous", overwrite=True) == path  # space again: the save works
+    assert path.read_bytes() != before
+
+
+# --- the process killed while writing
+
+
+def test_process_killed_in_the_middle_of_a_checkpoint(mgr, previous):
+    """A child process (forked: torch is already loaded) starts overwriting the run, writes half
+    of the new file and is killed with SIGKILL. The old file is whole and loads; the half-written
+    temporary is never listed as a run, and a later listing sweeps it once it is stale."""
+    path, before = previous
+    model = TinyNet(TinyNetConfig(hidden=64))  # a different file than `previous`
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: the child
+        pid = os.fork()                                       # only writes a file
+    if pid == 0:  # the child
+        try:
+            os.close(read)
+            real = os.fdopen
+
+            class HalfThenHang:
+                def __init__(self, f):
+                    self.f = f
+
+                def __enter__(self):
+                    return self
+
+                def __exit__(self, *a):
+                    return self.f.__exit__(*a)
+
+                def write(self, data):
+                    self.f.write(data[:len(data) // 2])
+                    self.f.flush()
+                    os.write(write, b"half")
+                    time.sleep(60)  # killed here
+
+            os.fdopen = lambda fd, *a, **k: HalfThenHang(real(fd, *a, **k))
+            save_checkpoint(path, model, model_name="tinynet",
+                            meta={"dataset": "quadrants", "classes": ["a", "b", "c", "d"]})
+        finally:
+            os._exit(1)
+    os.close(write)
+    try:
+        assert os.read(read, 4) == b"half"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(read)
+    temps = list(path.parent.glob(".previous.safetensors.*.tmp"))
+    assert len(temps) == 1 and 0 < temps[0].stat().st_size  # the half-written file
+    intact(path, before)
+    assert [p.name for p, _ in list_runs(path.parent)] == ["previous.safetensors"]
+    assert temps[0].exists()  # young: it could be someone's save in progress
+    old = time.time() - 2 * 3600
+    os.utime(temps[0], (old, old))
+    list_runs(path.parent)
+    assert not temps[0].exists()  # stale: swept
+    still_usable(mgr)
+    intact(path, before)
+
+
+def test_status_snapshots_are_plain_data(mgr):
+    jid = mgr.submit("s", spec("raise"))
+    st = mgr.wait(jid, timeout=10)
+    assert dataclasses.is_dataclass(st) and st.error and st.state == "error"
+
+
+# --- a flood of submissions
+
+
+def test_the_queue_is_bounded_per_session_and_in_all(tmp_path, monkeypatch):
+    """A student pressing Start again and again, then a whole class: refused with a message once
+    the bounds are reached, and the runs already there are unaffected."""
+    from karp_models.train.jobs import QueueFull
+
+    install_fake_registry(monkeypatch)
+    long = spec(steps=10**6)
+    m = JobManager(builder=builder, runs_dir=tmp_path / "runs", set_threads=False,
+                   max_active_per_session=2, max_queued=3)
+    try:
+        a, b = m.submit("eager", long), m.submit("eager", long)
+        with pytest.raises(QueueFull, match="already have 2 runs"):
+            m.submit("eager", long)
+        for s in ("s1", "s2"):
+            m.submit(s, long)
+        with pytest.raises(QueueFull, match="queue is full"):
+            m.submit("s3", long)
+        assert m.status(a).state == "running" and m.status(b).queue_position == 1
+        m.stop(b)  # leaves the queue: room for one
+        m.submit("s3", long)
+        with pytest.raises(QueueFull, match="queue is full"):  # resuming also queues
+            m.resume(b)
+        m.stop(a, wait=True)  # s1 starts: one fewer waiting
+        assert m.wait(m.submit("eager", long), timeout=0.1).state == "queued"  # room again
+    finally:
+        m.shutdown(timeout=10)
+
+
+def test_the_job_log_shows_the_limit_held(tmp_path, monkeypatch):
+    """KARP_JOBS_LOG: the server-side record the load test reads to check the queue."""
+    install_fake_registry(monkeypatch)
+    log = tmp_path / "jobs.log"
+    monkeypatch.setenv("KARP_JOBS_LOG", str(log))
+    m = JobManager(builder=builder, runs_dir=tmp_path / "runs", set_threads=False)
+    try:
+        ids = [m.submit(f"s{i}", spec(steps=10)) for i in range(3)]
+        assert [m.wait(j, timeout=10).state for j in ids] == ["done"] * 3
+    finally:
+        m.shutdown(timeout=10)
+    rows = [r.split() for r in log.read_text().splitlines()]
+    assert [r[1] for r in rows].count("start") == 3 and [r[1] for r in rows].count("done") == 3
+    assert max(int(r[4]) for r in rows) == 1 and max(int(r[5]) for r in rows) == 2
