@@ -1,27 +1,38 @@
-"""A classroom at once (issue 9): N simultaneous browser sessions against one karp server.
+"""A classroom at once (issue 9): N simultaneous sessions against one karp server.
 
-Starts its own `streamlit run app.py` (headless, 127.0.0.1 only, port 8607 unless KARP_LOAD_PORT),
-then drives N Playwright browser contexts (one Chromium, Debian's, via executable_path): each
-opens the app, goes to Predict and predicts twice, goes to Explain and explains; the first
-`trainers` of them go on to Train and start a short run. Sessions start a fraction of a second
-apart, like a class arriving. Bounded: at most 40 sessions, a wall-clock budget, loopback only.
+Starts its own `streamlit run app.py` (headless, 127.0.0.1 only, port 8607 unless
+KARP_LOAD_PORT), then drives N sessions at it. Bounded: at most 40 sessions, a wall-clock budget,
+loopback only.
 
-    python bench/bench_load.py              # 30 sessions, 5 of them training
-    KARP_LOAD_SESSIONS=5 python bench/bench_load.py
+Default, browserless (measures the server): each student is a real Streamlit session over the
+websocket (bench/stream_client.py sends the BackMsg rerun_script messages the browser's frontend
+sends and reads the ForwardMsg deltas back), so the 2 cores serve the class instead of running 30
+Chromium renderers, as in a real classroom where every student has a laptop. Each session opens
+Home, then Predict (switches the input to a test image, then types another image number: two
+predictions), then Explain (the page explains the image from Predict with every attribution
+method by default; then another test image: two explanations); the first `trainers` go on to
+Train and start a short digits run (KARP_LOAD_STEPS steps, default 100), whose live view they
+keep polling, as the page's fragment does, until it is done. Students arrive 0.5 s apart.
 
-Figures: errors (exception boxes on a page, actions that fail or time out; goal 0), p50 / p95
-prediction and explanation latency (click to answer drawn; goal p95 < 2 s on a 2-core CPU), the
-training queue (most runs seen running at once, held for two samples a second apart, against the
-job limit), and the server's peak resident memory (goal < 3 GB). The browsers run on the same
-machine as the server, so on 2 cores they compete with it for the CPU: the latencies are an
-upper bound of what 30 students on their own laptops would see.
+    python bench/bench_load.py                        # 30 sessions, 5 of them training
+    KARP_LOAD_SESSIONS=3 KARP_LOAD_TRAINERS=1 python bench/bench_load.py
+    python bench/bench_load.py --browser              # Playwright pages (Debian's Chromium)
 
-The page actions are tests/e2e/actions.py (shared with the browser suite).
+Figures: errors (exception boxes, disconnects, timeouts, a missing answer, a failed run; goal 0),
+p50 / p95 latency per action from sending the rerun to the server's script_finished (prediction
+goal p95 < 2 s on a 2-core CPU), the training queue from the server's job log (KARP_JOBS_LOG:
+most runs at once against the job limit), the server's peak resident memory (goal < 3 GB), and
+how busy the machine was while measuring (server CPU, load average, the client's own CPU).
+
+--browser (KARP_LOAD_MODE=browser): N Playwright contexts in one Chromium through the page
+actions of tests/e2e/actions.py; on one 2-core machine the renderers compete with the server, so
+its latencies are an upper bound of what students on their own laptops would see.
 """
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import sys
 import tempfile
 import time
@@ -37,6 +48,9 @@ import actions as act  # noqa: E402
 
 MAX_SESSIONS = 40
 PORT = int(os.environ.get("KARP_LOAD_PORT", "8607"))
+ARRIVAL_S = 0.5          # one student every half second
+PREDICT_ACTIONS = ("predict_test_image", "predict_other_image")
+EXPLAIN_ACTIONS = ("explain_open", "explain_choose_test", "explain_other_image")
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -45,6 +59,172 @@ def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     k = min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))
     return xs[k]
+
+
+# --- how busy the machine is (Linux /proc)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads)."""
+    try:
+        parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
+# --- browserless: real Streamlit sessions over the websocket
+
+
+async def teacher(port: int, res: dict) -> None:
+    """Before the class: the teacher opens Home, Predict and Explain once (on the projector), so
+    the server has imported torch and loaded the default model and dataset. Timed apart."""
+    from stream_client import StreamSession
+
+    s = StreamSession(port)
+    t0 = time.perf_counter()
+    try:
+        await s.connect()
+        await s.rerun(timeout_s=180)
+        await s.rerun("predict", timeout_s=180)
+        s.choose("Image from", "Test image")
+        await s.rerun(timeout_s=180)
+        r = await s.rerun("explain", timeout_s=180)
+        for e in r.exceptions:
+            res["errors"].append(f"teacher at Explain: exception on the page: {e}")
+    except Exception as e:  # noqa: BLE001
+        res["errors"].append(f"teacher's warm-up: {type(e).__name__}: {str(e)[:200]}")
+    finally:
+        res["warmup_s"] = time.perf_counter() - t0
+        await s.close()
+
+
+async def classroom_stream(port: int, pid: int, n: int, trainers: int, budget_s: float,
+                           steps: int, warmup: bool = True) -> dict:
+    from stream_client import SessionError, StreamSession
+
+    res = {"errors": [], "lat": {}, "rss": [], "load": [], "sessions_finished": 0,
+           "train_states": {}, "ref_hashes": 0}
+    stop = asyncio.Event()
+    all_done = asyncio.Event()
+    finished = 0
+
+    def lat(action: str, seconds: float) -> None:
+        res["lat"].setdefault(action, []).append(seconds)
+
+    async def monitor():
+        while not stop.is_set():
+            res["rss"].append(act.rss_bytes(pid))
+            res["load"].append(os.getloadavg()[0])
+            try:
+                await asyncio.wait_for(stop.wait(), 0.5)
+            except asyncio.TimeoutError:
+                pass
+
+    async def student(i: int) -> None:
+        nonlocal finished
+        rng = random.Random(1000 + i)
+        await asyncio.sleep(i * ARRIVAL_S)
+        s = StreamSession(port)
+        step = "connect"
+
+        async def do(action: str, page: str | None = None, trigger: str | None = None,
+                     fragment: str = "", timeout_s: float = 120):
+            r = await s.rerun(page, trigger=trigger, fragment_id=fragment, timeout_s=timeout_s)
+            lat(action, r.seconds)
+            for e in r.exceptions:
+                res["errors"].append(f"session {i} at {action}: exception on the page: {e}")
+            return r
+
+        try:
+            await s.connect()
+            step = "home"
+            await do("home")
+            step = "predict"
+            await do("open_predict", "predict")
+            s.choose("Image from", "Test image")
+            r = await do("predict_test_image")
+            s.number("Test image (0 to", rng.randrange(10_000))
+            r = await do("predict_other_image")
+            if not any(t.startswith("### ") and t.endswith("%") for t in r.texts):
+                res["errors"].append(f"session {i}: no prediction on the Predict page")
+            step = "explain"
+            r = await do("explain_open", "explain")  # the default explanation of that image
+            s.choose("Image to explain", "A test image")
+            await do("explain_choose_test")
+            k = rng.randrange(10_000)
+            s.number("Test image number", k)
+            r = await do("explain_other_image")
+            if not any(f"test image #{k}" in t for t in r.texts):
+                res["errors"].append(f"session {i}: Explain did not show test image #{k}")
+            if i < trainers:
+                step = "train"
+                await do("open_train", "train")
+                s.choose("Dataset", "digits")
+                s.number("Steps", steps)
+                await do("train_settings")
+                r = await do("train_start", trigger="Start training")
+                state = ""
+                while not stop.is_set():
+                    for t in r.texts:
+                        low = t.lower()
+                        for st_ in ("queued", "running", "stopped", "done", "failed"):
+                            if st_ in low and "·" in low:
+                                state = st_
+                    res["train_states"][i] = state
+                    if state in ("done", "failed", "stopped") or not s.fragments:
+                        break
+                    fid, every = next(iter(s.fragments.items()))
+                    await asyncio.sleep(every)
+                    r = await do("train_live_view", fragment=fid)
+                if state != "done":
+                    res["errors"].append(f"session {i}: the training run ended {state or 'unseen'}")
+            res["sessions_finished"] += 1
+            finished += 1
+            if finished == n:
+                all_done.set()
+            await all_done.wait()   # stay connected, as an open tab, until the class is done
+        except SessionError as e:
+            res["errors"].append(f"session {i} at {step}: {e}")
+        except Exception as e:  # noqa: BLE001 - every failure is a counted, reported error
+            res["errors"].append(f"session {i} at {step}: {type(e).__name__}: {str(e)[:200]}")
+        finally:
+            res["ref_hashes"] += s.ref_hashes
+            await s.close()
+
+    async def watchdog():
+        # sessions that failed never reach all_done: release the others once all have returned
+        while not stop.is_set():
+            if sum(t.done() for t in tasks) + finished >= n and finished < n:
+                all_done.set()
+            await asyncio.sleep(0.5)
+
+    mon = asyncio.create_task(monitor())
+    if warmup:
+        await teacher(port, res)
+    tasks = [asyncio.create_task(student(i)) for i in range(n)]
+    wd = asyncio.create_task(watchdog())
+    done, pending = await asyncio.wait(tasks, timeout=budget_s)
+    stop.set()
+    all_done.set()
+    for t in pending:
+        t.cancel()
+    if pending:
+        res["errors"].append(f"{len(pending)} session(s) still busy after the {budget_s:.0f} s "
+                             f"budget")
+        await asyncio.gather(*pending, return_exceptions=True)
+    await asyncio.gather(mon, wd)
+    return res
+
+
+# --- with browsers (Playwright): the page actions of tests/e2e/actions.py
 
 
 async def classroom(base: str, pid: int, n: int, trainers: int, budget_s: float,
@@ -132,7 +312,8 @@ async def classroom(base: str, pid: int, n: int, trainers: int, budget_s: float,
     return res
 
 
-def measure(n: int = 30, trainers: int = 5, budget_s: float = 600.0, limit: int = 1) -> dict:
+def measure(n: int = 30, trainers: int = 5, budget_s: float = 600.0, limit: int = 1,
+            mode: str = "stream", steps: int = 100, warmup: bool = True) -> dict:
     """Start the server, run the class, stop the server; the raw figures."""
     n = max(1, min(int(n), MAX_SESSIONS))
     trainers = max(0, min(int(trainers), n))
@@ -144,13 +325,23 @@ def measure(n: int = 30, trainers: int = 5, budget_s: float = 600.0, limit: int 
     proc = act.start_server(PORT, env)
     base = f"http://127.0.0.1:{PORT}"
     t0 = time.perf_counter()
+    cpu0, busy0, me0 = cpu_seconds(proc.pid), machine_busy(), time.process_time()
     try:
-        res = asyncio.run(classroom(base, proc.pid, n, trainers, budget_s, limit))
+        if mode == "browser":
+            res = asyncio.run(classroom(base, proc.pid, n, trainers, budget_s, limit))
+            res["lat"] = {"predict": res["predict"], "explain": res["explain"]}
+        else:
+            res = asyncio.run(classroom_stream(PORT, proc.pid, n, trainers, budget_s, steps, warmup))
     finally:
+        wall = time.perf_counter() - t0
+        cpu1, busy1, me1 = cpu_seconds(proc.pid), machine_busy(), time.process_time()
         res_rss_end = act.rss_bytes(proc.pid)
         act.stop_server(proc)
-    res.update(n=n, trainers=trainers, limit=limit, wall_s=time.perf_counter() - t0,
-               rss_end=res_rss_end, **server_jobs(log))
+    cores = os.cpu_count() or 1
+    res.update(n=n, trainers=trainers, limit=limit, wall_s=wall, mode=mode, steps=steps,
+               rss_end=res_rss_end, server_cpu_s=cpu1 - cpu0, client_cpu_s=me1 - me0,
+               machine_busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), cores=cores,
+               **server_jobs(log))
     return res
 
 
@@ -173,6 +364,47 @@ def server_jobs(log: Path) -> dict:
 
 
 def report(line, res: dict) -> None:
+    n, wall = res["n"], res["wall_s"]
+    if res["mode"] == "browser":
+        return report_browser(line, res)
+    line("classroom_sessions", n, "websocket sessions",
+         f"{res['trainers']} training {res['steps']} digits steps; {res['sessions_finished']} "
+         f"finished; {wall:.0f} s wall; browserless (no Chromium on the server's cores); "
+         + (f"the teacher's warm-up visit first: {res['warmup_s']:.1f} s" if "warmup_s" in res
+            else "cold server"))
+    line("classroom_errors", len(res["errors"]), "errors", "goal 0")
+    lat = res["lat"]
+    pred = [t for a in PREDICT_ACTIONS for t in lat.get(a, [])]
+    expl = [t for a in EXPLAIN_ACTIONS for t in lat.get(a, [])]
+    line("classroom_predict_p50", pct(pred, 50), "s", f"rerun sent to script_finished; "
+         f"{len(pred)} predictions")
+    line("classroom_predict_p95", pct(pred, 95), "s", "goal < 2 s")
+    line("classroom_explain_p50", pct(expl, 50), "s", f"{len(expl)} explanations (every "
+         f"attribution method of a new image)")
+    line("classroom_explain_p95", pct(expl, 95), "s", "")
+    for a in ("home", "open_predict", *PREDICT_ACTIONS, "explain_open", "explain_choose_test",
+              "explain_other_image", "open_train", "train_settings", "train_start",
+              "train_live_view"):
+        xs = lat.get(a, [])
+        if xs:
+            line(f"classroom_{a}_p95", pct(xs, 95), "s",
+                 f"p50 {pct(xs, 50):.2f} s, max {max(xs):.2f} s, {len(xs)} reruns")
+    line("classroom_training_most_running", res["server_most_running"], "jobs",
+         f"goal <= job limit {res['limit']}; server's job log: up to "
+         f"{res['server_most_queued']} waiting, {res['server_started']} started, "
+         f"{res['server_ended']} ended of {res['trainers']} asked")
+    peak = max(res["rss"] or [0])
+    line("classroom_server_rss_peak", peak / 2**30, "GB",
+         f"goal < 3 GB; {res['rss_end'] / 2**30:.2f} GB at the end")
+    load = res["load"]
+    line("classroom_server_cpu", res["server_cpu_s"] / wall, "cores",
+         f"server CPU {res['server_cpu_s']:.0f} s over {wall:.0f} s; machine "
+         f"{res['machine_busy']:.0%} busy of {res['cores']} cores; load average "
+         f"{pct(load, 50):.1f} median, {max(load or [0]):.1f} max; the load client itself "
+         f"{res['client_cpu_s']:.0f} CPU s")
+
+
+def report_browser(line, res: dict) -> None:
     n = res["n"]
     line("classroom_sessions", n, "browser sessions",
          f"{res['trainers']} training; {res['sessions_finished']} finished; "
@@ -197,14 +429,24 @@ def report(line, res: dict) -> None:
          f"goal < 3 GB; {res['rss_end'] / 2**30:.2f} GB at the end")
 
 
+
+
 def run(line) -> None:
-    """bench/run.py's entry: KARP_LOAD_SESSIONS (default 30) sessions, 5 of them training."""
+    """bench/run.py's entry: KARP_LOAD_SESSIONS (default 30) sessions, KARP_LOAD_TRAINERS (5)
+    of them training; KARP_LOAD_MODE=browser for Playwright pages."""
+    mode = os.environ.get("KARP_LOAD_MODE", "stream")
+    if "--browser" in sys.argv[1:]:
+        mode = "browser"
     res = measure(int(os.environ.get("KARP_LOAD_SESSIONS", "30")),
                   int(os.environ.get("KARP_LOAD_TRAINERS", "5")),
-                  float(os.environ.get("KARP_LOAD_BUDGET_S", "600")))
+                  float(os.environ.get("KARP_LOAD_BUDGET_S", "600")),
+                  mode=mode, steps=int(os.environ.get("KARP_LOAD_STEPS", "100")),
+                  warmup=os.environ.get("KARP_LOAD_WARMUP", "1") != "0")
     report(line, res)
     for err in res["errors"][:10]:
         print(f"#   {err}")
+    if len(res["errors"]) > 10:
+        print(f"#   ... and {len(res['errors']) - 10} more")
 
 
 if __name__ == "__main__":

@@ -109,7 +109,8 @@ with t_maps:
         with g1:
             st.markdown(f"**All {m.shape[0]} channels of {layer}** (bright = strong activation; "
                         f"each channel on its own scale; hover for its number)")
-            st.plotly_chart(ui.maps_figure(m), key="predict_maps")
+            st.plotly_chart(ui.cached_figure(("maps", target.key, ui.image_key(x), layer),
+                                             lambda: ui.maps_figure(m)), key="predict_maps")
         with g2:
             st.plotly_chart(ui.channel_figure(m[int(ch)], f"channel {int(ch)}"), key="predict_zoom")
             st.caption(f"max {m[int(ch)].max():.3f}, mean {m[int(ch)].mean():.3f}. Early layers "
@@ -126,7 +127,8 @@ with t_filters:
                         "**Red** weights respond to bright pixels, **blue** to dark ones; each "
                         "filter is shown on its own scale." if w.shape[1] != 3 else
                         "Shown as colour images (grey = zero weight)."))
-        st.plotly_chart(ui.filters_figure(w), key="predict_filters")
+        st.plotly_chart(ui.cached_figure(("filters", target.key), lambda: ui.filters_figure(w)),
+                        key="predict_filters")
 
 with t_max:
     st.markdown("Start from noise and change the **image** (not the network) step by step so that "

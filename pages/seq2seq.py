@@ -15,6 +15,7 @@ import streamlit as st
 from karp_models.data import dates
 from karp_models.seq2seq_train import translate
 from karp_models.ui import seq2seq as ui
+from karp_models.ui import teacher
 from karp_models.ui.training import big_fonts
 
 st.title("Seq2seq attention")
@@ -30,17 +31,18 @@ steps = run.settings.steps
 c1, c2, _ = st.columns([2, 1, 2])
 train = c1.button(f"Train {steps} steps (about a minute)" if run.step == 0
                   else f"Train {steps} more steps", type="primary", key="seq2seq_train",
-                  width="stretch")
+                  width="stretch", disabled=not teacher.unlocked())
 c2.button("Start over", key="seq2seq_reset", on_click=ui.reset_run, width="stretch",
           disabled=run.step == 0)
 st.caption("Training runs right here, on this page, with one CPU thread; the charts redraw every "
            "20 steps. Clicking anything else pauses it: press Train again to continue.")
+teacher.gate("train here", key="seq2seq_teacher")
 progress = st.empty()
 status = st.empty()
 left, right = st.columns(2, gap="large")
 curves, align = left.empty(), right.empty()
 
-if train:
+if train and teacher.unlocked():
     ui.train_live(run, steps, status, progress, curves, align)
 else:
     ui.draw(run, status, curves, align)

@@ -122,6 +122,14 @@ def mistakes(path: str, mtime: float) -> tuple[np.ndarray, np.ndarray, np.ndarra
 def image_key(x_np: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(x_np).tobytes()).hexdigest()[:16]
 
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def cached_figure(key: tuple, _build) -> go.Figure:
+    """A figure built once per key (model file, mtime, image bytes, target, methods, ...) and
+    shared by every session: plotly's figure building costs more CPU than a cached explanation's
+    whole rerun otherwise. Never mutated: st.plotly_chart works on a copy (Figure.to_dict)."""
+    return _build()
+
 # ---------------------------------------------------------------------------- input, model, target
 
 
@@ -268,8 +276,9 @@ def summary_frame(maps: dict[str, attr.Attribution]) -> pd.DataFrame:
 def attributions_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, target: int, classes,
                      methods: tuple[str, ...], probs: np.ndarray) -> None:
     maps = attributions(choice.path, choice.mtime, x_np, target, methods)
-    st.plotly_chart(overlay_figure(x_np[0], {k: a.map for k, a in maps.items()}),
-                    use_container_width=True, key="explain_overlay")
+    fig = cached_figure(("attributions", choice.path, choice.mtime, image_key(x_np), x_np.shape, target, methods),
+                        lambda: overlay_figure(x_np[0], {k: a.map for k, a in maps.items()}))
+    st.plotly_chart(fig, use_container_width=True, key="explain_overlay")
     st.markdown(f"**Red** pixels push the score of **{classes[target]}** up, **blue** pixels push it "
                 f"down; transparent means no effect. Each map is divided by its own 99th percentile "
                 f"of |value|, so maps in different units share one scale. Saliency, SmoothGrad, "
@@ -343,8 +352,10 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
         k = n.split("|")[0]
         return f"{SHORT.get(k, k)}: " + ("original" if n.endswith("|o") else f"ρ = {res.correlation[k][j]:.2f}")
 
-    st.plotly_chart(overlay_figure(x_np[0], pairs, title_of=title, cols=4, first=None, height_per_row=260),
-                    use_container_width=True, key="explain_sanity_maps")
+    fig = cached_figure(("sanity", choice.path, choice.mtime, image_key(x_np), x_np.shape, target, methods, j),
+                        lambda: overlay_figure(x_np[0], pairs, title_of=title, cols=4, first=None,
+                                               height_per_row=260))
+    st.plotly_chart(fig, use_container_width=True, key="explain_sanity_maps")
     table = pd.DataFrame({k: v for k, v in res.correlation.items()}, index=res.steps)
     table.index.name = "after randomising"
     st.download_button("⬇️ Sanity check as CSV", table.assign(**{f"P({classes[target]})": res.target_prob})
@@ -388,6 +399,38 @@ def faithfulness_tab(choice, x_np: np.ndarray, target: int, classes, methods: tu
                        "text/csv", key="explain_faith_csv")
 
 
+def adversarial_images_figure(x_np: np.ndarray, res: adv.AdversarialResult, eps: float) -> go.Figure:
+    """Original, perturbation (scaled by 1/ε) and adversarial image side by side."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=["original", f"perturbation (×{1 / max(eps, 1e-6):.0f})",
+                                                        "adversarial"], horizontal_spacing=0.03)
+    fig.add_trace(go.Image(z=gray_image(x_np[0])), 1, 1)
+    fig.add_trace(go.Heatmap(z=res.perturbation.sum(0) / max(eps, 1e-6) / res.perturbation.shape[0],
+                             zmin=-1, zmax=1, colorscale="RdBu_r", showscale=False), 1, 2)
+    fig.add_trace(go.Image(z=gray_image(res.x_adv)), 1, 3)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    fig.update_layout(font=FONT, height=330, margin=dict(l=10, r=10, t=50, b=10))
+    fig.update_annotations(font=FONT)
+    return fig
+
+
+def adversarial_maps_figure(x_np: np.ndarray, res: adv.AdversarialResult, methods: tuple[str, ...],
+                            classes) -> go.Figure:
+    """Each method's map before and after the attack, over the original image."""
+    maps = {}
+    for m in methods:
+        maps[f"{m}|before"] = res.before[m].map
+        maps[f"{m}|after"] = res.after[m].map
+
+    def title(n: str) -> str:
+        k = n.split("|")[0]
+        if n.endswith("before"):
+            return f"{SHORT.get(k, k)}: {classes[res.pred_before]}"
+        return f"after: {classes[res.pred_after]}, ρ = {res.similarity[k]:.2f}"
+
+    return overlay_figure(x_np[0], maps, title_of=title, cols=4, first=None, height_per_row=280)
+
+
 def adversarial_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, classes, probs: np.ndarray,
                     available: list[str]) -> None:
     st.markdown("**Can an invisible change flip the prediction?** Both attacks push the image away "
@@ -412,30 +455,13 @@ def adversarial_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, classes
                  f"into **{classes[res.pred_after]}**{note}.")
     else:
         st.success(f"Not fooled at ε = {eps:.3f}: still **{classes[res.pred_after]}**. Try a larger ε or PGD.")
-    fig = make_subplots(rows=1, cols=3, subplot_titles=["original", f"perturbation (×{1 / max(eps, 1e-6):.0f})",
-                                                        "adversarial"], horizontal_spacing=0.03)
-    fig.add_trace(go.Image(z=gray_image(x_np[0])), 1, 1)
-    fig.add_trace(go.Heatmap(z=res.perturbation.sum(0) / max(eps, 1e-6) / res.perturbation.shape[0],
-                             zmin=-1, zmax=1, colorscale="RdBu_r", showscale=False), 1, 2)
-    fig.add_trace(go.Image(z=gray_image(res.x_adv)), 1, 3)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    fig.update_layout(font=FONT, height=330, margin=dict(l=10, r=10, t=50, b=10))
-    fig.update_annotations(font=FONT)
-    st.plotly_chart(fig, use_container_width=True, key="explain_adv_images")
+    key = ("adversarial", choice.path, choice.mtime, image_key(x_np), x_np.shape, label, methods, method,
+           float(eps), tuple(classes))
+    st.plotly_chart(cached_figure(key + ("images",), lambda: adversarial_images_figure(x_np, res, eps)),
+                    use_container_width=True, key="explain_adv_images")
     if not methods:
         return
-    maps = {}
-    for m in methods:
-        maps[f"{m}|before"] = res.before[m].map
-        maps[f"{m}|after"] = res.after[m].map
-    def title(n: str) -> str:
-        k = n.split("|")[0]
-        if n.endswith("before"):
-            return f"{SHORT.get(k, k)}: {classes[res.pred_before]}"
-        return f"after: {classes[res.pred_after]}, ρ = {res.similarity[k]:.2f}"
-
-    st.plotly_chart(overlay_figure(x_np[0], maps, title_of=title, cols=4, first=None, height_per_row=280),
+    st.plotly_chart(cached_figure(key + ("maps",), lambda: adversarial_maps_figure(x_np, res, methods, classes)),
                     use_container_width=True, key="explain_adv_maps")
     st.caption("Each method's map of the prediction before and after the attack; ρ is the rank "
                "correlation of |map| between the two. The 'after' maps are drawn over the original image.")

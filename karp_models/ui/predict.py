@@ -328,6 +328,14 @@ def image_key(x: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
 
 
+@st.cache_resource(max_entries=64, show_spinner=False)
+def cached_figure(key: tuple, _build) -> go.Figure:
+    """A figure built once per key (the model's cache key, the image's hash, the layer...) and
+    shared by every session: building a plotly figure costs more CPU than the rest of a Predict
+    rerun. Never mutated: st.plotly_chart works on a copy (Figure.to_dict)."""
+    return _build()
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def look(_model: torch.nn.Module, key: str, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(probabilities, feature maps per layer) of one input; `key` names the model for the cache."""
