@@ -13,10 +13,21 @@ st.markdown(
 )
 
 st.subheader("Where to start")
-st.page_link("pages/train.py", label="**Train**: watch a network learn live, stop, resume, compare runs",
-             icon="📈")
-st.page_link("pages/datasets.py", label="**Datasets**: browse the images and texts the models learn from",
-             icon="🗂️")
+for page, label, icon in [
+    ("pages/predict.py", "**Predict and look inside**: upload, draw or snap an image; see the "
+     "prediction, the feature maps and what a channel wants to see", "🖼️"),
+    ("pages/explain.py", "**Explain**: which pixels mattered, by eight methods, and whether to "
+     "trust them (sanity checks, faithfulness, adversarial examples)", "🔍"),
+    ("pages/train.py", "**Train**: watch a network learn live, stop, resume, compare runs", "📈"),
+    ("pages/evaluate.py", "**Evaluate**: confusion matrix, calibration, the mistakes, the "
+     "embedding projector", "🎯"),
+    ("pages/text_attention.py", "**GPT attention**, **Generate text**, **RNN neurons**: inside "
+     "the language models trained on Shakespeare", "🔤"),
+    ("pages/vit_attention.py", "**ViT attention** on image patches, and **Seq2seq attention** "
+     "learning to read dates", "🧩"),
+    ("pages/datasets.py", "**Datasets**: browse the images and texts the models learn from", "🗂️"),
+]:
+    st.page_link(page, label=label, icon=icon)
 st.caption("From the command line: `python -m karp_models train --model fast --dataset fashion-mnist "
            "--minutes 2 --out runs/my-first-cnn.safetensors` trains a CNN; "
            "`python -m karp_models models` lists every model.")

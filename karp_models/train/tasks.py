@@ -153,11 +153,15 @@ class ImageClassification:
         model.eval()
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
+        nhwc = bool(getattr(model, "feature_layers", None))  # CNNs: the trainer's memory format
         try:
             for i in range(0, n, batch_size):
                 sel = idx[i:i + batch_size] if idx is not None else slice(i, i + batch_size)
                 x, y = self._to_float(t["x"][sel]), t["y"][sel]
-                logits, _ = model(x)  # (B, n_classes)
+                if nhwc:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.no_grad():
+                    logits, _ = model(x)  # (B, n_classes)
                 logits = logits.float()
                 loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
                 correct += (logits.argmax(-1) == y).sum()
