@@ -205,7 +205,7 @@ FAST_CNN_RECIPE = dict(steps=520, batch_size=128, optimizer="sgd", lr=0.1, weigh
                        label_smoothing=0.1, warmup=0.25, augment=False, eval_every=0,
                        eval_batches=1)
 GPT_PRESET = "small"
-GPT_RECIPE = dict(steps=1000, batch_size=32, lr=3e-3, eval_every=100, eval_batches=8)
+GPT_RECIPE = dict(steps=800, batch_size=32, lr=5e-3, eval_every=50, eval_batches=24)
 # Sections in their own files (one per issue); each module has run(line) and runs standalone.
 SECTIONS: dict[str, str] = {"predict": "bench_predict", "explain": "bench_explain",
                             "evaluate": "bench_evaluate", "text": "bench_text",
