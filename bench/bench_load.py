@@ -389,7 +389,7 @@ def report(line, res: dict) -> None:
     line("classroom_predict_p95", pct(pred, 95), "s", "goal < 2 s")
     line("classroom_explain_p50", pct(expl, 50), "s", f"{len(expl)} explanations: Explain "
          f"opened on the image from Predict, then test image 0, then a random one; all 8 "
-         f"attribution methods plus the adversarial tab")
+         f"attribution methods; the adversarial attack runs only when switched on")
     line("classroom_explain_p95", pct(expl, 95), "s", "")
     for a in ("home", "open_predict", *PREDICT_ACTIONS, "explain_open", "explain_choose_test",
               "explain_other_image", "open_train", "train_settings", "train_start",

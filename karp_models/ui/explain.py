@@ -443,6 +443,11 @@ def adversarial_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, classes
     methods = tuple(c3.multiselect("Attributions to compare", available,
                                    [m for m in DEFAULT_ADV_METHODS if m in available], key="explain_adv_methods"))
     label = int(probs.argmax())                                       # push away from the prediction
+    if not st.toggle("Attack this image", key="explain_adv_on",
+                     help="Runs on request: an attack recomputes the model's gradients and every "
+                          "chosen map, which a shared classroom server should not do unasked."):
+        st.caption("Switch on to run the attack; the slider then updates it live.")
+        return
     res = adversarial(choice.path, choice.mtime, x_np, label, methods, method, float(eps))
     m1, m2, m3 = st.columns(3)
     m1.metric(f"Before: {res.probs_before[res.pred_before]:.0%}", classes[res.pred_before])

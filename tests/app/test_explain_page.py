@@ -66,6 +66,8 @@ def test_sanity_check_and_faithfulness_on_their_buttons(at):
 
 def test_adversarial_slider(at):
     at.slider(key="explain_adv_eps").set_value(0.2).run()
+    assert not at.metric  # nothing is computed until the attack is switched on
+    at.toggle(key="explain_adv_on").set_value(True).run()
     _ok(at)
     assert len(at.metric) >= 3
     assert any("Fooled" in e.value for e in at.error) or any("Not fooled" in s.value for s in at.success)
