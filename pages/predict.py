@@ -36,7 +36,8 @@ if target is None:  # no model: the input and its pipeline still work (Fashion-M
 # --- the input
 
 st.header("1. An image")
-source = st.radio("Image from", ui.SOURCES, key="predict_source", horizontal=True)
+source = st.radio("Image from", ui.SOURCES, index=ui.SOURCES.index("🧪 Test image"),  # useful at once
+                  key="predict_source", horizontal=True)
 got = ui.raw_from_source(source, target)
 if got is None:
     st.stop()

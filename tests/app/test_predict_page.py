@@ -35,8 +35,12 @@ def _source(at, label: str):
     return at
 
 
-def test_page_opens_with_upload(at):
+def test_page_opens_with_a_test_image_predicted_then_offers_upload(at):
     assert at.title[0].value.endswith("Predict and look inside")
+    assert "Test image" in at.radio(key="predict_source").value
+    assert any("%" in m.value for m in at.markdown if m.value.startswith("###"))
+    assert at.session_state[IMAGE_KEY].source.startswith("test image #")
+    _source(at, "Upload")
     assert len(at.get("file_uploader")) == 1
 
 
