@@ -83,6 +83,19 @@ def machine_busy() -> tuple[float, float]:
 # --- browserless: real Streamlit sessions over the websocket
 
 
+async def _within_budget(tasks: list, budget_s: float, stop: asyncio.Event, res: dict) -> None:
+    """Wait for the sessions up to the time budget; then stop the monitors, cancel the rest and
+    count them as errors."""
+    _, pending = await asyncio.wait(tasks, timeout=budget_s)
+    stop.set()
+    for t in pending:
+        t.cancel()
+    if pending:
+        res["errors"].append(f"{len(pending)} session(s) still busy after the {budget_s:.0f} s "
+                             f"budget")
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
 async def teacher(port: int, res: dict) -> None:
     """Before the class: the teacher opens Home, Predict and Explain once (on the projector), so
     the server has imported torch and loaded the default model and dataset. Timed apart."""
@@ -213,15 +226,8 @@ async def classroom_stream(port: int, pid: int, n: int, trainers: int, budget_s:
     res["class_start"] = (time.perf_counter(), cpu_seconds(pid), machine_busy(), time.process_time())
     tasks = [asyncio.create_task(student(i)) for i in range(n)]
     wd = asyncio.create_task(watchdog())
-    done, pending = await asyncio.wait(tasks, timeout=budget_s)
-    stop.set()
+    await _within_budget(tasks, budget_s, stop, res)
     all_done.set()
-    for t in pending:
-        t.cancel()
-    if pending:
-        res["errors"].append(f"{len(pending)} session(s) still busy after the {budget_s:.0f} s "
-                             f"budget")
-        await asyncio.gather(*pending, return_exceptions=True)
     await asyncio.gather(mon, wd)
     return res
 
@@ -302,14 +308,7 @@ async def classroom(base: str, pid: int, n: int, trainers: int, budget_s: float,
         browser = await p.chromium.launch(executable_path=act.CHROMIUM, args=act.CHROMIUM_ARGS)
         mon = asyncio.create_task(monitor())
         tasks = [asyncio.create_task(student(i, browser)) for i in range(n)]
-        done, pending = await asyncio.wait(tasks, timeout=budget_s)
-        stop.set()
-        for t in pending:
-            t.cancel()
-        if pending:
-            res["errors"].append(f"{len(pending)} session(s) still busy after the {budget_s:.0f} s "
-                                 f"budget")
-            await asyncio.gather(*pending, return_exceptions=True)
+        await _within_budget(tasks, budget_s, stop, res)
         await mon
         await browser.close()
     return res

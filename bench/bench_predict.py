@@ -3,9 +3,7 @@ feature maps of the shipped fast CNN (median of several runs, 1 torch thread as 
 from __future__ import annotations
 
 import io
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +17,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from karp_models import preprocess as pp  # noqa: E402
 from karp_models.introspect import features as feat  # noqa: E402
 from karp_models.train.checkpoints import load_checkpoint  # noqa: E402
-
-
-def _median_ms(fn, repeat: int = 9) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+from run import median_ms  # noqa: E402
 
 
 def photo_jpeg(w: int = 4000, h: int = 3000) -> bytes:
@@ -47,13 +36,13 @@ def photo_jpeg(w: int = 4000, h: int = 3000) -> bytes:
 def run(line) -> None:
     torch.set_num_threads(1)
     data = photo_jpeg()
-    ms = _median_ms(lambda: pp.preprocess_file(data, "12mp.jpg", "fashion"))
+    ms = median_ms(lambda: pp.preprocess_file(data, "12mp.jpg", "fashion"))
     line("predict_preprocess_12mp_jpeg", ms, "ms", f"goal < 300 ms; {len(data) / 2**20:.1f} MB file, decode + all steps")
     model = load_checkpoint(ROOT / "weights" / "fast-fashion-mnist.safetensors", "cpu").model
     x = torch.from_numpy(pp.preprocess_file(data, "12mp.jpg", "fashion")[1].x)[None]
-    line("predict_prediction", _median_ms(lambda: feat.predict(model, x), 25), "ms",
+    line("predict_prediction", median_ms(lambda: feat.predict(model, x), 25), "ms",
          "goal < 50 ms; fast-fashion-mnist, one image")
-    line("predict_all_feature_maps", _median_ms(lambda: feat.feature_maps(model, x), 25), "ms",
+    line("predict_all_feature_maps", median_ms(lambda: feat.feature_maps(model, x), 25), "ms",
          f"goal < 100 ms; {len(model.feature_layers)} layers of fast-fashion-mnist, one forward")
 
 

@@ -3,7 +3,6 @@ GPT attention on a full 128-character window, next-character top-5 over 2,000 ch
 LSTM cell traces over 2,000 characters, and generation speed (median of several runs)."""
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -18,18 +17,9 @@ from karp_models import data  # noqa: E402
 from karp_models.introspect import neurons  # noqa: E402
 from karp_models.introspect import text as tx  # noqa: E402
 from karp_models.train.checkpoints import load_checkpoint  # noqa: E402
+from run import median_ms  # noqa: E402
 
 MAX_CHARS = 2000  # karp_models.ui.text_views.MAX_CHARS, the pages' cap (not imported: that module needs streamlit)
-
-
-def _median_ms(fn, repeat: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
 
 
 def run(line) -> None:
@@ -39,13 +29,13 @@ def run(line) -> None:
     gpt = load_checkpoint(ROOT / "weights" / "gpt-shakespeare.safetensors", "cpu").model
     lstm = load_checkpoint(ROOT / "weights" / "lstm-shakespeare.safetensors", "cpu").model
     bs = gpt.config.block_size
-    line("text_gpt_attention_window", _median_ms(lambda: tx.attention(gpt, ids[:bs])), "ms",
+    line("text_gpt_attention_window", median_ms(lambda: tx.attention(gpt, ids[:bs]), 5), "ms",
          f"goal < 200 ms; all layers and heads, {bs}-character window")
-    line("text_gpt_next_char_top5", _median_ms(lambda: tx.next_char_topk(gpt, ids, ds.vocab), 3), "ms",
+    line("text_gpt_next_char_top5", median_ms(lambda: tx.next_char_topk(gpt, ids, ds.vocab), 3), "ms",
          f"goal < 2 s; {len(ids):,} characters (the page's cap)")
-    line("text_lstm_next_char_top5", _median_ms(lambda: tx.next_char_topk(lstm, ids, ds.vocab), 3), "ms",
+    line("text_lstm_next_char_top5", median_ms(lambda: tx.next_char_topk(lstm, ids, ds.vocab), 3), "ms",
          f"goal < 2 s; {len(ids):,} characters")
-    line("text_lstm_traces", _median_ms(lambda: neurons.traces(lstm, ids), 3), "ms",
+    line("text_lstm_traces", median_ms(lambda: neurons.traces(lstm, ids), 3), "ms",
          f"goal < 3 s; every gate and state, {len(ids):,} steps, step-by-step path")
     for name, model in (("gpt", gpt), ("lstm", lstm)):
         n = 200

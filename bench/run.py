@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,6 +31,17 @@ from karp_models.train.trainer import TrainConfig, Trainer  # noqa: E402
 
 def line(name: str, value: float, unit: str, goal: str = "") -> None:
     print(f"{name}: {value:,.3g} {unit}" + (f" ({goal})" if goal else ""), flush=True)
+
+
+def median_ms(fn: Callable[[], object], repeat: int = 9) -> float:
+    """Median wall time of fn() in milliseconds, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
 
 
 # --- machine

@@ -306,6 +306,17 @@ def _run_key(name: str, choice, x_np: np.ndarray, target: int, methods) -> str:
     return f"{name}|{choice.path}|{choice.mtime}|{image_key(x_np)}|{target}|{','.join(methods)}"
 
 
+def _requested(name: str, key: str, label: str, caption: str) -> bool:
+    """A button that runs a costly check for this model, image, target and methods; the result
+    stays shown over reruns until one of those changes (remembered in the session)."""
+    if st.button(label, key=f"explain_{name}_run", type="primary"):
+        st.session_state[f"explain_{name}_for"] = key
+    if st.session_state.get(f"explain_{name}_for") != key:
+        st.caption(caption)
+        return False
+    return True
+
+
 def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[str, ...]) -> None:
     st.markdown("**Is the heatmap about the model, or just about the image?** Adebayo et al. (2018): "
                 "replace the trained weights by random ones, one layer at a time from the top, and "
@@ -313,10 +324,8 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
                 "for a destroyed model. The score is the rank correlation (Spearman, of |map|) with "
                 "the original map: 1 = the same ranking of pixels, 0 = unrelated.")
     key = _run_key("sanity", choice, x_np, target, methods)
-    if st.button("▶️ Run the sanity check", key="explain_sanity_run", type="primary"):
-        st.session_state["explain_sanity_for"] = key
-    if st.session_state.get("explain_sanity_for") != key:
-        st.caption("Runs on a copy of the model; a few seconds for the fast CNN.")
+    if not _requested("sanity", key, "▶️ Run the sanity check",
+                      "Runs on a copy of the model; a few seconds for the fast CNN."):
         return
     bar = st.progress(0.0, text="Starting…")
 
@@ -370,10 +379,7 @@ def faithfulness_tab(choice, x_np: np.ndarray, target: int, classes, methods: tu
                 f"makes P({classes[target]}) fall fast) and the *insertion* curve (add them to a "
                 "black image first: it should rise fast).")
     key = _run_key("faith", choice, x_np, target, methods)
-    if st.button("▶️ Measure faithfulness", key="explain_faith_run", type="primary"):
-        st.session_state["explain_faith_for"] = key
-    if st.session_state.get("explain_faith_for") != key:
-        st.caption("A few seconds for the fast CNN.")
+    if not _requested("faith", key, "▶️ Measure faithfulness", "A few seconds for the fast CNN."):
         return
     bar = st.progress(0.0, text="Starting…")
     rows = faithfulness(choice.path, choice.mtime, x_np, target, methods,

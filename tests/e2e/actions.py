@@ -12,6 +12,7 @@ import asyncio
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +37,13 @@ def app_pages(app: Path = ROOT / "app.py") -> list[tuple[str, str]]:
 
 
 # --- the server
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def start_server(port: int, env: dict[str, str | None] | None = None, timeout_s: float = 90

@@ -5,7 +5,6 @@ one explanation on Explain and one short training on Train. Page actions: tests/
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 from pathlib import Path
 
@@ -21,15 +20,9 @@ async_api = pytest.importorskip("playwright.async_api", reason="pip install play
 PAGES = act.app_pages()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = free_port()
+    port = act.free_port()
     proc = act.start_server(port, {"KARP_RUNS": str(tmp_path_factory.mktemp("runs")),
                                    "KARP_JOB_GRACE": "5", "KARP_TEACHER_PASSWORD": None})
     try:

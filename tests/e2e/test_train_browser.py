@@ -4,65 +4,28 @@ loss chart gain points while it trains. (Playwright's sync API, launched as
 """
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import actions as act  # noqa: E402
 
-if not Path(CHROMIUM).exists():
+if not Path(act.CHROMIUM).exists():
     pytest.skip("Chromium is absent: apt-get install chromium", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-
-# --- the server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = free_port()
-    streamlit = Path(sys.executable).with_name("streamlit")
-    cmd = [str(streamlit) if streamlit.exists() else shutil.which("streamlit"), "run", "app.py",
-           "--server.headless", "true", "--server.port", str(port),
-           "--browser.gatherUsageStats", "false"]
-    env = {**os.environ, "KARP_RUNS": str(tmp_path_factory.mktemp("runs"))}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    port = act.free_port()
+    proc = act.start_server(port, {"KARP_RUNS": str(tmp_path_factory.mktemp("runs"))}, timeout_s=60)
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, "streamlit exited at start"
-            assert time.time() < deadline, "streamlit did not start in 60 s"
-            time.sleep(0.3)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        act.stop_server(proc)
 
 
 # --- the test
@@ -82,7 +45,7 @@ def wait_idle(page, timeout_s: float = 60) -> None:
 
 def test_start_a_run_and_watch_the_chart_grow(server):
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=act.CHROMIUM, args=act.CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             # in through the home page and the sidebar, as a person does (a deep link to /train

@@ -5,23 +5,12 @@ import torch
 import torch.nn.functional as Fn
 
 from karp_models.introspect import adversarial as Ad
-from karp_models.models.cnn import CNN, CNNConfig
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    model = CNN(CNNConfig(arch="fast", image_size=16, widths=(4, 6, 8, 8))).eval()
+def setup(cnn):
     x = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(1))
-    return model, x
+    return cnn, x
 
 
 @pytest.mark.parametrize("method", Ad.ATTACKS)

@@ -11,20 +11,6 @@ from karp_models.models.attention import ViT, ViTConfig
 from karp_models.models.cnn import CNN, CNNConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    torch.manual_seed(0)
-    return CNN(CNNConfig(arch="fast", image_size=16, widths=(4, 6, 8, 8))).eval()
-
-
 @pytest.fixture(scope="module")
 def vit():
     torch.manual_seed(0)

@@ -7,14 +7,6 @@ from karp_models.introspect.embeddings import pca_2d, penultimate_features, penu
 from karp_models.models import build
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("name,preset,want", [
     ("classic", None, "classifier.dropout"), ("fast", "fast", "classifier.dropout"),
     ("tinyvgg", None, "classifier.dropout"), ("vit", "tiny", "ln_f"),

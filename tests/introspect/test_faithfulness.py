@@ -12,14 +12,6 @@ from karp_models.models.cnn import CNN, CNNConfig
 PIXEL = (2, 5)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class OnePixel(nn.Module):
     """Two classes; the logit gap is 8 * the value of one pixel, nothing else matters."""
 

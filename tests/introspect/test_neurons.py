@@ -10,14 +10,6 @@ from karp_models.introspect import neurons
 from karp_models.models.rnn import PRESETS, CharRNN
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(cell: str, n_layer: int = 2) -> CharRNN:
     torch.manual_seed(0)
     return CharRNN(replace(PRESETS["tiny"], cell=cell, vocab_size=11, n_layer=n_layer)).eval()

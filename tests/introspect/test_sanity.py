@@ -5,21 +5,6 @@ import pytest
 import torch
 
 from karp_models.introspect import sanity as S
-from karp_models.models.cnn import CNN, CNNConfig
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    torch.manual_seed(0)
-    return CNN(CNNConfig(arch="fast", image_size=16, widths=(4, 6, 8, 8))).eval()
 
 
 def _state(m):

@@ -13,14 +13,6 @@ from karp_models.models.rnn import PRESETS, CharRNN
 VOCAB = tuple("\nabcdefgh .")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def gpt() -> GPT:
     torch.manual_seed(0)
