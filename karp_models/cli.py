@@ -117,12 +117,28 @@ def train_config_from_args(a: argparse.Namespace):
     return TrainConfig(**kw)
 
 
+def load_teacher(path: str, dataset: str, ds) -> tuple[torch.nn.Module, dict]:
+    """A checkpoint to distil from, checked to be trained on `dataset` with the same classes."""
+    import hashlib
+
+    from karp_models.train.checkpoints import load_checkpoint
+
+    ck = load_checkpoint(path)
+    if ck.meta.get("dataset") != dataset:
+        raise ValueError(f"{path} was trained on {ck.meta.get('dataset')!r}, not {dataset!r}")
+    if list(ck.meta.get("classes", [])) != list(getattr(ds, "classes", [])):
+        raise ValueError(f"{path} has other classes than {dataset}")
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return ck.model, {"file": Path(path).name, "model": ck.model_name, "sha256": digest,
+                      "metrics": ck.meta.get("metrics", {})}
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from karp_models import data
     from karp_models.models import REGISTRY, build_for
-    from karp_models.train.checkpoints import load_trainer_state, save_checkpoint
+    from karp_models.train.checkpoints import CheckpointError, load_trainer_state, save_checkpoint
     from karp_models.train.tasks import make_task
     from karp_models.train.trainer import Trainer
 
@@ -147,7 +163,14 @@ def cmd_train(a: argparse.Namespace) -> int:
     model = build_for(a.model, ds, preset=a.preset, **overrides).to(device)
     cfg = train_config_from_args(a)
     task = make_task(ds, model, augment=cfg.augment)
-    trainer = Trainer(model, task, cfg, device)
+    teacher, teacher_meta = None, None
+    if a.teacher:
+        try:
+            teacher, teacher_meta = load_teacher(a.teacher, dataset, ds)
+        except (CheckpointError, ValueError) as e:
+            print(f"error: teacher: {e}", file=sys.stderr)
+            return 2
+    trainer = Trainer(model, task, cfg, device, teacher=teacher)
     if a.resume:
         load_trainer_state(a.resume, trainer)
     n_params = sum(p.numel() for p in model.parameters())
@@ -189,6 +212,8 @@ def cmd_train(a: argparse.Namespace) -> int:
             "command": "python -m karp_models " + shlex.join(sys.argv[1:]),
         },
     }
+    if teacher_meta is not None:
+        meta["train"]["teacher"] = teacher_meta
     meta["classes" if spec.task == "image" else "vocab"] = list(
         ds.classes if spec.task == "image" else ds.vocab)
     out = Path(a.out)
@@ -268,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float)
     p.add_argument("--grad-clip", dest="grad_clip", type=float)
     p.add_argument("--label-smoothing", dest="label_smoothing", type=float)
+    p.add_argument("--teacher", help="a trained checkpoint of the same dataset to distil from")
+    p.add_argument("--distill-alpha", dest="distill_alpha", type=float,
+                   help="weight of the teacher's term (default 0.5)")
+    p.add_argument("--distill-temperature", dest="distill_temperature", type=float,
+                   help="0: hard distillation on the teacher's top class (default); > 0: soft, at this T")
     p.add_argument("--eval-every", dest="eval_every", type=int)
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--seed", type=int)

@@ -58,3 +58,15 @@ def test_wrong_task_is_a_clear_error(tmp_path, capsys):
                      "--out", str(tmp_path / "x.safetensors")])
     assert code == 2
     assert "text model" in capsys.readouterr().err
+
+
+def test_train_from_a_teacher_records_it_and_refuses_another_dataset(digits_ckpt, tmp_path, capsys):
+    out = tmp_path / "student.safetensors"
+    assert cli.main(["train", "--model", "classic", "--dataset", "digits", "--steps", "10", "--eval-every", "0",
+                     "--teacher", str(digits_ckpt), "--distill-temperature", "2", "--out", str(out)]) == 0
+    meta = read_metadata(out)["train"]
+    assert meta["teacher"]["file"] == digits_ckpt.name and len(meta["teacher"]["sha256"]) == 64
+    assert meta["config"]["distill_temperature"] == 2.0 and meta["config"]["distill_alpha"] == 0.5
+    code = cli.main(["train", "--model", "vit", "--dataset", "fashion-mnist", "--preset", "tiny", "--steps", "1",
+                     "--teacher", str(digits_ckpt), "--out", str(tmp_path / "x.safetensors")])
+    assert code == 2 and "trained on 'digits'" in capsys.readouterr().err

@@ -157,12 +157,22 @@ def generate_stream(model: nn.Module, prime: Sequence[int], vocab: Sequence[str]
         gen.seed()
     idx = _ids(prime, model)                                          # (1, T)
     if is_gpt(model):
+        # A key/value cache makes each character one position of work. Positions are absolute, so
+        # when the cache is full, start again from the last 3/4 of a context: every character is
+        # predicted from between 3/4 and all of block_size characters.
         bs = model.config.block_size
-        for _ in range(max_new):
-            logits, _ = model(idx[:, -bs:])                           # (1, t, V)
-            nxt = sample(logits[:, -1, :], temperature, top_k, gen)   # (1, 1)
+        keep = max(1, bs * 3 // 4)
+        logits, cache = model.forward_cached(idx[:, -bs:])           # (1, V)
+        for i in range(max_new):
+            nxt = sample(logits, temperature, top_k, gen)             # (1, 1)
             idx = torch.cat([idx, nxt], dim=1)
             yield vocab[int(nxt)]
+            if i + 1 == max_new:
+                break
+            if cache[0][0].size(2) < bs:
+                logits, cache = model.forward_cached(nxt, cache)
+            else:
+                logits, cache = model.forward_cached(idx[:, -keep:])
     else:
         logits, hidden = model._run(idx)                              # read the prime once: (1, T, V)
         for _ in range(max_new):

@@ -115,6 +115,24 @@ class SelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)             # (B, T, C)
         return self.resid_dropout(self.c_proj(y)), weights
 
+    def forward_kv(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+                   ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Incremental decoding: attend from x to the cached keys/values plus x's own; return the cache grown.
+
+        With no past, x is a whole (causal) context; with a past, x is one new position (B, 1, C),
+        which may see every cached key, so no mask is needed.
+        """
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if past is not None:
+            if T != 1:
+                raise ValueError("with a cache, feed one position at a time")
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)   # (B, nh, t + 1, hs)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal and past is None)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.c_proj(y), (k, v)
+
 
 class MLP(nn.Module):
     def __init__(self, n_embd: int, hidden: int, dropout: float, bias: bool) -> None:
@@ -142,6 +160,12 @@ class Block(nn.Module):
         a, weights = self.attn(self.ln_1(x), return_weights)
         x = x + a
         return x + self.mlp(self.ln_2(x)), weights
+
+    def forward_kv(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+                   ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        a, present = self.attn.forward_kv(self.ln_1(x), past)
+        x = x + a
+        return x + self.mlp(self.ln_2(x)), present
 
 
 def _init_weights(module: nn.Module, n_layer: int) -> None:
@@ -198,6 +222,26 @@ class GPT(nn.Module):
     def forward_with_attention(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits (B, T, V) and one (B, n_head, T, T) attention map per layer (explicit softmax path)."""
         return self._run(idx, return_weights=True)
+
+    @torch.no_grad()
+    def forward_cached(self, idx: torch.Tensor, cache: list | None = None) -> tuple[torch.Tensor, list]:
+        """Logits (B, V) of the last position and the key/value cache, for generation in O(T) per token.
+
+        cache None: idx (B, T) is a fresh context of at most block_size. Else idx is the next
+        position (B, 1), placed after the cached ones; the cache cannot grow past block_size
+        (absolute positions): start again from a shorter window then.
+        """
+        past = 0 if cache is None else cache[0][0].size(2)
+        T = idx.size(1)
+        if past + T > self.config.block_size:
+            raise ValueError(f"context of {past + T} is longer than block_size {self.config.block_size}")
+        pos = torch.arange(past, past + T, device=idx.device)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos)   # (B, T, C)
+        present = []
+        for i, block in enumerate(self.transformer.h):
+            x, kv = block.forward_kv(x, None if cache is None else cache[i])
+            present.append(kv)
+        return self.lm_head(self.transformer.ln_f(x[:, -1])), present  # (B, V)
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,

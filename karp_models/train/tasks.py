@@ -136,6 +136,25 @@ class ImageClassification:
              label_smoothing: float = 0.0) -> torch.Tensor:
         return F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
 
+    def distill_loss(self, logits: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor,
+                     alpha: float, temperature: float = 0.0,
+                     label_smoothing: float = 0.0) -> torch.Tensor:
+        """(1 - alpha) * CE(labels) + alpha * the teacher's term.
+
+        temperature 0: hard distillation, CE against the teacher's top class (DeiT, Touvron et
+        al. 2021); else soft, KL(teacher || student) at that temperature, times T^2 (Hinton et
+        al. 2015) so its gradients keep their scale.
+        """
+        logits, teacher_logits = logits.float(), teacher_logits.float()
+        ce = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        if temperature == 0:
+            teach = F.cross_entropy(logits, teacher_logits.argmax(-1), label_smoothing=label_smoothing)
+        else:
+            T = temperature
+            teach = F.kl_div(F.log_softmax(logits / T, -1), F.log_softmax(teacher_logits / T, -1),
+                             reduction="batchmean", log_target=True) * T * T
+        return (1 - alpha) * ce + alpha * teach
+
     @torch.no_grad()
     def evaluate(self, model: nn.Module, device: torch.device | str | None = None,
                  split: str = "test", max_batches: int | None = None,

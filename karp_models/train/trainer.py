@@ -48,6 +48,8 @@ class TrainConfig:
     seed: int = 0
     amp: bool = True
     label_smoothing: float = 0.0
+    distill_alpha: float = 0.5        # with a teacher: weight of the teacher's term in the loss
+    distill_temperature: float = 0.0  # 0: hard distillation (teacher's argmax), else soft (Hinton's T)
 
     def __post_init__(self) -> None:
         if self.steps is None and self.minutes is None:
@@ -66,6 +68,8 @@ class TrainConfig:
             raise ValueError("batch_size and lr must be positive")
         if self.eval_every < 0 or self.grad_clip < 0 or not 0 <= self.label_smoothing < 1:
             raise ValueError("eval_every and grad_clip must be >= 0, label_smoothing in [0, 1)")
+        if not 0 <= self.distill_alpha <= 1 or self.distill_temperature < 0:
+            raise ValueError("distill_alpha must be in [0, 1] and distill_temperature >= 0")
 
 
 @dataclass(frozen=True)
@@ -166,14 +170,24 @@ class Trainer:
 
     Attributes read by callers: model, task, cfg, device, optimizer, step, elapsed (seconds of
     training so far, across resumes), history (all Records yielded).
+
+    teacher: an optional trained model of the same task whose outputs the model also learns from
+    (knowledge distillation, cfg.distill_*); it is only run, in eval mode, never trained.
     """
 
     def __init__(self, model: nn.Module, task: Any, cfg: TrainConfig,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", teacher: nn.Module | None = None):
         self.cfg = cfg
         self.task = task
         self.device = torch.device(device)
         self.model = model.to(self.device)
+        self.teacher = teacher
+        if teacher is not None:
+            if not hasattr(task, "distill_loss"):
+                raise ValueError(f"{type(task).__name__} has no distillation loss")
+            teacher.to(self.device).eval().requires_grad_(False)
+            if getattr(teacher, "feature_layers", None):
+                teacher.to(memory_format=torch.channels_last)
         # CNNs (models with spatial feature maps) run faster in NHWC on oneDNN and cuDNN
         self.channels_last = bool(getattr(model, "feature_layers", None))
         if self.channels_last:
@@ -268,7 +282,13 @@ class Trainer:
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(dev, self.amp_dtype):
-                if ls:
+                if self.teacher is not None:
+                    with torch.no_grad():
+                        t_logits, _ = self.teacher(x.contiguous(memory_format=torch.channels_last))
+                    logits, _ = model(x)
+                    loss = task.distill_loss(logits, y, t_logits, cfg.distill_alpha,
+                                             cfg.distill_temperature, ls)
+                elif ls:
                     logits, _ = model(x)
                     loss = task.loss(logits, y, ls)
                 else:

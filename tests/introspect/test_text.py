@@ -102,25 +102,41 @@ def test_topk_is_sorted_and_actual_is_the_real_next_character(rnn):
 
 
 def test_gpt_generation_with_a_seed_is_reproducible_and_top_k_1_is_greedy(gpt):
-    check_generation(gpt)
+    check_generation(gpt, gpt.config.block_size - 2)  # the last one is read from a full context
 
 
 def test_rnn_generation_with_a_seed_is_reproducible_and_top_k_1_is_greedy(rnn):
     check_generation(rnn)
 
 
-def check_generation(model):
+def check_generation(model, n: int = 30):
+    """n characters match the model's own uncached generate (a GPT: while its cache is not full)."""
     prime = [0, 1, 2]
-    a = "".join(tx.generate_stream(model, prime, VOCAB, 30, temperature=1.0, top_k=None, seed=7))
-    b = "".join(tx.generate_stream(model, prime, VOCAB, 30, temperature=1.0, top_k=None, seed=7))
-    c = "".join(tx.generate_stream(model, prime, VOCAB, 30, temperature=1.0, top_k=None, seed=8))
-    assert a == b and len(a) == 30 and a != c
-    greedy = "".join(tx.generate_stream(model, prime, VOCAB, 30, temperature=1.5, top_k=1, seed=1))
-    ref = model.generate(torch.tensor([prime]), 30, temperature=0.0)[0, 3:]          # argmax every step
+    a = "".join(tx.generate_stream(model, prime, VOCAB, n, temperature=1.0, top_k=None, seed=7))
+    b = "".join(tx.generate_stream(model, prime, VOCAB, n, temperature=1.0, top_k=None, seed=7))
+    c = "".join(tx.generate_stream(model, prime, VOCAB, n, temperature=1.0, top_k=None, seed=8))
+    assert a == b and len(a) == n and a != c
+    greedy = "".join(tx.generate_stream(model, prime, VOCAB, n, temperature=1.5, top_k=1, seed=1))
+    ref = model.generate(torch.tensor([prime]), n, temperature=0.0)[0, 3:]           # argmax every step
     assert greedy == "".join(VOCAB[i] for i in ref)
     torch.manual_seed(7)                                                               # same draws as the model's own
-    ref = model.generate(torch.tensor([prime]), 30, temperature=1.0)[0, 3:]
+    ref = model.generate(torch.tensor([prime]), n, temperature=1.0)[0, 3:]
     assert a == "".join(VOCAB[i] for i in ref)
+
+
+def test_gpt_generation_past_its_context_restarts_from_three_quarters_of_it(gpt):
+    """With the cache full, the next prediction reads the last 3/4 of block_size, then grows again:
+    the cached stream equals full forwards over exactly those windows."""
+    bs, keep, prime, n = gpt.config.block_size, gpt.config.block_size * 3 // 4, [0, 1, 2], 45
+    got = [VOCAB.index(ch) for ch in tx.generate_stream(gpt, prime, VOCAB, n, temperature=0.0)]
+    ids, length, want = list(prime), len(prime), []
+    with torch.no_grad():
+        for _ in range(n):
+            logits, _ = gpt(torch.tensor([ids[-length:]]))
+            want.append(int(logits[0, -1].argmax()))
+            ids.append(want[-1])
+            length = length + 1 if length < bs else keep
+    assert got == want
 
 
 def test_top_k_restricts_the_sample():

@@ -102,6 +102,23 @@ def test_gpt_generate_crops_context_and_stays_in_vocab():
         m(prompt)
 
 
+def test_gpt_key_value_cache_gives_the_full_forward_logits():
+    torch.manual_seed(0)
+    m = tiny_gpt().eval()
+    idx = torch.randint(0, V, (2, 16))
+    full = m(idx)[0]                                                    # (2, 16, V)
+    logits, cache = m.forward_cached(idx[:, :5])                        # a prime of 5, then one at a time
+    torch.testing.assert_close(logits, full[:, 4], atol=1e-5, rtol=0)
+    for t in range(5, 16):
+        logits, cache = m.forward_cached(idx[:, t:t + 1], cache)
+        torch.testing.assert_close(logits, full[:, t], atol=1e-5, rtol=0)
+    assert cache[0][0].shape == (2, m.config.n_head, 16, m.config.n_embd // m.config.n_head)
+    with pytest.raises(ValueError, match="block_size"):
+        m.forward_cached(idx[:, :1], cache)                             # full: no 17th position
+    with pytest.raises(ValueError, match="one position"):
+        m.forward_cached(idx[:, :2], m.forward_cached(idx[:, :3])[1])
+
+
 def test_gpt_tied_head_shares_the_embedding():
     m = tiny_gpt(tie_weights=True)
     assert m.lm_head.weight is m.transformer.wte.weight

@@ -214,3 +214,47 @@ def test_resume_continues_the_same_loss_curve_in_memory():
     assert second.step == 2 * N and len(second.history) == len(part1) + len(part2)
     for a, b in zip(full.model.state_dict().values(), second.model.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+# --- distillation
+
+
+def test_distill_loss_hard_soft_and_alpha():
+    torch.manual_seed(0)
+    task = ImageClassification(quadrant_images(), augment=False)
+    s, t, y = torch.randn(16, 4), torch.randn(16, 4), torch.randint(0, 4, (16,))
+    ce = torch.nn.functional.cross_entropy
+    torch.testing.assert_close(task.distill_loss(s, y, t, alpha=0.0), ce(s, y))
+    torch.testing.assert_close(task.distill_loss(s, y, t, alpha=1.0), ce(s, t.argmax(-1)))
+    torch.testing.assert_close(task.distill_loss(s, y, t, alpha=0.5),
+                               0.5 * ce(s, y) + 0.5 * ce(s, t.argmax(-1)))
+    assert task.distill_loss(t, y, t, alpha=1.0, temperature=4.0).abs() < 1e-6   # agrees with the teacher
+    student = s.clone().requires_grad_(True)
+    task.distill_loss(student, y, t, alpha=1.0, temperature=2.0).backward()
+    moved = student.detach() - 0.5 * student.grad                                 # one gradient step
+    kl = lambda a: torch.nn.functional.kl_div(a.log_softmax(-1), t.log_softmax(-1),  # noqa: E731
+                                              reduction="batchmean", log_target=True)
+    assert kl(moved / 2) < kl(s / 2)
+
+
+def test_a_teacher_alone_teaches_the_right_classes():
+    """Train labels scrambled: alone, a student learns noise; from a good teacher (alpha 1) it learns the
+    task. The teacher is only run: its weights and eval mode are untouched."""
+    good = image_trainer(steps=60, eval_every=0)
+    list(good.run())
+    teacher = good.model
+    assert good.task.evaluate(teacher, "cpu")["accuracy"] > 0.9
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+
+    def student(with_teacher: bool) -> float:
+        data = quadrant_images()
+        data.train_y = data.train_y[torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(1))]
+        torch.manual_seed(0)
+        task = ImageClassification(data, augment=True)
+        cfg = TrainConfig(steps=60, batch_size=32, eval_every=0, distill_alpha=1.0)
+        tr = Trainer(TinyNet(TinyNetConfig()), task, cfg, "cpu", teacher=teacher if with_teacher else None)
+        return list(tr.run())[-1].val_accuracy
+
+    assert student(with_teacher=True) > 0.9 and student(with_teacher=False) < 0.5
+    assert not teacher.training
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
