@@ -76,7 +76,7 @@ def time_to(model_name: str, dataset: str, cfg: TrainConfig, *, preset: str | No
     ds = data.load(dataset)
     torch.manual_seed(cfg.seed)
     model = build_for(model_name, ds, preset=preset).to(device)
-    task = make_task(ds, model, augment=cfg.augment)
+    task = make_task(ds, model, augment=cfg.augment, shift=cfg.shift)
     stop = threading.Event()
     t0 = time.perf_counter()
     for rec in Trainer(model, task, cfg, device).run(stop=stop):

@@ -48,7 +48,7 @@ def cli_seconds(cfg: TrainConfig, model_name: str = MODEL, dataset: str = DATASE
     c0, t0 = time.process_time(), time.perf_counter()
     torch.manual_seed(cfg.seed)
     model = build_for(model_name, ds).to(device)
-    task = make_task(ds, model, augment=cfg.augment)
+    task = make_task(ds, model, augment=cfg.augment, shift=cfg.shift)
     for _ in Trainer(model, task, cfg, device).run():
         pass
     return time.perf_counter() - t0, time.process_time() - c0

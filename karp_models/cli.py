@@ -162,7 +162,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     overrides = json.loads(a.config) if a.config else {}
     model = build_for(a.model, ds, preset=a.preset, **overrides).to(device)
     cfg = train_config_from_args(a)
-    task = make_task(ds, model, augment=cfg.augment)
+    task = make_task(ds, model, augment=cfg.augment, shift=cfg.shift)
     teacher, teacher_meta = None, None
     if a.teacher:
         try:
@@ -300,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="0: hard distillation on the teacher's top class (default); > 0: soft, at this T")
     p.add_argument("--eval-every", dest="eval_every", type=int)
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--shift", type=int, help="images: pixels of random shift when augmenting "
+                   "(default: an eighth of the side, at most 4; 0: flips only)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=["cuda", "mps", "cpu"])
     p.add_argument("--resume", help="checkpoint saved with --save-optimizer to continue from")

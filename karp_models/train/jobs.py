@@ -167,7 +167,7 @@ def build_job(spec: JobSpec) -> Prepared:
         model = from_config(spec.model, meta["config"]).to(device)
     else:
         model = build_for(spec.model, ds, preset=spec.preset, **spec.overrides).to(device)
-    task = make_task(ds, model, augment=spec.config.augment)
+    task = make_task(ds, model, augment=spec.config.augment, shift=spec.config.shift)
     trainer = Trainer(model, task, spec.config, device)
     if spec.resume_from:
         load_trainer_state(spec.resume_from, trainer)
@@ -905,7 +905,7 @@ def cli_command(spec: JobSpec) -> str:
         args += ["--minutes", f"{c.minutes:g}"]
     flags = {"batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
              "schedule": "--schedule", "weight_decay": "--weight-decay", "warmup": "--warmup",
-             "grad_clip": "--grad-clip", "label_smoothing": "--label-smoothing",
+             "grad_clip": "--grad-clip", "label_smoothing": "--label-smoothing", "shift": "--shift",
              "eval_every": "--eval-every", "seed": "--seed"}
     for k, flag in flags.items():
         if getattr(c, k) != getattr(d, k):

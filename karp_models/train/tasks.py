@@ -307,10 +307,10 @@ class CharLM:
 
 
 def make_task(data: Any, model: nn.Module, augment: bool = True,
-              block_size: int | None = None) -> ImageClassification | CharLM:
+              block_size: int | None = None, shift: int | None = None) -> ImageClassification | CharLM:
     """The task for a data set: CharLM for text (it has a vocab), ImageClassification otherwise.
 
-    block_size defaults to model.config.block_size.
+    block_size defaults to model.config.block_size; shift (images) to the task's own pad.
     """
     if hasattr(data, "vocab"):
         if block_size is None:
@@ -319,4 +319,4 @@ def make_task(data: Any, model: nn.Module, augment: bool = True,
             raise ValueError("text needs a block_size: the model's config has none; "
                              "pass block_size=")
         return CharLM(data, int(block_size))
-    return ImageClassification(data, augment=augment)
+    return ImageClassification(data, augment=augment, pad=shift)

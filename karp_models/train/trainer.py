@@ -43,6 +43,7 @@ class TrainConfig:
     warmup: float = 0.1
     grad_clip: float = 1.0
     augment: bool = True
+    shift: int | None = None          # images: pixels of random shift when augmenting (None: the task's)
     eval_every: int = 200
     eval_batches: int | None = 20
     seed: int = 0
@@ -68,6 +69,8 @@ class TrainConfig:
             raise ValueError("batch_size and lr must be positive")
         if self.eval_every < 0 or self.grad_clip < 0 or not 0 <= self.label_smoothing < 1:
             raise ValueError("eval_every and grad_clip must be >= 0, label_smoothing in [0, 1)")
+        if self.shift is not None and self.shift < 0:
+            raise ValueError(f"shift must be >= 0 pixels, got {self.shift}")
         if not 0 <= self.distill_alpha <= 1 or self.distill_temperature < 0:
             raise ValueError("distill_alpha must be in [0, 1] and distill_temperature >= 0")
 

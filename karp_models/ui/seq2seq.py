@@ -38,8 +38,9 @@ def alignment_figure(tr: Translation, height: int = 400) -> go.Figure:
                              for _ in range(T)]),
         hovertemplate="writing %{y}<br>looks at %{customdata}<br>α = %{z:.2f}<extra></extra>"))
     mono = dict(size=16, family="Courier New, monospace")
+    x_font = {**mono, "size": max(10, min(16, 16 * 26 // max(S, 1)))}  # long inputs: smaller, not overlapping
     fig.update_xaxes(tickvals=list(range(S)), ticktext=[_show(c) for c in tr.source], tickangle=0,
-                     tickfont=mono, title_text="input (what it reads)", automargin=True)
+                     tickfont=x_font, title_text="input (what it reads)", automargin=True)
     fig.update_yaxes(tickvals=list(range(T)), ticktext=ys, autorange="reversed", tickfont=mono,
                      title_text="output (what it writes)", automargin=True)
     fig.update_layout(font=FONT, height=height, margin=dict(l=10, r=10, t=10, b=10))

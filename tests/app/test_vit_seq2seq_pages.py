@@ -55,3 +55,20 @@ def test_seq2seq_page_trains_a_few_steps_and_translates():
     assert at.button(key="seq2seq_train").label == "Train 10 more steps"
     at.button(key="seq2seq_reset").click().run()
     assert at.session_state["seq2seq_run"] is not run
+
+
+def test_alignment_labels_shrink_for_long_inputs_and_stay_readable():
+    import numpy as np
+
+    from karp_models.seq2seq_train import Translation
+    from karp_models.ui.seq2seq import alignment_figure
+
+    def x_font(source: str) -> int:
+        tr = Translation(source=source, output="2021-03-03", alignment=np.full((11, len(source)), 1 / len(source)))
+        fig = alignment_figure(tr)
+        assert list(fig.layout.xaxis.ticktext)[:3] == [("␣" if c == " " else c) for c in source[:3]]
+        return fig.layout.xaxis.tickfont.size
+
+    assert x_font("3/3/2021") == 16
+    assert 10 < x_font("wednesday, the 3rd of march, 2021") < 16
+    assert x_font("x" * 200) == 10

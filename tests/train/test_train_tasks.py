@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from karp_models.train.tasks import CharLM, ImageClassification, make_task
+from karp_models.train.trainer import TrainConfig
 from train_helpers import (TinyLM, TinyLMConfig, TinyNet, TinyNetConfig, cyclic_text, id_images,
                            quadrant_images)
 
@@ -139,3 +140,28 @@ def test_make_task_picks_by_duck_typing():
     assert isinstance(txt, CharLM) and txt.block_size == 5
     with pytest.raises(ValueError, match="split"):
         img.batch("nope", 4, torch.Generator())
+
+
+def test_shift_sets_the_augmentation_range_and_zero_leaves_only_flips():
+    data = id_images(n=64, flip_ok=True)
+    g = torch.Generator().manual_seed(0)
+    flips_only = make_task(data, TinyNet(TinyNetConfig()), shift=0)
+    x, y = flips_only.batch("train", 64, g)
+    mirrored = 0
+    for img, i in zip(x, y):
+        orig = data.train_x[i].float() / 255
+        assert torch.equal(img, orig) or torch.equal(img, orig.flip(-1))
+        mirrored += not torch.equal(img, orig)
+    assert mirrored > 10
+    wide = make_task(data, TinyNet(TinyNetConfig()), shift=2)
+    x, y = wide.batch("train", 64, g)
+    assert wide.pad == 2
+    far = 0
+    for img, i in zip(x, y):
+        orig = data.train_x[i].float() / 255
+        versions = _shifted_versions(orig, 2) + _shifted_versions(orig.flip(-1), 2)
+        assert any(torch.equal(img, s) for s in versions)
+        far += not any(torch.equal(img, s) for s in _shifted_versions(orig, 1) + _shifted_versions(orig.flip(-1), 1))
+    assert far > 10  # shifted by 2 pixels, beyond the default of 1 for 8x8 images
+    with pytest.raises(ValueError, match="shift"):
+        TrainConfig(steps=1, shift=-1)
