@@ -68,7 +68,7 @@ def matmul_rate(n: int = 1024, seconds: float = 3.0, windows: int = 6) -> float:
 
 def time_to(model_name: str, dataset: str, cfg: TrainConfig, *, preset: str | None = None,
             target_loss: float | None = None) -> tuple[float, dict]:
-    """Train from scratch; wall time (including evaluation) and final full-split metrics.
+    """Train from scratch; wall time (including the final evaluation) and its full-split metrics.
 
     With target_loss, training stops at the first interval evaluation at or below it.
     """
@@ -82,9 +82,8 @@ def time_to(model_name: str, dataset: str, cfg: TrainConfig, *, preset: str | No
     for rec in Trainer(model, task, cfg, device).run(stop=stop):
         if target_loss is not None and rec.val_loss is not None and rec.val_loss <= target_loss:
             stop.set()
-    split = "validation" if hasattr(ds, "vocab") else "test"
-    m = task.evaluate(model, device, split=split)
-    return time.perf_counter() - t0, m
+    # the final record is the trainer's evaluation on the whole held-out split
+    return time.perf_counter() - t0, {"loss": rec.val_loss, "accuracy": rec.val_accuracy}
 
 
 def classic_reference() -> tuple[float, float]:
@@ -176,9 +175,13 @@ def main() -> None:
     line("matmul_fp32", rate / 1e9, "GFLOP/s", "this machine's reference rate")
 
     if want("cnn"):
-        t, m = time_to("fast", "fashion-mnist", TrainConfig(**FAST_CNN_RECIPE))
+        # a 2-core machine's hiccups move one run by up to 30%: the median of three
+        runs = [time_to("fast", "fashion-mnist", TrainConfig(**FAST_CNN_RECIPE)) for _ in range(3)]
+        times = sorted(t for t, _ in runs)
+        t, m = times[1], runs[0][1]
         line("fast_cnn_time_to_91pct", t, "s",
-             f"goal <= 30 s; reached {m['accuracy']:.2%} test accuracy")
+             f"goal <= 30 s; median of 3 runs, {times[0]:.1f}-{times[2]:.1f} s; "
+             f"reached {min(r[1]['accuracy'] for r in runs):.2%} test accuracy")
         t_ref, acc_ref = classic_reference()
         line("classic_reference_1_epoch", t_ref, "s",
              f"course loop, Adam, batch 64: {acc_ref:.2%} test accuracy")
@@ -211,9 +214,10 @@ def main() -> None:
             importlib.import_module(module).run(line)
 
 
-# Recipes: the fast CNN's time-to-accuracy run (SGD + one-cycle + label smoothing, 1.1 epochs);
+# Recipes: the fast CNN's time-to-accuracy run (SGD + one-cycle + label smoothing, 1.2 epochs;
+# batch 256 runs about 15% more images a second than 128 here, and reaches 91.1-91.2% over 2 seeds);
 # the GPT is nanoGPT's CPU model (4 x 128, context 64) with a higher learning rate.
-FAST_CNN_RECIPE = dict(steps=520, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=5e-4,
+FAST_CNN_RECIPE = dict(steps=280, batch_size=256, optimizer="sgd", lr=0.2, weight_decay=5e-4,
                        label_smoothing=0.1, warmup=0.25, augment=False, eval_every=0,
                        eval_batches=1)
 GPT_PRESET = "small"

@@ -158,9 +158,12 @@ class ImageClassification:
     @torch.no_grad()
     def evaluate(self, model: nn.Module, device: torch.device | str | None = None,
                  split: str = "test", max_batches: int | None = None,
-                 batch_size: int = 1000) -> dict[str, float]:
+                 batch_size: int = 256) -> dict[str, float]:
         """Mean cross-entropy and accuracy over the split (all of it when max_batches is None,
-        else a fixed seeded subset of max_batches * batch_size images). Deterministic."""
+        else a fixed seeded subset of max_batches * batch_size images). Deterministic.
+
+        Batches of 256 ran the fast CNN's test set about twice as fast as 1,000 on a 2-core CPU.
+        """
         device = _as_device(device)
         t = self._split(split).on(device)
         n = t["x"].shape[0]
