@@ -397,14 +397,19 @@ def report(line, res: dict) -> None:
         if xs:
             line(f"classroom_{a}_p95", pct(xs, 95), "s",
                  f"p50 {pct(xs, 50):.2f} s, max {max(xs):.2f} s, {len(xs)} reruns")
+    report_server(line, res, f"ended of {res['trainers']} asked")
+    report_cpu(line, res)
+
+
+def report_server(line, res: dict, jobs_tail: str) -> None:
+    """The job-limit and server-memory lines of both modes; jobs_tail ends the job-log note."""
     line("classroom_training_most_running", res["server_most_running"], "jobs",
          f"goal <= job limit {res['limit']}; server's job log: up to "
          f"{res['server_most_queued']} waiting, {res['server_started']} started, "
-         f"{res['server_ended']} ended of {res['trainers']} asked")
+         f"{res['server_ended']} {jobs_tail}")
     peak = max(res["rss"] or [0])
     line("classroom_server_rss_peak", peak / 2**30, "GB",
          f"goal < 3 GB; {res['rss_end'] / 2**30:.2f} GB at the end")
-    report_cpu(line, res)
 
 
 def report_cpu(line, res: dict) -> None:
@@ -431,14 +436,8 @@ def report_browser(line, res: dict) -> None:
     line("classroom_explain_p50", pct(e, 50), "s", f"{len(e)} explanations; answer received "
          f"p50 {pct(ea, 50):.2f} s")
     line("classroom_explain_p95", pct(e, 95), "s", f"answer received p95 {pct(ea, 95):.2f} s")
-    line("classroom_training_most_running", res["server_most_running"], "jobs",
-         f"goal <= job limit {res['limit']}; server's job log: up to "
-         f"{res['server_most_queued']} waiting, {res['server_started']} started, "
-         f"{res['server_ended']} ended; as the pages showed it: {res['max_running']} running, "
-         f"{res['queued_seen']} queued, {res['done']} of {res['trainers']} done")
-    peak = max(res["rss"] or [0])
-    line("classroom_server_rss_peak", peak / 2**30, "GB",
-         f"goal < 3 GB; {res['rss_end'] / 2**30:.2f} GB at the end")
+    report_server(line, res, f"ended; as the pages showed it: {res['max_running']} running, "
+                             f"{res['queued_seen']} queued, {res['done']} of {res['trainers']} done")
 
 
 

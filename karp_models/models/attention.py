@@ -97,10 +97,15 @@ class SelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(dropout)
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, return_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values split into heads: (B, T, C) -> 3 x (B, nh, T, hs)."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)                     # 3 x (B, T, C)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        return tuple(t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+
+    def forward(self, x: torch.Tensor, return_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, C = x.shape
+        q, k, v = self._heads(x)                                     # 3 x (B, nh, T, hs)
         if not return_weights:                                       # fast path: fused kernel, no weights
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
                                                is_causal=self.causal)
@@ -123,8 +128,7 @@ class SelfAttention(nn.Module):
         which may see every cached key, so no mask is needed.
         """
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        q, k, v = self._heads(x)
         if past is not None:
             if T != 1:
                 raise ValueError("with a cache, feed one position at a time")

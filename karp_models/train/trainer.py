@@ -189,8 +189,10 @@ class Trainer:
             if not hasattr(task, "distill_loss"):
                 raise ValueError(f"{type(task).__name__} has no distillation loss")
             teacher.to(self.device).eval().requires_grad_(False)
-            if getattr(teacher, "feature_layers", None):
-                teacher.to(memory_format=torch.channels_last)
+        # a CNN teacher runs in NHWC, as a CNN student does; decided once, not on every step
+        self.teacher_nhwc = bool(getattr(teacher, "feature_layers", None))
+        if self.teacher_nhwc:
+            teacher.to(memory_format=torch.channels_last)
         # CNNs (models with spatial feature maps) run faster in NHWC on oneDNN and cuDNN
         self.channels_last = bool(getattr(model, "feature_layers", None))
         if self.channels_last:
@@ -287,7 +289,8 @@ class Trainer:
             with _autocast(dev, self.amp_dtype):
                 if self.teacher is not None:
                     with torch.no_grad():
-                        t_logits, _ = self.teacher(x.contiguous(memory_format=torch.channels_last))
+                        t_x = x.contiguous(memory_format=torch.channels_last) if self.teacher_nhwc else x
+                        t_logits, _ = self.teacher(t_x)
                     logits, _ = model(x)
                     loss = task.distill_loss(logits, y, t_logits, cfg.distill_alpha,
                                              cfg.distill_temperature, ls)
