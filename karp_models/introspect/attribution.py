@@ -1,21 +1,4 @@
-"""Attributions for any registered image model, in Captum's call style: construct, then `.attribute`.
-
-Cites: pytorch/captum (Saliency, IntegratedGradients, NoiseTunnel, GradientShap, DeepLift,
-LayerGradCam, GuidedGradCam, Occlusion); Simonyan et al. 2013 (saliency), Sundararajan et al.
-2017 (IG), Smilkov et al. 2017 (SmoothGrad), Lundberg and Lee 2017 (GradientSHAP), Shrikumar et
-al. 2017 (DeepLift), Selvaraju et al. 2017 (Grad-CAM), Zeiler and Fergus 2014 (occlusion),
-Abnar and Zuidema 2020 (attention rollout, for the ViT).
-
-    explainer = make("Integrated Gradients", model)
-    attr, delta = explainer.attribute(x, target=3, baselines=torch.zeros_like(x),
-                                      n_steps=50, return_convergence_delta=True)
-
-Models return (logits, loss); Captum wants a forward that returns logits, so every explainer
-wraps the model in `Logits`. Hook-based methods (Grad-CAM, Guided Grad-CAM, DeepLift) put hooks
-on the model's layers while they run, which another session's forward on the same cached model
-would trip over, so they never run on the model they are given: `make` deep-copies it, and
-`attribute` keeps one private copy per model (made once, used under a lock).
-"""
+"""Attributions for any image model: one table of Captum explainers, each row citing its paper (pytorch/captum)."""
 from __future__ import annotations
 
 import copy
@@ -23,9 +6,10 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +37,7 @@ class Logits(nn.Module):
 
 def gradcam_layer(model: nn.Module) -> str:
     """Grad-CAM's layer: the last spatial map (`feature_layers[-1]`), or the ViT's patch embedding
-    (its output is the (B, D, g, g) patch grid)."""
+    (its output is the (B, D, g, g) patch grid). Raises ValueError when the model has neither."""
     names = list(getattr(model, "feature_layers", []) or [])
     if names:
         return names[-1]
@@ -61,6 +45,10 @@ def gradcam_layer(model: nn.Module) -> str:
         return "patch_embed"
     raise ValueError(f"{type(model).__name__} has no spatial layer for Grad-CAM")
 
+
+def is_vit(model: nn.Module) -> bool:
+    """Can its attention be rolled out: it has `forward_with_attention` and a patch `grid`."""
+    return hasattr(model, "forward_with_attention") and hasattr(model, "grid")
 
 # ---------------------------------------------------------------------------- explainers Captum lacks
 
@@ -82,7 +70,7 @@ class AttentionRollout:
     to the input: (B, 1, H, W), non-negative. The target is ignored: rollout is class-agnostic."""
 
     def __init__(self, model: nn.Module, head_fusion: str = "mean") -> None:
-        if not hasattr(model, "forward_with_attention") or not hasattr(model, "grid"):
+        if not is_vit(model):
             raise ValueError("attention rollout needs a ViT (forward_with_attention and grid)")
         self.model, self.head_fusion = model, head_fusion
 
@@ -94,43 +82,101 @@ class AttentionRollout:
         cls = r[:, 0, 1:].reshape(-1, 1, gh, gw)                       # (B, 1, gh, gw)
         return F.interpolate(cls, size=tuple(inputs.shape[-2:]), mode="nearest")
 
+# ---------------------------------------------------------------------------- the method table
 
-# ---------------------------------------------------------------------------- the methods
+Explainer = Any     # a Captum attribution or one of the above: .attribute(inputs, target=..., **kwargs)
 
 
 @dataclass(frozen=True)
 class Method:
+    """One attribution method: what the page says about it, how to build and run it, where it comes from."""
     name: str
-    short: str          # one line for the page
-    signed: bool        # can the map be negative?
+    short: str                      # one line for the page
+    abbrev: str                     # panel title in the 4-column grids
+    signed: bool                    # can the map be negative?
+    build: Callable[[nn.Module, nn.Module | None], Explainer]   # (Logits(model), layer or None) -> explainer
+    paper: str
+    defaults: Callable[[torch.Tensor, int, int], dict] = lambda x, n_steps, seed: {}   # -> .attribute kwargs
+    hooks_layers: bool = False      # hooks the model's layers while running: needs a private copy
+    needs_layer: bool = False       # build takes a layer (gradcam_layer(model) unless one is named)
+    applies: Callable[[nn.Module], bool] = lambda model: True                         # for which models
+
+
+def _ig(x: torch.Tensor, n_steps: int, seed: int) -> dict:
+    return dict(baselines=torch.zeros_like(x), n_steps=n_steps, return_convergence_delta=True)
+
+
+def _smoothgrad(x: torch.Tensor, n_steps: int, seed: int) -> dict:
+    # the noise comes from torch's generator, which `attribute` seeds
+    return dict(nt_type="smoothgrad", nt_samples=20, stdevs=0.15, nt_samples_batch_size=20)
+
+
+def _gradient_shap(x: torch.Tensor, n_steps: int, seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.rand((4,) + tuple(x.shape[1:]), generator=g).to(x.device)      # (4, C, H, W) in [0, 1)
+    return dict(baselines=torch.cat([torch.zeros_like(x[:1]), noise]), n_samples=20, stdevs=0.09,
+                return_convergence_delta=True)
+
+
+def _deeplift(x: torch.Tensor, n_steps: int, seed: int) -> dict:
+    return dict(baselines=torch.zeros_like(x), return_convergence_delta=True)
+
+
+def _occlusion(x: torch.Tensor, n_steps: int, seed: int) -> dict:
+    C, H, W = x.shape[1:]
+    k = max(2, min(H, W) // 7)                                         # 4 on 28x28, 2 on 8x8
+    return dict(sliding_window_shapes=(C, k, k), strides=(C, max(1, k // 2), max(1, k // 2)),
+                baselines=0.0, perturbations_per_eval=256)
 
 
 METHODS: dict[str, Method] = {m.name: m for m in [
-    Method("Saliency", "|gradient| of the class score: which pixels, nudged, change it most", False),
+    Method("Saliency", "|gradient| of the class score: which pixels, nudged, change it most", "Saliency",
+           signed=False, build=lambda f, _: Saliency(f), paper="Simonyan et al. 2013, arXiv:1312.6034"),
     Method("Integrated Gradients", "gradients summed along the path from a black image; sums to the score change",
-           True),
-    Method("SmoothGrad", "saliency averaged over 20 noisy copies of the image", False),
-    Method("GradientSHAP", "IG from random baselines (black and noise): expected gradients", True),
-    Method("DeepLift", "differences from a black image pushed back layer by layer", True),
+           "IG", signed=True, build=lambda f, _: IntegratedGradients(f), defaults=_ig,
+           paper="Sundararajan et al. 2017, arXiv:1703.01365"),
+    Method("SmoothGrad", "saliency averaged over 20 noisy copies of the image", "SmoothGrad",
+           signed=False, build=lambda f, _: NoiseTunnel(Saliency(f)), defaults=_smoothgrad,
+           paper="Smilkov et al. 2017, arXiv:1706.03825"),
+    Method("GradientSHAP", "IG from random baselines (black and noise): expected gradients", "SHAP",
+           signed=True, build=lambda f, _: GradientShap(f), defaults=_gradient_shap,
+           paper="Lundberg and Lee 2017, arXiv:1705.07874"),
+    Method("DeepLift", "differences from a black image pushed back layer by layer", "DeepLift",
+           signed=True, build=lambda f, _: DeepLift(f), defaults=_deeplift, hooks_layers=True,
+           paper="Shrikumar et al. 2017, arXiv:1704.02685"),
     Method("Grad-CAM", "the last conv layer's maps (ViT: patch embedding) weighted by their gradients, upsampled",
-           False),
-    Method("Guided Grad-CAM", "Grad-CAM times guided backprop: sharp edges inside the Grad-CAM region", True),
-    Method("Occlusion", "how much the score drops when a black patch (4x4 on 28x28) covers each place", True),
-    Method("Attention rollout", "ViT only: attention multiplied through the layers, CLS to patches", False),
+           "Grad-CAM", signed=False, build=UpsampledGradCam, hooks_layers=True, needs_layer=True,
+           paper="Selvaraju et al. 2017, arXiv:1610.02391"),
+    Method("Guided Grad-CAM", "Grad-CAM times guided backprop: sharp edges inside the Grad-CAM region", "Guided GC",
+           signed=True, build=GuidedGradCam, hooks_layers=True, needs_layer=True,
+           paper="Selvaraju et al. 2017, arXiv:1610.02391; Springenberg et al. 2015, arXiv:1412.6806"),
+    Method("Occlusion", "how much the score drops when a black patch (4x4 on 28x28) covers each place", "Occlusion",
+           signed=True, build=lambda f, _: Occlusion(f), defaults=_occlusion,
+           paper="Zeiler and Fergus 2014, arXiv:1311.2901"),
+    Method("Attention rollout", "ViT only: attention multiplied through the layers, CLS to patches", "Rollout",
+           signed=False, build=lambda f, _: AttentionRollout(f.model), applies=is_vit,
+           paper="Abnar and Zuidema 2020, arXiv:2005.00928"),
 ]}
 
-GRADIENT_METHODS = tuple(n for n in METHODS if n != "Attention rollout")
+
+def lookup(name: str) -> Method:
+    """The table's row for `name`. Raises KeyError naming the known methods."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise KeyError(f"unknown attribution method {name!r}; choose from {list(METHODS)}") from None
 
 
 def available(model: nn.Module) -> list[str]:
-    """The methods that apply to `model` (attention rollout only for a ViT)."""
-    names = list(GRADIENT_METHODS)
-    if hasattr(model, "forward_with_attention") and hasattr(model, "grid"):
-        names.append("Attention rollout")
-    return names
+    """The methods that apply to `model`, in table order (attention rollout only for a ViT)."""
+    return [m.name for m in METHODS.values() if m.applies(model)]
 
+# ---------------------------------------------------------------------------- building one explainer
+# Hook-based methods put hooks on the model's layers while they run, which another session's
+# forward on the same cached model would trip over, so they never run on the model they are
+# given: `make` deep-copies it, and `attribute` keeps one private copy per model (made once,
+# used under a lock).
 
-HOOKED = frozenset({"Grad-CAM", "Guided Grad-CAM", "DeepLift"})
 _PRIVATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _PRIVATE_LOCK = threading.Lock()
 
@@ -151,56 +197,41 @@ def private_copy(model: nn.Module) -> tuple[nn.Module, threading.Lock]:
         return entry[0], entry[1]
 
 
-def make(name: str, model: nn.Module, *, layer: str | None = None, copy_model: bool = True):
-    """The Captum explainer for method `name` on `model`; call `.attribute(x, target=...)` on it
-    (the keyword arguments are Captum's; `attribute` below fills sensible defaults). Hook-based
-    methods get a deep copy of `model` unless copy_model=False (the model is private already)."""
-    if name == "Attention rollout":
-        return AttentionRollout(model)
-    if name in HOOKED and copy_model:
+def make(name: str, model: nn.Module, *, layer: str | None = None, copy_model: bool = True) -> Explainer:
+    """The explainer for method `name` on `model`, built from its row of METHODS; call
+    `.attribute(x, target=...)` on it with Captum's keyword arguments (`default_kwargs` has karp's):
+
+        ig = make("Integrated Gradients", model)
+        attr, delta = ig.attribute(x, target=3, baselines=torch.zeros_like(x), n_steps=50,
+                                   return_convergence_delta=True)
+
+    Hook-based methods get a deep copy of `model` unless copy_model=False (the model is private
+    already). `layer` names the layer of Grad-CAM-like methods (default: `gradcam_layer`).
+    Raises KeyError for an unknown name, ValueError when the model lacks the layer the method needs.
+    """
+    m = lookup(name)
+    if m.hooks_layers and copy_model:
         model = copy.deepcopy(model)                                   # they hook layers while running
-    fwd = Logits(model).eval()
-    if name == "Saliency":
-        return Saliency(fwd)
-    if name == "Integrated Gradients":
-        return IntegratedGradients(fwd)
-    if name == "SmoothGrad":
-        return NoiseTunnel(Saliency(fwd))
-    if name == "GradientSHAP":
-        return GradientShap(fwd)
-    if name == "DeepLift":
-        return DeepLift(fwd)
-    if name == "Occlusion":
-        return Occlusion(fwd)
-    target_layer = get_layer(model, layer or gradcam_layer(model))
-    if name == "Grad-CAM":
-        return UpsampledGradCam(fwd, target_layer)
-    if name == "Guided Grad-CAM":
-        return GuidedGradCam(fwd, target_layer)
-    raise KeyError(f"unknown attribution method {name!r}; choose from {list(METHODS)}")
+    target_layer = get_layer(model, layer or gradcam_layer(model)) if m.needs_layer else None
+    return m.build(Logits(model).eval(), target_layer)
 
 
 def default_kwargs(name: str, x: torch.Tensor, *, n_steps: int = 50, seed: int = 0) -> dict:
-    """The keyword arguments karp passes to `.attribute` for each method (Captum's names)."""
-    zeros = torch.zeros_like(x)
-    if name == "Integrated Gradients":
-        return dict(baselines=zeros, n_steps=n_steps, return_convergence_delta=True)
-    if name == "SmoothGrad":
-        return dict(nt_type="smoothgrad", nt_samples=20, stdevs=0.15, nt_samples_batch_size=20)
-    if name == "GradientSHAP":
-        g = torch.Generator().manual_seed(seed)
-        noise = torch.rand((4,) + tuple(x.shape[1:]), generator=g).to(x.device)
-        return dict(baselines=torch.cat([zeros[:1], noise]), n_samples=20, stdevs=0.09,
-                    return_convergence_delta=True)
-    if name == "DeepLift":
-        return dict(baselines=zeros, return_convergence_delta=True)
-    if name == "Occlusion":
-        C, H, W = x.shape[1:]
-        k = max(2, min(H, W) // 7)                                     # 4 on 28x28, 2 on 8x8
-        return dict(sliding_window_shapes=(C, k, k), strides=(C, max(1, k // 2), max(1, k // 2)),
-                    baselines=0.0, perturbations_per_eval=256)
-    return {}
+    """The keyword arguments karp passes to `.attribute` for method `name` on x (1, C, H, W)
+    (Captum's names; baselines are black images). Raises KeyError for an unknown name."""
+    return lookup(name).defaults(x, n_steps, seed)
 
+
+@contextmanager
+def explainer_for(method: str, model: nn.Module, *, shared: bool = True) -> Iterator[Explainer]:
+    """`with explainer_for(name, model) as e: e.attribute(...)`: hook-based methods run on the
+    model's private copy under its lock when `shared`, else on `model` itself (a private model)."""
+    if lookup(method).hooks_layers and shared:
+        private, lock = private_copy(model)
+        with lock:
+            yield make(method, private, copy_model=False)
+    else:
+        yield make(method, model, copy_model=False)
 
 # ---------------------------------------------------------------------------- running several at once
 
@@ -215,7 +246,7 @@ class Attribution:
 
 
 @contextmanager
-def seeded(seed: int):
+def seeded(seed: int) -> Iterator[None]:
     """Seed torch (SmoothGrad's noise) and numpy (GradientSHAP draws its baselines with
     np.random) for the block, then put both generators back as they were."""
     state = np.random.get_state()
@@ -228,22 +259,11 @@ def seeded(seed: int):
             np.random.set_state(state)
 
 
-@contextmanager
-def explainer_for(method: str, model: nn.Module, *, shared: bool = True):
-    """`with explainer_for(name, model) as e: e.attribute(...)`: hook-based methods run on the
-    model's private copy under its lock when `shared`, else on `model` itself (a private model)."""
-    if method in HOOKED and shared:
-        private, lock = private_copy(model)
-        with lock:
-            yield make(method, private, copy_model=False)
-    else:
-        yield make(method, model, copy_model=False)
-
-
 def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str, *, seed: int = 0,
               n_steps: int = 50, shared: bool = True) -> Attribution:
-    """One method's attribution of `target` for a single image x (1, C, H, W) in [0, 1].
-    shared=False: `model` is the caller's own (e.g. a randomised copy), hooks may go on it."""
+    """One method's attribution of `target` for a single image x (1, C, H, W) in [0, 1], with
+    `default_kwargs`. shared=False: `model` is the caller's own (e.g. a randomised copy), hooks
+    may go on it. Raises ValueError for a batch, KeyError for an unknown method."""
     if x.dim() != 4 or x.shape[0] != 1:
         raise ValueError(f"attribute takes one image (1, C, H, W), got {tuple(x.shape)}")
     device = next(model.parameters()).device
@@ -266,6 +286,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str, *, se
 
 def attribute_all(model: nn.Module, x: torch.Tensor, target: int, methods: Sequence[str], *,
                   seed: int = 0, shared: bool = True) -> dict[str, Attribution]:
+    """`attribute` for each of `methods`, in their order: {name: Attribution}."""
     return {m: attribute(model, x, target, m, seed=seed, shared=shared) for m in methods}
 
 

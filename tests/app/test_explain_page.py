@@ -2,8 +2,10 @@
 image from Predict, a confident mistake, the sanity check and faithfulness on their buttons, and
 the adversarial tab's epsilon slider."""
 import pytest
+import torch
 
 from karp_models import data
+from karp_models.introspect import attribution as A
 from karp_models.ui.selection import KEY as IMAGE_KEY
 from karp_models.ui.selection import test_image as make_test_image
 from tests.app.test_pages import open_page
@@ -32,6 +34,9 @@ def test_attributions_for_a_test_image(at):
     assert set(methods) == set(summary.index)
     assert float(summary.loc["Integrated Gradients", "convergence delta"]) < 0.1
     assert summary.loc["Saliency", "convergence delta"] == "–"
+    for m in methods:                               # a delta exactly where the table's defaults ask Captum for one
+        asked = A.default_kwargs(m, torch.zeros(1, 1, 28, 28)).get("return_convergence_delta", False)
+        assert (summary.loc[m, "convergence delta"] != "–") == asked, m
     labels = [b.label for b in at.get("download_button")]
     assert any("PNG" in lbl for lbl in labels) and any("CSV" in lbl for lbl in labels)
 

@@ -1,20 +1,40 @@
 """Attribution methods against Captum's own properties: IG completeness, Grad-CAM's shape and
-upsampling, every method on a tiny CNN and a tiny ViT, and the model left as it was."""
+upsampling, and every row of the method table on a tiny CNN and a tiny ViT (shape, sign,
+convergence delta, seed, hooks) with the shared model left as it was."""
+import copy
+import dataclasses
+import re
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from captum.attr import LayerGradCam
+from torch import nn
 
 from karp_models.introspect import attribution as A
 from karp_models.introspect.hooks import layer
 from karp_models.models.attention import ViT, ViTConfig
 from karp_models.models.cnn import CNN, CNNConfig
 
+STOCHASTIC = {"SmoothGrad", "GradientSHAP"}     # draw noise from the seed; the rest are functions of model and x
+REGISTER = [n for n in dir(nn.Module) if n.startswith("register") and n.endswith("_hook") and "state_dict" not in n]
+
+
+def _tiny_vit() -> ViT:
+    torch.manual_seed(0)
+    return ViT(ViTConfig(image_size=16, patch_size=4, n_embd=16, n_layer=2, n_head=2)).eval()
+
+
+with torch.random.fork_rng(devices=[]):          # the table's predicates decide which pairs run
+    _PROBES = {"cnn": CNN(CNNConfig(arch="fast", image_size=16, widths=(4, 6, 8, 8))), "vit": _tiny_vit()}
+CASES = [pytest.param(kind, name, id=f"{kind}-{name}")
+         for kind, probe in _PROBES.items() for name, m in A.METHODS.items() if m.applies(probe)]
+
 
 @pytest.fixture(scope="module")
 def vit():
-    torch.manual_seed(0)
-    return ViT(ViTConfig(image_size=16, patch_size=4, n_embd=16, n_layer=2, n_head=2)).eval()
+    return _tiny_vit()
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +45,21 @@ def x():
 def _f(model, x, t):
     with torch.no_grad():
         return model(x)[0][0, t].item()
+
+
+def _state(model):
+    """Everything a run could leave on a model: weights and their in-place versions, grads, hooks, mode."""
+    hooks = [(n, len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks),
+              len(m._backward_pre_hooks), m.training) for n, m in model.named_modules()]
+    tensors = {k: v.clone() for k, v in model.state_dict().items()}
+    versions = [(t._version, t.requires_grad, t.grad is None) for t in (*model.parameters(), *model.buffers())]
+    return tensors, versions, hooks
+
+
+def _same_state(a, b):
+    return a[0].keys() == b[0].keys() and all(torch.equal(a[0][k], b[0][k]) for k in a[0]) and a[1:] == b[1:]
+
+# ---------------------------------------------------------------------------- against Captum's own properties
 
 
 def test_integrated_gradients_completeness(cnn, x):
@@ -54,30 +89,117 @@ def test_gradcam_shape_and_upsampling(cnn, x):
     assert smooth.shape == (1, 1, 16, 16) and (smooth >= 0).all()
     assert smooth.min() >= raw.min() - 1e-6 and smooth.max() <= raw.max() + 1e-6
 
+# ---------------------------------------------------------------------------- the table
 
-def test_every_method_on_cnn_and_vit_leaves_the_model_alone(cnn, vit, x):
+
+def test_the_table_describes_every_method():
+    assert {c.values[1] for c in CASES} == set(A.METHODS)                # every row runs on a tiny model
+    for name, m in A.METHODS.items():
+        assert m.name == name and m.short and m.abbrev and len(m.abbrev) <= 10, name
+        assert re.search(r"\b(19|20)\d\d\b", m.paper), name                # author and year at least
+        assert not m.needs_layer or m.hooks_layers, name                   # a layer is read through a hook
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            m.signed = not m.signed
+
+
+def test_available_follows_the_table(cnn, vit):
     assert "Attention rollout" not in A.available(cnn)
     assert "Attention rollout" in A.available(vit)
     assert A.gradcam_layer(vit) == "patch_embed"
     for model in (cnn, vit):
-        before = {k: v.clone() for k, v in model.state_dict().items()}
-        out = A.attribute_all(model, x, 1, A.available(model))
-        for name, r in out.items():
-            assert r.attr.shape == (1, 16, 16) and r.map.shape == (16, 16), name
-            assert np.isfinite(r.map).all(), name
-            if not A.METHODS[name].signed:
-                assert (r.map >= -1e-7).all(), name
-        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-        assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
+        assert A.available(model) == [n for n, m in A.METHODS.items() if m.applies(model)]
+    with pytest.raises(ValueError, match="ViT"):
+        A.make("Attention rollout", cnn)
 
 
-@pytest.mark.parametrize("method", ["SmoothGrad", "GradientSHAP"])
-def test_seeded_methods_are_reproducible(cnn, x, method):
-    a = A.attribute(cnn, x, 0, method, seed=5).map
+def test_unknown_method_names_the_known_ones(cnn, x):
+    with pytest.raises(KeyError, match="Saliency"):
+        A.make("Magic", cnn)
+    with pytest.raises(KeyError, match="Saliency"):
+        A.attribute(cnn, x, 0, "Magic")
+
+# ---------------------------------------------------------------------------- every method, from the table
+
+
+@pytest.mark.parametrize("kind,name", CASES)
+def test_every_method_maps_the_input_and_leaves_the_shared_model_alone(request, kind, name, x):
+    model, m = request.getfixturevalue(kind), A.METHODS[name]
+    before = _state(model)
+    own = {id(mod) for mod in model.modules()}
+    ran = []
+    handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda mod, args, out: ran.append(mod) if id(mod) in own else None)
+    try:
+        r = A.attribute(model, x, 1, name)
+    finally:
+        handle.remove()
+    assert r.method == name and r.attr.dtype == np.float32
+    assert r.attr.shape == x.shape[1:] and r.map.shape == x.shape[2:]
+    assert np.isfinite(r.attr).all() and np.allclose(r.map, r.attr.sum(0))
+    assert np.abs(r.map).max() > 0                                       # a map, not a blank
+    if not m.signed:
+        assert (r.map >= -1e-7).all() and (r.attr >= -1e-7).all()
+    assert _same_state(_state(model), before)
+    assert all(not mod._forward_hooks and not mod._backward_hooks for mod in model.modules())
+    assert bool(ran) != m.hooks_layers                                   # hook-based ones ran on the private copy
+
+
+@pytest.mark.parametrize("kind,name", CASES)
+def test_hooks_layers_is_set_for_every_method_that_hooks(monkeypatch, request, kind, name, x):
+    own = copy.deepcopy(request.getfixturevalue(kind))
+    mods, hooked = {id(mod) for mod in own.modules()}, []
+    for reg in REGISTER:
+        def spy(self, *args, _reg=getattr(nn.Module, reg), **kw):
+            if id(self) in mods:
+                hooked.append(self)
+            return _reg(self, *args, **kw)
+        monkeypatch.setattr(nn.Module, reg, spy)
+    with A.explainer_for(name, own, shared=False) as e, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        e.attribute(x, target=1, **A.default_kwargs(name, x))
+    assert not hooked or A.METHODS[name].hooks_layers                    # hooks need the private copy
+    if kind == "cnn":                                                    # conv and ReLU: every hook-based one hooks
+        assert bool(hooked) == A.METHODS[name].hooks_layers
+
+
+@pytest.mark.parametrize("kind,name", CASES)
+def test_convergence_delta_is_reported_when_asked_for_and_is_the_gap(request, kind, name, x):
+    model, t = request.getfixturevalue(kind), 1
+    kw = A.default_kwargs(name, x)
+    r = A.attribute(model, x, t, name)
+    if not kw.get("return_convergence_delta"):
+        assert r.delta is None
+        return
+    assert r.delta is not None and np.isfinite(r.delta) and r.delta >= 0
+    base = kw.get("baselines")
+    if torch.is_tensor(base) and base.shape == x.shape:                  # one baseline: Captum's completeness gap
+        gap = _f(model, x, t) - _f(model, base, t)
+        assert r.delta == pytest.approx(abs(float(r.attr.sum()) - gap), rel=1e-3, abs=1e-4)
+
+
+@pytest.mark.parametrize("kind,name", CASES)
+def test_every_method_is_reproducible_and_only_the_noisy_ones_depend_on_the_seed(request, kind, name, x):
+    model = request.getfixturevalue(kind)
+    a = A.attribute(model, x, 0, name, seed=5).map
     np.random.rand(3), torch.rand(3)                                     # global generators move on
-    b = A.attribute(cnn, x, 0, method, seed=5).map
-    c = A.attribute(cnn, x, 0, method, seed=6).map
-    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    b = A.attribute(model, x, 0, name, seed=5).map
+    c = A.attribute(model, x, 0, name, seed=6).map
+    assert np.array_equal(a, b)
+    assert np.array_equal(a, c) == (name not in STOCHASTIC)
+
+
+@pytest.mark.parametrize("kind", ["cnn", "vit"])
+def test_attribute_all_is_attribute_for_each_method(request, kind, x):
+    model = request.getfixturevalue(kind)
+    before = _state(model)
+    out = A.attribute_all(model, x, 1, A.available(model))
+    assert list(out) == A.available(model)
+    for name, r in out.items():
+        one = A.attribute(model, x, 1, name)
+        assert np.array_equal(r.attr, one.attr) and r.delta == one.delta, name
+    assert _same_state(_state(model), before)
+
+# ---------------------------------------------------------------------------- scales and private copies
 
 
 def test_normalise_puts_maps_on_one_signed_scale():
@@ -85,11 +207,6 @@ def test_normalise_puts_maps_on_one_signed_scale():
     n = A.normalise(maps, percentile=100)
     assert n["big"].min() == -1 and n["big"][0, 1] == pytest.approx(1 / 3)
     assert n["small"].max() == 1 and n["small"].min() == 0
-
-
-def test_unknown_method_names_the_known_ones(cnn):
-    with pytest.raises(KeyError, match="Saliency"):
-        A.make("Magic", cnn)
 
 
 def test_hooked_methods_follow_a_model_whose_weights_change(x):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from karp_models.introspect import sanity as S
+from karp_models.introspect.attribution import available
 
 
 def _state(m):
@@ -46,16 +47,17 @@ def test_cascading_randomisation_reports_every_step(cnn):
     x = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(2))
     calls = []
     original = _state(cnn)
-    res = S.cascading_randomisation(cnn, x, 1, ["Saliency", "Grad-CAM"], seed=3,
-                                    progress=lambda d, n, m: calls.append((d, n)))
+    methods = available(cnn)                                                         # every method in the table
+    res = S.cascading_randomisation(cnn, x, 1, methods, seed=3, progress=lambda d, n, m: calls.append((d, n)))
     n = len(S.randomisation_steps(cnn)) + 1
     assert calls == [(i, n) for i in range(1, n + 1)]
     assert len(res.steps) == n and res.steps[0] == "original model"
-    for k in ("Saliency", "Grad-CAM"):
+    assert list(res.correlation) == methods
+    for k in methods:
         assert res.correlation[k][0] == 1.0 and len(res.correlation[k]) == n
         assert len(res.maps[k]) == n and res.maps[k][0].shape == (16, 16)
         assert isinstance(res.verdicts[k].text, str) and k in res.verdicts[k].text
-    again = S.cascading_randomisation(cnn, x, 1, ["Saliency", "Grad-CAM"], seed=3)
+    again = S.cascading_randomisation(cnn, x, 1, methods, seed=3)
     assert again.correlation == res.correlation
     assert all(torch.equal(original[k], v) for k, v in cnn.state_dict().items())
 
