@@ -23,7 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from karp_models import data  # noqa: E402
 from karp_models import device as dev  # noqa: E402
 from karp_models.models import build_for  # noqa: E402
-from karp_models.train.jobs import JobManager, JobSpec  # noqa: E402
+from karp_models.train.jobs import JobManager  # noqa: E402
+from karp_models.train.previews import Predictions  # noqa: E402
+from karp_models.train.runs import RunSpec  # noqa: E402
 from karp_models.train.tasks import make_task  # noqa: E402
 from karp_models.train.trainer import TrainConfig, Trainer  # noqa: E402
 
@@ -67,12 +69,12 @@ def ui_seconds(cfg: TrainConfig, model_name: str = MODEL, dataset: str = DATASET
     mgr = JobManager(grace_s=3600)
     try:
         c0, t0 = time.process_time(), time.perf_counter()
-        jid = mgr.submit("bench", JobSpec(model=model_name, dataset=dataset, config=cfg))
+        jid = mgr.submit("bench", RunSpec(model=model_name, dataset=dataset, config=cfg))
         while True:
             snap = mgr.status(jid)
             figs = [ui.curves_figure([snap], m) for m in ("loss", "accuracy", "lr")]
-            if snap.predictions is not None:
-                figs.append(ui.prediction_grid(snap.predictions, jid))
+            if isinstance(snap.preview, Predictions):
+                figs.append(ui.prediction_grid(snap.preview, jid))
             for f in figs:  # what st.plotly_chart does with each: validate, then serialise
                 plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(
                     f, validate_figure=True), validate=False)

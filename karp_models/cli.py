@@ -1,5 +1,8 @@
 """Command line: list datasets and models, download data, train and evaluate (how weights/ is made).
 
+A leaf: nothing in karp imports it. Runs are built, described and saved by train/runs.py, the
+same code the app's job queue uses.
+
     python -m karp_models datasets
     python -m karp_models download cifar10
     python -m karp_models models
@@ -10,17 +13,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import json
 import shlex
 import sys
 from pathlib import Path
 
-import torch
-
 from karp_models import device as dev
-
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 # --- datasets
 
@@ -47,41 +45,9 @@ def cmd_download(a: argparse.Namespace) -> int:
 # --- models
 
 
-def shipped_weights(weights_dir: Path = WEIGHTS_DIR) -> list[tuple[Path, dict]]:
-    """(path, metadata) of every checkpoint in weights_dir, sorted by name; unreadable files are
-    reported on stderr and skipped."""
-    from karp_models.train.checkpoints import CheckpointError, read_metadata
-
-    out = []
-    for p in sorted(Path(weights_dir).glob("*.safetensors")):
-        try:
-            out.append((p, read_metadata(p)))
-        except CheckpointError as e:
-            print(f"warning: {p.name}: {e}", file=sys.stderr)
-    return out
-
-
-def format_metrics(m: dict) -> str:
-    keys = [("test_accuracy", "test acc {:.2%}"), ("test_loss", "test loss {:.4f}"),
-            ("val_loss", "val loss {:.4f} nats/char"), ("val_accuracy", "val acc {:.2%}")]
-    return ", ".join(f.format(m[k]) for k, f in keys if m.get(k) is not None)
-
-
-def weights_markdown(rows: list[tuple[Path, dict]]) -> str:
-    """The README's table of shipped weights, from the files' own metadata."""
-    out = ["| file | model | dataset | measured quality | params | training |",
-           "|---|---|---|---|---:|---|"]
-    for p, meta in rows:
-        tr = meta.get("train", {})
-        out.append(f"| `{p.name}` | {meta['model']} ({tr.get('preset', '')}) | {meta.get('dataset')} | "
-                   f"{format_metrics(meta.get('metrics', {}))} | {tr.get('params', 0):,} | "
-                   f"{tr.get('steps', 0):,} steps, {tr.get('time_s', 0) / 60:.1f} min on "
-                   f"{tr.get('device', '?')} |")
-    return "\n".join(out)
-
-
 def cmd_models(a: argparse.Namespace) -> int:
     from karp_models.models import REGISTRY
+    from karp_models.train.runs import WEIGHTS_DIR, format_metrics, shipped_weights, weights_markdown
 
     if a.markdown:
         print(weights_markdown(shipped_weights()))
@@ -117,71 +83,37 @@ def train_config_from_args(a: argparse.Namespace):
     return TrainConfig(**kw)
 
 
-def load_teacher(path: str, dataset: str, ds) -> tuple[torch.nn.Module, dict]:
-    """A checkpoint to distil from, checked to be trained on `dataset` with the same classes."""
-    import hashlib
-
-    from karp_models.train.checkpoints import load_checkpoint
-
-    ck = load_checkpoint(path)
-    if ck.meta.get("dataset") != dataset:
-        raise ValueError(f"{path} was trained on {ck.meta.get('dataset')!r}, not {dataset!r}")
-    if list(ck.meta.get("classes", [])) != list(getattr(ds, "classes", [])):
-        raise ValueError(f"{path} has other classes than {dataset}")
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return ck.model, {"file": Path(path).name, "model": ck.model_name, "sha256": digest,
-                      "metrics": ck.meta.get("metrics", {})}
-
-
 def cmd_train(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from karp_models import data
-    from karp_models.models import REGISTRY, build_for
-    from karp_models.train.checkpoints import CheckpointError, load_trainer_state, save_checkpoint
-    from karp_models.train.tasks import make_task
-    from karp_models.train.trainer import Trainer
+    from karp_models.models import REGISTRY
+    from karp_models.train.checkpoints import CheckpointError, save_checkpoint
+    from karp_models.train.runs import RunSpec, build_run, format_metrics, run_metadata
+    from karp_models.train.tasks import final_metrics
 
-    if a.model not in REGISTRY:
-        print(f"error: unknown model {a.model!r}; choose from {', '.join(REGISTRY)}", file=sys.stderr)
-        return 2
-    spec = REGISTRY[a.model]
-    dataset = a.dataset or spec.default_dataset
+    threads = dev.set_threads()
+    spec = RunSpec(model=a.model, dataset=a.dataset or getattr(REGISTRY.get(a.model), "default_dataset", ""),
+                   config=train_config_from_args(a), preset=a.preset,
+                   overrides=json.loads(a.config) if a.config else {}, resume_from=a.resume,
+                   device=a.device, teacher=a.teacher)
     try:
-        ds = data.load(dataset)
+        prepared = build_run(spec)
     except data.DatasetMissing as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if (spec.task == "text") != hasattr(ds, "vocab"):
-        print(f"error: {a.model} is a {spec.task} model and {dataset} is not a {spec.task} dataset",
-              file=sys.stderr)
+    except (ValueError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    device = dev.pick_device(a.device)
-    threads = dev.set_threads()
-    torch.manual_seed(a.seed or 0)
-    overrides = json.loads(a.config) if a.config else {}
-    model = build_for(a.model, ds, preset=a.preset, **overrides).to(device)
-    cfg = train_config_from_args(a)
-    task = make_task(ds, model, augment=cfg.augment, shift=cfg.shift)
-    teacher, teacher_meta = None, None
-    if a.teacher:
-        try:
-            teacher, teacher_meta = load_teacher(a.teacher, dataset, ds)
-        except (CheckpointError, ValueError) as e:
-            print(f"error: teacher: {e}", file=sys.stderr)
-            return 2
-    trainer = Trainer(model, task, cfg, device, teacher=teacher)
-    if a.resume:
-        load_trainer_state(a.resume, trainer)
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"{a.model} ({a.preset or spec.default_preset}) on {dataset}: {n_params:,} params; "
-          f"{dev.describe_device(device)}; {threads} threads")
+    trainer, cfg, ds = prepared.trainer, spec.config, prepared.data
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    print(f"{spec.model} ({prepared.preset}) on {spec.dataset}: {n_params:,} params; "
+          f"{dev.describe_device(trainer.device)}; {threads} threads")
     print(f"budget: {cfg.steps or '-'} steps / {cfg.minutes or '-'} min; {ds.source}")
 
     total = cfg.steps
     bar = tqdm(total=total, unit="step", dynamic_ncols=True,
                bar_format=None if total else "{n_fmt} steps {elapsed} {rate_fmt}{postfix}")
-    last = None
     for rec in trainer.run():
         bar.update(rec.step - bar.n)
         post = {"loss": f"{rec.train_loss:.4f}", "lr": f"{rec.lr:.2e}",
@@ -191,36 +123,16 @@ def cmd_train(a: argparse.Namespace) -> int:
             if rec.val_accuracy is not None:
                 post["acc"] = f"{rec.val_accuracy:.2%}"
         bar.set_postfix(post, refresh=False)
-        last = rec
     bar.close()
 
-    model.eval()
-    split = "validation" if spec.task == "text" else "test"
-    m = task.evaluate(model, device, split=split)
-    metrics = ({"val_loss": m["loss"], "val_accuracy": m["accuracy"]} if spec.task == "text"
-               else {"test_loss": m["loss"], "test_accuracy": m["accuracy"]})
-    meta = {
-        "dataset": dataset,
-        "dataset_source": ds.source,
-        "metrics": metrics,
-        "train": {
-            "steps": last.step if last else 0, "epochs": round(last.epoch, 3) if last else 0,
-            "time_s": round(trainer.elapsed, 1), "device": dev.describe_device(device),
-            "threads": threads, "params": n_params, "preset": a.preset or spec.default_preset,
-            "config": dataclasses.asdict(cfg), "torch": torch.__version__,
-            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
-            "command": "python -m karp_models " + shlex.join(sys.argv[1:]),
-        },
-    }
-    if teacher_meta is not None:
-        meta["train"]["teacher"] = teacher_meta
-    meta["classes" if spec.task == "image" else "vocab"] = list(
-        ds.classes if spec.task == "image" else ds.vocab)
+    metrics = final_metrics(trainer.task, trainer.model, trainer.device)
+    meta = run_metadata(spec, prepared, metrics,
+                        command="python -m karp_models " + shlex.join(sys.argv[1:]))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, model, model_name=a.model, meta=meta,
+    save_checkpoint(out, trainer.model, model_name=spec.model, meta=meta,
                     trainer=trainer if a.save_optimizer else None)
-    print(f"{split}: {format_metrics(metrics)}; saved {out}")
+    print(f"{trainer.task.eval_split}: {format_metrics(metrics)}; saved {out}")
     return 0
 
 
@@ -230,7 +142,8 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_eval(a: argparse.Namespace) -> int:
     from karp_models import data
     from karp_models.train.checkpoints import CheckpointError, load_checkpoint
-    from karp_models.train.tasks import make_task
+    from karp_models.train.runs import format_metrics
+    from karp_models.train.tasks import final_metrics, make_task
 
     try:
         ck = load_checkpoint(a.weights)
@@ -246,11 +159,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     device = dev.pick_device(a.device)
     dev.set_threads()
     model = ck.model.to(device)
-    task = make_task(ds, model, augment=False)
-    text = hasattr(ds, "vocab")
-    m = task.evaluate(model, device, split="validation" if text else "test")
-    now = ({"val_loss": m["loss"], "val_accuracy": m["accuracy"]} if text
-           else {"test_loss": m["loss"], "test_accuracy": m["accuracy"]})
+    now = final_metrics(make_task(ds, model, augment=False), model, device)
     recorded = ck.meta.get("metrics", {})
     print(f"{Path(a.weights).name}: {ck.model_name} on {dataset} ({ds.source})")
     print(f"  recorded:   {format_metrics(recorded)}")
@@ -291,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=["onecycle", "cosine", "constant"])
     p.add_argument("--weight-decay", dest="weight_decay", type=float)
     p.add_argument("--warmup", type=float)
+    p.add_argument("--final-lr", dest="final_lr", type=float,
+                   help="cosine schedule: the last lr as a fraction of --lr (default 0)")
     p.add_argument("--grad-clip", dest="grad_clip", type=float)
     p.add_argument("--label-smoothing", dest="label_smoothing", type=float)
     p.add_argument("--teacher", help="a trained checkpoint of the same dataset to distil from")

@@ -81,6 +81,12 @@ def needs_grad_scaler(device: torch.device) -> bool:
     return amp_dtype(device) == torch.float16
 
 
+def prefers_channels_last(model: torch.nn.Module) -> bool:
+    """Whether `model` runs faster in NHWC (channels_last): models with spatial feature maps
+    (CNNs declare them in `feature_layers`) do on oneDNN and cuDNN."""
+    return bool(getattr(model, "feature_layers", None))
+
+
 # --- threads
 
 

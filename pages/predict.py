@@ -1,7 +1,6 @@
 """Predict and look inside: upload, draw, snap or pick an image; see how it becomes the model's input,
 what the model predicts, and what its filters and feature maps do with it."""
 import streamlit as st
-import torch
 
 from karp_models.introspect import features as feat
 from karp_models.ui import predict as ui
@@ -53,8 +52,7 @@ else:
     decoded, pipe = result
     x = pipe.x
     original = pipe.steps[0].image
-    inp = ImageInput(x=torch.from_numpy(x)[None], dataset=target.dataset, source=got.source,
-                     original=original)
+    inp = ImageInput.from_array(x, dataset=target.dataset, source=got.source, original=original)
 set_image(inp)
 
 if pipe is not None:
@@ -179,7 +177,7 @@ with t_max:
         a1.image(ui.big(ui.x_image(r.image), 300), caption=f"what excites {name}")
         with a2:
             st.plotly_chart(ui.objective_figure(r.objective), key="predict_am_curve")
-            p_am = feat.predict(target.model, torch.from_numpy(r.image)[None])
+            p_am = feat.predict(target.model, r.image)
             st.markdown(f"The model calls this image **{target.classes[int(p_am.argmax())]}** "
                         f"({p_am.max():.0%}).")
 

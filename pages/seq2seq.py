@@ -7,13 +7,13 @@ The loop has a step budget and redraws into st.empty placeholders every 20 steps
 script runs in its own thread and torch releases the GIL in its kernels, so other sessions stay
 responsive, and it uses the app's torch threads (1 on a 2-core machine, leaving a core free).
 Closing the tab or clicking anything stops the script, and so the training: no orphan job keeps a
-core busy. The model, its optimizer and the data stream live in st.session_state, so pressing
+core busy. The Trainer (model, optimizer, data stream) lives in st.session_state, so pressing
 Train again continues where it stopped.
 """
 import streamlit as st
 
 from karp_models.data import dates
-from karp_models.seq2seq_train import translate
+from karp_models.train.tasks.seq2seq import translate
 from karp_models.ui import seq2seq as ui
 from karp_models.ui import teacher
 from karp_models.ui.training import big_fonts
@@ -27,7 +27,7 @@ st.caption("An encoder reads a date written the way people write it, one charact
 big_fonts()
 
 run = ui.get_run()
-steps = run.settings.steps
+steps = run.budget
 c1, c2, _ = st.columns([2, 1, 2])
 train = c1.button(f"Train {steps} steps (about a minute)" if run.step == 0
                   else f"Train {steps} more steps", type="primary", key="seq2seq_train",

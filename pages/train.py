@@ -7,8 +7,8 @@ once a second, in a fragment (Streamlit's multithreading guide, option 1).
 import streamlit as st
 
 from karp_models.models import REGISTRY
-from karp_models.train.jobs import (JobSpec, QueueFull, delete_run, list_runs, runs_dir,
-                                   spec_from_run)
+from karp_models.train.jobs import QueueFull
+from karp_models.train.runs import RunSpec, delete_run, list_runs, runs_dir, spec_from_run
 from karp_models.train.trainer import OPTIMIZERS, SCHEDULES, TrainConfig
 from karp_models.ui import teacher
 from karp_models.ui import training as ui
@@ -119,7 +119,7 @@ if start and teacher.unlocked():
                       schedule=schedule, augment=bool(augment), seed=int(seed),
                       eval_every=every, eval_batches=4 if kind == "text" else max(2, 1024 // batch))
     try:
-        jid = mgr.submit(sid, JobSpec(model=model, dataset=dataset, preset=preset, config=cfg,
+        jid = mgr.submit(sid, RunSpec(model=model, dataset=dataset, preset=preset, config=cfg,
                                       label=label.strip()))
         st.session_state["train_next_view"] = jid
     except QueueFull as e:

@@ -22,10 +22,12 @@ from karp_models.introspect.hooks import capture, layer as get_layer
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Softmax probabilities (n_classes,) float32 for one input x (1, C, H, W) in [0, 1]."""
+def predict(model: nn.Module, x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Softmax probabilities (n_classes,) float32 for one input x (1, C, H, W) or (C, H, W) in
+    [0, 1], a tensor or an array."""
     dev = next(model.parameters()).device
-    logits, _ = model(x.to(dev).float())
+    x = torch.as_tensor(x)
+    logits, _ = model((x[None] if x.dim() == 3 else x).to(dev).float())
     return torch.softmax(logits.float()[0], -1).cpu().numpy()
 
 

@@ -1,22 +1,26 @@
 """The training loop: a generator of frozen metric records, under a step and/or time budget.
 
 Knows nothing of the model family or the UI (karpathy/minGPT trainer.py: "nothing in this file
-really has anything to do with GPT"); the task says what a batch is. Weight-decay groups follow
+really has anything to do with GPT"): the Task (train/tasks) says what a batch is, what a step's
+loss is and, when it needs more than one, which optimisers it steps. Weight-decay groups follow
 minGPT's configure_optimizers; the one-cycle shape is PyTorch's OneCycleLR (Smith & Topin 2018),
-the cosine one SGDR's (Loshchilov & Hutter 2017); mixed precision is PyTorch's AMP recipe.
+the cosine one SGDR's (Loshchilov & Hutter 2017); several optimisers stepped by the task follow
+Lightning's manual optimisation; mixed precision is PyTorch's AMP recipe.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, ContextManager, Iterator
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
+
+from karp_models import device as dev
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 OPTIMIZERS = ("adamw", "sgd")
@@ -30,7 +34,8 @@ class TrainConfig:
 
     eval_every: steps between interval evaluations (0: only the final one), each on a fixed
     subset of eval_batches batches of batch_size (None: the whole split). The final evaluation
-    always uses the whole split. amp only takes effect on CUDA.
+    always uses the whole split. amp only takes effect on CUDA. final_lr: the cosine schedule's
+    last learning rate as a fraction of lr (0: down to zero).
     """
 
     steps: int | None = None
@@ -41,6 +46,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     schedule: str = "onecycle"
     warmup: float = 0.1
+    final_lr: float = 0.0
     grad_clip: float = 1.0
     augment: bool = True
     shift: int | None = None          # images: pixels of random shift when augmenting (None: the task's)
@@ -65,6 +71,8 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"warmup is a fraction of the budget in [0, 1), got {self.warmup}")
+        if not 0.0 <= self.final_lr <= 1.0:
+            raise ValueError(f"final_lr is a fraction of lr in [0, 1], got {self.final_lr}")
         if self.batch_size < 1 or self.lr <= 0:
             raise ValueError("batch_size and lr must be positive")
         if self.eval_every < 0 or self.grad_clip < 0 or not 0 <= self.label_smoothing < 1:
@@ -77,10 +85,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Record:
-    """One point of the training curves. val_* are set at evaluations; final marks the last.
+    """One point of the training curves: the one record of every task. val_* are set at
+    evaluations; final marks the last.
 
     throughput: items (unit: 'samples' or 'tokens') per second of training over the last
     interval, evaluation time excluded; progress: fraction of the budget used, in [0, 1].
+    scalars: the task's other named values, means since the last record (a GAN's two losses,
+    D(x), D(G(z))), and at evaluations the evaluation's other numbers prefixed 'val_'.
     """
 
     step: int
@@ -94,17 +105,18 @@ class Record:
     val_accuracy: float | None = None
     final: bool = False
     progress: float = 0.0
+    scalars: dict[str, float] = field(default_factory=dict)
 
 
 # --- learning-rate schedule
 
 
-def lr_factor(schedule: str, p: float, warmup: float = 0.1) -> float:
+def lr_factor(schedule: str, p: float, warmup: float = 0.1, final: float = 0.0) -> float:
     """Multiplier of the peak lr at progress p in [0, 1] of the budget.
 
     onecycle: cosine rise from 1/25 to 1 over the warmup, cosine fall to 1/25e4 (OneCycleLR's
-    defaults). cosine: linear warmup from 1/25, then cosine decay to 0. constant: linear warmup,
-    then 1 (warmup=0 for a truly constant lr).
+    defaults). cosine: linear warmup from 1/25, then cosine decay to `final`. constant: linear
+    warmup, then 1 (warmup=0 for a truly constant lr).
     """
     p = min(max(p, 0.0), 1.0)
     start = 1 / 25
@@ -118,17 +130,18 @@ def lr_factor(schedule: str, p: float, warmup: float = 0.1) -> float:
         return start + (1 - start) * p / warmup
     if schedule == "cosine":
         q = (p - warmup) / (1 - warmup)
-        return (1 + math.cos(math.pi * q)) / 2
+        return final + (1 - final) * (1 + math.cos(math.pi * q)) / 2
     if schedule == "constant":
         return 1.0
     raise ValueError(f"unknown schedule {schedule!r}; choose from {SCHEDULES}")
 
 
-# --- optimizer and precision
+# --- optimisers
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Decay matrices and conv kernels; not biases, norm gains, 1-D parameters or embeddings."""
+    """Decay matrices and conv kernels; not biases, norm gains, 1-D parameters or embeddings.
+    Frozen parameters (requires_grad False: fine-tuning's backbone) are left out."""
     embedding = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     decay, no_decay, seen = [], [], set()
     for p in model.parameters():
@@ -142,6 +155,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig,
                    device: torch.device) -> torch.optim.Optimizer:
+    """cfg.optimizer over model's trainable parameters: SGD with Nesterov momentum 0.9, or AdamW
+    with betas (0.9, 0.95) (minGPT's), fused on CUDA."""
     groups = param_groups(model, cfg.weight_decay)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
@@ -149,20 +164,40 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig,
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), **extra)
 
 
-def _amp_dtype(device: torch.device) -> torch.dtype | None:
-    try:
-        from karp_models.device import amp_dtype
-    except ImportError:  # the lead's device module is not there: the same policy, inline
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return amp_dtype(device)
+class StepContext:
+    """What a task's training_step may use: the run's config and optimisers, and step(name, loss)
+    (backward, clipping, loss scaling, the optimiser's step). A task with one optimiser returns
+    its loss and the Trainer steps it; a task with several steps each itself, in its order, as
+    in DCGAN's loop (zero D's gradients, backward D's loss, step D; then the same for G)."""
 
+    def __init__(self, cfg: TrainConfig, optimizers: dict[str, torch.optim.Optimizer],
+                 scaler: torch.amp.GradScaler | None, device: torch.device):
+        self.cfg, self.optimizers, self.scaler, self.device = cfg, optimizers, scaler, device
+        self._params = {k: [p for g in o.param_groups for p in g["params"]]
+                        for k, o in optimizers.items()}
+        self.stepped: list[str] = []
 
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    def step(self, name: str, loss: torch.Tensor) -> None:
+        """Backpropagate `loss` into optimiser `name`'s parameters (their old gradients, say from
+        another optimiser's loss, are cleared first) and step it; autocast is off for this."""
+        if name not in self.optimizers:
+            raise KeyError(f"no optimizer {name!r}; this task has {sorted(self.optimizers)}")
+        opt, params, clip = self.optimizers[name], self._params[name], self.cfg.grad_clip
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, enabled=False):
+            if self.scaler is not None:  # one scaler for all optimisers: update() once a step
+                self.scaler.scale(loss).backward()
+                if clip:
+                    self.scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(params, clip)
+                self.scaler.step(opt)
+            else:
+                loss.backward()
+                if clip:
+                    nn.utils.clip_grad_norm_(params, clip)
+                opt.step()
+        opt.zero_grad(set_to_none=True)
+        self.stepped.append(name)
 
 
 # --- trainer
@@ -171,35 +206,29 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager
 class Trainer:
     """Trains `model` on `task` under `cfg`; run() yields Records.
 
-    Attributes read by callers: model, task, cfg, device, optimizer, step, elapsed (seconds of
-    training so far, across resumes), history (all Records yielded).
-
-    teacher: an optional trained model of the same task whose outputs the model also learns from
-    (knowledge distillation, cfg.distill_*); it is only run, in eval mode, never trained.
+    Attributes read by callers: model, task, cfg, device, optimizers (name -> optimiser; the
+    task's configure_optimizers, else one from make_optimizer under the name 'model'; every
+    group follows the schedule of cfg.lr, times its 'lr_scale' if it has one), optimizer (the
+    first), step, elapsed (seconds of training so far, across resumes), history
+    (all Records yielded).
     """
 
     def __init__(self, model: nn.Module, task: Any, cfg: TrainConfig,
-                 device: torch.device | str = "cpu", teacher: nn.Module | None = None):
+                 device: torch.device | str = "cpu"):
         self.cfg = cfg
         self.task = task
         self.device = torch.device(device)
         self.model = model.to(self.device)
-        self.teacher = teacher
-        if teacher is not None:
-            if not hasattr(task, "distill_loss"):
-                raise ValueError(f"{type(task).__name__} has no distillation loss")
-            teacher.to(self.device).eval().requires_grad_(False)
-        # a CNN teacher runs in NHWC, as a CNN student does; decided once, not on every step
-        self.teacher_nhwc = bool(getattr(teacher, "feature_layers", None))
-        if self.teacher_nhwc:
-            teacher.to(memory_format=torch.channels_last)
-        # CNNs (models with spatial feature maps) run faster in NHWC on oneDNN and cuDNN
-        self.channels_last = bool(getattr(model, "feature_layers", None))
-        if self.channels_last:
+        if dev.prefers_channels_last(model):  # CNNs run faster in NHWC on oneDNN and cuDNN
             self.model.to(memory_format=torch.channels_last)
-        self.optimizer = make_optimizer(self.model, cfg, self.device)
-        self.amp_dtype = _amp_dtype(self.device) if cfg.amp else None
-        self.scaler = (torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None)
+        configure = getattr(task, "configure_optimizers", None)
+        self.optimizers: dict[str, torch.optim.Optimizer] = (
+            dict(configure(self.model, cfg, self.device)) if configure is not None
+            else {"model": make_optimizer(self.model, cfg, self.device)})
+        self.optimizer = next(iter(self.optimizers.values()))
+        self.amp = cfg.amp and dev.amp_dtype(self.device) is not None
+        self.scaler = (torch.amp.GradScaler("cuda") if cfg.amp and dev.needs_grad_scaler(self.device)
+                       else None)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # batches and augmentation
         self.step = 0
         self.items = 0  # samples or tokens seen
@@ -221,53 +250,81 @@ class Trainer:
     def done(self) -> bool:
         return self.progress() >= 1.0
 
+    def lr_factor(self) -> float:
+        cfg = self.cfg
+        return lr_factor(cfg.schedule, self.progress(), cfg.warmup, cfg.final_lr)
+
     # --- loop
 
-    def run(self, stop: threading.Event | None = None, log_every: int = 10) -> Iterator[Record]:
+    def _train_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """One step: the task's training_step under autocast, then (one optimiser) its step."""
+        ctx.stepped.clear()
+        with dev.autocast(self.device, enabled=self.amp):
+            out = self.task.training_step(self.model, batch, ctx)
+        losses = dict(out) if isinstance(out, Mapping) else {"loss": out}
+        if not ctx.stepped:
+            if len(self.optimizers) != 1:
+                raise RuntimeError(f"{type(self.task).__name__} has several optimizers: its "
+                                   f"training_step must step them (ctx.step)")
+            ctx.step(next(iter(self.optimizers)), losses["loss"])
+        if self.scaler is not None:
+            self.scaler.update()
+        return {k: v.detach().float() for k, v in losses.items()}
+
+    def run(self, stop: threading.Event | None = None, log_every: int = 10,
+            quick_stop: bool = False) -> Iterator[Record]:
         """Train until the budget is used up or `stop` is set (checked before every step).
 
         Yields a Record every log_every steps, one with validation every cfg.eval_every steps,
-        and a final one with validation on the whole split. Torch's global RNG (dropout) is
-        the run's own: seeded with cfg.seed on a fresh run, put aside while the generator is
-        paused at a yield and reinstalled when it resumes, so what the consumer does between
-        records (sampling text, building a model) does not change the run.
+        and a final one with validation on the whole split (quick_stop: on the interval subset
+        when `stop` ended the run early, so a Stop button answers in a fraction of a second).
+        Torch's global RNG (dropout) is the run's own: seeded with cfg.seed on a fresh run, put
+        aside while the generator is paused at a yield and reinstalled when it resumes, so what
+        the consumer does between records (sampling text, building a model) does not change it.
         """
-        cfg, model, opt, task, dev = self.cfg, self.model, self.optimizer, self.task, self.device
+        cfg, model, task, device = self.cfg, self.model, self.task, self.device
         self._enter_rng()
-        params = [p for g in opt.param_groups for p in g["params"]]
-        B, ls = cfg.batch_size, cfg.label_smoothing
+        B = cfg.batch_size
         log_every = max(1, int(log_every))
         items_per_step = task.items_per_batch(B)
+        ctx = StepContext(cfg, self.optimizers, self.scaler, device)
         model.train()
-        loss_sum = torch.zeros((), device=dev)
-        n_sum = 0  # steps in loss_sum
+        sums: dict[str, torch.Tensor] = {}  # named losses summed on the device since the last record
+        n_sum = 0
         t_train = 0.0  # seconds of training (no evaluation) since the last record
         items_since = 0
-        lr = cfg.lr * lr_factor(cfg.schedule, self.progress(), cfg.warmup)
+        lr = cfg.lr * self.lr_factor()
         clock = time.perf_counter()
 
-        def take_loss() -> float:
-            """Mean training loss since the last record (the one sync with the device)."""
-            nonlocal loss_sum, n_sum
+        def take_means() -> dict[str, float]:
+            """Mean of each named value since the last record (the one sync with the device)."""
+            nonlocal sums, n_sum
             if not n_sum:
-                return self.history[-1].train_loss if self.history else float("nan")
-            value = (loss_sum / n_sum).item()
-            loss_sum, n_sum = torch.zeros((), device=dev), 0
-            if not math.isfinite(value):
+                last = self.history[-1] if self.history else None
+                return {"loss": last.train_loss if last else float("nan")}
+            names = list(sums)
+            values = (torch.stack([sums[k] for k in names]) / n_sum).tolist()
+            sums, n_sum = {}, 0
+            means = dict(zip(names, values))
+            if not math.isfinite(means["loss"]):
                 raise FloatingPointError(
-                    f"training loss became {value} at step {self.step}: lower the lr "
+                    f"training loss became {means['loss']} at step {self.step}: lower the lr "
                     f"(now {cfg.lr:g}) or keep grad_clip on")
-            return value
+            return means
 
-        def record(train_loss: float, val: dict | None, final: bool = False) -> Record:
+        def record(means: dict[str, float], val: dict | None, final: bool = False) -> Record:
             nonlocal t_train, items_since
+            scalars = {k: v for k, v in means.items() if k != "loss"}
+            if val:
+                scalars.update({f"val_{k}": v for k, v in val.items()
+                                if k not in ("loss", "accuracy")})
             rec = Record(step=self.step, epoch=self.items / task.items_per_epoch,
-                         train_loss=train_loss, lr=lr,
+                         train_loss=means["loss"], lr=lr,
                          throughput=items_since / t_train if t_train > 0 else 0.0,
                          unit=task.unit, elapsed_s=self.elapsed,
                          val_loss=val["loss"] if val else None,
-                         val_accuracy=val["accuracy"] if val else None,
-                         final=final, progress=self.progress())
+                         val_accuracy=val.get("accuracy") if val else None,
+                         final=final, progress=self.progress(), scalars=scalars)
             t_train, items_since = 0.0, 0
             self.history.append(rec)
             return rec
@@ -280,39 +337,14 @@ class Trainer:
             clock = now
 
         while not (stop is not None and stop.is_set()) and not self.done():
-            lr = cfg.lr * lr_factor(cfg.schedule, self.progress(), cfg.warmup)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            x, y = task.batch("train", B, self.generator, dev, augment=cfg.augment)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(dev, self.amp_dtype):
-                if self.teacher is not None:
-                    with torch.no_grad():
-                        t_x = x.contiguous(memory_format=torch.channels_last) if self.teacher_nhwc else x
-                        t_logits, _ = self.teacher(t_x)
-                    logits, _ = model(x)
-                    loss = task.distill_loss(logits, y, t_logits, cfg.distill_alpha,
-                                             cfg.distill_temperature, ls)
-                elif ls:
-                    logits, _ = model(x)
-                    loss = task.loss(logits, y, ls)
-                else:
-                    _, loss = model(x, y)
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                if cfg.grad_clip:
-                    self.scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                self.scaler.step(opt)
-                self.scaler.update()
-            else:
-                loss.backward()
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
-            opt.zero_grad(set_to_none=True)
-            loss_sum += loss.detach().float()
+            factor = self.lr_factor()
+            lr = cfg.lr * factor
+            for opt in self.optimizers.values():
+                for g in opt.param_groups:  # a group may scale the run's lr (a task's 'lr_scale')
+                    g["lr"] = lr * g.get("lr_scale", 1.0)
+            batch = task.batch("train", B, self.generator, device, augment=cfg.augment)
+            for k, v in self._train_step(batch, ctx).items():
+                sums[k] = sums[k] + v if k in sums else v
             n_sum += 1
             self.step += 1
             self.items += items_per_step
@@ -322,23 +354,25 @@ class Trainer:
                 break  # the final record below covers this step
             eval_due = cfg.eval_every > 0 and self.step % cfg.eval_every == 0
             if eval_due or self.step % log_every == 0:
-                train_loss = take_loss()
+                means = take_means()
                 tick()  # the sync above ends the device's queued work: count it as training
                 val = None
                 if eval_due:
-                    val = task.evaluate(model, dev, max_batches=cfg.eval_batches, batch_size=B)
-                    now = time.perf_counter()
-                    self.elapsed += now - clock  # evaluation counts against the time budget
+                    val = task.evaluate(model, device, max_batches=cfg.eval_batches, batch_size=B)
+                    self.elapsed += time.perf_counter() - clock  # evaluation counts against the budget
                 self._leave_rng()
-                yield record(train_loss, val)
+                yield record(means, val)
                 self._enter_rng()
                 clock = time.perf_counter()  # time spent by the consumer is not training time
-        train_loss = take_loss()
+        means = take_means()
         tick()
-        val = task.evaluate(model, dev)
+        if quick_stop and stop is not None and stop.is_set() and not self.done():
+            val = task.evaluate(model, device, max_batches=cfg.eval_batches or 4, batch_size=B)
+        else:
+            val = task.evaluate(model, device)
         self.elapsed += time.perf_counter() - clock
         self._leave_rng()
-        yield record(train_loss, val, final=True)
+        yield record(means, val, final=True)
 
     # --- torch's global RNG (dropout & co.): the run's own, kept aside while the run is paused
 
@@ -359,14 +393,16 @@ class Trainer:
     # --- resume
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: model, optimizer, counters, RNGs, history."""
+        """Everything needed to continue exactly: model, optimisers, counters, RNGs, history."""
         rng = {"generator": self.generator.get_state()}
         if self._global_rng is not None:  # None: not run yet, run() will seed it
             rng.update({k: v.clone() for k, v in self._global_rng.items()})
         task_state = self.task.state_dict() if hasattr(self.task, "state_dict") else {}
+        opts = {k: o.state_dict() for k, o in self.optimizers.items()}
         return {
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            # one optimiser keeps the 'karp-1' layout of earlier runs; several go by name
+            **({"optimizer": opts["model"]} if list(opts) == ["model"] else {"optimizers": opts}),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "step": self.step,
             "items": self.items,
@@ -380,7 +416,12 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state_dict() (possibly from another process) to continue the same run."""
         self.model.load_state_dict(state["model"], strict=True)
-        self.optimizer.load_state_dict(state["optimizer"])
+        opts = state.get("optimizers") or {"model": state["optimizer"]}
+        if set(opts) != set(self.optimizers):
+            raise ValueError(f"the saved run has optimizers {sorted(opts)}, this trainer "
+                             f"{sorted(self.optimizers)}")
+        for k, o in self.optimizers.items():
+            o.load_state_dict(opts[k])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])

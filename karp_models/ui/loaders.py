@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from karp_models import data
-from karp_models.cli import WEIGHTS_DIR, format_metrics, shipped_weights
+from karp_models.train.runs import WEIGHTS_DIR, format_metrics, shipped_weights
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -13,10 +13,9 @@ import numpy as np
 import streamlit as st
 
 from karp_models import device as dev
-from karp_models.cli import WEIGHTS_DIR, format_metrics, shipped_weights
+from karp_models.train.runs import WEIGHTS_DIR, format_metrics, list_runs, shipped_weights
 from karp_models.models import REGISTRY
 from karp_models.train.checkpoints import Checkpoint, CheckpointError, load_checkpoint
-from karp_models.train.jobs import list_runs
 
 
 @dataclass(frozen=True)

@@ -352,8 +352,8 @@ def _evolution_runs(t: Target) -> tuple[dict[str, list], bool]:
 
     runs, active = {}, False
     for j in manager().jobs(session_id()):
-        if j.filters:
-            runs[f"this session: {j.label} ({j.state})"] = list(j.filters)
+        if j.snapshots:
+            runs[f"this session: {j.label} ({j.state})"] = list(j.snapshots)
             active |= j.active
     evo = t.meta.get("filter_evolution")
     if evo:

@@ -22,6 +22,11 @@ class ImageInput:
     label: int | None = None      # the true class when known
     original: np.ndarray | None = None  # the photo or drawing before preprocessing (H, W[, 3]) uint8
 
+    @classmethod
+    def from_array(cls, x: np.ndarray, **kw) -> "ImageInput":
+        """From a preprocessed input (C, H, W) float32 in [0, 1]; kw: the other fields."""
+        return cls(x=torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None], **kw)
+
 
 def test_image(ds, index: int) -> ImageInput:
     """Test image `index` of an ImageData as an ImageInput."""

@@ -17,7 +17,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from karp_models.train.jobs import JobManager, JobStatus, Predictions, get_manager
+from karp_models.train.jobs import JobManager, JobStatus, get_manager
+from karp_models.train.previews import Predictions, PreviewFailed, TextSample
 
 FONT = dict(size=18)
 MAX_POINTS = 500
@@ -264,16 +265,20 @@ def render_status(r: JobStatus, limit: int = 1) -> None:
 
 
 def render_preview(r: JobStatus) -> None:
-    """For image models the prediction grid; for text models the latest generated sample."""
-    if r.predictions is not None:
-        st.plotly_chart(prediction_grid(r.predictions, r.job_id), width="stretch",
+    """The task's live preview: for image models the prediction grid; for text models the
+    latest generated sample; a preview that failed says why."""
+    p = r.preview
+    if isinstance(p, Predictions):
+        st.plotly_chart(prediction_grid(p, r.job_id), width="stretch",
                         config={"displayModeBar": False}, key="train_grid")
-    elif r.sample is not None:
-        st.markdown(f"**Sampled from the model at step {r.sample.step:,}** "
+    elif isinstance(p, TextSample):
+        st.markdown(f"**Sampled from the model at step {p.step:,}** "
                     f"(a new sample every few hundred steps)")
         st.html(f"<pre style='font-size:19px; line-height:1.35; white-space:pre-wrap; "
                 f"background:#f6f8fa; padding:12px; border-radius:8px'>"
-                f"{html.escape(r.sample.text)}</pre>")
+                f"{html.escape(p.text)}</pre>")
+    elif isinstance(p, PreviewFailed):
+        st.caption(f"No preview at step {p.step:,}: {p.message}")
 
 
 def big_fonts() -> None:

@@ -18,8 +18,9 @@ import torch
 import torch.nn as nn
 from streamlit.testing.v1 import AppTest
 
-from karp_models.train.jobs import Prepared, delete_run, get_manager
-from karp_models.train.trainer import Record
+from karp_models.train.jobs import get_manager
+from karp_models.train.runs import Prepared, delete_run
+from karp_models.train.trainer import Trainer
 from karp_models.ui.selection import KEY as IMAGE_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,32 +39,29 @@ class Tiny(nn.Module):
         self.fc = nn.Linear(config.n, config.n)
 
 
-class Trainer:
-    """The Trainer's interface, no maths: a few records, then done."""
+class StepTask:
+    """The Task protocol with no maths: ten samples a step and a fixed evaluation."""
 
-    def __init__(self, cfg):
-        self.model, self.cfg, self.device = Tiny(), cfg, torch.device("cpu")
-        self.task = SimpleNamespace(evaluate=lambda *a, **k: {"loss": 1.0, "accuracy": 0.5})
-        self.step, self.elapsed, self.history = 0, 0.0, []
+    unit, items_per_epoch, eval_split = "samples", 100, "test"
 
-    def done(self) -> bool:
-        return self.step >= self.cfg.steps
+    def items_per_batch(self, batch_size):
+        return 10
 
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "step": self.step}
+    def batch(self, split, batch_size, generator, device=None, augment=True):
+        return torch.ones(1, 4)
 
-    def run(self, stop=None):
-        while not self.done() and not (stop is not None and stop.is_set()):
-            self.step = min(self.cfg.steps, self.step + 10)
-            r = Record(step=self.step, epoch=0.1, train_loss=1.0, lr=1e-3, throughput=1e3,
-                       unit="samples", elapsed_s=0.01, val_loss=0.5, val_accuracy=0.5,
-                       final=self.done(), progress=self.step / self.cfg.steps)
-            self.history.append(r)
-            yield r
+    def training_step(self, model, batch, ctx):
+        return model.fc(batch).pow(2).mean()
+
+    def evaluate(self, model, device=None, split="test", max_batches=None, batch_size=None):
+        return {"loss": 1.0, "accuracy": 0.5}
+
+    def meta(self):
+        return {"classes": list("abcdefghij")}
 
 
 def builder(spec):
-    return Prepared(trainer=Trainer(spec.config), task_kind="image",
+    return Prepared(trainer=Trainer(Tiny(), StepTask(), spec.config),
                     data=SimpleNamespace(source="test", classes=tuple("abcdefghij")))
 
 

@@ -89,7 +89,8 @@ def test_a_failing_run_shows_its_error_within_two_seconds(app, monkeypatch):
 
 
 def test_long_runs_stay_light_on_the_charts():
-    from karp_models.train.jobs import JobSpec, JobStatus
+    from karp_models.train.jobs import JobStatus
+    from karp_models.train.runs import RunSpec
     from karp_models.train.trainer import Record, TrainConfig
     from karp_models.ui import training as ui
 
@@ -98,10 +99,10 @@ def test_long_runs_stay_light_on_the_charts():
                         val_loss=0.5 if i % 10 == 0 else None,
                         val_accuracy=0.8 if i % 10 == 0 else None) for i in range(20_001))
     run = JobStatus(job_id="j", session_id="s", label="long", state="done", records=recs,
-                    spec=JobSpec(model="fast", dataset="digits", config=TrainConfig(steps=1)),
+                    spec=RunSpec(model="fast", dataset="digits", config=TrainConfig(steps=1)),
                     step=200_000, total_steps=200_000, progress=1.0, eta_s=None, throughput=1e3,
                     unit="samples", queue_position=None, stop_requested=False, error=None,
-                    error_detail=None, sample=None, predictions=None, task="image", params=1,
+                    error_detail=None, preview=None, params=1,
                     device="cpu", created=0.0, saved=())
     for metric in ("loss", "accuracy", "lr"):
         fig = ui.curves_figure([run], metric)

@@ -1,8 +1,11 @@
 """AppTest: the ViT attention page and the seq2seq page run and draw their figures; the seq2seq
 page trains a few steps (a tiny run injected into the session) and translates a typed date."""
+from dataclasses import replace
+
 import torch
 
-from karp_models.seq2seq_train import LiveRun, TrainSettings
+from karp_models.train.tasks.seq2seq import LIVE
+from karp_models.ui.seq2seq import new_run
 from karp_models.ui.selection import ImageInput
 
 from test_pages import open_page  # tests/app is on sys.path (pytest prepend import mode)
@@ -40,8 +43,7 @@ def test_seq2seq_page_trains_a_few_steps_and_translates():
     at = open_page("seq2seq.py")
     assert at.title[0].value == "Seq2seq attention"
     assert len(charts(at)) == 2                                  # the watched example, and "try it"
-    run = LiveRun(TrainSettings(steps=10, batch_size=16, log_every=5, snapshot_every=5,
-                                eval_every=5, n_val=16), preset="tiny")
+    run = new_run(replace(LIVE, steps=10, batch_size=16, eval_every=5), preset="tiny", n_val=16)
     at.session_state["seq2seq_run"] = run
     at.run()
     assert at.button(key="seq2seq_train").label.startswith("Train 10 steps")
@@ -60,7 +62,7 @@ def test_seq2seq_page_trains_a_few_steps_and_translates():
 def test_alignment_labels_shrink_for_long_inputs_and_stay_readable():
     import numpy as np
 
-    from karp_models.seq2seq_train import Translation
+    from karp_models.train.tasks.seq2seq import Translation
     from karp_models.ui.seq2seq import alignment_figure
 
     def x_font(source: str) -> int:

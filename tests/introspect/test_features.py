@@ -100,20 +100,21 @@ def test_spatial_layers_of_a_vit_is_empty():
 
 def test_training_jobs_keep_first_layer_snapshots_for_filter_evolution(tmp_path):
     from karp_models.train.checkpoints import read_metadata
-    from karp_models.train.jobs import JobManager, JobSpec
+    from karp_models.train.jobs import JobManager
+    from karp_models.train.runs import RunSpec
     from karp_models.train.trainer import TrainConfig
 
     torch.set_num_threads(1)
     m = JobManager(runs_dir=tmp_path / "runs", set_threads=False)
     try:
         cfg = TrainConfig(steps=20, batch_size=32, eval_every=10, eval_batches=1)
-        jid = m.submit("s1", JobSpec(model="fast", dataset="digits", config=cfg, preset="fast",
+        jid = m.submit("s1", RunSpec(model="fast", dataset="digits", config=cfg, preset="fast",
                                      overrides={"widths": (8, 8, 8, 8)}, preview_every=10))
         st = m.wait(jid, timeout=60)
         assert st.state == "done", st.error
-        assert [s for s, _ in st.filters] == [0, 10, 20]
-        assert st.filters[0][1].shape == (8, 1, 3, 3)
-        assert not np.array_equal(st.filters[0][1], st.filters[-1][1])   # training moved them
+        assert [s for s, _ in st.snapshots] == [0, 10, 20]
+        assert st.snapshots[0][1].shape == (8, 1, 3, 3)
+        assert not np.array_equal(st.snapshots[0][1], st.snapshots[-1][1])   # training moved them
         evo = read_metadata(m.save(jid, "evo"))["filter_evolution"]
         assert evo["steps"] == [0, 10, 20]
         steps, imgs = feat.evolution_images([(s, np.asarray(w, np.float32))

@@ -1,12 +1,15 @@
 """Seq2seq with additive attention: shapes, alignment rows sum to 1 and ignore padding, the greedy
 path uses the same maths as teacher forcing, a tiny model overfits a handful of pairs, and the
 live training loop keeps its budget and resumes."""
+from dataclasses import replace
+
 import pytest
 import torch
 
 from karp_models.data import dates
 from karp_models.models.seq2seq import PRESETS, Seq2Seq
-from karp_models.seq2seq_train import LiveRun, TrainSettings, build_model, exact_match, translate
+from karp_models.train.tasks.seq2seq import (LIVE, DateTranslation, build_model, exact_match, extend,
+                                              live_trainer, translate)
 
 PAIRS = [("3 March 2021", "2021-03-03"), ("mar 4, 21", "2021-03-04"), ("12/25/1999", "1999-12-25"),
          ("01.02.2003", "2003-02-01"), ("Friday, July 4th 1980", "1980-07-04"),
@@ -77,15 +80,46 @@ def test_tiny_model_overfits_a_handful_of_pairs():
 
 
 def test_live_run_keeps_its_budget_yields_records_and_resumes():
-    run = LiveRun(TrainSettings(steps=20, batch_size=16, log_every=5, snapshot_every=10,
-                                eval_every=10, n_val=16), preset="tiny")
-    assert run.first.alignment.shape[0] >= dates.TGT_LEN            # untrained still writes 10 or more
-    recs = list(run.train())
-    assert [r.step for r in recs] == [5, 10, 15, 20, 20] and recs[-1].final
-    assert recs[1].val_exact is not None and recs[1].snapshot is not None
-    assert recs[-1].val_exact is not None and run.last_snapshot is recs[-1].snapshot
+    """The page's run through the one Trainer: a budget, records with held-out exact match,
+    more steps on request that hold the final learning rate, and a prompt stop."""
+    tr = live_trainer(replace(LIVE, steps=20, batch_size=16, eval_every=10), preset="tiny", n_val=16)
+    first = translate(tr.model, "Wednesday, March 3rd 2021")
+    assert first.alignment.shape[0] >= dates.TGT_LEN                # untrained still writes 10 or more
+    recs = list(tr.run(log_every=5))
+    assert [r.step for r in recs] == [5, 10, 15, 20] and recs[-1].final
+    assert recs[1].val_accuracy is not None and recs[0].val_accuracy is None
+    assert recs[-1].val_accuracy is not None and recs[-1].val_loss > 0
     assert all(r.elapsed_s > 0 for r in recs)
-    more = list(run.train(5))
-    assert run.step == 25 and more[-1].final
-    stopped = list(run.train(100, stop=lambda: True))
-    assert run.step == 25 and len(stopped) == 1
+    end_lr = LIVE.lr * LIVE.final_lr
+    assert tr.cfg.lr * tr.lr_factor() == pytest.approx(end_lr)      # cosine down to a tenth
+    assert end_lr < recs[-1].lr < recs[0].lr                        # (the last step's lr, just above)
+    extend(tr, 5)
+    more = list(tr.run(log_every=5))
+    assert tr.step == 25 and more[-1].final
+    assert more[-1].lr == pytest.approx(end_lr)                     # held, not restarted
+    extend(tr, 100)
+    stopped = list(tr.run(stop=_set_event()))
+    assert tr.step == 25 and len(stopped) == 1 and stopped[0].final
+
+
+def _set_event():
+    import threading
+
+    e = threading.Event()
+    e.set()
+    return e
+
+
+def test_date_batches_are_fresh_reproducible_and_held_out_dates_stay_out():
+    task = DateTranslation(n_val=32)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    a, b = task.batch("train", 8, g1), task.batch("train", 8, g2)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])      # the generator's state is the run's
+    c = task.batch("train", 8, g1)
+    assert not torch.equal(a[1], c[1])
+    for t in a[1]:                                                  # decoded targets are training dates
+        assert not dates.is_val(dates.dt.date.fromisoformat(dates.decode_target(t.tolist())))
+    model = build_model("tiny", seed=0)
+    m = task.evaluate(model, "cpu")
+    assert set(m) == {"loss", "accuracy"} and m["accuracy"] == exact_match(model, task.val_pairs)
+    assert task.preview(model, torch.device("cpu"), 7).step == 7

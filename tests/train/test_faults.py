@@ -2,8 +2,8 @@
 saving, the process killed in the middle of a checkpoint. Each leaves the manager usable, the
 previous checkpoint intact (byte for byte, and it loads), and a clear message in the job status.
 
-A scripted trainer around a real tiny model (train_helpers.TinyNet) keeps each case to well
-under a second; the out-of-memory case really asks the CPU allocator for a 16 TB batch.
+The real Trainer with a real tiny model (train_helpers.TinyNet) on a task that misbehaves on
+request keeps each case to well under a second; the out-of-memory case really asks the CPU allocator for a 16 TB batch.
 """
 from __future__ import annotations
 
@@ -20,70 +20,61 @@ import torch
 
 from karp_models.train import checkpoints as ck
 from karp_models.train.checkpoints import DiskFullError, load_checkpoint, save_checkpoint
-from karp_models.train.jobs import JobManager, JobSpec, Prepared, list_runs
-from karp_models.train.trainer import Record, TrainConfig
+from karp_models.train.jobs import JobManager
+from karp_models.train.runs import Prepared, RunSpec, list_runs
+from karp_models.train.trainer import TrainConfig, Trainer
 from train_helpers import TinyNet, TinyNetConfig, install_fake_registry
 
-# --- a scripted trainer with a real model, and what it can be told to do wrong
+# --- the real Trainer and a real tiny model, on a task that can be told to go wrong
 
 
-class Task:
+class FaultTask:
+    """The Task protocol over a few random 8x8 images (whatever the batch size asked: the batch
+    size only names the fault); at step 3 it does what `fault` says."""
+
     unit = "samples"
+    items_per_epoch = 100
+    eval_split = "test"
+
+    def __init__(self, fault: str | None, batch_size: int):
+        self.fault, self.batch_size, self.steps = fault, batch_size, 0
+
+    def items_per_batch(self, batch_size):
+        return batch_size
+
+    def batch(self, split, batch_size, generator, device=None, augment=True):
+        return torch.rand(4, 1, 8, 8, generator=generator), torch.randint(0, 4, (4,), generator=generator)
+
+    def training_step(self, model, batch, ctx):
+        if self.steps == 3 and self.fault == "raise":
+            raise ValueError("loss became NaN (simulated bug in a training step)")
+        if self.steps == 3 and self.fault == "oom-cpu":  # a real allocation: 16 TB of batch
+            torch.empty((self.batch_size, 1 << 30), dtype=torch.float32)
+        if self.steps == 3 and self.fault == "oom-cuda":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB "
+                                         "(GPU 0; 7.79 GiB total capacity)")
+        if self.steps == 3 and self.fault == "memoryerror":
+            raise MemoryError()
+        time.sleep(0.001)
+        self.steps += 1
+        return model(*batch)[1]
 
     def evaluate(self, model, device=None, split="test", max_batches=None, batch_size=None):
         return {"loss": 1.0, "accuracy": 0.5}
 
-
-class Trainer:
-    def __init__(self, cfg: TrainConfig, fault: str | None):
-        torch.manual_seed(0)
-        self.model = TinyNet(TinyNetConfig())
-        self.task, self.cfg, self.fault = Task(), cfg, fault
-        self.device = torch.device("cpu")
-        self.step, self.elapsed, self.history = 0, 0.0, []
-
-    def progress(self) -> float:
-        return min(1.0, self.step / self.cfg.steps)
-
-    def done(self) -> bool:
-        return self.step >= self.cfg.steps
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "step": self.step}
-
-    def _step(self) -> None:
-        if self.step == 3 and self.fault == "raise":
-            raise ValueError("loss became NaN (simulated bug in a training step)")
-        if self.step == 3 and self.fault == "oom-cpu":  # a real allocation: 16 TB of batch
-            torch.empty((self.cfg.batch_size, 1 << 30), dtype=torch.float32)
-        if self.step == 3 and self.fault == "oom-cuda":
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB "
-                                         "(GPU 0; 7.79 GiB total capacity)")
-        if self.step == 3 and self.fault == "memoryerror":
-            raise MemoryError()
-        time.sleep(0.001)
-        self.step += 1
-        self.elapsed += 0.001
-
-    def run(self, stop=None):
-        while not (stop is not None and stop.is_set()) and not self.done():
-            self._step()
-            if self.step % 5 == 0 or self.done():
-                r = Record(step=self.step, epoch=self.step / 100, train_loss=1.0, lr=1e-3,
-                           throughput=1e3, unit="samples", elapsed_s=self.elapsed,
-                           val_loss=0.5, final=self.done(), progress=self.progress())
-                self.history.append(r)
-                yield r
+    def meta(self):
+        return {"classes": ["a", "b", "c", "d"]}
 
 
-def builder(spec: JobSpec) -> Prepared:
-    data = SimpleNamespace(source="synthetic", classes=("a", "b", "c", "d"))
-    return Prepared(trainer=Trainer(spec.config, spec.overrides.get("fault")), data=data,
-                    task_kind="image")
+def builder(spec: RunSpec) -> Prepared:
+    torch.manual_seed(0)
+    task = FaultTask(spec.overrides.get("fault"), spec.config.batch_size)
+    trainer = Trainer(TinyNet(TinyNetConfig()), task, spec.config)
+    return Prepared(trainer=trainer, data=SimpleNamespace(source="synthetic"))
 
 
-def spec(fault: str | None = None, steps: int = 20, batch: int = 4096) -> JobSpec:
-    return JobSpec(model="tinynet", dataset="quadrants", device="cpu", preview_every=10**9,
+def spec(fault: str | None = None, steps: int = 20, batch: int = 4096) -> RunSpec:
+    return RunSpec(model="tinynet", dataset="quadrants", device="cpu", preview_every=10**9,
                    config=TrainConfig(steps=steps, batch_size=batch),
                    overrides={"fault": fault} if fault else {})
 

@@ -242,7 +242,8 @@ def test_karp_opens_no_archive_a_person_gives_it():
 
 def test_continuing_a_forged_run_fails_as_a_message_without_allocating(genuine, tmp_path):
     """'Continue' on a saved run whose config was forged: the job fails with the refusal."""
-    from karp_models.train.jobs import JobManager, spec_from_run
+    from karp_models.train.jobs import JobManager
+    from karp_models.train.runs import spec_from_run
 
     header, body = genuine
     cfg = json.loads(header["__metadata__"]["config"])

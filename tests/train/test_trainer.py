@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from karp_models.train.tasks import CharLM, ImageClassification
+from karp_models.train.tasks import CharLM, Distillation, ImageClassification
 from karp_models.train.trainer import Record, TrainConfig, Trainer, lr_factor, param_groups
 from train_helpers import TinyLM, TinyLMConfig, TinyNet, TinyNetConfig, cyclic_text, quadrant_images
 
@@ -252,9 +252,144 @@ def test_a_teacher_alone_teaches_the_right_classes():
         torch.manual_seed(0)
         task = ImageClassification(data, augment=True)
         cfg = TrainConfig(steps=60, batch_size=32, eval_every=0, distill_alpha=1.0)
-        tr = Trainer(TinyNet(TinyNetConfig()), task, cfg, "cpu", teacher=teacher if with_teacher else None)
+        task = Distillation(task, teacher) if with_teacher else task
+        tr = Trainer(TinyNet(TinyNetConfig()), task, cfg, "cpu")
         return list(tr.run())[-1].val_accuracy
 
     assert student(with_teacher=True) > 0.9 and student(with_teacher=False) < 0.5
     assert not teacher.training
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+
+
+# --- the shapes of the families to come: two optimisers (a GAN), frozen layers (fine-tuning)
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyGANConfig:
+    z: int = 4
+    hidden: int = 16
+
+
+class TinyGAN(torch.nn.Module):
+    """A generator of numbers and a discriminator of numbers."""
+
+    def __init__(self, config: TinyGANConfig = TinyGANConfig()):
+        super().__init__()
+        self.config = config
+        nn = torch.nn
+        self.G = nn.Sequential(nn.Linear(config.z, config.hidden), nn.ReLU(), nn.Linear(config.hidden, 1))
+        self.D = nn.Sequential(nn.Linear(1, config.hidden), nn.LeakyReLU(0.2), nn.Linear(config.hidden, 1))
+
+
+class GaussianGAN:
+    """Goodfellow et al. 2014 on one number: real samples ~ N(3, 0.5); D and G each have their
+    own Adam (DCGAN's betas) and the task steps them in DCGAN's order."""
+
+    unit, items_per_epoch, eval_split = "samples", 1024, "test"
+
+    def items_per_batch(self, batch_size):
+        return batch_size
+
+    def configure_optimizers(self, model, cfg, device):
+        adam = lambda ps: torch.optim.Adam(ps, lr=cfg.lr, betas=(0.5, 0.999))  # noqa: E731
+        return {"discriminator": adam(model.D.parameters()), "generator": adam(model.G.parameters())}
+
+    def batch(self, split, batch_size, generator, device=None, augment=True):
+        real = 3 + 0.5 * torch.randn(batch_size, 1, generator=generator)
+        return real, torch.randn(batch_size, 4, generator=generator)
+
+    def training_step(self, model, batch, ctx):
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        real, z = batch
+        fake = model.G(z)
+        d_real, d_fake = model.D(real), model.D(fake.detach())
+        d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+        ctx.step("discriminator", d_loss)
+        d_gen = model.D(fake)
+        g_loss = bce(d_gen, torch.ones_like(d_gen))
+        ctx.step("generator", g_loss)
+        return {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss,
+                "D(x)": torch.sigmoid(d_real).mean(), "D(G(z))": torch.sigmoid(d_fake).mean()}
+
+    def evaluate(self, model, device=None, split=None, max_batches=None, batch_size=None):
+        with torch.no_grad():
+            x = model.G(torch.randn(2048, 4, generator=torch.Generator().manual_seed(0)))
+        return {"loss": float((x.mean() - 3).abs()), "mean": float(x.mean())}
+
+
+def test_a_task_with_two_optimisers_steps_each_in_its_order_and_learns():
+    torch.manual_seed(0)
+    model = TinyGAN()
+    tr = Trainer(model, GaussianGAN(), TrainConfig(steps=600, batch_size=64, lr=2e-3, eval_every=0,
+                                                   grad_clip=0, schedule="constant", warmup=0), "cpu")
+    assert list(tr.optimizers) == ["discriminator", "generator"] and tr.optimizer is tr.optimizers["discriminator"]
+    order = []
+    for name, opt in tr.optimizers.items():  # which optimiser steps, and whose gradients it sees
+        step = opt.step
+
+        def spy(*a, _name=name, _step=step, _opt=opt, **k):
+            order.append((_name, _name == "generator" or all(p.grad is None for p in model.G.parameters())))
+            return _step(*a, **k)
+        opt.step = spy
+    start = tr.task.evaluate(model)["mean"]
+    recs = list(tr.run(log_every=100))
+    assert [n for n, _ in order[:4]] == ["discriminator", "generator"] * 2 and len(order) == 1200
+    assert all(clean for _, clean in order)  # D's step never sees G gradients (fake.detach())
+    assert recs[-1].final and {"d_loss", "g_loss", "D(x)", "D(G(z))", "val_mean"} <= set(recs[-1].scalars)
+    assert recs[0].train_loss == pytest.approx(recs[0].scalars["d_loss"] + recs[0].scalars["g_loss"], rel=1e-5)
+    end = recs[-1].scalars["val_mean"]
+    assert abs(start - 3) > 2 and abs(end - 3) < 0.5, (start, end)  # G learned where the data is
+    assert 0.2 < recs[-1].scalars["D(G(z))"] < 0.8                    # D can no longer tell
+
+
+def test_a_two_optimiser_run_resumes_exactly_through_a_checkpoint(tmp_path):
+    from karp_models.train.checkpoints import load_trainer_state, save_checkpoint
+
+    def trainer():
+        torch.manual_seed(1)
+        return Trainer(TinyGAN(), GaussianGAN(), TrainConfig(steps=40, batch_size=32, eval_every=0), "cpu")
+
+    ref = trainer()
+    want = [r.train_loss for r in ref.run(log_every=5)]
+    first, stop = trainer(), threading.Event()
+    got = []
+    for r in first.run(stop=stop, log_every=5):
+        got.append(r.train_loss)
+        if r.step == 20:
+            stop.set()
+    path = save_checkpoint(tmp_path / "gan.safetensors", first.model, model_name="tinygan",
+                           meta={}, trainer=first)
+    second = trainer()
+    load_trainer_state(path, second)
+    assert set(second.state_dict()["optimizers"]) == {"discriminator", "generator"}
+    got = got[:-1] + [r.train_loss for r in second.run(log_every=5)]  # the stop's final record is not a step
+    assert got == want
+
+
+def test_frozen_layers_stay_frozen_and_out_of_the_optimiser():
+    """Fine-tuning's shape: a backbone with requires_grad False is not optimised or decayed."""
+    tr = image_trainer(steps=20, weight_decay=0.5)
+    tr.model.conv.requires_grad_(False)
+    tr = Trainer(tr.model, tr.task, tr.cfg, "cpu")  # the optimiser is made after freezing
+    before = tr.model.conv.weight.detach().clone()
+    in_opt = {id(p) for g in tr.optimizer.param_groups for p in g["params"]}
+    assert id(tr.model.conv.weight) not in in_opt and id(tr.model.fc.weight) in in_opt
+    fc_before = tr.model.fc.weight.detach().clone()
+    list(tr.run())
+    assert torch.equal(tr.model.conv.weight, before) and not torch.equal(tr.model.fc.weight, fc_before)
+
+
+def test_quick_stop_ends_with_the_interval_subset_and_a_finished_run_with_the_whole_split():
+    calls = []
+    tr = image_trainer(steps=10**6, eval_every=0, eval_batches=3)
+    evaluate = tr.task.evaluate
+    tr.task.evaluate = lambda *a, **k: calls.append(k.get("max_batches")) or evaluate(*a, **k)
+    stop = threading.Event()
+    for r in tr.run(stop=stop, log_every=5, quick_stop=True):
+        stop.set()
+    assert calls == [3] and r.final
+    done = image_trainer(steps=10, eval_every=0, eval_batches=3)
+    evaluate2 = done.task.evaluate
+    done.task.evaluate = lambda *a, **k: calls.append(k.get("max_batches")) or evaluate2(*a, **k)
+    list(done.run(stop=threading.Event(), quick_stop=True))
+    assert calls == [3, None]

@@ -1,0 +1,139 @@
+"""A job as the queue keeps it (private) and as a page sees it: a JobStatus snapshot, plain frozen
+data that is safe to read from any thread while the job runs."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from karp_models.train.runs import Prepared, RunSpec
+from karp_models.train.trainer import Record
+
+QUEUED, RUNNING, STOPPED, DONE, ERROR = "queued", "running", "stopped", "done", "error"
+ACTIVE = (QUEUED, RUNNING)
+
+# --- what a page sees
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A consistent copy of one job, safe to read from any thread while the job runs.
+
+    progress is the fraction of the budget used (0..1); eta_s is wall-clock seconds left
+    (None until it can be estimated); throughput is `unit`s (samples or tokens) per second;
+    queue_position counts from 1 among jobs waiting for the same device. preview is the task's
+    latest (train/previews.py); snapshots are (step, array) kept over the run (a CNN's first
+    conv weights).
+    """
+
+    job_id: str
+    session_id: str
+    label: str
+    spec: RunSpec
+    state: str
+    records: tuple[Record, ...]
+    step: int
+    total_steps: int | None
+    progress: float
+    eta_s: float | None
+    throughput: float
+    unit: str
+    queue_position: int | None
+    stop_requested: bool
+    error: str | None
+    error_detail: str | None
+    preview: Any
+    params: int | None
+    device: str
+    created: float
+    saved: tuple[str, ...]
+    snapshots: tuple[tuple[int, np.ndarray], ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def last(self) -> Record | None:
+        return self.records[-1] if self.records else None
+
+
+class QueueFull(ValueError):
+    """A run was refused: its session has enough active runs, or the queue is full."""
+
+
+# --- the job as the queue keeps it (pages see JobStatus)
+
+
+@dataclass(eq=False)
+class Job:
+    job_id: str
+    session_id: str
+    spec: RunSpec
+    device_key: str
+    label: str
+    created: float
+    state: str = QUEUED
+    records: list[Record] = field(default_factory=list)
+    prepared: Prepared | None = None
+    thread: threading.Thread | None = None
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    error: str | None = None
+    error_detail: str | None = None
+    preview: Any = None
+    last_preview: int = -1
+    t_run: float | None = None  # wall clock and progress when this stretch of running began
+    p_run: float = 0.0
+    params: int | None = None
+    saving: bool = False
+    saved: list[str] = field(default_factory=list)
+    final_metrics: tuple[int, dict] | None = None  # (step, metrics) of the last full evaluation
+    snapshots: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    snapshot_key: str = "snapshots"  # the metadata entry they are saved under
+
+
+def _throughput(recs: tuple[Record, ...]) -> float:
+    """The latest interval's rate (a final record covers only the steps after the last one)."""
+    for r in reversed(recs):
+        if not r.final and r.throughput:
+            return r.throughput
+    return recs[-1].throughput if recs else 0.0
+
+
+def default_label(spec: RunSpec) -> str:
+    c = spec.config
+    preset = f" {spec.preset}" if spec.preset and spec.preset != spec.model else ""
+    parts = [spec.model + preset, f"lr {c.lr:g}", f"batch {c.batch_size}"]
+    if c.optimizer != "adamw":
+        parts.append(c.optimizer)
+    return " · ".join(parts)
+
+
+def snapshot(job: Job, queue: list[Job]) -> JobStatus:
+    """A JobStatus of `job` (the manager holds its lock); queue: the jobs waiting, in order."""
+    recs = tuple(job.records)  # Records are frozen: a shallow copy is a consistent copy
+    last = recs[-1] if recs else None
+    progress = last.progress if last else 0.0
+    if job.state == DONE:
+        progress = 1.0
+    eta = None
+    if job.state == RUNNING and job.t_run is not None and last is not None:
+        dp = progress - job.p_run
+        if dp > 0:
+            eta = max(0.0, (time.monotonic() - job.t_run) * (1 - progress) / dp)
+    qpos = None
+    if job.state == QUEUED:
+        same = [j for j in queue if j.device_key == job.device_key]
+        qpos = same.index(job) + 1
+    return JobStatus(
+        job_id=job.job_id, session_id=job.session_id, label=job.label, spec=job.spec,
+        state=job.state, records=recs, step=last.step if last else 0,
+        total_steps=job.spec.config.steps, progress=progress, eta_s=eta,
+        throughput=_throughput(recs), unit=last.unit if last else "",
+        queue_position=qpos, stop_requested=job.stop_event.is_set() and job.state == RUNNING,
+        error=job.error, error_detail=job.error_detail, preview=job.preview,
+        params=job.params, device=job.device_key, created=job.created,
+        saved=tuple(job.saved), snapshots=tuple(job.snapshots))

@@ -1,0 +1,316 @@
+"""Runs on disk, shared by the command line and the app: what a run is (RunSpec), building it,
+its metadata and the command that reproduces it, saving it, the runs folder (names, list,
+delete) and the shipped weights with their measured metrics.
+
+A saved run is a karp checkpoint (train/checkpoints.py) whose metadata says how it was made, as
+torchvision's weights carry their recipe and metrics in `meta`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shlex
+import sys
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from karp_models import device as dev
+from karp_models.train import previews
+from karp_models.train.checkpoints import (CheckpointError, check_checkpoint, load_checkpoint,
+                                           load_trainer_state, read_metadata, save_checkpoint)
+from karp_models.train.trainer import TrainConfig, Trainer
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "weights"
+STALE_TEMP_S = 3600.0
+
+# --- what a run is, and building it
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: registry model name, dataset name, preset and a TrainConfig.
+
+    overrides: model config fields (as for build_for). resume_from: a checkpoint saved with its
+    trainer state (a saved run) to continue instead of starting fresh. teacher: a trained
+    checkpoint of the same dataset to distil from. preview_every: steps between live previews
+    (None: the task's own). label: the run's name on charts.
+    """
+
+    model: str
+    dataset: str
+    config: TrainConfig
+    preset: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    resume_from: str | None = None
+    device: str | None = None
+    preview_every: int | None = None
+    label: str = ""
+    teacher: str | None = None
+
+
+@dataclass
+class Prepared:
+    """What a run trains: the Trainer (model, task, cfg, device inside), the dataset, the preset
+    and, when distilling, the teacher's facts for the metadata."""
+
+    trainer: Any
+    data: Any
+    preset: str | None = None
+    teacher_meta: dict | None = None
+
+
+def load_teacher(path: str | os.PathLike, dataset: str, data: Any) -> tuple[torch.nn.Module, dict]:
+    """A checkpoint to distil from, checked to be trained on `dataset` with the same classes;
+    the model and its facts (file, model, sha256, metrics). Raises ValueError, CheckpointError."""
+    ck = load_checkpoint(path)
+    if ck.meta.get("dataset") != dataset:
+        raise ValueError(f"{path} was trained on {ck.meta.get('dataset')!r}, not {dataset!r}")
+    if list(ck.meta.get("classes", [])) != list(getattr(data, "classes", [])):
+        raise ValueError(f"{path} has other classes than {dataset}")
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return ck.model, {"file": Path(path).name, "model": ck.model_name, "sha256": digest,
+                      "metrics": ck.meta.get("metrics", {})}
+
+
+def build_run(spec: RunSpec) -> Prepared:
+    """Load the data, build the model (or rebuild a saved run's), its task and a Trainer.
+
+    Raises DatasetMissing (no data here), ValueError (unknown model, a model for another kind
+    of data, an unusable teacher) and CheckpointError (a damaged or forged run to resume).
+    """
+    from karp_models import data as datasets
+    from karp_models.models import REGISTRY, build_for, from_config
+    from karp_models.train.tasks import Distillation, make_task
+
+    if spec.model not in REGISTRY:
+        raise ValueError(f"unknown model {spec.model!r}; choose from {', '.join(REGISTRY)}")
+    reg = REGISTRY[spec.model]
+    ds = datasets.load(spec.dataset)
+    if (reg.task == "text") != hasattr(ds, "vocab"):
+        raise ValueError(f"{spec.model} is a {reg.task} model and {spec.dataset} is not "
+                         f"a {reg.task} dataset")
+    device = dev.pick_device(spec.device)
+    torch.manual_seed(spec.config.seed)  # initial weights follow the seed
+    if spec.resume_from:
+        check_checkpoint(spec.resume_from)  # a forged config must not allocate a giant model
+        model = from_config(spec.model, read_metadata(spec.resume_from)["config"]).to(device)
+    else:
+        model = build_for(spec.model, ds, preset=spec.preset, **spec.overrides).to(device)
+    task = make_task(ds, model, augment=spec.config.augment, shift=spec.config.shift)
+    teacher_meta = None
+    if spec.teacher:
+        teacher, teacher_meta = load_teacher(spec.teacher, spec.dataset, ds)
+        task = Distillation(task, teacher)
+    trainer = Trainer(model, task, spec.config, device)
+    if spec.resume_from:
+        load_trainer_state(spec.resume_from, trainer)
+    return Prepared(trainer=trainer, data=ds, preset=spec.preset or reg.default_preset,
+                    teacher_meta=teacher_meta)
+
+
+# --- metadata and the command that reproduces a run
+
+
+def run_metadata(spec: RunSpec, prepared: Prepared, metrics: dict,
+                 command: str | None = None) -> dict:
+    """A saved run's metadata: dataset, its source, the measured metrics, the training facts
+    (steps, time, device, threads, parameters, config, torch, date, command) and what the task
+    says a checkpoint needs (classes or vocabulary)."""
+    trainer, ds = prepared.trainer, prepared.data
+    last = trainer.history[-1] if getattr(trainer, "history", None) else None
+    meta = {
+        "dataset": spec.dataset,
+        "dataset_source": getattr(ds, "source", ""),
+        "metrics": metrics,
+        "train": {
+            "steps": trainer.step, "epochs": round(last.epoch, 3) if last else 0,
+            "time_s": round(float(trainer.elapsed), 1), "device": dev.describe_device(trainer.device),
+            "threads": torch.get_num_threads(),
+            "params": sum(p.numel() for p in trainer.model.parameters()), "preset": prepared.preset,
+            "config": dataclasses.asdict(trainer.cfg), "torch": torch.__version__,
+            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
+            "command": command or cli_command(spec),
+        },
+    }
+    if prepared.teacher_meta is not None:
+        meta["train"]["teacher"] = prepared.teacher_meta
+    meta.update(getattr(trainer.task, "meta", dict)())
+    return meta
+
+
+def cli_command(spec: RunSpec) -> str:
+    """The `python -m karp_models train` command that makes the same run (trained in the app)."""
+    c, d = spec.config, TrainConfig(steps=1)
+    args = ["train", "--model", spec.model, "--dataset", spec.dataset]
+    if spec.preset:
+        args += ["--preset", spec.preset]
+    if spec.overrides:
+        args += ["--config", json.dumps(spec.overrides)]
+    if c.steps is not None:
+        args += ["--steps", str(c.steps)]
+    if c.minutes is not None:
+        args += ["--minutes", f"{c.minutes:g}"]
+    flags = {"batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
+             "schedule": "--schedule", "weight_decay": "--weight-decay", "warmup": "--warmup",
+             "final_lr": "--final-lr",
+             "grad_clip": "--grad-clip", "label_smoothing": "--label-smoothing", "shift": "--shift",
+             "eval_every": "--eval-every", "seed": "--seed"}
+    for k, flag in flags.items():
+        v = getattr(c, k)
+        if v != getattr(d, k):
+            args += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
+    if not c.augment:
+        args.append("--no-augment")
+    return "python -m karp_models " + shlex.join(args) + "  # trained in the app"
+
+
+def spec_from_run(path: str | os.PathLike, **config_changes: Any) -> RunSpec:
+    """A RunSpec that continues a saved run (its model, dataset, preset and TrainConfig).
+
+    config_changes: TrainConfig fields to change, e.g. steps=2000 to train further.
+    """
+    meta = read_metadata(path)
+    tr = meta.get("train", {})
+    cfg = TrainConfig(**{**tr.get("config", {}), **config_changes})
+    return RunSpec(model=meta["model"], dataset=meta["dataset"], config=cfg,
+                   preset=tr.get("preset"), resume_from=str(path),
+                   label=f"{Path(path).stem} (continued)")
+
+
+def save_run(path: str | os.PathLike, spec: RunSpec, prepared: Prepared, metrics: dict,
+             snapshots: list[tuple[int, np.ndarray]] | None = None,
+             snapshot_key: str = previews.Predictions.snapshot_key) -> Path:
+    """Write the run (weights, metadata, trainer state to continue it, and the snapshots kept
+    while it trained) atomically to `path`. Raises DiskFullError (the previous file is intact)."""
+    meta = run_metadata(spec, prepared, metrics)
+    if snapshots:
+        meta[snapshot_key] = previews.snapshots_meta(snapshots)
+    model = prepared.trainer.model
+    return save_checkpoint(path, model, model_name=spec.model, meta=meta, trainer=prepared.trainer)
+
+
+# --- the runs folder
+
+
+def runs_dir(path: str | os.PathLike | None = None) -> Path:
+    """Where saved runs go: `path`, else $KARP_RUNS, else ./runs (never inside weights/)."""
+    root = Path(path or os.environ.get("KARP_RUNS") or "runs").expanduser().resolve()
+    weights = WEIGHTS_DIR.resolve()
+    if root == weights or weights in root.parents:
+        raise ValueError(f"the runs folder {root} must be outside {weights} (shipped weights)")
+    return root
+
+
+def safe_run_name(name: str, max_len: int = 80) -> str:
+    """A file stem made from a person's run name that cannot leave the runs folder.
+
+    Unicode is normalised (NFKC, so full-width '．．／' becomes '../' first); anything but
+    letters, digits, '_', '.' and '-' becomes '-'; runs of separators collapse; leading and trailing
+    dots and dashes go. Raises ValueError when nothing is left.
+    """
+    s = unicodedata.normalize("NFKC", str(name)).strip()
+    s = re.sub(r"\.safetensors$", "", s, flags=re.IGNORECASE)
+    s = re.sub(r"[^\w.-]+", "-", s)
+    s = re.sub(r"[-.]*-[-.]*", "-", s)  # separators around a dash: one dash
+    s = re.sub(r"\.{2,}", ".", s).strip("._-")[:max_len].strip("._-")
+    if not s:
+        raise ValueError(f"{name!r} is not usable as a run name: use letters, digits, - or _")
+    return s
+
+
+def run_path(name: str, root: str | os.PathLike | None = None) -> Path:
+    """runs_dir(root) / <safe name>.safetensors, checked to lie directly in that folder."""
+    base = runs_dir(root)
+    path = (base / f"{safe_run_name(name)}.safetensors").resolve()
+    if path.parent != base:
+        raise ValueError(f"{name!r} would leave the runs folder")
+    return path
+
+
+def list_runs(root: str | os.PathLike | None = None) -> list[tuple[Path, dict]]:
+    """(path, metadata) of every saved run, newest first; unreadable files are skipped."""
+    base = runs_dir(root)
+    _sweep_temporaries(base)
+    out = []
+    for p in sorted(base.glob("*.safetensors"), key=lambda q: q.stat().st_mtime, reverse=True):
+        try:
+            if p.is_symlink() and p.resolve().parent != base:  # planted, pointing elsewhere
+                continue
+            out.append((p, read_metadata(p)))
+        except (CheckpointError, OSError):  # unreadable, or deleted by someone meanwhile
+            continue
+    return out
+
+
+def _sweep_temporaries(base: Path, older_than_s: float = STALE_TEMP_S) -> None:
+    """Remove what a save killed midway left behind (its `.<name>.safetensors.*.tmp` file);
+    the run it was replacing is intact, since the write is atomic. Only old ones: a younger
+    one may be a save in progress."""
+    now = time.time()
+    for t in base.glob(".*.safetensors.*.tmp"):
+        try:
+            if now - t.stat().st_mtime > older_than_s:
+                t.unlink()
+        except OSError:
+            pass
+
+
+def delete_run(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Delete the saved run `<name>.safetensors` from the runs folder; its former path.
+
+    Only a regular file directly in that folder: a name with a path in it, a symlink (say, to a
+    shipped weights file) or anything else is refused with ValueError.
+    """
+    base = runs_dir(root)
+    stem = str(name)
+    path = base / f"{stem}.safetensors"
+    if (Path(stem).name != stem or stem in ("", ".", "..") or path.is_symlink()
+            or not path.is_file() or path.resolve().parent != base):
+        raise ValueError(f"no saved run named {stem!r} in {base}")
+    path.unlink()
+    return path
+
+
+# --- shipped weights
+
+
+def shipped_weights(weights_dir: str | os.PathLike = WEIGHTS_DIR) -> list[tuple[Path, dict]]:
+    """(path, metadata) of every checkpoint in weights_dir, sorted by name; unreadable files are
+    reported on stderr and skipped."""
+    out = []
+    for p in sorted(Path(weights_dir).glob("*.safetensors")):
+        try:
+            out.append((p, read_metadata(p)))
+        except CheckpointError as e:
+            print(f"warning: {p.name}: {e}", file=sys.stderr)
+    return out
+
+
+def format_metrics(m: dict) -> str:
+    """'test acc 91.21%, test loss 0.3163' (or the validation loss in nats per character)."""
+    keys = [("test_accuracy", "test acc {:.2%}"), ("test_loss", "test loss {:.4f}"),
+            ("val_loss", "val loss {:.4f} nats/char"), ("val_accuracy", "val acc {:.2%}")]
+    return ", ".join(f.format(m[k]) for k, f in keys if m.get(k) is not None)
+
+
+def weights_markdown(rows: list[tuple[Path, dict]]) -> str:
+    """The README's table of shipped weights, from the files' own metadata."""
+    out = ["| file | model | dataset | measured quality | params | training |",
+           "|---|---|---|---|---:|---|"]
+    for p, meta in rows:
+        tr = meta.get("train", {})
+        out.append(f"| `{p.name}` | {meta['model']} ({tr.get('preset', '')}) | {meta.get('dataset')} | "
+                   f"{format_metrics(meta.get('metrics', {}))} | {tr.get('params', 0):,} | "
+                   f"{tr.get('steps', 0):,} steps, {tr.get('time_s', 0) / 60:.1f} min on "
+                   f"{tr.get('device', '?')} |")
+    return "\n".join(out)
