@@ -203,16 +203,6 @@ class TextData:
                 f"validation characters, vocabulary {self.vocab_size})")
 
 
-def text_data(name: str, train_text: str, val_text: str, *, vocab: Sequence[str],
-              source: str, note: str = "") -> TextData:
-    """Build a TextData from the two texts and a vocabulary that covers both."""
-    vocab = tuple(vocab)
-    return TextData(name=name, vocab=vocab,
-                    train_ids=torch.from_numpy(encode_array(train_text, vocab)),
-                    val_ids=torch.from_numpy(encode_array(val_text, vocab)),
-                    source=source, note=note)
-
-
 def encode_array(text: str, vocab: Sequence[str]) -> np.ndarray:
     """Ids of `text` as int64 numpy (fast path for long texts through a code-point lookup table)."""
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)  # (N,)

@@ -233,12 +233,8 @@ def maximise(model: nn.Module, *, layer: str | None = None, channel: int | None 
 # ---------------------------------------------------------------------------- filter evolution
 
 
-def evolution_images(snapshots: list[tuple[int, np.ndarray]]) -> tuple[list[int], list[np.ndarray]]:
-    """First-layer weights over training [(step, (O, C, kh, kw))] -> (steps, filter_images per
-    step) on one shared scale per filter (the largest |w| it ever has), so growth shows."""
-    if not snapshots:
-        return [], []
-    steps = [s for s, _ in snapshots]
+def evolution_scale(snapshots: list[tuple[int, np.ndarray]]) -> np.ndarray:
+    """First-layer weights over training [(step, (O, C, kh, kw))] -> the scale (O,) to pass to
+    filter_images for every step: each filter's largest |w| over the run, so growth shows."""
     ws = np.stack([np.asarray(w, np.float32) for _, w in snapshots])  # (T, O, C, kh, kw)
-    scale = np.abs(ws).reshape(ws.shape[0], ws.shape[1], -1).max(2).max(0)  # (O,)
-    return steps, [filter_images(w, scale) for w in ws]
+    return np.abs(ws).reshape(ws.shape[0], ws.shape[1], -1).max(2).max(0)  # (O,)

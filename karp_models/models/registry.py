@@ -36,10 +36,6 @@ class ModelSpec:
     fixed: tuple[tuple[str, Any], ...] = ()            # config fields the name pins (arch / cell)
     fit: Callable[[Any, dict], dict] | None = field(default=None, repr=False)  # build_for: adjust to the data
 
-    @property
-    def default_weights(self) -> str | None:
-        return self.weights[0] if self.weights else None
-
 
 def _image(name: str, family: str, weights: tuple[str, ...], description: str, presets: tuple[str, ...],
            config_class: type, model_class: type, table: dict, fixed: tuple = (), fit: Callable | None = None

@@ -87,8 +87,9 @@ def test_early_stop_via_progress(model):
 def test_evolution_uses_one_scale_per_filter():
     w0 = np.full((2, 1, 3, 3), 0.1, np.float32)
     w1 = np.full((2, 1, 3, 3), 0.4, np.float32)
-    steps, imgs = feat.evolution_images([(0, w0), (50, w1)])
-    assert steps == [0, 50]
+    scale = feat.evolution_scale([(0, w0), (50, w1)])
+    imgs = [feat.filter_images(w, scale) for w in (w0, w1)]
+    assert scale.shape == (2,)
     assert np.allclose(imgs[1], 1.0) and np.allclose(imgs[0], 0.5 + 0.5 * 0.25)
 
 
@@ -117,8 +118,7 @@ def test_training_jobs_keep_first_layer_snapshots_for_filter_evolution(tmp_path)
         assert not np.array_equal(st.snapshots[0][1], st.snapshots[-1][1])   # training moved them
         evo = read_metadata(m.save(jid, "evo"))["filter_evolution"]
         assert evo["steps"] == [0, 10, 20]
-        steps, imgs = feat.evolution_images([(s, np.asarray(w, np.float32))
-                                             for s, w in zip(evo["steps"], evo["weights"])])
-        assert steps == [0, 10, 20] and imgs[0].shape == (8, 3, 3)
+        snaps = [(s, np.asarray(w, np.float32)) for s, w in zip(evo["steps"], evo["weights"])]
+        assert feat.filter_images(snaps[0][1], feat.evolution_scale(snaps)).shape == (8, 3, 3)
     finally:
         m.shutdown()

@@ -20,8 +20,8 @@ def test_names_tasks_and_weights_follow_the_contract():
         assert spec.task in ("image", "text") and spec.default_preset in spec.presets
         assert spec.default_dataset == ("fashion-mnist" if spec.task == "image" else "shakespeare")
         assert all(w.endswith(".safetensors") and "/" not in w for w in spec.weights)
-    assert REGISTRY["gpt"].default_weights == "gpt-shakespeare.safetensors"
-    assert REGISTRY["lstm"].default_weights == "lstm-shakespeare.safetensors"
+    assert REGISTRY["gpt"].weights[0] == "gpt-shakespeare.safetensors"
+    assert REGISTRY["lstm"].weights[0] == "lstm-shakespeare.safetensors"
 
 
 def test_every_registered_weights_file_is_shipped_for_its_model():
@@ -35,7 +35,7 @@ def test_every_registered_weights_file_is_shipped_for_its_model():
     for name, spec in REGISTRY.items():
         for w in spec.weights:
             assert read_metadata(weights / w)["model"] == name
-    assert REGISTRY["tinyvgg"].default_weights is None
+    assert REGISTRY["tinyvgg"].weights == ()
 
 
 @pytest.mark.parametrize("name,preset", [(n, p) for n, s in REGISTRY.items() for p in s.presets])
