@@ -88,7 +88,7 @@ PROJECTOR_CSS = """<style>
 [data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"] p,
 [data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"] li {font-size: 1.15rem;}
 [data-testid="stMainBlockContainer"] [data-testid="stWidgetLabel"] p {font-size: 1.1rem;}
-[data-testid="stMainBlockContainer"] [data-testid="stCaptionContainer"] p {font-size: 1.05rem;}
+[data-testid="stMainBlockContainer"] [data-testid="stCaptionContainer"] p {font-size: 1.15rem;}
 [data-testid="stMainBlockContainer"] [data-testid="stMetricValue"] p {font-size: 2.6rem;
     line-height: 1.2;}
 [data-testid="stMainBlockContainer"] [data-testid="stMetricLabel"] p {font-size: 1.15rem;}

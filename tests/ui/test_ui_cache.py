@@ -87,7 +87,10 @@ def test_different_keys_build_in_parallel():
     res = {}
     ta = threading.Thread(target=lambda: res.__setitem__("a", lru.get_or_build("a", build_a)))
     tb = threading.Thread(target=lambda: res.__setitem__("b", lru.get_or_build("b", build_b)))
-    ta.start(); tb.start(); ta.join(10); tb.join(10)
+    for t in (ta, tb):
+        t.start()
+    for t in (ta, tb):
+        t.join(10)
     assert res == {"a": True, "b": True}
 
 

@@ -54,7 +54,7 @@ def overlay_figure(x: np.ndarray, maps: dict[str, np.ndarray], *,
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
     for i in range(len(names)):
         fig.layout[f"yaxis{'' if i == 0 else i + 1}"].scaleanchor = f"x{'' if i == 0 else i + 1}"
-    fig.update_annotations(font=style.FONT)
+    fig.update_annotations(font=style.SMALL_FONT)                    # up to 5 panel titles a row
     bar = dict(title=dict(text="for the class ↑<br>against ↓"), tickvals=[-1, 0, 1],
                ticktext=["−max", "0", "+max"])
     return style.layout(fig, height=height_per_row * rows + 40, plot_bgcolor="white",
