@@ -51,10 +51,13 @@ class SharedLRU:
 
     def put(self, key: Hashable, value: Any) -> None:
         with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_entries:
-                self._data.popitem(last=False)
+            self._put(key, value)
+
+    def _put(self, key: Hashable, value: Any) -> None:  # with the lock held
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
 
     def get_or_build(self, key: Hashable, build: Callable[[], T]) -> T:
         """The value under `key`, built by `build()` on a miss; concurrent callers of the same
@@ -70,8 +73,9 @@ class SharedLRU:
                 return value
             try:
                 value = build()
-                self.builds += 1
-                self.put(key, value)
+                with self._lock:
+                    self.builds += 1
+                    self._put(key, value)
             finally:
                 with self._lock:
                     if self._building.get(key) is gate:
