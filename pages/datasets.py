@@ -1,7 +1,7 @@
 """Datasets: see the images and texts the models learn from, and where each comes from."""
 import streamlit as st
 
-from karp_models.ui.figures import class_counts, class_montage
+from karp_models.ui.figures.datasets import class_counts, class_montage
 from karp_models.ui.loaders import dataset, dataset_statuses, sample_photos
 
 st.title("Datasets")

@@ -4,6 +4,7 @@ embedding projector and two models side by side, all on the model's test split."
 import streamlit as st
 
 from karp_models.ui import evaluate as ui
+from karp_models.ui.loaders import dataset
 from karp_models.ui.models import model_picker, test_probabilities
 
 st.title("🎯 Evaluate a model")
@@ -14,7 +15,7 @@ if picked is None:
     st.stop()
 ck, choice = picked
 try:
-    ds = ui.dataset(choice.dataset)
+    ds = dataset(choice.dataset)
     probs, labels = test_probabilities(choice.path, choice.mtime)
 except Exception as e:  # noqa: BLE001 - data.load explains a missing dataset in words
     st.error(f"The test split of {choice.dataset!r} is not here: {e}")

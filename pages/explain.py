@@ -4,6 +4,9 @@ import streamlit as st
 from karp_models.data import DatasetMissing
 from karp_models.introspect.attribution import available
 from karp_models.ui import explain as ex
+from karp_models.ui.cache import image_key
+from karp_models.ui.compute import probabilities
+from karp_models.ui.images import display
 from karp_models.ui.loaders import dataset
 
 st.title("🔍 Explain a prediction")
@@ -28,15 +31,15 @@ if inp is None:
     st.stop()
 
 x_np = inp.x.numpy()
-probs = ex.probabilities(choice.path, choice.mtime, x_np)
+probs = probabilities(choice.path, choice.mtime, x_np)
 c_img, c_info = st.columns([1, 3])
-c_img.image(ex.gray_image(x_np[0]), caption=inp.source, width=200)
+c_img.image(display(x_np), caption=inp.source, width=200)
 with c_info:
     truth = f"true class **{ds.classes[inp.label]}**, " if inp.label is not None else ""
     pred = int(probs.argmax())
     st.markdown(f"**{inp.source}**: {truth}predicted **{ds.classes[pred]}** ({probs[pred]:.1%})"
                 + ("  ✅" if inp.label == pred else "  ❌ a mistake" if inp.label is not None else ""))
-    target = ex.pick_target(probs, ds.classes, key=f"explain_target_{ex.image_key(x_np)}_{choice.path}")
+    target = ex.pick_target(probs, ds.classes, key=f"explain_target_{image_key(x_np)}_{choice.path}")
     methods_all = available(ck.model)
     methods = tuple(st.multiselect("Methods", methods_all, methods_all, key=f"explain_methods_{choice.model_name}"))
 if not methods:

@@ -5,8 +5,9 @@ import streamlit as st
 
 from karp_models.introspect.text import encode, generate_stream
 from karp_models.ui.models import model_picker
-from karp_models.ui.text_views import (cached_next_chars, prepare_text, sample_passage, surprise_figure,
-                                       topk_html, vocab_of)
+from karp_models.ui.compute import cached_next_chars
+from karp_models.ui.figures.text import surprise_figure, topk_html
+from karp_models.ui.text_views import prepare_text, sample_passage, vocab_of
 
 st.title("Generate text")
 st.markdown("A character language model gives, after every character, a probability for each possible "

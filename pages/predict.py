@@ -3,12 +3,16 @@ what the model predicts, and what its filters and feature maps do with it."""
 import streamlit as st
 
 from karp_models.introspect import features as feat
+from karp_models.ui import cache, style
 from karp_models.ui import predict as ui
+from karp_models.ui.compute import look
+from karp_models.ui.figures import predict as figs
+from karp_models.ui.images import display
 from karp_models.ui.models import model_picker
 from karp_models.ui.selection import ImageInput, set_image
 
 st.title("🖼️ Predict and look inside")
-ui.projector_css()
+style.projector_css()
 st.markdown("##### Give a network an image of your own, see how it is turned into the network's "
             "input, what the network predicts, and what each layer sees.")
 
@@ -66,10 +70,10 @@ st.header("2. The prediction")
 if target.model is None:
     st.info("Choose a model above whose weights are here to see a prediction.")
     st.stop()
-probs, maps = ui.look(target.model, target.key, x)
+probs, maps = look(target.model, target.key, x)
 c_img, c_bars = st.columns([1, 2])
 with c_img:
-    st.image(ui.big(ui.x_image(x), 260), caption=f"the model's input, {x.shape[2]}×{x.shape[1]}")
+    st.image(display(x, side=260), caption=f"the model's input, {x.shape[2]}×{x.shape[1]}")
     if inp.label is not None and inp.label < len(target.classes):
         ok = "✅" if int(probs.argmax()) == inp.label else "❌"
         st.markdown(f"### True class: {target.classes[inp.label]} {ok}")
@@ -77,7 +81,7 @@ with c_bars:
     k = min(5, len(target.classes))
     top = feat.top_k(probs, target.classes, k)
     st.markdown(f"### {top[0][0]}: {top[0][1]:.1%}")
-    st.plotly_chart(ui.topk_figure(top), key="predict_topk")
+    st.plotly_chart(figs.topk_figure(top), key="predict_topk")
     if target.dataset != "imagenet":
         if st.button("🔍 Explain this prediction (which pixels mattered)", key="predict_explain"):
             st.switch_page("pages/explain.py")
@@ -108,10 +112,10 @@ with t_maps:
         with g1:
             st.markdown(f"**All {m.shape[0]} channels of {layer}** (bright = strong activation; "
                         f"each channel on its own scale; hover for its number)")
-            st.plotly_chart(ui.cached_figure(("maps", target.key, ui.image_key(x), layer),
-                                             lambda: ui.maps_figure(m)), key="predict_maps")
+            st.plotly_chart(cache.figure(("maps", target.key, cache.image_key(x), layer),
+                                         lambda: figs.maps_figure(m)), key="predict_maps")
         with g2:
-            st.plotly_chart(ui.channel_figure(m[int(ch)], f"channel {int(ch)}"), key="predict_zoom")
+            st.plotly_chart(figs.channel_figure(m[int(ch)], f"channel {int(ch)}"), key="predict_zoom")
             st.caption(f"max {m[int(ch)].max():.3f}, mean {m[int(ch)].mean():.3f}. Early layers "
                        "respond to edges and strokes; later ones to larger parts, at lower resolution.")
 
@@ -126,7 +130,7 @@ with t_filters:
                         "**Red** weights respond to bright pixels, **blue** to dark ones; each "
                         "filter is shown on its own scale." if w.shape[1] != 3 else
                         "Shown as colour images (grey = zero weight)."))
-        st.plotly_chart(ui.cached_figure(("filters", target.key), lambda: ui.filters_figure(w)),
+        st.plotly_chart(cache.figure(("filters", target.key), lambda: figs.filters_figure(w)),
                         key="predict_filters")
 
 with t_max:
@@ -174,9 +178,9 @@ with t_max:
         name = (target.classes[int(r.target.split()[1])] if r.target.startswith("class")
                 else r.target)
         a1, a2 = st.columns([1, 2])
-        a1.image(ui.big(ui.x_image(r.image), 300), caption=f"what excites {name}")
+        a1.image(display(r.image, side=300), caption=f"what excites {name}")
         with a2:
-            st.plotly_chart(ui.objective_figure(r.objective), key="predict_am_curve")
+            st.plotly_chart(figs.objective_figure(r.objective), key="predict_am_curve")
             p_am = feat.predict(target.model, r.image)
             st.markdown(f"The model calls this image **{target.classes[int(p_am.argmax())]}** "
                         f"({p_am.max():.0%}).")

@@ -5,8 +5,9 @@ import streamlit as st
 
 from karp_models.introspect.neurons import gate_saturation, search_cells, signals, state_names
 from karp_models.ui.models import model_picker
-from karp_models.ui.text_views import (cached_traces, color_legend_html, gate_figure, neuron_text_html,
-                                       prepare_text, sample_passage, trace_figure, vocab_of)
+from karp_models.ui.compute import cached_traces
+from karp_models.ui.figures.text import color_legend_html, gate_figure, neuron_text_html, trace_figure
+from karp_models.ui.text_views import prepare_text, sample_passage, vocab_of
 
 st.title("RNN neurons")
 st.markdown("A recurrent network carries a vector of cells from one character to the next. Some cells "

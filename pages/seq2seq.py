@@ -15,8 +15,7 @@ import streamlit as st
 from karp_models.data import dates
 from karp_models.train.tasks.seq2seq import translate
 from karp_models.ui import seq2seq as ui
-from karp_models.ui import teacher
-from karp_models.ui.training import big_fonts
+from karp_models.ui import style, teacher
 
 st.title("Seq2seq attention")
 st.caption("An encoder reads a date written the way people write it, one character at a time; a "
@@ -24,7 +23,7 @@ st.caption("An encoder reads a date written the way people write it, one charact
            "decoder looks back at the input (additive attention, Bahdanau et al. 2015): the "
            "**alignment matrix** shows where. Train it here, live, and watch it learn to look at "
            "the right characters.")
-big_fonts()
+style.projector_css()
 
 run = ui.get_run()
 steps = run.budget

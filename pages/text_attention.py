@@ -2,9 +2,10 @@
 import streamlit as st
 
 from karp_models.ui.models import model_picker
-from karp_models.ui.text_views import (attention_heatmap, cached_attention, head_view_html, model_view,
-                                       prepare_text, sample_passage, sharpest_head, show_char,
-                                       vocab_of)
+from karp_models.ui.compute import cached_attention
+from karp_models.ui.figures.text import (attention_heatmap, head_view_html, model_view, sharpest_head,
+                                         show_char)
+from karp_models.ui.text_views import prepare_text, sample_passage, vocab_of
 
 st.title("GPT attention")
 st.markdown("A transformer reads every character at once: each character builds a query and "

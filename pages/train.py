@@ -10,7 +10,7 @@ from karp_models.models import REGISTRY
 from karp_models.train.jobs import QueueFull
 from karp_models.train.runs import RunSpec, delete_run, list_runs, runs_dir, spec_from_run
 from karp_models.train.trainer import OPTIMIZERS, SCHEDULES, TrainConfig
-from karp_models.ui import teacher
+from karp_models.ui import style, teacher
 from karp_models.ui import training as ui
 from karp_models.ui.loaders import dataset_statuses
 from karp_models.ui.widgets import device_text
@@ -36,7 +36,7 @@ BATCHES = [16, 32, 64, 128, 256, 512]
 st.title("Train")
 st.caption("Pick data, a model and its hyperparameters, then watch it learn: the curves redraw "
            "every second while training runs in the background.")
-ui.big_fonts()
+style.projector_css()
 mgr, sid = ui.manager(), ui.session_id()
 mgr.heartbeat(sid)
 teacher.status_line()

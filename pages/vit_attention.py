@@ -3,17 +3,17 @@ rollout over all layers (Abnar and Zuidema 2020), drawn on the image (issue 7, i
 import streamlit as st
 
 from karp_models.introspect.vit import vit_attention
-from karp_models.ui import selection
-from karp_models.ui import vit_views as views
+from karp_models.ui import selection, style
+from karp_models.ui.figures import vit as views
+from karp_models.ui.images import grey
 from karp_models.ui.loaders import dataset
 from karp_models.ui.models import model_picker
-from karp_models.ui.training import big_fonts
 
 st.title("ViT attention")
 st.caption("A Vision Transformer cuts the image into patches and adds one extra token, **CLS**, "
            "whose final state is classified. Each map shows how much CLS attends to each patch: "
            "bright is where it looks.")
-big_fonts()
+style.projector_css()
 
 picked = model_picker("vit_attention_model", models=("vit",), default="vit-fashion-mnist")
 if picked is None:
@@ -48,7 +48,7 @@ with left:
     st.caption(f"{att.grid[0]} × {att.grid[1]} patches of {att.patch_size} × {att.patch_size} "
                f"pixels, {att.n_layer} layers × {att.n_head} heads.")
 
-image = views.grey(inp.x)
+image = grey(inp.x)
 with right:
     st.subheader("Attention rollout: all layers together")
     st.plotly_chart(views.rollout_figure(image, att, smooth=smooth), width="stretch",

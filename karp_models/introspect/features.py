@@ -111,20 +111,47 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layers: list[str] | None = N
     return probs, {n: acts[n][0].float().cpu().numpy() for n in layers if n in acts}
 
 
+def _gaps(gap: int | tuple[int, int]) -> tuple[int, int]:
+    return (gap, gap) if isinstance(gap, int) else (int(gap[0]), int(gap[1]))
+
+
+def tile(tiles: np.ndarray, cols: int, gap: int | tuple[int, int] = 1,
+         fill: float | int = np.nan) -> np.ndarray:
+    """Tiles (N, h, w[, C]) laid out in rows of `cols`, `gap` pixels apart ((gap_y, gap_x) for
+    two sizes); no gap after the last row or column. Tile n sits at row n // cols, column
+    n % cols, its top-left corner at (row * (h + gap_y), col * (w + gap_x)). Gaps and unused
+    places hold `fill`; the result keeps the tiles' dtype.
+
+    Returns: (rows * (h + gap_y) - gap_y, cols * (w + gap_x) - gap_x[, C]).
+    """
+    N, h, w = tiles.shape[:3]
+    gy, gx = _gaps(gap)
+    cols = max(1, min(cols, N))
+    rows = -(-N // cols)
+    out = np.full((rows * (h + gy) - gy, cols * (w + gx) - gx) + tiles.shape[3:], fill,
+                  dtype=tiles.dtype)
+    for n in range(N):
+        r, c = divmod(n, cols)
+        out[r * (h + gy):r * (h + gy) + h, c * (w + gx):c * (w + gx) + w] = tiles[n]
+    return out
+
+
+def tile_index(n: int, cols: int, h: int, w: int, gap: int | tuple[int, int] = 1) -> np.ndarray:
+    """For a `tile` layout of n tiles of (h, w): the tile number at every pixel, -1 in gaps
+    (the hover text of a tiled heatmap). Shape: as tile's (rows * (h + gap_y) - gap_y, ...)."""
+    ids = np.broadcast_to(np.arange(n)[:, None, None], (n, h, w))
+    return tile(ids, cols, gap, fill=-1)
+
+
 def map_grid(maps: np.ndarray, cols: int | None = None, gap: int = 1) -> tuple[np.ndarray, int]:
     """Tile (C, H, W) maps into one 2-D image with NaN gaps (each map scaled to its own [0, 1]);
     returns (grid, cols). Channel c sits at row c // cols, column c % cols."""
     C, H, W = maps.shape
-    cols = cols or int(np.ceil(np.sqrt(C)))
-    rows = int(np.ceil(C / cols))
+    cols = min(cols or int(np.ceil(np.sqrt(C))), C)
     lo = maps.reshape(C, -1).min(1)[:, None, None]
     hi = maps.reshape(C, -1).max(1)[:, None, None]
     norm = (maps - lo) / np.where(hi - lo > 1e-12, hi - lo, 1.0)
-    grid = np.full((rows * (H + gap) - gap, cols * (W + gap) - gap), np.nan, np.float32)
-    for c in range(C):
-        r, k = divmod(c, cols)
-        grid[r * (H + gap):r * (H + gap) + H, k * (W + gap):k * (W + gap) + W] = norm[c]
-    return grid, cols
+    return tile(norm.astype(np.float32), cols, gap), cols
 
 
 # ---------------------------------------------------------------------------- activation maximisation

@@ -1,7 +1,7 @@
-"""Streamlit parts of the Evaluate page: cached evaluations, plotly figures (large fonts, for a
-projector), the confusion matrix with clickable cells, the misclassified gallery, the embedding
-projector and the two-model comparison. The numbers come from karp_models.introspect.evaluate
-and .embeddings; nothing here does tensor maths.
+"""The Evaluate page's widgets: the summary metrics, the confusion matrix with clickable cells,
+calibration, the misclassified gallery, the embedding projector and the two-model comparison.
+The numbers come from introspect.evaluate and .embeddings (cached in ui.compute), the figures
+from ui.figures.evaluate; nothing here does tensor maths.
 """
 from __future__ import annotations
 
@@ -9,84 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-import torch
-from PIL import Image
-from plotly.subplots import make_subplots
 
 from karp_models.introspect import embeddings as emb
 from karp_models.introspect import evaluate as ev
-from karp_models.ui.loaders import dataset
+from karp_models.ui.compute import embedding_features, pca_coords, tsne_coords
+from karp_models.ui.figures import evaluate as figs
+from karp_models.ui.images import display
 from karp_models.ui.models import ModelChoice, load_model, model_choices, test_probabilities
 from karp_models.ui.selection import set_image, test_image
 
-FONT = dict(size=18)
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf"]
 VIEWS = ["Confusion matrix", "Calibration", "Mistakes", "Projector", "Compare two models"]
 PER_PAGE = 12
 
-# ---------------------------------------------------------------------------- cached numbers
-
-
-@st.cache_data(max_entries=8, show_spinner="Reading the penultimate layer of the test images…")
-def embedding_features(path: str, mtime: float, n: int) -> np.ndarray:
-    """Penultimate-layer features (n, D) of the first n test images (the test split is shuffled)."""
-    ck = load_model(path, mtime)
-    ds = dataset(ck.meta.get("dataset") or "fashion-mnist")
-    return emb.penultimate_features(ck.model, ds.test_x[:n])
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def pca_coords(path: str, mtime: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    return emb.pca_2d(embedding_features(path, mtime, n))
-
-
-@st.cache_resource(show_spinner=False)
-def _tsne_store() -> dict:
-    """Finished t-SNE layouts shared by every session: {(path, mtime, n, seed): coords}.
-
-    Not st.cache_data: a cached function replays the st calls it made, and the live progress
-    bar of a t-SNE belongs to the run that computed it (replaying it raises a closure error)."""
-    return {}
-
-
-def tsne_coords(path: str, mtime: float, n: int, seed: int, *, progress=None, compute: bool = True
-                ) -> np.ndarray | None:
-    """t-SNE of the features, from the shared store, or computed now (with `progress(fraction,
-    words)`) when `compute`; None when not computed yet and not `compute`."""
-    store, key = _tsne_store(), (path, mtime, n, seed)
-    if key in store or not compute:
-        return store.get(key)
-    coords = emb.tsne_2d(embedding_features(path, mtime, n), seed=seed, progress=progress,
-                         n_jobs=torch.get_num_threads())      # the app's thread policy (KARP_THREADS)
-    coords.setflags(write=False)
-    while len(store) >= 16:                       # keep the 16 most recent layouts
-        store.pop(next(iter(store)), None)
-    store[key] = coords
-    return coords
-
-
 # ---------------------------------------------------------------------------- small helpers
-
-
-def big(fig: go.Figure) -> go.Figure:
-    """Projector-sized text on every axis, legend and hover label (Streamlit's chart theme would
-    otherwise shrink tick labels to 12 px)."""
-    fig.update_xaxes(tickfont=dict(size=17), title_font=dict(size=18))
-    fig.update_yaxes(tickfont=dict(size=17), title_font=dict(size=18))
-    fig.update_layout(font=FONT, legend_font=dict(size=18), hoverlabel_font=dict(size=17),
-                      title_font=dict(size=20))
-    return fig
-
-
-def picture(ds, index: int, scale: int = 4) -> np.ndarray:
-    """Test image `index` as an (H*scale, W*scale[, 3]) uint8 array, nearest-neighbour upscaled."""
-    x = ds.test_x[int(index)].numpy()                       # (C, H, W)
-    img = x[0] if x.shape[0] == 1 else np.transpose(x, (1, 2, 0))
-    pil = Image.fromarray(img)
-    return np.asarray(pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST))
 
 
 def open_in(ds, index: int, page: str) -> None:
@@ -100,7 +36,7 @@ def card(ds, probs: np.ndarray, labels: np.ndarray, index: int, key: str, *, oth
     """One test image: the picture, its true class, the model's top 3 (and a second model's top 1),
     and buttons that open it in Explain and in Predict / look inside."""
     cls = ds.classes
-    st.image(picture(ds, index), width=112)
+    st.image(display(ds.test_x[index], scale=4), width=112)
     y = int(labels[index])
     st.markdown(f"**#{index}** · true: **{cls[y]}**")
     top = ev.top_k(probs[index], 3)
@@ -157,39 +93,6 @@ def summary(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> None:
 # ---------------------------------------------------------------------------- confusion matrix
 
 
-def confusion_figure(cm: np.ndarray, classes: tuple[str, ...], normalised: bool,
-                     selected: tuple[int, int] | None = None) -> go.Figure:
-    """Heatmap (rows true, columns predicted) with an invisible marker on every cell, so a click
-    selects the cell (plotly heatmaps have no selection events of their own)."""
-    K = len(classes)
-    rn = ev.row_normalised(cm)
-    z = rn if normalised else cm
-    text = [[(f"{rn[i, j]:.0%}" if normalised else f"{cm[i, j]:,}") if cm[i, j] else "" for j in range(K)]
-            for i in range(K)]
-    zc = np.sqrt(z) if not normalised else z        # square root keeps the off-diagonal visible
-    fig = go.Figure(go.Heatmap(z=zc, x=list(classes), y=list(classes), text=text, texttemplate="%{text}",
-                               textfont=dict(size=17), colorscale="Blues", showscale=False, hoverinfo="skip",
-                               xgap=1, ygap=1))
-    ii, jj = np.meshgrid(np.arange(K), np.arange(K), indexing="ij")
-    ii, jj = ii.ravel(), jj.ravel()
-    hover = [f"true <b>{classes[i]}</b>, predicted <b>{classes[j]}</b><br>{cm[i, j]:,} images "
-             f"({rn[i, j]:.1%} of {classes[i]})<br>click to see them" for i, j in zip(ii, jj)]
-    sel = [int(np.flatnonzero((ii == selected[0]) & (jj == selected[1]))[0])] if selected else None
-    fig.add_trace(go.Scatter(
-        x=[classes[j] for j in jj], y=[classes[i] for i in ii], mode="markers",
-        marker=dict(symbol="square", size=max(18, 560 // K - 6), color="rgba(0,0,0,0)",
-                    line=dict(width=0)),
-        customdata=[[int(i), int(j)] for i, j in zip(ii, jj)], hovertext=hover, hoverinfo="text", selectedpoints=sel,
-        selected=dict(marker=dict(color="rgba(255,165,0,0.35)")),
-        unselected=dict(marker=dict(opacity=1)), showlegend=False))
-    fig.update_xaxes(title="predicted class", side="bottom", tickangle=-35, range=[-0.5, K - 0.5],
-                     showgrid=False)
-    fig.update_yaxes(title="true class", range=[K - 0.5, -0.5], showgrid=False)
-    fig.update_layout(font=FONT, height=650, margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select",
-                      dragmode=False, plot_bgcolor="white")
-    return big(fig)
-
-
 def _cell_clicked() -> None:
     """on_select of the confusion matrix: copy the clicked cell into the two selectboxes."""
     ev_state = st.session_state.get("evaluate_cm_chart") or {}
@@ -199,19 +102,6 @@ def _cell_clicked() -> None:
         t, p = list(cd.values() if isinstance(cd, dict) else cd)[:2]
         st.session_state["evaluate_cell_true"] = int(t)
         st.session_state["evaluate_cell_pred"] = int(p)
-
-
-def per_class_frame(cm: np.ndarray, classes: tuple[str, ...]) -> pd.DataFrame:
-    pc = ev.per_class(cm)
-    off = cm.astype(float).copy()
-    np.fill_diagonal(off, -1)
-    worst = off.argmax(1)
-    return pd.DataFrame({
-        "class": list(classes), "precision": pc.precision, "recall": pc.recall, "F1": pc.f1,
-        "test images": pc.support,
-        "most often mistaken for": [f"{classes[w]} ({cm[k, w]:,})" if cm[k, w] else "—"
-                                    for k, w in enumerate(worst)],
-    })
 
 
 def confusion_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
@@ -229,7 +119,7 @@ def confusion_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
                                help="Off: image counts. On: each row sums to 100%, so the diagonal is "
                                     "each class's recall.")
         selected = (st.session_state["evaluate_cell_true"], st.session_state["evaluate_cell_pred"])
-        st.plotly_chart(confusion_figure(cm, classes, normalised, selected), key="evaluate_cm_chart",
+        st.plotly_chart(figs.confusion_figure(cm, classes, normalised, selected), key="evaluate_cm_chart",
                         on_select=_cell_clicked, selection_mode="points", width="stretch",
                         config={"displayModeBar": False})
         st.caption("Rows: the true class. Columns: what the model said. Click a cell to see its images.")
@@ -244,7 +134,7 @@ def confusion_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
                     "the most confident first")
         cards(ds, probs, labels, idx, f"evaluate_cell_{t}_{p}", cols=3, per_page=9)
     st.markdown("#### Per class")
-    st.dataframe(per_class_frame(cm, classes), hide_index=True, width="stretch",
+    st.dataframe(figs.per_class_frame(cm, classes), hide_index=True, width="stretch",
                  column_config={c: st.column_config.ProgressColumn(c, format="percent", min_value=0, max_value=1)
                                 for c in ("precision", "recall", "F1")})
     st.caption("Precision: of the images the model called this class, the share that are. Recall: of the "
@@ -254,36 +144,11 @@ def confusion_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
 # ---------------------------------------------------------------------------- calibration
 
 
-def reliability_figure(rel: ev.Reliability) -> go.Figure:
-    centres = (rel.edges[:-1] + rel.edges[1:]) / 2
-    w = rel.edges[1] - rel.edges[0]
-    has = rel.counts > 0
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.06)
-    fig.add_trace(go.Bar(x=centres[has], y=rel.accuracy[has], width=w * 0.95, name="accuracy in the bin",
-                         marker_color="#1f77b4",
-                         hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.1%}<extra></extra>"), 1, 1)
-    fig.add_trace(go.Scatter(x=centres[has], y=rel.confidence[has], mode="markers",
-                             name="mean confidence in the bin",
-                             marker=dict(symbol="line-ew-open", size=22, color="#d62728",
-                                         line=dict(width=4, color="#d62728")),
-                             hovertemplate="mean confidence %{y:.1%}<extra></extra>"), 1, 1)
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
-                             line=dict(dash="dash", color="black")), 1, 1)
-    fig.add_trace(go.Bar(x=centres, y=rel.counts, width=w * 0.95, name="images per bin", marker_color="#7f7f7f",
-                         hovertemplate="%{y:,} images<extra></extra>"), 2, 1)
-    fig.update_yaxes(title="accuracy", range=[0, 1.02], row=1, col=1)
-    fig.update_yaxes(title="images", type="log", row=2, col=1)
-    fig.update_xaxes(title="confidence (top-1 probability)", range=[0, 1], row=2, col=1)
-    fig.update_layout(font=FONT, height=680, barmode="overlay", margin=dict(l=10, r=10, t=70, b=10),
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom"))
-    return big(fig)
-
-
 def calibration_section(probs: np.ndarray, labels: np.ndarray) -> None:
     n_bins = st.slider("Confidence bins", 5, 30, 15, key="evaluate_bins")
     rel = ev.reliability(probs, labels, n_bins)
     left, right = st.columns([3, 1], gap="large")
-    left.plotly_chart(reliability_figure(rel), width="stretch", config={"displayModeBar": False})
+    left.plotly_chart(figs.reliability_figure(rel), width="stretch", config={"displayModeBar": False})
     with right:
         st.metric("Expected calibration error", f"{rel.ece:.2%}")
         conf, acc = probs.max(1).mean(), (probs.argmax(1) == labels).mean()
@@ -320,32 +185,6 @@ def mistakes_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------------- projector
-
-
-def projector_figure(coords: np.ndarray, labels: np.ndarray, pred: np.ndarray, probs: np.ndarray,
-                     classes: tuple[str, ...], colour_by: str) -> go.Figure:
-    fig = go.Figure()
-    by = labels if colour_by == "true class" else pred
-    n = len(coords)
-    for k, name in enumerate(classes):
-        m = np.flatnonzero(by[:n] == k)
-        wrong = labels[m] != pred[m]
-        hover = [f"#{i}: true <b>{classes[labels[i]]}</b><br>predicted {classes[pred[i]]} "
-                 f"({probs[i, pred[i]]:.0%}){' ❌' if w else ''}" for i, w in zip(m, wrong)]
-        fig.add_trace((go.Scattergl if n > 5000 else go.Scatter)(
-            x=coords[m, 0], y=coords[m, 1], mode="markers", name=name, customdata=m.tolist(),
-            marker=dict(size=6 if n > 3000 else 8, color=PALETTE[k % len(PALETTE)],
-                        symbol=np.where(wrong, "x", "circle"), opacity=0.8),
-            hovertext=hover, hoverinfo="text",
-            selected=dict(marker=dict(size=18, opacity=1)), unselected=dict(marker=dict(opacity=0.25))))
-    fig.update_xaxes(showticklabels=False, zeroline=False, title=None)
-    fig.update_yaxes(showticklabels=False, zeroline=False, title=None, scaleanchor="x")
-    # no dragmode here: Streamlit then pans on drag and selects on click (a lasso or box dragmode
-    # would turn click-selection off); the lasso is one click away in the mode bar
-    fig.update_layout(font=FONT, height=720, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(itemsizing="constant", font=dict(size=18)), hoverlabel=dict(font_size=16),
-                      plot_bgcolor="white")
-    return big(fig)
 
 
 def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.ndarray) -> None:
@@ -387,7 +226,7 @@ def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.nda
                f"final Linear layer). {about} ✕ marks a mistake.")
     left, right = st.columns([3, 1], gap="medium")
     with left:
-        event = st.plotly_chart(projector_figure(coords, labels, pred, probs, classes, colour_by),
+        event = st.plotly_chart(figs.projector_figure(coords, labels, pred, probs, classes, colour_by),
                                 key=f"evaluate_proj_chart_{method}_{n}", on_select="rerun",
                                 selection_mode=("points", "lasso", "box"), width="stretch")
     with right:
@@ -404,7 +243,7 @@ def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.nda
             st.markdown(f"#### {len(chosen):,} chosen images")
             wrong = int((labels[chosen] != pred[chosen]).sum())
             st.caption(f"{wrong} of them misclassified; the first 24 below")
-            st.image([picture(ds, i, 2) for i in chosen[:24]], width=56)
+            st.image([display(ds.test_x[i], scale=2) for i in chosen[:24]], width=56)
 
 
 # ---------------------------------------------------------------------------- two models
@@ -446,10 +285,7 @@ def compare_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.ndarr
                         "B right, A wrong": np.bincount(labels[d.b_right], minlength=K),
                         "both wrong, differently": np.bincount(labels[d.both_wrong], minlength=K)},
                        index=list(ds.classes))
-    fig = go.Figure([go.Bar(x=per.index, y=per[c], name=c) for c in per.columns])
-    fig.update_layout(font=FONT, barmode="group", height=380, margin=dict(l=10, r=10, t=40, b=10),
-                      title="Disagreements by true class", legend=dict(orientation="h", y=-0.3))
-    st.plotly_chart(big(fig), width="stretch", config={"displayModeBar": False})
+    st.plotly_chart(figs.disagreement_figure(per), width="stretch", config={"displayModeBar": False})
     group = st.segmented_control("Examples", ["A right, B wrong", "B right, A wrong", "both wrong"],
                                  default="A right, B wrong", key="evaluate_compare_group")
     idx = {"A right, B wrong": d.a_right, "B right, A wrong": d.b_right}.get(group, d.both_wrong)

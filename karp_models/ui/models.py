@@ -1,4 +1,5 @@
-"""Choosing a model across pages: shipped weights and saved runs, loaded once per process.
+"""Choosing a model across pages: shipped weights and saved runs (and torchvision's ImageNet
+models), loaded once per process.
 
 The chosen file is remembered per task in the session (`karp_model_image`, `karp_model_text`),
 so a model picked on Predict is the one Explain and Evaluate open with.
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +18,9 @@ from karp_models import device as dev
 from karp_models.train.runs import WEIGHTS_DIR, format_metrics, list_runs, shipped_weights
 from karp_models.models import REGISTRY
 from karp_models.train.checkpoints import Checkpoint, CheckpointError, load_checkpoint
+
+if TYPE_CHECKING:
+    from karp_models.imagenet import ImageNetModel
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,15 @@ def load_model(path: str, mtime: float = 0.0) -> Checkpoint:
     """The checkpoint in eval mode on the app's device. Shared by every session: never mutate it
     (copy.deepcopy first, e.g. to re-initialise layers)."""
     return load_checkpoint(path, dev.pick_device())
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the ImageNet model…")
+def imagenet_model(name: str, download: bool = False) -> ImageNetModel:
+    """Shared by every session; never mutated (features.maximise works on a copy). Imported
+    here, not at the top: torchvision's model zoo is only needed by Predict."""
+    from karp_models import imagenet
+
+    return imagenet.load(name, download=download)
 
 
 def model_picker(key: str, task: str = "image", *, families: tuple[str, ...] | None = None,

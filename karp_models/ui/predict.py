@@ -1,16 +1,13 @@
-"""The Predict page's pieces: input widgets (upload, canvas, camera, test set, sample photos), the
-preprocessing strip, top-k bars, filters, feature maps, activation maximisation and filter
-evolution as plotly figures. Large fonts throughout (projectors). The math is in
-karp_models.preprocess and karp_models.introspect.features.
+"""The Predict page's widgets: the model (a karp checkpoint or an ImageNet model), the input
+(upload, canvas, camera, test set, sample photos), the preprocessing strip and the filter
+evolution tab. The maths is in karp_models.preprocess and introspect.features, the cached
+computations in ui.compute, the figures in ui.figures.predict.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -18,22 +15,13 @@ from karp_models import imagenet
 from karp_models import preprocess as pp
 from karp_models.introspect import features as feat
 from karp_models.ui import loaders
+from karp_models.ui.compute import run_pipeline
+from karp_models.ui.figures.predict import filters_figure
+from karp_models.ui.images import display
+from karp_models.ui.models import imagenet_model
 
-FONT = dict(size=18)
 SOURCES = ("📁 Upload", "✏️ Draw", "📷 Camera", "🧪 Test image", "🖼️ Sample photo")
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
-
-PROJECTOR_CSS = """<style>
-[data-testid="stMain"] [data-testid="stMarkdownContainer"] p { font-size: 1.15rem; }
-[data-testid="stMain"] [data-testid="stWidgetLabel"] p { font-size: 1.1rem; }
-[data-testid="stMain"] [data-testid="stCaptionContainer"] { font-size: 1rem; }
-</style>"""
-
-
-def projector_css() -> None:
-    """Larger text on this page (it is shown on projectors); gone when another page opens."""
-    st.markdown(PROJECTOR_CSS, unsafe_allow_html=True)
-
 
 # ---------------------------------------------------------------------------- the model being used
 
@@ -60,12 +48,6 @@ def karp_target(ck, choice) -> Target:
     return Target(model=ck.model, key=f"{choice.path}:{choice.mtime}", classes=classes,
                   dataset=choice.dataset, channels=cfg.in_channels, size=cfg.image_size, resize=None,
                   origin=choice.origin, title=choice.label, meta=ck.meta)
-
-
-@st.cache_resource(max_entries=2, show_spinner="Loading the ImageNet model…")
-def imagenet_model(name: str, download: bool = False) -> imagenet.ImageNetModel:
-    """Shared by every session; never mutated (features.maximise works on a copy)."""
-    return imagenet.load(name, download=download)
 
 
 def imagenet_picker() -> Target | None:
@@ -108,15 +90,6 @@ class Raw:
     data: bytes | None = None
     rgb: np.ndarray | None = None
     name: str = ""
-
-
-@st.cache_data(max_entries=32, show_spinner="Reading the image…")
-def run_pipeline(data: bytes | None, rgb: np.ndarray | None, name: str, style: str, size: int,
-                 channels: int, resize: int | None) -> tuple[pp.Decoded | None, pp.Pipeline]:
-    """decode (bytes) then preprocess; raises pp.ImageError for a bad file."""
-    if data is not None:
-        return pp.preprocess_file(data, name, style, size=size, channels=channels, resize=resize)
-    return None, pp.preprocess(rgb, style, size=size, channels=channels, resize=resize)
 
 
 def handle_raw(raw: Raw, t: Target) -> tuple[pp.Decoded | None, pp.Pipeline] | None:
@@ -203,24 +176,7 @@ def raw_from_source(source: str, t: Target):
     return Raw(source=f"sample photo: {name}", rgb=np.asarray(photos[name]), name=name)
 
 
-# ---------------------------------------------------------------------------- display helpers
-
-
-def big(img: np.ndarray, side: int = 168) -> np.ndarray:
-    """Upscale a small image with nearest neighbour (pixels stay visible) or shrink a large one."""
-    img = np.asarray(img)
-    if img.dtype != np.uint8:
-        img = np.clip(img * 255, 0, 255).astype(np.uint8)
-    h, w = img.shape[:2]
-    s = side / max(h, w)
-    interp = cv2.INTER_NEAREST if s >= 1 else cv2.INTER_AREA
-    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=interp)
-
-
-def x_image(x: np.ndarray) -> np.ndarray:
-    """A model input (C, H, W) in [0, 1] as an uint8 image for st.image."""
-    a = np.clip(np.asarray(x) * 255, 0, 255).astype(np.uint8)
-    return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+# ---------------------------------------------------------------------------- the preprocessing strip
 
 
 def show_pipeline(decoded: pp.Decoded | None, pipe: pp.Pipeline) -> None:
@@ -230,7 +186,7 @@ def show_pipeline(decoded: pp.Decoded | None, pipe: pp.Pipeline) -> None:
     for i, (c, s) in enumerate(zip(cols, steps)):
         with c:
             st.markdown(f"**{i + 1}. {s.name}**")
-            st.image(big(s.image, 200 if i == 0 else 150))
+            st.image(display(s.image, side=200 if i == 0 else 150))
             if s.note:
                 st.caption(s.note)
     for n in pipe.notes:
@@ -238,108 +194,6 @@ def show_pipeline(decoded: pp.Decoded | None, pipe: pp.Pipeline) -> None:
     if decoded is not None:
         st.caption(f"File: {decoded.format}, {decoded.size[0]:,} x {decoded.size[1]:,} pixels, "
                    f"colour mode {decoded.mode}.")
-
-
-def topk_figure(top: list[tuple[str, float]]) -> go.Figure:
-    names = [n for n, _ in top][::-1]
-    vals = [p for _, p in top][::-1]
-    colors = ["#9ca3af"] * (len(top) - 1) + ["#2563eb"]
-    fig = go.Figure(go.Bar(x=vals, y=names, orientation="h", marker_color=colors,
-                           text=[f"{v:.1%}" for v in vals], textposition="outside",
-                           textfont=dict(size=20), cliponaxis=False))
-    fig.update_layout(font=FONT, height=70 + 48 * len(top), margin=dict(l=10, r=60, t=10, b=30),
-                      xaxis=dict(range=[0, 1.12], tickformat=".0%", title="probability"),
-                      yaxis=dict(tickfont=dict(size=20), type="category"))
-    return fig
-
-
-def filters_figure(w: np.ndarray, scale=None, height: int | None = None) -> go.Figure:
-    """First-layer filters: blue negative, white zero, red positive weights (grayscale input), or
-    the filters as colour images (RGB input). One square per filter, numbered by hover."""
-    imgs = feat.filter_images(w, scale)                                 # (O, kh, kw[, 3]) in [0, 1]
-    O, kh, kw = imgs.shape[:3]
-    cols = min(O, 8 if O <= 64 else 16)
-    rows = int(np.ceil(O / cols))
-    gap = max(1, kh // 5)
-    H, W = rows * (kh + gap) - gap, cols * (kw + gap) - gap
-    idx = np.full((H, W), -1)
-    if imgs.ndim == 4:
-        grid = np.full((H, W, 3), 255, np.uint8)
-    else:
-        grid = np.full((H, W), np.nan, np.float32)
-    for o in range(O):
-        r, c = divmod(o, cols)
-        ys, xs = slice(r * (kh + gap), r * (kh + gap) + kh), slice(c * (kw + gap), c * (kw + gap) + kw)
-        grid[ys, xs] = (imgs[o] * 255).astype(np.uint8) if imgs.ndim == 4 else imgs[o] * 2 - 1
-        idx[ys, xs] = o
-    if imgs.ndim == 4:
-        fig = go.Figure(go.Image(z=grid, customdata=idx, hovertemplate="filter %{customdata}<extra></extra>"))
-    else:
-        fig = go.Figure(go.Heatmap(z=grid, zmin=-1, zmax=1, colorscale="RdBu_r", customdata=idx,
-                                   hovertemplate="filter %{customdata}: %{z:.2f}<extra></extra>",
-                                   colorbar=dict(title="weight", tickvals=[-1, 0, 1],
-                                                 ticktext=["−max", "0", "+max"])))
-        fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, scaleanchor="x")
-    fig.update_layout(font=FONT, height=height or int(np.clip(900 * H / W, 200, 800)),
-                      margin=dict(l=0, r=0, t=10, b=0), plot_bgcolor="white")
-    return fig
-
-
-def maps_figure(maps: np.ndarray) -> go.Figure:
-    """All channels of one layer as a grid (each scaled to its own range), channel on hover."""
-    grid, cols = feat.map_grid(maps)
-    C, H, W = maps.shape
-    chan = np.full(grid.shape, -1)
-    for c in range(C):
-        r, k = divmod(c, cols)
-        chan[r * (H + 1):r * (H + 1) + H, k * (W + 1):k * (W + 1) + W] = c
-    rows = int(np.ceil(C / cols))
-    fig = go.Figure(go.Heatmap(z=grid, colorscale="Viridis", customdata=chan, showscale=False,
-                               hovertemplate="channel %{customdata}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
-    fig.update_xaxes(visible=False)
-    fig.update_layout(font=FONT, height=int(min(760, max(320, 720 * rows / cols))),
-                      margin=dict(l=0, r=0, t=10, b=0), plot_bgcolor="white")
-    return fig
-
-
-def channel_figure(m: np.ndarray, title: str) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=m, colorscale="Viridis",
-                               hovertemplate="row %{y}, column %{x}: %{z:.3f}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
-    fig.update_xaxes(constrain="domain")
-    fig.update_layout(title=title, font=FONT, height=430, margin=dict(l=10, r=10, t=50, b=10))
-    return fig
-
-
-def objective_figure(values: list[float]) -> go.Figure:
-    fig = go.Figure(go.Scatter(y=values, mode="lines", line=dict(width=3)))
-    fig.update_layout(font=FONT, height=260, margin=dict(l=10, r=10, t=40, b=10),
-                      title="objective (should rise)", xaxis_title="step")
-    return fig
-
-
-# ---------------------------------------------------------------------------- cached computations
-
-
-def image_key(x: np.ndarray) -> str:
-    return hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def cached_figure(key: tuple, _build) -> go.Figure:
-    """A figure built once per key (the model's cache key, the image's hash, the layer...) and
-    shared by every session: building a plotly figure costs more CPU than the rest of a Predict
-    rerun. Never mutated: st.plotly_chart works on a copy (Figure.to_dict)."""
-    return _build()
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def look(_model: torch.nn.Module, key: str, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(probabilities, feature maps per layer) of one input; `key` names the model for the cache."""
-    return feat.feature_maps(_model, torch.from_numpy(x)[None])
 
 
 # ---------------------------------------------------------------------------- filter evolution
@@ -391,8 +245,7 @@ def evolution_tab(t: Target) -> None:
             i = st.select_slider("Training step", options=list(range(len(steps))),
                                  value=len(steps) - 1, format_func=lambda k: f"{steps[k]:,}",
                                  key=f"predict_evo_step_{pick}_{len(steps)}")
-        ws = np.stack([w for _, w in snaps])
-        scale = np.abs(ws).reshape(ws.shape[0], ws.shape[1], -1).max(2).max(0)
+        scale = feat.evolution_scale(snaps)
         st.markdown(f"**Step {steps[i]:,}** of {steps[-1]:,}: every filter on one scale across "
                     f"the run (its largest weight ever), so you see them grow from random noise "
                     f"into edge and blob detectors.")

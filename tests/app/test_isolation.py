@@ -187,7 +187,7 @@ def test_the_pages_write_files_only_through_the_runs_folder():
     writes = re.compile(r"write_bytes|write_text|open\([^)]*['\"][wax]b?['\"]|save_checkpoint|"
                         r"\.unlink\(|os\.remove|shutil\.(move|copy|rmtree)|np\.save|torch\.save")
     found = []
-    for f in sorted((ROOT / "pages").glob("*.py")) + sorted((ROOT / "karp_models/ui").glob("*.py")):
+    for f in sorted((ROOT / "pages").glob("*.py")) + sorted((ROOT / "karp_models/ui").rglob("*.py")):
         for n, line in enumerate(f.read_text().splitlines(), 1):
             if writes.search(line):
                 found.append(f"{f.relative_to(ROOT)}:{n}: {line.strip()}")

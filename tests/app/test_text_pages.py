@@ -86,7 +86,7 @@ def test_view_builders_are_offline_and_mark_what_they_should():
     import numpy as np
 
     from karp_models.introspect.text import NextChar
-    from karp_models.ui.text_views import head_view_html, sharpest_head, topk_html
+    from karp_models.ui.figures.text import head_view_html, sharpest_head, topk_html
 
     T = 6
     att = np.tile(np.tril(np.ones((T, T))) / np.arange(1, T + 1)[:, None], (2, 3, 1, 1))   # uniform causal

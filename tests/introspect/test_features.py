@@ -122,3 +122,34 @@ def test_training_jobs_keep_first_layer_snapshots_for_filter_evolution(tmp_path)
         assert feat.filter_images(snaps[0][1], feat.evolution_scale(snaps)).shape == (8, 3, 3)
     finally:
         m.shutdown()
+
+
+def test_tile_places_each_tile_with_gaps_between():
+    tiles = np.arange(5 * 2 * 3, dtype=np.float32).reshape(5, 2, 3)      # (N, h, w)
+    grid = feat.tile(tiles, cols=3, gap=1)
+    assert grid.shape == (2 * 3 - 1, 3 * 4 - 1)                          # no gap after the last
+    for n in range(5):
+        r, c = divmod(n, 3)
+        np.testing.assert_array_equal(grid[r * 3:r * 3 + 2, c * 4:c * 4 + 3], tiles[n])
+    assert np.isnan(grid[2]).all() and np.isnan(grid[:, 3]).all()        # the gaps
+    assert np.isnan(grid[3:, 8:]).all()                                  # the unused sixth place
+
+
+def test_tile_two_gaps_colour_tiles_and_index():
+    tiles = np.zeros((3, 2, 2, 3), np.uint8) + np.arange(1, 4, dtype=np.uint8)[:, None, None, None]
+    grid = feat.tile(tiles, cols=2, gap=(3, 1), fill=255)
+    assert grid.shape == (2 + 3 + 2, 2 + 1 + 2, 3) and grid.dtype == np.uint8
+    assert (grid[5:7, 0:2] == 3).all() and (grid[2:5] == 255).all() and (grid[:, 2] == 255).all()
+    idx = feat.tile_index(3, 2, 2, 2, gap=(3, 1))
+    assert idx.shape == grid.shape[:2]
+    assert idx[0, 0] == 0 and idx[1, 4] == 1 and idx[6, 1] == 2
+    assert idx[3, 0] == -1 and idx[0, 2] == -1 and idx[6, 4] == -1
+
+
+def test_map_grid_scales_each_channel_to_its_own_range():
+    maps = np.stack([np.array([[0.0, 2.0]]), np.array([[-1.0, -3.0]]), np.full((1, 2), 7.0)])
+    grid, cols = feat.map_grid(maps)
+    assert cols == 2 and grid.shape == (3, 5)
+    np.testing.assert_allclose(grid[0, :2], [0, 1])
+    np.testing.assert_allclose(grid[0, 3:], [1, 0])
+    np.testing.assert_allclose(grid[2, :2], [0, 0])                     # a flat map: 0, not NaN

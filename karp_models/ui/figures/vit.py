@@ -1,46 +1,36 @@
-"""Plotly figures for the ViT attention page: the prediction, the CLS token's attention per layer
-and head as a grid of overlays, and attention rollout beside the image. Large fonts (projector).
-"""
+"""Figures of the ViT attention page: the prediction, the CLS token's attention per layer and
+head as a grid of overlays, and attention rollout beside the image."""
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from karp_models.introspect.vit import ViTAttention, overlay
+from karp_models.ui import style
+from karp_models.ui.images import display, upscale
 
-FONT = dict(size=17)
 SCALE = 4  # image pixels are drawn SCALE x SCALE so the overlays are smooth, not blocky
 
 
-def _big(image: np.ndarray) -> np.ndarray:
-    """(H, W) grey in [0, 1] repeated to (H*SCALE, W*SCALE)."""
-    return image.repeat(SCALE, 0).repeat(SCALE, 1)
-
-
-def grey(x) -> np.ndarray:
-    """An ImageInput's x (1, C, H, W) as (H, W) float in [0, 1]."""
-    a = np.asarray(x[0], dtype=np.float32)
-    return a.mean(0)
-
-
-def prediction_figure(probs: np.ndarray, classes: tuple[str, ...] | list[str], label: int | None = None,
+def prediction_figure(probs: np.ndarray, classes: Sequence[str], label: int | None = None,
                       top: int = 5) -> go.Figure:
-    """The top classes as horizontal bars, the true class (when known) in green."""
+    """The `top` classes as horizontal bars in %, the true class (when known) in green."""
     order = np.argsort(-probs)[:top][::-1]
     names = [classes[i] if i < len(classes) else str(i) for i in order]
-    colors = ["#16a34a" if label is not None and i == label else "#1f77b4" for i in order]
+    colors = [style.GREEN if label is not None and i == label else style.BLUE for i in order]
     fig = go.Figure(go.Bar(x=[100 * probs[i] for i in order], y=names, orientation="h",
                            marker_color=colors, text=[f"{100 * probs[i]:.1f}%" for i in order],
                            textposition="auto"))
-    fig.update_layout(font=FONT, height=80 + 44 * len(order), margin=dict(l=10, r=25, t=10, b=10))
     fig.update_xaxes(range=[0, 100], tickvals=[0, 50, 100], title_text="probability (%)",
-                     tickfont=dict(size=15))
-    fig.update_yaxes(tickfont=dict(size=17))
-    return fig
+                     tickfont=style.SMALL_FONT)
+    fig.update_yaxes(tickfont=style.FONT)
+    return style.layout(fig, height=80 + 44 * len(order), margin=dict(l=10, r=25, t=10, b=10))
 
 
-def _image_trace(rgb: np.ndarray) -> go.Image:
+def _image(rgb: np.ndarray) -> go.Image:
     return go.Image(z=rgb, hoverinfo="skip")
 
 
@@ -54,7 +44,7 @@ def head_grid_figure(image: np.ndarray, att: ViTAttention, *, smooth: bool = Tru
         shared_scale: one colour scale for every map (else each map is scaled to its own maximum).
     """
     L, Hh = att.n_layer, att.n_head
-    big = _big(image)
+    big = upscale(image, SCALE)
     vmax = float(att.cls_maps.max()) if shared_scale else None
     titles = [f"L{l + 1} · H{h + 1} · CLS keeps {att.cls_self[l, h]:.0%}"
               for l in range(L) for h in range(Hh)]
@@ -64,32 +54,28 @@ def head_grid_figure(image: np.ndarray, att: ViTAttention, *, smooth: bool = Tru
         for h in range(Hh):
             rgb = overlay(big, att.cls_maps[l, h], alpha=alpha, vmax=vmax,
                           mode="bilinear" if smooth else "nearest")
-            fig.add_trace(_image_trace(rgb), row=l + 1, col=h + 1)
+            fig.add_trace(_image(rgb), row=l + 1, col=h + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    for a in fig.layout.annotations:
-        a.font = dict(size=15)
-    fig.update_layout(font=FONT, height=230 * L + 40, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+    fig.update_annotations(font=style.SMALL_FONT)
+    return style.layout(fig, height=230 * L + 40, margin=dict(l=10, r=10, t=40, b=10))
 
 
 def rollout_figure(image: np.ndarray, att: ViTAttention, *, smooth: bool = True,
                    alpha: float = 0.6) -> go.Figure:
-    """Three panels: the input, rollout over all layers, and the last layer's heads averaged."""
-    big = _big(image)
+    """Three panels: the input (H, W) grey in [0, 1], rollout over all layers, and the last
+    layer's heads averaged."""
+    big = upscale(image, SCALE)
     mode = "bilinear" if smooth else "nearest"
-    last = att.cls_maps[-1].mean(0)
     panels = [
-        ("input", (255 * np.repeat(big[..., None], 3, -1)).astype(np.uint8)),
+        ("input", display(big)),
         (f"rollout ({att.n_layer} layers)", overlay(big, att.rollout_map, alpha=alpha, mode=mode)),
-        ("last layer, mean of heads", overlay(big, last, alpha=alpha, mode=mode)),
+        ("last layer, mean of heads", overlay(big, att.cls_maps[-1].mean(0), alpha=alpha, mode=mode)),
     ]
     fig = make_subplots(rows=1, cols=3, subplot_titles=[t for t, _ in panels], horizontal_spacing=0.03)
     for i, (_, rgb) in enumerate(panels):
-        fig.add_trace(_image_trace(rgb), row=1, col=i + 1)
+        fig.add_trace(_image(rgb), row=1, col=i + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    for a in fig.layout.annotations:
-        a.font = dict(size=17)
-    fig.update_layout(font=FONT, height=300, margin=dict(l=0, r=0, t=40, b=0))
-    return fig
+    fig.update_annotations(font=style.FONT)
+    return style.layout(fig, height=300, margin=dict(l=0, r=0, t=40, b=0))

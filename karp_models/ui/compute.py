@@ -1,0 +1,159 @@
+"""Cached model computations the pages show, keyed on (model file, its mtime, the input): the
+maths is in introspect/ and preprocess, the caching by role here (convention 10).
+
+st.cache_data for results computed without a progress bar; ui.cache.result (a shared, locked
+LRU) for the runs that draw a live one, since st.cache_data replays a cached function's st.*
+calls and refuses a bar made outside it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import streamlit as st
+import torch
+
+from karp_models import preprocess as pp
+from karp_models.introspect import adversarial as adv
+from karp_models.introspect import attribution as attr
+from karp_models.introspect import embeddings as emb
+from karp_models.introspect import faithfulness as faith
+from karp_models.introspect import features as feat
+from karp_models.introspect import neurons, sanity
+from karp_models.introspect import text as tx
+from karp_models.introspect.evaluate import misclassified
+from karp_models.ui import cache
+from karp_models.ui.loaders import dataset
+from karp_models.ui.models import load_model, test_probabilities
+
+Progress = Callable[..., None]
+
+
+def _model(path: str, mtime: float) -> torch.nn.Module:
+    return load_model(path, mtime).model
+
+
+def _x(x_np: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x_np, dtype=np.float32))
+
+# ---------------------------------------------------------------------------- Predict
+
+
+@st.cache_data(max_entries=32, show_spinner="Reading the image…")
+def run_pipeline(data: bytes | None, rgb: np.ndarray | None, name: str, style: str, size: int,
+                 channels: int, resize: int | None) -> tuple[pp.Decoded | None, pp.Pipeline]:
+    """decode (bytes) then preprocess; raises pp.ImageError for a bad file."""
+    if data is not None:
+        return pp.preprocess_file(data, name, style, size=size, channels=channels, resize=resize)
+    return None, pp.preprocess(rgb, style, size=size, channels=channels, resize=resize)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def look(_model: torch.nn.Module, key: str, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(probabilities, feature maps per layer) of one input x (C, H, W); `key` names the model."""
+    return feat.feature_maps(_model, torch.from_numpy(x)[None])
+
+# ---------------------------------------------------------------------------- Explain
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def probabilities(path: str, mtime: float, x_np: np.ndarray) -> np.ndarray:
+    """Softmax probabilities (n_classes,) of one input x_np (1, C, H, W)."""
+    with torch.no_grad():
+        return torch.softmax(_model(path, mtime)(_x(x_np))[0].float(), -1)[0].numpy()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def score_gap(path: str, mtime: float, x_np: np.ndarray, target: int) -> float:
+    """f(x) - f(black) for the target's logit: what IG's and DeepLift's attributions should sum to."""
+    x = _x(x_np)
+    with torch.no_grad():
+        logits = _model(path, mtime)(torch.cat([x, torch.zeros_like(x)]))[0]
+    return float(logits[0, target] - logits[1, target])
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing the attributions…")
+def attributions(path: str, mtime: float, x_np: np.ndarray, target: int,
+                 methods: tuple[str, ...]) -> dict[str, attr.Attribution]:
+    return attr.attribute_all(_model(path, mtime), _x(x_np), target, methods)
+
+
+def sanity_check(path: str, mtime: float, x_np: np.ndarray, target: int, methods: tuple[str, ...],
+                 seed: int = 0, progress: Progress | None = None) -> sanity.SanityResult:
+    """Cascading randomisation (shared by sessions; `progress(done, total, words)`)."""
+    key = ("sanity", path, mtime, cache.image_key(x_np), target, methods, seed)
+    return cache.result(key, lambda: sanity.cascading_randomisation(
+        _model(path, mtime), _x(x_np), target, methods, seed=seed, progress=progress))
+
+
+def faithfulness(path: str, mtime: float, x_np: np.ndarray, target: int, methods: tuple[str, ...],
+                 progress: Progress | None = None) -> list[faith.FaithRow]:
+    """Infidelity, sensitivity, deletion and insertion per method (shared by sessions)."""
+    def compute() -> list[faith.FaithRow]:
+        a = attributions(path, mtime, x_np, target, methods)
+        return faith.faithfulness(_model(path, mtime), _x(x_np), target, a, progress=progress)
+    return cache.result(("faith", path, mtime, cache.image_key(x_np), target, methods), compute)
+
+
+@st.cache_data(max_entries=32, show_spinner="Attacking the image…")
+def adversarial(path: str, mtime: float, x_np: np.ndarray, label: int, methods: tuple[str, ...],
+                method: str, epsilon: float) -> adv.AdversarialResult:
+    return adv.adversarial(_model(path, mtime), _x(x_np), label, methods, method=method,
+                           epsilon=epsilon)
+
+
+@st.cache_data(max_entries=4, show_spinner="Finding the model's mistakes on the test set…")
+def mistakes(path: str, mtime: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indices of the misclassified test images, most confident first; probabilities; labels)."""
+    probs, labels = test_probabilities(path, mtime)
+    return misclassified(probs, labels), probs, labels
+
+# ---------------------------------------------------------------------------- Evaluate
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the penultimate layer of the test images…")
+def embedding_features(path: str, mtime: float, n: int) -> np.ndarray:
+    """Penultimate-layer features (n, D) of the first n test images (the test split is shuffled)."""
+    ck = load_model(path, mtime)
+    ds = dataset(ck.meta.get("dataset") or "fashion-mnist")
+    return emb.penultimate_features(ck.model, ds.test_x[:n])
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def pca_coords(path: str, mtime: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(coordinates (n, 2), explained variance ratio (2,)) of the features."""
+    return emb.pca_2d(embedding_features(path, mtime, n))
+
+
+def tsne_coords(path: str, mtime: float, n: int, seed: int, *, progress: Progress | None = None,
+                compute: bool = True) -> np.ndarray | None:
+    """t-SNE (n, 2) of the features, shared by every session, or computed now (with
+    `progress(fraction, words)`) when `compute`; None when not computed yet and not `compute`."""
+    key = ("tsne", path, mtime, n, seed)
+    if not compute:
+        return cache.RESULTS.get(key)
+
+    def run() -> np.ndarray:
+        coords = emb.tsne_2d(embedding_features(path, mtime, n), seed=seed, progress=progress,
+                             n_jobs=torch.get_num_threads())   # the app's thread policy (KARP_THREADS)
+        coords.setflags(write=False)
+        return coords
+    return cache.result(key, run)
+
+# ---------------------------------------------------------------------------- text models
+
+
+@st.cache_data(max_entries=32, show_spinner="Reading the text…")
+def cached_attention(path: str, mtime: float, ids: tuple[int, ...]) -> np.ndarray:
+    """Attention (n_layer, n_head, T, T) of a character model over the text `ids`."""
+    return tx.attention(_model(path, mtime), ids)
+
+
+@st.cache_data(max_entries=32, show_spinner="Predicting every next character…")
+def cached_next_chars(path: str, mtime: float, ids: tuple[int, ...], vocab: tuple[str, ...]) -> tx.NextChar:
+    return tx.next_char_topk(_model(path, mtime), ids, vocab, k=5)
+
+
+@st.cache_data(max_entries=4, show_spinner="Running the network step by step…")  # ~28 MB each at 2,000 x 512
+def cached_traces(path: str, mtime: float, ids: tuple[int, ...]) -> dict[str, np.ndarray]:
+    return neurons.traces(_model(path, mtime), ids)

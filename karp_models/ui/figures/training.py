@@ -1,0 +1,152 @@
+"""Figures of the Train page: loss / accuracy / learning-rate curves of several runs overlaid
+(downsampled), and the grid of test images framed by the model's current guess.
+
+The builders take plain sequences (a `Curve` per run), not job or record classes, so the job
+queue can change without touching them. Downsampling keeps every trace at most MAX_POINTS
+points, so a 20,000-step run redraws as fast as a 200-step one.
+"""
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+
+from karp_models.introspect.features import tile
+from karp_models.ui import style
+from karp_models.ui.images import display
+
+MAX_POINTS = 500
+COLS = 4                                       # images per row of the prediction grid
+TITLES = {"loss": ("Loss", "cross-entropy (nats)"), "accuracy": ("Validation accuracy", "%"),
+          "lr": ("Learning rate", "lr")}
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One run's series. val_*: at evaluations only (val_accuracy a fraction, or None)."""
+
+    key: str                                   # legend group: the run's id
+    label: str
+    color: str
+    steps: Sequence[int]
+    train_loss: Sequence[float]
+    lr: Sequence[float]
+    val_steps: Sequence[int] = ()
+    val_loss: Sequence[float] = ()
+    val_accuracy: Sequence[float | None] = ()
+
+
+def downsample(x: Sequence[float], y: Sequence[float], max_points: int = MAX_POINTS
+               ) -> tuple[list[float], list[float]]:
+    """At most max_points evenly spaced points, always keeping the first and the last."""
+    n = len(x)
+    if n <= max_points:
+        return list(x), list(y)
+    idx = np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
+    return [x[i] for i in idx], [y[i] for i in idx]
+
+
+def run_colors(ids: Sequence[str]) -> dict[str, str]:
+    """A fixed colour per run id, in the order the runs were started."""
+    return {j: style.RUNS[i % len(style.RUNS)] for i, j in enumerate(ids)}
+
+
+def _name(run: str, what: str) -> str:
+    return " · ".join(p for p in (run, what) if p) or "value"
+
+
+def curves_figure(curves: Sequence[Curve], metric: str) -> go.Figure:
+    """One chart of `metric` ('loss' | 'accuracy' | 'lr') with every run overlaid.
+
+    loss: training (line) and validation (dashed, markers); accuracy: validation accuracy in %;
+    lr: the learning rate the optimizer used. Only the loss chart has a legend (it names the
+    runs; their colours match across charts). Trace names carry the run's label when there
+    are several runs.
+    """
+    fig = go.Figure()
+    many = len(curves) > 1
+    for c in curves:
+        run = c.label if many else ""
+        if metric in ("loss", "lr"):
+            x, y = downsample(c.steps, c.train_loss if metric == "loss" else c.lr)
+            fig.add_scatter(x=x, y=y, mode="lines", line=dict(color=c.color, width=3),
+                            name=_name(run, "training" if metric == "loss" else ""),
+                            legendgroup=c.key)
+        if metric in ("loss", "accuracy"):
+            vals = (c.val_loss if metric == "loss" else
+                    [None if a is None else 100 * a for a in c.val_accuracy])
+            vx, vy = downsample(c.val_steps, vals)
+            fig.add_scatter(x=vx, y=vy, mode="lines+markers", marker=dict(size=9),
+                            line=dict(color=c.color, width=3,
+                                      dash="dash" if metric == "loss" else "solid"),
+                            name=_name(run, "validation" if metric == "loss" else ""),
+                            legendgroup=c.key)
+    title, ytitle = TITLES[metric]
+    style.layout(fig, height=260 if metric == "lr" else 380, title=title, hovermode="x unified",
+                 legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
+                 uirevision="train")                       # keep the zoom while points arrive
+    fig.update_xaxes(title_text="step", rangemode="tozero")
+    fig.update_yaxes(title_text=ytitle)
+    if metric == "lr":
+        fig.update_yaxes(exponentformat="e")
+    if metric != "loss":
+        fig.update_layout(showlegend=False)
+    return fig
+
+
+def _gap(tile_h: int) -> int:
+    return max(8, int(tile_h * 0.55))
+
+
+def montage(images: np.ndarray, right: Sequence[bool], scale: int, border: int) -> np.ndarray:
+    """Images (N, C, H, W) uint8 enlarged `scale` times, each framed green (right) or red
+    (wrong), COLS per row on white with room for a label under each row: (rows, cols, 3) uint8."""
+    frames = []
+    for img, ok in zip(images, right):
+        t = np.pad(display(img, scale=scale), ((border, border), (border, border), (0, 0)))
+        t[:border], t[-border:], t[:, :border], t[:, -border:] = (_rgb(ok),) * 4
+        frames.append(t)
+    th = frames[0].shape[0]
+    grid = tile(np.stack(frames), COLS, gap=(_gap(th), 6), fill=255)
+    return np.pad(grid, ((0, _gap(th)), (0, 0), (0, 0)), constant_values=255)  # last row's labels
+
+
+def _rgb(ok: bool) -> tuple[int, int, int]:
+    c = style.RIGHT if ok else style.WRONG
+    return tuple(int(c[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def prediction_grid(images: np.ndarray, labels: Sequence[int], preds: Sequence[int],
+                    classes: Sequence[str], step: int) -> go.Figure:
+    """The test images with the model's guess under each: a green frame and ✓ when right, red
+    and ✗ (with the true class) when wrong; the title counts the right ones.
+
+    Args:
+        images: (N, C, H, W) uint8; labels, preds: (N,) class indices.
+    """
+    N, _, H, W = images.shape
+    scale = max(1, 96 // H)
+    border = max(3, scale * H // 20)
+    right = [p == y for p, y in zip(preds, labels)]
+    grid = montage(images, right, scale, border)
+    buf = io.BytesIO()
+    Image.fromarray(grid).save(buf, format="PNG")           # one PNG: far lighter than z=array
+    fig = go.Figure(go.Image(source="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
+                             hoverinfo="skip"))
+    th, tw = H * scale + 2 * border, W * scale + 2 * border
+    gap = _gap(th)
+    for k, (y, pred) in enumerate(zip(labels, preds)):
+        r, c = divmod(k, COLS)
+        text = f"✓ {classes[pred]}" if right[k] else f"✗ {classes[pred]}<br>(is {classes[y]})"
+        fig.add_annotation(x=c * (tw + 6) + tw / 2, y=r * (th + gap) + th + gap / 2, text=text,
+                           showarrow=False, font=dict(size=style.SMALL, color=style.RIGHT_TEXT
+                                                      if right[k] else style.WRONG_TEXT))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return style.layout(fig, height=640, margin=dict(l=0, r=0, t=50, b=0),
+                        title=f"Test images at step {step:,}: {sum(right)} of {N} right")
