@@ -115,6 +115,7 @@ def _vit_reference_cam(vit, x, target):
     return torch.relu((grads.mean((2, 3), keepdim=True) * acts).sum(1, keepdim=True))   # (1, 1, gh, gw)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")       # Captum's notes on hooks and requires_grad
 def test_vit_gradcam_is_pytorch_grad_cams_recipe_on_the_last_blocks_tokens(vit, x):
     cams = []
     for t in range(3):
