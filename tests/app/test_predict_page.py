@@ -97,12 +97,37 @@ def test_camera_photo(at):
     assert at.session_state[IMAGE_KEY].source == "camera photo"
 
 
-def test_activation_maximisation_runs(at):
+def test_activation_maximisation_defaults_show_a_rising_objective(at):
+    from karp_models.introspect import features as feat
+    from karp_models.train.checkpoints import load_checkpoint
+
     _source(at, "Test image")
-    at.slider(key="predict_am_steps").set_value(16).run()
+    assert at.selectbox(key="predict_model").value.path.endswith("fast-fashion-mnist.safetensors")
+    layer = at.selectbox(key="predict_am_layer")
+    assert layer.value == layer.options[-1] == "features.stage3"          # the last feature layer
+    model = load_checkpoint("weights/fast-fashion-mnist.safetensors", "cpu").model
+    _, maps = feat.feature_maps(model, at.session_state[IMAGE_KEY].x)
+    strongest = int(maps["features.stage3"].mean(axis=(1, 2)).argmax())
+    assert at.number_input(key="predict_am_channel_features.stage3").value == strongest
+    at.button(key="predict_am_run").click().run()                         # 128 steps, Fourier image
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.warning
+    md = " ".join(m.value for m in at.markdown)
+    assert "mean activation rose from" in md and "your image gives" in md
+    assert "The model calls this image" in md
+
+
+def test_activation_maximisation_with_the_old_penalties_says_why_it_fell(at):
+    _source(at, "Test image")
+    at.selectbox(key="predict_am_layer").set_value("features.stem").run()
+    at.number_input(key="predict_am_channel_features.stem").set_value(0)
+    at.radio(key="predict_am_param").set_value("pixels").run()         # enables the blur box
+    at.select_slider(key="predict_am_reg").set_value("medium")
+    at.checkbox(key="predict_am_blur").check().run()
+    at.slider(key="predict_am_steps").set_value(64)
     at.button(key="predict_am_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("The model calls this image" in m.value for m in at.markdown)
+    assert any("did not rise" in w.value and "penalties" in w.value for w in at.warning)
 
 
 def test_filter_evolution_explains_why_not_for_shipped_weights(at):
