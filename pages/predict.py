@@ -57,7 +57,8 @@ else:
     x = pipe.x
     original = pipe.steps[0].image
     inp = ImageInput.from_array(x, dataset=target.dataset, source=got.source, original=original)
-set_image(inp)
+if pipe is None or not pipe.blank:                 # a blank image is not passed on to Explain
+    set_image(inp)
 
 if pipe is not None:
     with st.expander(f"How the image becomes the model's input ({pipe.style} recipe: "
@@ -67,6 +68,9 @@ if pipe is not None:
 # --- the prediction
 
 st.header("2. The prediction")
+if pipe is not None and pipe.blank:
+    ui.no_prediction(pipe)
+    st.stop()
 if target.model is None:
     st.info("Choose a model above whose weights are here to see a prediction.")
     st.stop()

@@ -22,7 +22,7 @@ from karp_models.ui.images import display
 from karp_models.ui.models import imagenet_model
 
 SOURCES = ("📁 Upload", "✏️ Draw", "📷 Camera", "🧪 Test image", "🖼️ Sample photo")
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
+UPLOAD_TYPES = sorted(pp.READABLE)     # every file ending the decoder can read (58 with Pillow 13)
 
 # ---------------------------------------------------------------------------- the model being used
 
@@ -157,9 +157,11 @@ def test_image_input(t: Target):
 def raw_from_source(source: str, t: Target):
     """The widgets of one input source; returns a Raw, an ImageInput (test set) or None."""
     if source == SOURCES[0]:
-        f = st.file_uploader("An image file: PNG, JPEG, WebP, BMP, GIF (first frame) or TIFF; any "
-                             "size up to 64 megapixels, any colour mode", type=UPLOAD_TYPES,
-                             key="predict_upload")
+        common = [f for f in ("PNG", "JPEG", "WEBP", "AVIF", "TIFF", "BMP", "GIF") if f in pp.READABLE.values()]
+        others = len(set(pp.READABLE.values())) - len(common)
+        f = st.file_uploader(f"An image file: {', '.join(common)} and {others} other formats; up to "
+                             f"{pp.MAX_PIXELS / 1e6:.0f} megapixels, any colour mode or bit depth",
+                             type=UPLOAD_TYPES, key="predict_upload")
         return Raw(source=f"upload: {f.name}", data=f.getvalue(), name=f.name) if f else None
     if source == SOURCES[1]:
         return canvas_input()
@@ -195,6 +197,15 @@ def show_pipeline(decoded: pp.Decoded | None, pipe: pp.Pipeline) -> None:
     if decoded is not None:
         st.caption(f"File: {decoded.format}, {decoded.size[0]:,} x {decoded.size[1]:,} pixels, "
                    f"colour mode {decoded.mode}.")
+
+
+def no_prediction(pipe: pp.Pipeline) -> None:
+    """Instead of a prediction for an image with nothing left to see: why, and what to do."""
+    st.warning("**No prediction for this image.** After preprocessing nothing is left for the "
+               "model to see (the note above says why). A network always names one of its "
+               "classes, even for an empty picture, often with a high probability: here that "
+               "would be a guess about nothing. Try an image whose object stands out from its "
+               "background.", icon="🫥")
 
 
 # ---------------------------------------------------------------------------- activation maximisation

@@ -192,3 +192,59 @@ def test_vit_model_predicts_and_says_it_has_no_feature_maps(at):
     at.slider(key="predict_am_steps").set_value(16).run()
     at.button(key="predict_am_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
+
+
+# ---------------------------------------------------------------------------- odd uploads (issue 15)
+
+
+def _t_shirt_16bit() -> bytes:
+    """12-bit data in a 16-bit PNG (values 640..3920 of 65,535): a dark T-shirt on a light ground."""
+    a = np.full((240, 180), 3920, np.uint16)
+    a[40:200, 60:120] = 640
+    a[40:80, 20:160] = 640
+    return _png(a)
+
+
+def test_a_16_bit_partial_range_upload_is_read_by_its_range_and_predicted(at):
+    _source(at, "Upload")
+    at.get("file_uploader")[0].upload("camera.png", _t_shirt_16bit(), "image/png").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error and not at.warning
+    assert any("640 as black and 3,920 as white" in c.value for c in at.caption)   # said on the page
+    assert any(m.value.startswith("###") and "%" in m.value for m in at.markdown)
+    x = at.session_state[IMAGE_KEY].x
+    assert at.session_state[IMAGE_KEY].source == "upload: camera.png" and float(x.max()) > 0.9
+
+
+@pytest.mark.parametrize("name,data", [
+    ("flat16.png", _png(np.full((60, 40), 3920, np.uint16))),            # one value, 16 bits
+    ("white.png", _png(np.full((60, 40, 3), 255, np.uint8))),             # nothing on white
+])
+def test_a_blank_upload_gets_no_prediction_but_a_message(at, name, data):
+    _source(at, "Test image")
+    before = at.session_state[IMAGE_KEY].source
+    _source(at, "Upload")
+    at.get("file_uploader")[0].upload(name, data, "image/png").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("No prediction for this image" in w.value for w in at.warning)
+    assert any("nothing for the model to see" in w.value for w in at.warning)
+    assert not any(m.value.startswith("###") and "%" in m.value for m in at.markdown)
+    assert at.session_state[IMAGE_KEY].source == before                   # not passed to Explain
+
+
+def test_the_uploader_accepts_every_ending_the_decoder_reads(at):
+    from karp_models import preprocess as pp
+
+    _source(at, "Upload")
+    accepted = {t.lstrip(".") for t in at.get("file_uploader")[0].proto.type}
+    assert accepted == set(pp.READABLE) and {"jfif", "avif", "png", "tif"} <= accepted
+
+
+@pytest.mark.parametrize("name,fmt", [("shirt.jfif", "JPEG"), ("shirt.avif", "AVIF")])
+def test_jfif_and_avif_uploads_are_predicted(at, name, fmt):
+    _source(at, "Upload")
+    at.get("file_uploader")[0].upload(name, _png(_shirt(), fmt), f"image/{fmt.lower()}").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error
+    assert any(m.value.startswith("###") and "%" in m.value for m in at.markdown)
+    assert at.session_state[IMAGE_KEY].source == f"upload: {name}"
