@@ -80,9 +80,8 @@ def levels(lo: float, hi: float, top: float, what: str) -> tuple[float, float, s
         return 0.0, float(top), ""
     if hi <= lo:
         return 0.0, float(top), f"{what}: every pixel is {lo:,.6g}"
-    return float(lo), float(hi), (f"{what} using only values {lo:,.6g}..{hi:,.6g} of "
-                                  f"0..{top:,.6g}: read by its own range, {lo:,.6g} as black "
-                                  f"and {hi:,.6g} as white")
+    return float(lo), float(hi), (f"{what} using only {lo:,.6g}..{hi:,.6g} of 0..{top:,.6g}: "
+                                  f"read by its own range ({lo:,.6g} black, {hi:,.6g} white)")
 
 
 def _type_top(dtype: np.dtype) -> float:
@@ -473,11 +472,13 @@ def style_for(dataset: str) -> str:
             "cifar10": "photo", "imagenet": "imagenet"}.get(dataset, "fashion")
 
 
-def preprocess(rgb: np.ndarray, style: str = "fashion", *, size: int = 28, channels: int = 1,
-               resize: int | None = None) -> Pipeline:
-    """Photo or drawing (H, W, 3) uint8 -> the model's input, with every step.
+def preprocess(rgb: np.ndarray | Decoded, style: str = "fashion", *, size: int = 28,
+               channels: int = 1, resize: int | None = None) -> Pipeline:
+    """Photo or drawing -> the model's input, with every step.
 
     Args:
+        rgb: an array read by from_array() ((H, W[, C]), any dtype; what was done is noted on
+            the first step), or a Decoded file, used as decode() read it (with its notes).
         style: 'fashion' (grayscale, object bright on black, crop to the object, keep the aspect
             ratio, pad, resize), 'mnist' (the same, then a 20x20 box centred by mass in 28x28),
             'digits' (as fashion, 8x8, no margin), 'photo' (centre square crop, resize: CIFAR),
@@ -488,8 +489,11 @@ def preprocess(rgb: np.ndarray, style: str = "fashion", *, size: int = 28, chann
     """
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; choose from {STYLES}")
-    read: list[str] = []
-    rgb = from_array(rgb, read)
+    if isinstance(rgb, Decoded):
+        read, rgb = list(rgb.notes), rgb.rgb
+    else:
+        read = []
+        rgb = from_array(rgb, read)
     steps = [Step("original", rgb, "; ".join(read + [f"{rgb.shape[1]} x {rgb.shape[0]}"]))]
     work = _fit(rgb, WORK_SIDE if style != "imagenet" else max(WORK_SIDE, 2 * (resize or size)))
     if work.shape != rgb.shape:
@@ -565,7 +569,4 @@ def preprocess(rgb: np.ndarray, style: str = "fashion", *, size: int = 28, chann
 def preprocess_file(data: bytes, name: str = "", style: str = "fashion", **kw) -> tuple[Decoded, Pipeline]:
     """decode() then preprocess(): the page's path for an upload or a camera photo."""
     d = decode(data, name)
-    p = preprocess(d.rgb, style, **kw)
-    if d.notes:
-        p.steps[0] = Step("original", d.rgb, "; ".join(d.notes + (p.steps[0].note,)))
-    return d, p
+    return d, preprocess(d, style, **kw)

@@ -260,7 +260,7 @@ def test_12_bit_data_in_a_16_bit_png_is_predicted_not_blank():
     a[20:40, 10:80] = 640
     d, p = pp.preprocess_file(_encode(Image.fromarray(a), "PNG"), "camera.png", "fashion")
     assert any("640..3,920 of 0..65,535" in n for n in d.notes)
-    assert "640 as black and 3,920 as white" in p.steps[0].note        # said on the page
+    assert "(640 black, 3,920 white)" in p.steps[0].note        # said on the page
     assert not p.blank and p.x.max() > 0.9
     old = np.rint(a / 257).astype(np.uint8)                # the old reading: 2..15, a black square
     assert old.max() <= 15
@@ -288,6 +288,17 @@ def test_one_value_everywhere_is_blank_with_a_message_at_any_depth():
         d, p = pp.preprocess_file(_encode(Image.fromarray(a), "TIFF"), "flat.tif", "fashion")
         assert any("every pixel is" in n for n in d.notes)
         assert p.blank and any("nothing for the model to see" in n for n in p.notes)
+
+
+def test_a_file_is_read_once_not_again_by_the_recipe():
+    flat = _encode(Image.fromarray(np.full((30, 40), 3920, np.uint16)), "PNG")
+    d, p = pp.preprocess_file(flat, "flat.png", "fashion")
+    assert p.steps[0].note.count("every pixel is") == 1 and "8-bit" not in p.steps[0].note
+    logo = np.zeros((40, 40, 4), np.uint8)
+    logo[10:30, 10:30] = (230, 230, 230, 255)             # a faint grey square, the rest transparent
+    d, p = pp.preprocess_file(_encode(Image.fromarray(logo, "RGBA"), "PNG"), "logo.png", "fashion")
+    np.testing.assert_array_equal(p.steps[0].image, d.rgb)                 # 230 and 255, not stretched
+    assert set(np.unique(d.rgb)) == {230, 255}
 
 
 def test_photo_recipes_call_a_flat_picture_blank():

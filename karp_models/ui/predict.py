@@ -1,7 +1,8 @@
 """The Predict page's widgets: the model (a karp checkpoint or an ImageNet model), the input
 (upload, canvas, camera, test set, sample photos), the preprocessing strip, the activation
-maximisation tab and the filter evolution tab. The maths is in karp_models.preprocess and introspect.features, the cached
-computations in ui.compute, the figures in ui.figures.predict.
+maximisation tab and the filter evolution tab. The maths is in karp_models.preprocess and
+introspect (features, maximise), the cached computations in ui.compute, the figures in
+ui.figures.predict.
 """
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ from karp_models.ui.images import display
 from karp_models.ui.models import imagenet_model
 
 SOURCES = ("📁 Upload", "✏️ Draw", "📷 Camera", "🧪 Test image", "🖼️ Sample photo")
-UPLOAD_TYPES = sorted(pp.READABLE)     # every file ending the decoder can read (58 with Pillow 13)
+# every file ending the decoder can read (58 with Pillow 13), the usual ones first for the
+# uploader's line of accepted types
+_USUAL = ("png", "jpg", "jpeg", "jfif", "webp", "avif", "tif", "tiff", "bmp", "gif")
+UPLOAD_TYPES = sorted(pp.READABLE, key=lambda e: (_USUAL.index(e) if e in _USUAL else len(_USUAL), e))
 
 # ---------------------------------------------------------------------------- the model being used
 

@@ -210,7 +210,7 @@ def test_a_16_bit_partial_range_upload_is_read_by_its_range_and_predicted(at):
     at.get("file_uploader")[0].upload("camera.png", _t_shirt_16bit(), "image/png").run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error and not at.warning
-    assert any("640 as black and 3,920 as white" in c.value for c in at.caption)   # said on the page
+    assert any("(640 black, 3,920 white)" in c.value for c in at.caption)   # said on the page
     assert any(m.value.startswith("###") and "%" in m.value for m in at.markdown)
     x = at.session_state[IMAGE_KEY].x
     assert at.session_state[IMAGE_KEY].source == "upload: camera.png" and float(x.max()) > 0.9
