@@ -231,9 +231,10 @@ def _read(px: _Pixels, side: int | None) -> np.ndarray:
 
     Read in strips of about STRIP_PIXELS (rows x width): each is levelled (and premultiplied by
     its alpha, see _Pixels.strip) and narrowed to the final width before the next is read; the
-    narrow image (H, final width) is then shortened, and composited on white. Area averaging is separable, so this is the one-step INTER_AREA of the
-    composite, yet no full-size copy exists but the decoder's own: a 64-megapixel RGBA file
-    costs about what the same RGB file costs.
+    narrow image (H, final width) is then shortened, and composited on white. Area averaging
+    is separable and linear, so this is the one-step INTER_AREA of the full-size composite, yet
+    no full-size copy exists but the decoder's own: a 64-megapixel RGBA file costs about what
+    the same RGB file costs.
     """
     H, W = px.height, px.width
     s = side / max(H, W) if side and max(H, W) > side else 1.0

@@ -283,6 +283,22 @@ def test_16_bit_colour_keeps_all_its_bits():
     np.testing.assert_array_equal(d.rgb[5:], _levels_reference(rgb)[5:])
 
 
+def test_16_bit_grey_with_alpha_keeps_its_bits():
+    h, w = 6, 5                                            # PNG colour type 4, depth 16, by hand
+    grey = np.full((h, w), 3920, np.uint16)
+    grey[2:5, 1:4] = 640
+    alpha = np.full((h, w), 65535, np.uint16)
+    alpha[0] = 0
+    px = np.dstack([grey, alpha]).astype(">u2")
+    raw = b"".join(b"\0" + px[r].tobytes() for r in range(h))
+    data = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
+            + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
+    d = pp.decode(data, "la16.png")
+    want = np.where(grey == 640, 0, 255)
+    want[0] = 255                                          # transparent: white
+    np.testing.assert_array_equal(d.rgb[..., 0], want)
+
+
 def test_one_value_everywhere_is_blank_with_a_message_at_any_depth():
     for a in (np.full((30, 40), 3920, np.uint16), np.full((30, 40), 0.37, np.float32)):
         d, p = pp.preprocess_file(_encode(Image.fromarray(a), "TIFF"), "flat.tif", "fashion")
@@ -395,6 +411,7 @@ def test_readable_formats_are_what_pillow_can_decode_here():
     assert ("eps" in r) == EpsImagePlugin.has_ghostscript()
 
 
+@pytest.mark.filterwarnings("ignore:IM image format is deprecated")
 def test_every_readable_format_pillow_can_also_write_round_trips():
     img = Image.fromarray(_shirt(64, 48))
     done = set()

@@ -292,7 +292,7 @@ def maximise(model: nn.Module, *, layer: str | None = None, channel: int | None 
     with torch.no_grad():
         x = image()
         end = float(objective(x))
-    why = _why_not(start, end, history, penalised=bool(l2 or tv or blur_every),
+    why = _why_not(start, end, history, penalised=bool(l2 or tv or (blur_every and param == "pixels")),
                    relu_redirected=redirected > 0)
     return Maximised(image=x[0].numpy().astype(np.float32), objective=history, target=target,
                      start=start, end=end, why=why)
