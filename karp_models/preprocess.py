@@ -2,8 +2,11 @@
 returning every intermediate step (name + image) so a page can show the pipeline.
 
 Decoding uses Pillow (it reads the header without decoding, so the size is checked before any
-pixel is allocated; it knows GIF, palette, CMYK, 16-bit and EXIF orientation); the pipeline uses
-OpenCV. Recipes: Fashion-MNIST (Xiao et al. 2017, section 2: trim the background, resize the
+pixel is allocated; it knows GIF, palette, CMYK, 16-bit and EXIF orientation; every format it can
+read here is accepted), and OpenCV for colour images with 16 bits a channel, of which Pillow
+keeps only 8. Pixels are read by their actual range when they use little of their type's (as
+ImageJ shows 16-bit and float images), and a large image is shrunk strip by strip before any
+full-size float copy could exist. The pipeline uses OpenCV. Recipes: Fashion-MNIST (Xiao et al. 2017, section 2: trim the background, resize the
 longest edge, pad the shorter one, negate to a bright object on black, 8-bit grayscale); MNIST
 (LeCun et al.: size-normalised into a 20x20 box keeping the aspect ratio, then centred by its
 centre of mass in 28x28); torchvision's ImageNet eval transform (resize the shorter side, centre
@@ -18,13 +21,14 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 MAX_PIXELS = 64_000_000      # larger uploads are refused before decoding (a 12 MP phone photo is fine)
 MAX_BYTES = 50 * 2**20       # bigger files are refused before reading their pixels
 WORK_SIDE = 512              # the pipeline runs on a copy whose longest side is at most this
 SHOW_SIDE = 1024             # the "original" step is kept at most this large
 BUSY_BORDER_STD = 40.0       # a border this varied is not a plain background
+FLAT_RANGE = 8               # a photo-recipe input whose values differ by less is one flat colour
 
 
 class ImageError(ValueError):
@@ -53,42 +57,259 @@ class Pipeline:
     x: np.ndarray            # (C, H, W) float32 in [0, 1]: the model's input
     style: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    blank: bool = False      # nothing left for the model to see (the notes say why): no prediction
 
 
 # --------------------------------------------------------------------------- decoding
 
+STRIP_PIXELS = 1_000_000     # a large image is read, levelled, composited and shrunk this many
+                             # pixels at a time: no float copy of the whole image is ever made
+_HIGH_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I", "F")
 
-def _to_rgb(img: Image.Image, notes: list[str]) -> np.ndarray:
-    """Any Pillow mode -> (H, W, 3) uint8; transparency composited on white."""
-    mode = img.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        a = np.asarray(img).astype(np.float64)
-        if mode == "F" or a.max() > 65535 or a.min() < 0:
-            lo, hi = float(a.min()), float(a.max())
-            a = (a - lo) / (hi - lo or 1.0) * 255
-            notes.append(f"{mode} image: values {lo:g}..{hi:g} stretched to 0..255")
+
+def levels(lo: float, hi: float, top: float, what: str) -> tuple[float, float, str]:
+    """The values (black, white) an image's pixels are read between, and what was done.
+
+    A type's range 0..`top` (255 for 8 bits, 65,535 for 16, 1.0 for floating point) when the
+    pixels lo..hi span at least a quarter of it; otherwise their own range lo..hi, as ImageJ
+    shows 16-bit and float images: 12-bit data in a 16-bit file (640..3,920 of 65,535), a float
+    image in 0..0.02 or in -3..7, a 4-bit mask saved as 8 bits. `what` names the image in the
+    note ("16-bit image"); the note is empty when nothing was changed.
+    """
+    if 0 <= lo and hi <= top and hi - lo >= top / 4:
+        return 0.0, float(top), ""
+    if hi <= lo:
+        return 0.0, float(top), f"{what}: every pixel is {lo:,.6g}"
+    return float(lo), float(hi), (f"{what} using only {lo:,.6g}..{hi:,.6g} of 0..{top:,.6g}: "
+                                  f"read by its own range ({lo:,.6g} black, {hi:,.6g} white)")
+
+
+def _type_top(dtype: np.dtype) -> float:
+    """The value a type calls white: 1.0 for floats and booleans, else the integer maximum."""
+    return 1.0 if dtype.kind in "fb" else float(np.iinfo(dtype).max)
+
+
+def _kind(dtype: np.dtype, colour: bool) -> str:
+    what = "floating-point" if dtype.kind == "f" else f"{dtype.itemsize * 8}-bit"
+    return f"{what} {'colour ' if colour else ''}image"
+
+
+def _extrema(img: Image.Image) -> tuple[float, float]:
+    """(min, max) over all bands of a single-layer or colour image (Pillow's getextrema, or, for
+    modes it has none for, such as I;16B, strip by strip with numpy)."""
+    try:
+        ext = img.getextrema()
+    except ValueError:
+        W, H = img.size
+        rows = max(1, STRIP_PIXELS // max(W, 1))
+        ext = [(float(a.min()), float(a.max())) for a in
+               (np.asarray(img.crop((0, y, W, min(H, y + rows)))) for y in range(0, H, rows))]
+    bands = list(ext) if isinstance(ext[0], tuple) else [ext]
+    return float(min(b[0] for b in bands)), float(max(b[1] for b in bands))
+
+
+@dataclass
+class _Pixels:
+    """An image to read strip by strip: a decoded Pillow image (read in `mode`) or an array
+    (H, W[, C]) (channels picked in `order`), its black and white levels, and whether its last
+    channel is alpha (opaque at `alpha_top`)."""
+
+    src: Image.Image | np.ndarray
+    height: int
+    width: int
+    lo: float
+    hi: float
+    alpha: bool
+    alpha_top: float = 255.0
+    mode: str = ""
+    order: list[int] | None = None
+
+    @classmethod
+    def of_image(cls, img: Image.Image, notes: list[str]) -> _Pixels:
+        """Any Pillow mode: 1, L, P, CMYK, YCbCr, LAB, HSV and RGB are 8-bit displays read as
+        they are (P and CMYK converted by Pillow); L, LA, RGB, RGBA and the 16-bit, 32-bit and
+        float modes by levels() of their extrema (colour bands only)."""
+        m = img.mode
+        alpha = m in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in img.info or (
+            m == "P" and img.palette is not None and img.palette.mode == "RGBA")
+        if m == "P":
+            notes.append("palette image" + (" with transparency" if alpha else ""))
+        elif m == "CMYK":
+            notes.append("CMYK colours converted to RGB")
+        if m in _HIGH_DEPTH:
+            mode = m
+        elif m in ("1", "L", "LA", "La"):
+            mode = "LA" if alpha else "L"
         else:
-            a = a / 257.0                                            # 0..65535 -> 0..255
-            notes.append("16-bit image reduced to 8 bits")
-        g = np.clip(np.rint(a), 0, 255).astype(np.uint8)
-        return np.repeat(g[:, :, None], 3, axis=2)
-    if mode == "CMYK":
-        notes.append("CMYK colours converted to RGB")
-        return np.asarray(img.convert("RGB"))
-    if mode == "P":
-        has_alpha = "transparency" in img.info or img.palette.mode == "RGBA"
-        notes.append("palette image" + (" with transparency" if has_alpha else ""))
-        img = img.convert("RGBA" if has_alpha else "RGB")
-        mode = img.mode
-    if mode in ("PA", "LA", "La", "RGBa", "RGBA") or "transparency" in img.info:
-        rgba = np.asarray(img.convert("RGBA")).astype(np.float32)
-        alpha = rgba[:, :, 3:] / 255
-        if alpha.min() < 1:
+            mode = "RGBA" if alpha else "RGB"
+        lo, hi, a_lo = 0.0, 255.0, 0.0
+        if m in ("LA", "RGBA"):
+            a_lo = img.getextrema()[-1][0]
+        if m in _HIGH_DEPTH or (m in ("L", "RGB") and not alpha):    # 8-bit with alpha: as it is
+            lo, hi = _extrema(img)
+            dtype = np.dtype({"F": np.float32, "I": np.int32}.get(m, np.uint16 if m.startswith("I;16")
+                                                                   else np.uint8))
+            lo, hi, note = levels(lo, hi, _type_top(dtype), _kind(dtype, m == "RGB"))
+            if note:
+                notes.append(note)
+            elif m.startswith("I;16"):
+                notes.append("16-bit image reduced to 8 bits")
+        if alpha and (a_lo < 255 or m not in ("LA", "RGBA")):
             notes.append("transparent parts placed on white")
-        return np.clip(np.rint(rgba[:, :, :3] * alpha + 255 * (1 - alpha)), 0, 255).astype(np.uint8)
-    if mode != "RGB":
-        img = img.convert("RGB")
-    return np.asarray(img)
+        return cls(img, img.size[1], img.size[0], lo, hi, alpha, 255.0, mode)
+
+    @classmethod
+    def of_array(cls, a: np.ndarray, notes: list[str], order: list[int] | None = None) -> _Pixels:
+        """(H, W), (H, W, 2 or 4) (the last channel alpha) or (H, W, 3), any integer, bool or
+        float dtype, read by levels() of its colour channels (8 bits with alpha: as they are);
+        `order` picks channels (BGR)."""
+        C = 1 if a.ndim == 2 else a.shape[2]
+        alpha = C in (2, 4)
+        colour = a[..., :C - 1] if alpha else a
+        top = _type_top(a.dtype)
+        lo, hi = (float(colour.min()), float(colour.max())) if a.size else (0.0, top)
+        if alpha and a.dtype == np.uint8:
+            lo, hi = 0.0, top
+        lo, hi, note = levels(lo, hi, top, _kind(a.dtype, C >= 3))
+        if note:
+            notes.append(note)
+        elif a.dtype.itemsize > 1 and a.dtype.kind in "ui":
+            notes.append(f"{a.dtype.itemsize * 8}-bit image reduced to 8 bits")
+        if alpha and a.size and a[..., -1].min() < top:
+            notes.append("transparent parts placed on white")
+        return cls(a, a.shape[0], a.shape[1], lo, hi, alpha, top, "", order)
+
+    @property
+    def as_is(self) -> bool:
+        """8-bit pixels read as they are (the usual case): integer maths, no float."""
+        return (self.lo, self.hi) == (0, 255) and self.alpha_top == 255 and (
+            not isinstance(self.src, np.ndarray) or self.src.dtype == np.uint8)
+
+    def strip(self, y0: int, y1: int) -> np.ndarray:
+        """Rows y0:y1 as (h, W, C) in a form whose area average is the area average of the
+        final pixels (finish() turns it into them): 8-bit pixels as they are (uint8, C 1 or 3);
+        8-bit with alpha premultiplied, alpha last (uint8, C 2 or 4: on white, a pixel is its
+        premultiplied colour + 255 - alpha, so compositing waits until after shrinking);
+        anything else float32 in [0, 1], levelled and composited on white (C 1 or 3)."""
+        premultiply = self.as_is and self.alpha
+        if isinstance(self.src, Image.Image):
+            s = self.src.crop((0, y0, self.width, y1))
+            if s.mode != self.mode:
+                s = s.convert(self.mode)
+            a = np.asarray(s.convert({"LA": "La", "RGBA": "RGBa"}[self.mode]) if premultiply else s)
+            a = a.reshape(a.shape[0], a.shape[1], -1)
+            if premultiply or self.as_is:
+                return a
+        else:
+            a = self.src[y0:y1] if self.order is None else self.src[y0:y1][..., self.order]
+            a = a.reshape(a.shape[0], a.shape[1], -1)
+            if premultiply:
+                alpha = a[..., -1:].astype(np.uint16)
+                colour = ((a[..., :-1] * alpha + 127) // 255).astype(np.uint8)
+                return np.concatenate([colour, a[..., -1:]], axis=2)
+            if self.as_is:
+                return a
+        x = a[..., :-1] if self.alpha else a
+        x = np.clip((x.astype(np.float32) - np.float32(self.lo)) * np.float32(1 / (self.hi - self.lo)), 0, 1)
+        if self.alpha:
+            alpha = a[..., -1:].astype(np.float32) * np.float32(1 / self.alpha_top)
+            x = x * alpha + (1 - alpha)                               # on white
+        return x
+
+    def finish(self, x: np.ndarray) -> np.ndarray:
+        """Shrunk strips (h, w, C) -> (h, w, 1 or 3) uint8 pixels."""
+        if x.dtype != np.uint8:
+            return np.rint(x * 255).astype(np.uint8)
+        if self.alpha:                                                # premultiplied, on white
+            return np.clip(x[..., :-1].astype(np.int16) + 255 - x[..., -1:], 0, 255).astype(np.uint8)
+        return x
+
+
+def _read(px: _Pixels, side: int | None) -> np.ndarray:
+    """All of `px` as (H, W, 3) uint8, shrunk (INTER_AREA) as _fit would so its longest side is
+    at most `side` (None: kept as it is).
+
+    Read in strips of about STRIP_PIXELS (rows x width): each is levelled (and premultiplied by
+    its alpha, see _Pixels.strip) and narrowed to the final width before the next is read; the
+    narrow image (H, final width) is then shortened, and composited on white. Area averaging
+    is separable and linear, so this is the one-step INTER_AREA of the full-size composite, yet
+    no full-size copy exists but the decoder's own: a 64-megapixel RGBA file costs about what
+    the same RGB file costs.
+    """
+    H, W = px.height, px.width
+    s = side / max(H, W) if side and max(H, W) > side else 1.0
+    w2, h2 = max(1, round(W * s)), max(1, round(H * s))
+    rows = max(1, STRIP_PIXELS // max(W, 1))
+    strips = []
+    for y in range(0, H, rows):
+        x = px.strip(y, min(H, y + rows))                             # (h, W, C)
+        if w2 != W:
+            x = cv2.resize(x, (w2, x.shape[0]), interpolation=cv2.INTER_AREA)
+        strips.append(x.reshape(x.shape[0], w2, -1))
+    x = np.concatenate(strips)                                        # (H, w2, C)
+    if h2 != H:
+        x = cv2.resize(x, (w2, h2), interpolation=cv2.INTER_AREA)
+    g = px.finish(x.reshape(h2, w2, -1))
+    return g if g.shape[2] == 3 else np.repeat(g, 3, axis=2)
+
+
+# Pillow's exif_transpose, on an array: EXIF orientation -> numpy operations
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, 3),
+           7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}
+
+
+def _rawmode(img: Image.Image) -> str:
+    tile = getattr(img, "tile", None) or []
+    args = tile[0].args if tile else ""
+    return args if isinstance(args, str) else (args[0] if args and isinstance(args[0], str) else "")
+
+
+def _deep_colour(data: bytes, img: Image.Image) -> np.ndarray | None:
+    """A colour image with 16 bits per channel decoded with OpenCV (Pillow keeps only the high
+    8 bits of each, which leaves 12-bit data nearly black): (H, W, C) uint16 in Pillow's channel
+    order's reverse (BGR, BGRA), or None when it is not such an image or OpenCV cannot read it."""
+    if img.mode not in ("RGB", "RGBA", "LA") or ";16" not in _rawmode(img):
+        return None
+    try:
+        a = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
+    return a if a is not None and a.dtype == np.uint16 else None
+
+
+# Pillow's "identify-only" formats (its docs, Image file formats): the header is read, no pixels
+_IDENTIFY_ONLY = {"MPEG"}
+# formats Pillow opens through another format's plugin (an MPO file is read by the JPEG one)
+_OPENED_AS = {"MPO": "JPEG"}
+# formats whose codec is an optional part of a Pillow build, and its name in PIL.features
+_CODECS = {"JPEG": "jpg", "JPEG2000": "jpg_2000", "WEBP": "webp", "AVIF": "avif"}
+
+
+def readable_formats() -> dict[str, str]:
+    """{file ending without the dot: Pillow format} of every format decode() can read here:
+    Pillow's registered extensions whose format it can open, less the identify-only ones, the
+    stubs with no loader (BUFR, GRIB, HDF5, WMF off Windows), EPS without Ghostscript, and the
+    formats whose optional codec this build lacks. Extensions as Pillow lists them: '.jfif'
+    is JPEG, '.avif' AVIF, '.apng' PNG, ...
+    """
+    from PIL import EpsImagePlugin, ImageFile, features
+
+    Image.init()
+    out = {}
+    for ext, fmt in sorted(Image.registered_extensions().items()):
+        opener = _OPENED_AS.get(fmt, fmt)
+        factory = Image.OPEN.get(opener, (None,))[0]
+        stub = isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile)
+        if factory is None or opener in _IDENTIFY_ONLY or (stub and factory._handler is None) \
+                or (opener == "EPS" and not EpsImagePlugin.has_ghostscript()) \
+                or (opener in _CODECS and not features.check(_CODECS[opener])):
+            continue
+        out[ext.lstrip(".").lower()] = fmt
+    return out
+
+
+READABLE = readable_formats()   # what the uploader accepts: {'png': 'PNG', 'jfif': 'JPEG', ...}
 
 
 def decode(data: bytes, name: str = "") -> Decoded:
@@ -123,12 +344,20 @@ def decode(data: bytes, name: str = "") -> Decoded:
                 notes.append(f"first of {img.n_frames} frames")
             if fmt == "JPEG" and mode in ("RGB", "L", "CMYK"):
                 img.draft(mode, (SHOW_SIDE // 2, SHOW_SIDE // 2))   # decode at 1/2..1/8 scale: fast
-            img.load()
+            deep = _deep_colour(data, img)                           # before getexif() loads it
             orientation = img.getexif().get(0x0112, 1)
-            if orientation not in (1, None):
-                img = ImageOps.exif_transpose(img)
+            if deep is not None:                                     # 16 bits a channel: OpenCV
+                mode += ";16"
+                C = deep.shape[2] if deep.ndim == 3 else 1
+                order = {3: [2, 1, 0], 4: [2, 1, 0, 3]}.get(C)
+                px = _Pixels.of_array(deep, notes, order)
+            else:
+                img.load()
+                px = _Pixels.of_image(img, notes)
+            rgb = _read(px, SHOW_SIDE)
+            if orientation in _ORIENT:
+                rgb = np.ascontiguousarray(_ORIENT[orientation](rgb))
                 notes.append(f"turned upright (EXIF orientation {orientation})")
-            rgb = _to_rgb(img, notes)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -148,20 +377,21 @@ def decode(data: bytes, name: str = "") -> Decoded:
         raise ImageError(f"{what} could not be decoded: {msg}") from None
     except MemoryError:
         raise ImageError(f"{what} is too large to decode on this machine.") from None
-    rgb = _fit(np.ascontiguousarray(rgb), SHOW_SIDE)
     return Decoded(rgb=rgb, size=(w, h), format=fmt, mode=mode, notes=tuple(notes))
 
 
-def from_array(img: np.ndarray) -> np.ndarray:
-    """A photo or drawing array (H, W), (H, W, 3) or (H, W, 4) (RGBA: on white) -> (H, W, 3) uint8."""
+def from_array(img: np.ndarray, notes: list[str] | None = None) -> np.ndarray:
+    """A photo or drawing array (H, W), (H, W, 3) or (H, W, 2 or 4) (the last channel alpha:
+    placed on white), of any dtype, -> (H, W, 3) uint8, its values read as decode() reads a
+    file's (levels(): the type's range, or their own when they use less than a quarter of it).
+    What was done is appended to `notes`."""
     a = np.asarray(img)
-    if a.dtype != np.uint8:
-        a = np.clip(a * 255 if a.dtype.kind == "f" and a.max() <= 1.0 else a, 0, 255).astype(np.uint8)
-    if a.ndim == 2:
-        return np.repeat(a[:, :, None], 3, axis=2)
-    if a.shape[2] == 4:
-        return _to_rgb(Image.fromarray(a, "RGBA"), [])
-    return np.ascontiguousarray(a[:, :, :3])
+    if a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3 and a.size \
+            and int(a.max()) - int(a.min()) >= 64:                  # the usual case, as it is
+        return np.ascontiguousarray(a)
+    if a.ndim == 3 and a.shape[2] > 4:
+        raise ValueError(f"an image has 1 to 4 channels, not {a.shape[2]}")
+    return _read(_Pixels.of_array(a, [] if notes is None else notes), None)
 
 
 # --------------------------------------------------------------------------- pipeline pieces
@@ -200,7 +430,7 @@ def _object_box(img: np.ndarray) -> tuple[int, int, int, int] | None:
     if img.max() < 16:
         return None
     t = max(16.0, 0.2 * float(img.max()))
-    mask = (img > t).astype(np.uint8)
+    mask = (img >= t).astype(np.uint8)                              # holds the brightest pixel
     if mask.shape[0] > 32 and mask.shape[1] > 32:                    # drop 1-2 pixel noise
         opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         mask = opened if opened.any() else mask
@@ -243,11 +473,13 @@ def style_for(dataset: str) -> str:
             "cifar10": "photo", "imagenet": "imagenet"}.get(dataset, "fashion")
 
 
-def preprocess(rgb: np.ndarray, style: str = "fashion", *, size: int = 28, channels: int = 1,
-               resize: int | None = None) -> Pipeline:
-    """Photo or drawing (H, W, 3) uint8 -> the model's input, with every step.
+def preprocess(rgb: np.ndarray | Decoded, style: str = "fashion", *, size: int = 28,
+               channels: int = 1, resize: int | None = None) -> Pipeline:
+    """Photo or drawing -> the model's input, with every step.
 
     Args:
+        rgb: an array read by from_array() ((H, W[, C]), any dtype; what was done is noted on
+            the first step), or a Decoded file, used as decode() read it (with its notes).
         style: 'fashion' (grayscale, object bright on black, crop to the object, keep the aspect
             ratio, pad, resize), 'mnist' (the same, then a 20x20 box centred by mass in 28x28),
             'digits' (as fashion, 8x8, no margin), 'photo' (centre square crop, resize: CIFAR),
@@ -258,8 +490,12 @@ def preprocess(rgb: np.ndarray, style: str = "fashion", *, size: int = 28, chann
     """
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; choose from {STYLES}")
-    rgb = from_array(rgb)
-    steps = [Step("original", rgb, f"{rgb.shape[1]} x {rgb.shape[0]}")]
+    if isinstance(rgb, Decoded):
+        read, rgb = list(rgb.notes), rgb.rgb
+    else:
+        read = []
+        rgb = from_array(rgb, read)
+    steps = [Step("original", rgb, "; ".join(read + [f"{rgb.shape[1]} x {rgb.shape[0]}"]))]
     work = _fit(rgb, WORK_SIDE if style != "imagenet" else max(WORK_SIDE, 2 * (resize or size)))
     if work.shape != rgb.shape:
         steps.append(Step("smaller working copy", work, f"{work.shape[1]} x {work.shape[0]}"))
@@ -282,13 +518,16 @@ def preprocess(rgb: np.ndarray, style: str = "fashion", *, size: int = 28, chann
             steps.append(Step("centre square", sq))
             out = cv2.resize(sq, (size, size), interpolation=cv2.INTER_AREA)
             steps.append(Step(f"resize to {size} x {size}", out))
+        flat = int(np.ptp(out.reshape(-1, out.shape[-1]), axis=0).max()) < FLAT_RANGE
         if channels == 1:
             out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
             steps.append(Step("grayscale", out))
             x = out[None].astype(np.float32) / 255
         else:
             x = out.transpose(2, 0, 1).astype(np.float32) / 255    # (3, H, W)
-        return Pipeline(steps, np.ascontiguousarray(x), style)
+        notes = ((f"the picture the model would see is one flat colour (its values differ by "
+                  f"less than {FLAT_RANGE} of 255): there is nothing in it to recognise"),)
+        return Pipeline(steps, np.ascontiguousarray(x), style, notes if flat else (), flat)
 
     gray = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
     steps.append(Step("grayscale", gray))
@@ -297,7 +536,9 @@ def preprocess(rgb: np.ndarray, style: str = "fashion", *, size: int = 28, chann
     box = _object_box(obj)
     notes: tuple[str, ...] = ()
     if box is None:
-        notes = ("the image is blank after removing the background: nothing to crop",)
+        notes = (("the image is blank after removing the background: no pixel stands out from "
+                  "it (the brightest is less than 16 of 255 above it), so there is nothing to "
+                  "crop and nothing for the model to see"),)
         crop = obj
     else:
         y0, y1, x0, x1 = box
@@ -323,13 +564,10 @@ def preprocess(rgb: np.ndarray, style: str = "fashion", *, size: int = 28, chann
     x = out[None].astype(np.float32) / 255                          # (1, H, W)
     if channels == 3:
         x = np.repeat(x, 3, axis=0)
-    return Pipeline(steps, np.ascontiguousarray(x), style, notes)
+    return Pipeline(steps, np.ascontiguousarray(x), style, notes, blank=box is None)
 
 
 def preprocess_file(data: bytes, name: str = "", style: str = "fashion", **kw) -> tuple[Decoded, Pipeline]:
     """decode() then preprocess(): the page's path for an upload or a camera photo."""
     d = decode(data, name)
-    p = preprocess(d.rgb, style, **kw)
-    if d.notes:
-        p.steps[0] = Step("original", d.rgb, "; ".join(d.notes + (p.steps[0].note,)))
-    return d, p
+    return d, preprocess(d, style, **kw)

@@ -57,7 +57,8 @@ else:
     x = pipe.x
     original = pipe.steps[0].image
     inp = ImageInput.from_array(x, dataset=target.dataset, source=got.source, original=original)
-set_image(inp)
+if pipe is None or not pipe.blank:                 # a blank image is not passed on to Explain
+    set_image(inp)
 
 if pipe is not None:
     with st.expander(f"How the image becomes the model's input ({pipe.style} recipe: "
@@ -67,6 +68,9 @@ if pipe is not None:
 # --- the prediction
 
 st.header("2. The prediction")
+if pipe is not None and pipe.blank:
+    ui.no_prediction(pipe)
+    st.stop()
 if target.model is None:
     st.info("Choose a model above whose weights are here to see a prediction.")
     st.stop()
@@ -134,56 +138,7 @@ with t_filters:
                         key="predict_filters")
 
 with t_max:
-    st.markdown("Start from noise and change the **image** (not the network) step by step so that "
-                "one channel, or one class score, grows as large as possible. Random shifts "
-                "(jitter), a penalty on extreme and on jumpy pixels, and a little blur keep it an "
-                "image rather than noise (Olah et al., *Feature Visualization*, 2017).")
-    c1, c2, c3 = st.columns(3)
-    goal = c1.radio("Excite", ["a channel", "a class"], key="predict_am_goal", horizontal=True)
-    if goal == "a channel" and layers:
-        am_layer = c1.selectbox("Layer", layers, key="predict_am_layer")
-        am_channel = int(c1.number_input("Channel", 0, maps[am_layer].shape[0] - 1, 0,
-                                         key=f"predict_am_channel_{am_layer}"))
-        am_class = None
-    else:
-        if goal == "a channel":
-            st.info("No convolutional layers here: excite a class instead.")
-        am_layer, am_channel = None, None
-        am_class = c1.selectbox("Class", range(len(target.classes)), key="predict_am_class",
-                                format_func=lambda i: target.classes[i])
-    big_model = target.dataset == "imagenet"
-    steps = c2.slider("Steps", 16, 512 if not big_model else 128, 128 if not big_model else 32,
-                      step=16, key="predict_am_steps")
-    jitter = c2.slider("Jitter (pixels)", 0, 8, 2 if not big_model else 4, key="predict_am_jitter")
-    reg = c3.select_slider("Regularisation", ["none", "light", "medium", "strong"], "medium",
-                           key="predict_am_reg")
-    blur = c3.checkbox("Blur every 4 steps", True, key="predict_am_blur")
-    l2, tv = {"none": (0, 0), "light": (5e-4, 2e-3), "medium": (2e-3, 1e-2), "strong": (5e-3, 3e-2)}[reg]
-    shape = (3, target.size, target.size) if big_model else None
-    if st.button("▶ Run activation maximisation", key="predict_am_run"):
-        bar = st.progress(0.0, text="Optimising the image…")
-
-        def tick(i: int, n: int, obj: float) -> None:
-            if i % 4 == 0 or i == n:
-                bar.progress(i / n, text=f"step {i} of {n}: objective {obj:.3f}")
-
-        r = feat.maximise(target.model, layer=am_layer, channel=am_channel, class_index=am_class,
-                          steps=steps, jitter=jitter, l2=l2, tv=tv, blur_every=4 if blur else 0,
-                          shape=shape, progress=tick)
-        bar.empty()
-        st.session_state["predict_am_result"] = (target.key, r)
-    res = st.session_state.get("predict_am_result")
-    if res is not None and res[0] == target.key:
-        r = res[1]
-        name = (target.classes[int(r.target.split()[1])] if r.target.startswith("class")
-                else r.target)
-        a1, a2 = st.columns([1, 2])
-        a1.image(display(r.image, side=300), caption=f"what excites {name}")
-        with a2:
-            st.plotly_chart(figs.objective_figure(r.objective), key="predict_am_curve")
-            p_am = feat.predict(target.model, r.image)
-            st.markdown(f"The model calls this image **{target.classes[int(p_am.argmax())]}** "
-                        f"({p_am.max():.0%}).")
+    ui.maximise_tab(target, maps)
 
 with t_evo:
     ui.evolution_tab(target)

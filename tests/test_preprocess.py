@@ -203,3 +203,259 @@ def test_digits_style_and_style_for():
 def test_preprocess_file_end_to_end():
     d, p = pp.preprocess_file(_encode(Image.fromarray(_shirt()), "PNG"), "shirt.png", "fashion")
     assert p.x.shape == (1, 28, 28) and d.format == "PNG"
+
+
+# --- every depth and float: values read by their actual range when they use little of the type's
+
+
+def _levels_reference(a: np.ndarray) -> np.ndarray:
+    """What a pixel should become, by hand: the type's range (0..255, 0..65,535, 0..1) when the
+    values span at least a quarter of it, else their own min..max; rounded to 8 bits."""
+    top = 1.0 if a.dtype.kind == "f" else float(np.iinfo(a.dtype).max)
+    lo, hi = float(a.min()), float(a.max())
+    if not (lo >= 0 and hi <= top and hi - lo >= top / 4):
+        top = hi - lo
+    else:
+        lo = 0.0
+    return np.rint(np.clip((a.astype(np.float64) - lo) / top, 0, 1) * 255).astype(np.uint8)
+
+
+def _sample(dtype, lo, hi, shape=(40, 50)) -> np.ndarray:
+    """A ramp lo..hi (both reached) with a bright square, so it is not a plain gradient."""
+    r = np.linspace(lo, hi, shape[0] * shape[1]).reshape(shape)
+    r[10:20, 10:30] = hi
+    return r.astype(dtype)
+
+
+DEPTHS = [  # (dtype, lo, hi, the file format that holds it)
+    (np.uint16, 640, 3920, "PNG"),           # 12-bit data in a 16-bit file (the issue's case)
+    (np.uint16, 0, 1023, "PNG"),             # 10-bit
+    (np.uint16, 0, 65535, "PNG"),            # full 16-bit: divided by 257
+    (np.uint8, 0, 15, "PNG"),                # 4-bit data in an 8-bit file
+    (np.uint8, 3, 250, "PNG"),               # an ordinary 8-bit picture: as it is
+    (np.float32, 0.0, 0.02, "TIFF"),
+    (np.float32, -3.0, 7.0, "TIFF"),
+    (np.float32, 0.0, 1.0, "TIFF"),          # float in 0..1: times 255
+    (np.int32, 100, 5000, "TIFF"),
+]
+
+
+@pytest.mark.parametrize("dtype,lo,hi,fmt", DEPTHS)
+def test_every_depth_is_read_by_the_right_range(dtype, lo, hi, fmt):
+    a = _sample(dtype, lo, hi)
+    ref = _levels_reference(a)
+    d = pp.decode(_encode(Image.fromarray(a), fmt), f"x.{fmt.lower()}")
+    np.testing.assert_array_equal(d.rgb[..., 0], ref)
+    np.testing.assert_array_equal(pp.from_array(a)[..., 0], ref)        # arrays by the same rule
+    partial = not (0 <= lo and hi <= (1 if dtype == np.float32 else np.iinfo(dtype).max)
+                   and hi - lo >= (1 if dtype == np.float32 else np.iinfo(dtype).max) / 4)
+    assert any("read by its own range" in n for n in d.notes) == partial
+    if partial:
+        assert d.rgb.max() == 255 and d.rgb.min() == 0                  # the whole 8-bit range
+
+
+def test_12_bit_data_in_a_16_bit_png_is_predicted_not_blank():
+    a = np.full((120, 90), 3920, np.uint16)                # a light background (640..3920 of 65,535)
+    a[20:100, 30:60] = 640                                 # a dark T-shirt
+    a[20:40, 10:80] = 640
+    d, p = pp.preprocess_file(_encode(Image.fromarray(a), "PNG"), "camera.png", "fashion")
+    assert any("640..3,920 of 0..65,535" in n for n in d.notes)
+    assert "(640 black, 3,920 white)" in p.steps[0].note        # said on the page
+    assert not p.blank and p.x.max() > 0.9
+    old = np.rint(a / 257).astype(np.uint8)                # the old reading: 2..15, a black square
+    assert old.max() <= 15
+
+
+def test_16_bit_colour_keeps_all_its_bits():
+    import cv2
+
+    rgb = np.stack([_sample(np.uint16, 640, 3920), _sample(np.uint16, 700, 3000),
+                    _sample(np.uint16, 641, 3500)], axis=2)
+    ok, buf = cv2.imencode(".png", rgb[..., ::-1])           # OpenCV writes BGR
+    d = pp.decode(buf.tobytes(), "rgb48.png")
+    assert d.mode == "RGB;16"
+    np.testing.assert_array_equal(d.rgb, _levels_reference(rgb))       # Pillow alone: 2..15
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 65535, np.uint16)])
+    rgba[:5, :, 3] = 0
+    ok, buf = cv2.imencode(".png", rgba[..., [2, 1, 0, 3]])
+    d = pp.decode(buf.tobytes(), "rgba64.png")
+    assert d.mode == "RGBA;16" and (d.rgb[:5] == 255).all()            # transparent: white
+    np.testing.assert_array_equal(d.rgb[5:], _levels_reference(rgb)[5:])
+
+
+def test_16_bit_grey_with_alpha_keeps_its_bits():
+    h, w = 6, 5                                            # PNG colour type 4, depth 16, by hand
+    grey = np.full((h, w), 3920, np.uint16)
+    grey[2:5, 1:4] = 640
+    alpha = np.full((h, w), 65535, np.uint16)
+    alpha[0] = 0
+    px = np.dstack([grey, alpha]).astype(">u2")
+    raw = b"".join(b"\0" + px[r].tobytes() for r in range(h))
+    data = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
+            + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
+    d = pp.decode(data, "la16.png")
+    want = np.where(grey == 640, 0, 255)
+    want[0] = 255                                          # transparent: white
+    np.testing.assert_array_equal(d.rgb[..., 0], want)
+
+
+def test_one_value_everywhere_is_blank_with_a_message_at_any_depth():
+    for a in (np.full((30, 40), 3920, np.uint16), np.full((30, 40), 0.37, np.float32)):
+        d, p = pp.preprocess_file(_encode(Image.fromarray(a), "TIFF"), "flat.tif", "fashion")
+        assert any("every pixel is" in n for n in d.notes)
+        assert p.blank and any("nothing for the model to see" in n for n in p.notes)
+
+
+def test_a_file_is_read_once_not_again_by_the_recipe():
+    flat = _encode(Image.fromarray(np.full((30, 40), 3920, np.uint16)), "PNG")
+    d, p = pp.preprocess_file(flat, "flat.png", "fashion")
+    assert p.steps[0].note.count("every pixel is") == 1 and "8-bit" not in p.steps[0].note
+    logo = np.zeros((40, 40, 4), np.uint8)
+    logo[10:30, 10:30] = (230, 230, 230, 255)             # a faint grey square, the rest transparent
+    d, p = pp.preprocess_file(_encode(Image.fromarray(logo, "RGBA"), "PNG"), "logo.png", "fashion")
+    np.testing.assert_array_equal(p.steps[0].image, d.rgb)                 # 230 and 255, not stretched
+    assert set(np.unique(d.rgb)) == {230, 255}
+
+
+def test_photo_recipes_call_a_flat_picture_blank():
+    flat = np.full((60, 80, 3), (120, 30, 200), np.uint8)
+    for style, kw in (("photo", dict(size=32, channels=3)), ("imagenet", dict(size=64, resize=72, channels=3))):
+        assert pp.preprocess(flat, style, **kw).blank
+        assert not pp.preprocess(_shirt(), style, **kw).blank
+
+
+def test_an_object_exactly_at_the_threshold_is_found():
+    a = np.zeros((60, 60, 3), np.uint8)
+    a[20:40, 25:35] = 16                                   # the brightest is exactly 16
+    p = pp.preprocess(a, "fashion")
+    assert not p.blank and "crop to the object" in [s.name for s in p.steps]
+
+
+# --- alpha and size: shrunk before anything works in float at full size
+
+
+def _old_reference(rgba: np.ndarray) -> np.ndarray:
+    """The old decoder: alpha composited on white in float at full size, then INTER_AREA."""
+    import cv2
+
+    a = rgba.astype(np.float32)
+    alpha = a[..., 3:] / 255
+    rgb = np.clip(np.rint(a[..., :3] * alpha + 255 * (1 - alpha)), 0, 255).astype(np.uint8)
+    s = pp.SHOW_SIDE / max(rgb.shape[:2])
+    return cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)), interpolation=cv2.INTER_AREA)
+
+
+def _cut_out(h: int, w: int) -> np.ndarray:
+    import cv2
+    import skimage.data
+
+    rgb = cv2.resize(np.asarray(skimage.data.astronaut()), (w, h), interpolation=cv2.INTER_LINEAR)
+    yy, xx = np.ogrid[:h, :w]
+    alpha = np.clip((0.4 * min(h, w) - np.hypot(yy - h / 2, xx - w / 2)) / 20, 0, 1)
+    return np.dstack([rgb, (alpha * 255).astype(np.uint8)])
+
+
+def test_a_large_rgba_image_matches_compositing_at_full_size_then_shrinking():
+    rgba = _cut_out(2100, 3100)                            # read in strips, shrunk 3.03 times
+    d = pp.decode(_encode(Image.fromarray(rgba, "RGBA"), "PNG"), "cut-out.png")
+    ref = _old_reference(rgba)
+    assert d.rgb.shape == ref.shape
+    diff = np.abs(d.rgb.astype(int) - ref)    # rounded three times (premultiplied, narrowed, shortened)
+    assert diff.max() <= 2 and diff.mean() < 0.1
+    assert tuple(d.rgb[0, 0]) == (255, 255, 255)           # the transparent corner is white
+    opaque = _old_reference(np.dstack([rgba[..., :3], np.full(rgba.shape[:2], 255, np.uint8)]))
+    e = np.abs(pp.decode(_encode(Image.fromarray(rgba[..., :3]), "PNG"), "x.png").rgb.astype(int) - opaque)
+    assert e.max() <= 1 and e.mean() < 0.2
+
+
+def test_no_full_size_float_copy_is_made():
+    import tracemalloc
+
+    rgba = _cut_out(3000, 4000)                            # 12 megapixels
+    data = _encode(Image.fromarray(rgba, "RGBA"), "TIFF")  # uncompressed: quick to make
+    del rgba
+    tracemalloc.start()
+    try:
+        pp.decode(data, "big.tif")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3000 * 4000 * 4                          # less than ONE full-size float channel
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_matches_pillows_exif_transpose(orientation):
+    from PIL import ImageOps
+
+    a = np.zeros((30, 50, 3), np.uint8)
+    a[2:8, 3:20] = (255, 0, 0)                             # a mark that shows every turn and flip
+    a[20:28, 40:47] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _encode(Image.fromarray(a), "PNG", exif=exif)
+    ref = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    np.testing.assert_array_equal(pp.decode(data, "turned.png").rgb, ref)
+
+
+# --- what the uploader accepts comes from what the decoder reads
+
+
+def test_readable_formats_are_what_pillow_can_decode_here():
+    from PIL import EpsImagePlugin
+
+    r = pp.readable_formats()
+    assert r == pp.READABLE
+    assert r["jfif"] == "JPEG" and r["avif"] == "AVIF" and r["png"] == "PNG" and r["tif"] == "TIFF"
+    for never in ("mpg", "h5", "grib", "bufr", "pdf", "wmf", "emf"):   # identify-only, stubs, save-only
+        assert never not in r, never
+    assert ("eps" in r) == EpsImagePlugin.has_ghostscript()
+
+
+@pytest.mark.filterwarnings("ignore:IM image format is deprecated")
+def test_every_readable_format_pillow_can_also_write_round_trips():
+    img = Image.fromarray(_shirt(64, 48))
+    done = set()
+    for ext, fmt in pp.READABLE.items():
+        if fmt not in Image.SAVE or fmt in done:
+            continue
+        data = None
+        for mode in ("RGB", "L", "1"):                    # the first mode the writer takes
+            try:
+                data = _encode(img.convert(mode), fmt)
+                break
+            except (OSError, ValueError, KeyError):
+                continue
+        if data is None:
+            continue
+        d = pp.decode(data, f"x.{ext}")
+        assert d.rgb.dtype == np.uint8 and d.rgb.shape[2] == 3, ext
+        done.add(fmt)
+    assert {"PNG", "JPEG", "AVIF", "WEBP", "TIFF", "BMP", "GIF", "JPEG2000", "QOI"} <= done
+    assert len(done) >= 15
+
+
+def _modes():
+    """(name, encoded file, (row, col) of a transparent or dark pixel and what it must become)."""
+    cut = np.zeros((20, 30, 4), np.uint8)
+    cut[..., :3] = (200, 0, 0)
+    cut[5:15, 5:25, 3] = 255                               # an opaque red bar, the rest transparent
+    rgba = Image.fromarray(cut, "RGBA")
+    pal = rgba.convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
+    big_endian = (np.arange(600, dtype=np.uint16).reshape(20, 30) * 100).astype(">u2")
+    return [
+        ("LA", _encode(rgba.convert("LA"), "PNG"), {(0, 0): 255, (10, 15): 60}),
+        ("P+alpha", _encode(pal, "PNG"), {(0, 0): 255, (10, 15): (200, 0, 0)}),
+        ("1", _encode(Image.fromarray(cut[..., 3]).convert("1"), "PNG"), {(0, 0): 0, (10, 15): 255}),
+        ("CMYK", _encode(rgba.convert("RGB").convert("CMYK"), "TIFF"), {(0, 0): (200, 0, 0)}),
+        ("LAB", _encode(rgba.convert("RGB").convert("LAB"), "TIFF"), {(10, 15): (199, 8, 3)}),
+        ("I;16B", _encode(Image.frombuffer("I;16B", (30, 20), big_endian.tobytes(), "raw", "I;16B", 0, 1),
+                          "TIFF"), {(0, 0): 0, (19, 29): round(599 * 100 / 257)}),
+    ]
+
+
+@pytest.mark.parametrize("name,data,expect", _modes(), ids=[m[0] for m in _modes()])
+def test_colour_modes_and_transparency_decode_to_the_right_pixels(name, data, expect):
+    d = pp.decode(data, "x.png")
+    for (r, c), v in expect.items():
+        want = (v, v, v) if isinstance(v, int) else v
+        assert np.abs(d.rgb[r, c].astype(int) - want).max() <= 1, (name, r, c, d.rgb[r, c], want)

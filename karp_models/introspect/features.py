@@ -1,22 +1,15 @@
 """What a CNN computes for one input: class probabilities, first-layer filters, feature maps of every
-layer, activation maximisation, and the first layer's filters across a training run.
+layer, and the first layer's filters across a training run (activation maximisation: maximise.py).
 
-Cites: Zeiler & Fergus 2014 (feature maps and filters); Erhan et al. 2009 and Olah et al., "Feature
-Visualization", Distill 2017 (activation maximisation with jitter, L2/total-variation
-regularisation and blurring: transformation robustness and frequency penalties, as in Lucid).
+Cites: Zeiler & Fergus 2014 (feature maps and filters).
 """
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from karp_models.introspect.hooks import capture, layer as get_layer
+from karp_models.introspect.hooks import capture
 
 # ---------------------------------------------------------------------------- prediction
 
@@ -152,109 +145,6 @@ def map_grid(maps: np.ndarray, cols: int | None = None, gap: int = 1) -> tuple[n
     hi = maps.reshape(C, -1).max(1)[:, None, None]
     norm = (maps - lo) / np.where(hi - lo > 1e-12, hi - lo, 1.0)
     return tile(norm.astype(np.float32), cols, gap), cols
-
-
-# ---------------------------------------------------------------------------- activation maximisation
-
-
-@dataclass(frozen=True)
-class Maximised:
-    image: np.ndarray        # (C, H, W) float32 in [0, 1]
-    objective: list[float]   # the objective at every step (rising means it worked)
-    target: str              # in words: "channel 3 of features.stage1", "class Sneaker"
-
-
-def _blur(x: torch.Tensor, sigma: float = 0.5) -> torch.Tensor:
-    k = torch.arange(-1, 2, dtype=x.dtype, device=x.device)
-    k = torch.exp(-k ** 2 / (2 * sigma ** 2))
-    k = k / k.sum()
-    C = x.shape[1]
-    x = F.conv2d(F.pad(x, (1, 1, 0, 0), mode="replicate"), k.view(1, 1, 1, 3).repeat(C, 1, 1, 1), groups=C)
-    return F.conv2d(F.pad(x, (0, 0, 1, 1), mode="replicate"), k.view(1, 1, 3, 1).repeat(C, 1, 1, 1), groups=C)
-
-
-class _Reached(Exception):
-    pass
-
-
-def _layer_output(net: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
-    """The output of layer `name` for x, without running the layers after it (the hook stops
-    the forward pass by raising once it has the output)."""
-    out: list[torch.Tensor] = []
-
-    def hook(_m: nn.Module, _inp: tuple, o: torch.Tensor | tuple) -> None:
-        out.append(o[0] if isinstance(o, tuple) else o)
-        raise _Reached
-
-    h = get_layer(net, name).register_forward_hook(hook)
-    try:
-        net(x)
-    except _Reached:
-        pass
-    finally:
-        h.remove()
-    if not out:
-        raise ValueError(f"layer {name!r} was not reached by the forward pass")
-    return out[0]
-
-
-def maximise(model: nn.Module, *, layer: str | None = None, channel: int | None = None,
-             class_index: int | None = None, shape: tuple[int, int, int] | None = None,
-             steps: int = 128, lr: float = 0.2, jitter: int = 2, l2: float = 2e-3, tv: float = 1e-2,
-             blur_every: int = 4, seed: int = 0,
-             progress: Callable[[int, int, float], bool | None] | None = None) -> Maximised:
-    """Optimise an input so it excites a channel of `layer` (its mean activation) or the logit
-    of `class_index`, the way Olah et al. make it an image and not noise: random jitter
-    (translation by up to `jitter` pixels each step), an L2 and a total-variation penalty, and a
-    light blur every `blur_every` steps. The input is sigmoid(p), so it stays in [0, 1].
-
-    The model is copied first (hooks and requires_grad on a copy: a cached, shared model is
-    never touched). progress(step, steps, objective) may return True to stop early.
-    """
-    if (class_index is None) == (layer is None or channel is None):
-        raise ValueError("give either class_index, or layer and channel")
-    net = copy.deepcopy(model).eval().float().cpu()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    cfg = getattr(net, "config", None)
-    if shape is None:
-        if cfg is None:
-            raise ValueError("give shape=(C, H, W) for a model without a config")
-        shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
-    g = torch.Generator().manual_seed(seed)
-    p = (0.1 * torch.randn((1,) + tuple(shape), generator=g)).requires_grad_(True)  # (1, C, H, W)
-    opt = torch.optim.Adam([p], lr=lr)
-    history: list[float] = []
-    target = f"class {class_index}" if class_index is not None else f"channel {channel} of {layer}"
-    for i in range(steps):
-        x = torch.sigmoid(p)
-        if jitter:
-            dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=g))
-            x_in = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-        else:
-            x_in = x
-        if class_index is not None:
-            logits, _ = net(x_in)
-            obj = logits[0, class_index]
-        else:
-            a = _layer_output(net, layer, x_in)
-            if channel >= a.shape[1]:
-                raise ValueError(f"{layer} has {a.shape[1]} channels; channel {channel} does not exist")
-            obj = a[0, channel].mean()
-        tv_loss = (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
-        loss = -obj + l2 * ((x - 0.5) ** 2).sum() + tv * tv_loss * x[0, 0].numel()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if blur_every and (i + 1) % blur_every == 0 and i + 1 < steps:
-            with torch.no_grad():                                     # blur the image, map back to p
-                xb = _blur(torch.sigmoid(p)).clamp(1e-4, 1 - 1e-4)
-                p.copy_(torch.log(xb / (1 - xb)))
-        history.append(float(obj.detach()))
-        if progress is not None and progress(i + 1, steps, history[-1]):
-            break
-    image = torch.sigmoid(p).detach()[0].numpy().astype(np.float32)
-    return Maximised(image=image, objective=history, target=target)
 
 
 # ---------------------------------------------------------------------------- filter evolution

@@ -1,7 +1,8 @@
 """The Predict page's widgets: the model (a karp checkpoint or an ImageNet model), the input
-(upload, canvas, camera, test set, sample photos), the preprocessing strip and the filter
-evolution tab. The maths is in karp_models.preprocess and introspect.features, the cached
-computations in ui.compute, the figures in ui.figures.predict.
+(upload, canvas, camera, test set, sample photos), the preprocessing strip, the activation
+maximisation tab and the filter evolution tab. The maths is in karp_models.preprocess and
+introspect (features, maximise), the cached computations in ui.compute, the figures in
+ui.figures.predict.
 """
 from __future__ import annotations
 
@@ -14,14 +15,18 @@ import torch
 from karp_models import imagenet
 from karp_models import preprocess as pp
 from karp_models.introspect import features as feat
+from karp_models.introspect import maximise as am
 from karp_models.ui import loaders
 from karp_models.ui.compute import run_pipeline
-from karp_models.ui.figures.predict import filters_figure
+from karp_models.ui.figures.predict import filters_figure, objective_figure
 from karp_models.ui.images import display
 from karp_models.ui.models import imagenet_model
 
 SOURCES = ("📁 Upload", "✏️ Draw", "📷 Camera", "🧪 Test image", "🖼️ Sample photo")
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
+# every file ending the decoder can read (58 with Pillow 13), the usual ones first for the
+# uploader's line of accepted types
+_USUAL = ("png", "jpg", "jpeg", "jfif", "webp", "avif", "tif", "tiff", "bmp", "gif")
+UPLOAD_TYPES = sorted(pp.READABLE, key=lambda e: (_USUAL.index(e) if e in _USUAL else len(_USUAL), e))
 
 # ---------------------------------------------------------------------------- the model being used
 
@@ -156,9 +161,11 @@ def test_image_input(t: Target):
 def raw_from_source(source: str, t: Target):
     """The widgets of one input source; returns a Raw, an ImageInput (test set) or None."""
     if source == SOURCES[0]:
-        f = st.file_uploader("An image file: PNG, JPEG, WebP, BMP, GIF (first frame) or TIFF; any "
-                             "size up to 64 megapixels, any colour mode", type=UPLOAD_TYPES,
-                             key="predict_upload")
+        common = [f for f in ("PNG", "JPEG", "WEBP", "AVIF", "TIFF", "BMP", "GIF") if f in pp.READABLE.values()]
+        others = len(set(pp.READABLE.values())) - len(common)
+        f = st.file_uploader(f"An image file: {', '.join(common)} and {others} other formats; up to "
+                             f"{pp.MAX_PIXELS / 1e6:.0f} megapixels, any colour mode or bit depth",
+                             type=UPLOAD_TYPES, key="predict_upload")
         return Raw(source=f"upload: {f.name}", data=f.getvalue(), name=f.name) if f else None
     if source == SOURCES[1]:
         return canvas_input()
@@ -194,6 +201,98 @@ def show_pipeline(decoded: pp.Decoded | None, pipe: pp.Pipeline) -> None:
     if decoded is not None:
         st.caption(f"File: {decoded.format}, {decoded.size[0]:,} x {decoded.size[1]:,} pixels, "
                    f"colour mode {decoded.mode}.")
+
+
+def no_prediction(pipe: pp.Pipeline) -> None:
+    """Instead of a prediction for an image with nothing left to see: why, and what to do."""
+    st.warning("**No prediction for this image.** After preprocessing nothing is left for the "
+               "model to see (the note above says why). A network always names one of its "
+               "classes, even for an empty picture, often with a high probability: here that "
+               "would be a guess about nothing. Try an image whose object stands out from its "
+               "background.", icon="🫥")
+
+
+# ---------------------------------------------------------------------------- activation maximisation
+
+AM_PARAMS = {"fourier": "Fourier components (Lucid)", "pixels": "pixels"}
+AM_REG = {"none": (0, 0), "light": (5e-4, 2e-3), "medium": (2e-3, 1e-2), "strong": (5e-3, 3e-2)}
+
+
+def maximise_tab(t: Target, maps: dict[str, np.ndarray]) -> None:
+    """'What a channel wants to see': the controls, a run with a progress bar, and the result
+    with whether its objective rose. Defaults: the last feature layer (its units see the whole
+    image) and the channel the current image excites most there; a Fourier image without
+    penalties (Lucid's). `maps`: the current image's feature maps {layer: (C, H, W)}."""
+    st.markdown("Start from faint noise and change the **image** (not the network) step by step so "
+                "that one channel, or one class score, grows as large as it can. The image is made "
+                "of Fourier components, coarse and fine equally easy to change, and is shifted, "
+                "scaled and turned a little at every step, so it becomes a pattern rather than "
+                "noise (Olah et al., *Feature Visualization*, 2017).")
+    layers = list(maps)
+    c1, c2, c3 = st.columns(3)
+    goal = c1.radio("Excite", ["a channel", "a class"], key="predict_am_goal", horizontal=True)
+    if goal == "a channel" and layers:
+        am_layer = c1.selectbox("Layer", layers, index=len(layers) - 1, key="predict_am_layer")
+        strongest = int(maps[am_layer].mean(axis=(1, 2)).argmax())
+        am_channel = int(c1.number_input(
+            "Channel", 0, maps[am_layer].shape[0] - 1, strongest, key=f"predict_am_channel_{am_layer}",
+            help=f"Starts at channel {strongest}, the one your image excites most in this layer."))
+        am_class = None
+    else:
+        if goal == "a channel":
+            st.info("No convolutional layers here: excite a class instead.")
+        am_layer, am_channel = None, None
+        am_class = c1.selectbox("Class", range(len(t.classes)), key="predict_am_class",
+                                format_func=lambda i: t.classes[i])
+    big_model = t.dataset == "imagenet"
+    steps = c2.slider("Steps", 16, 512 if not big_model else 128, 128 if not big_model else 32,
+                      step=16, key="predict_am_steps")
+    jitter = c2.slider("Jitter (pixels)", 0, 8, 2 if not big_model else 8, key="predict_am_jitter")
+    param = c3.radio("Image made of", list(AM_PARAMS), format_func=AM_PARAMS.get,
+                     key="predict_am_param", horizontal=True)
+    reg = c3.select_slider("Penalties on extreme and jumpy pixels", list(AM_REG), "none",
+                           key="predict_am_reg")
+    blur = c3.checkbox("Blur every 4 steps (pixels)", False, key="predict_am_blur",
+                       disabled=param != "pixels")
+    if st.button("▶ Run activation maximisation", key="predict_am_run"):
+        bar = st.progress(0.0, text="Optimising the image…")
+
+        def tick(i: int, n: int, obj: float) -> None:
+            if i % 4 == 0 or i == n:
+                bar.progress(i / n, text=f"step {i} of {n}: objective {obj:.3f}")
+
+        l2, tv = AM_REG[reg]
+        r = am.maximise(t.model, layer=am_layer, channel=am_channel, class_index=am_class,
+                        shape=(3, t.size, t.size) if big_model else None, param=param, steps=steps,
+                        jitter=jitter, l2=l2, tv=tv, blur_every=4 if blur and param == "pixels" else 0,
+                        progress=tick)
+        bar.empty()
+        yours = float(maps[am_layer][am_channel].mean()) if am_layer is not None else None
+        st.session_state["predict_am_result"] = (t.key, r, yours)
+    res = st.session_state.get("predict_am_result")
+    if res is None or res[0] != t.key:
+        return
+    _, r, yours = res
+    if r.target.startswith("class"):
+        name = t.classes[int(r.target.split()[1])]
+        what, ref = f"score (logit) of {name}", None
+    else:
+        name = r.target
+        what, ref = "mean activation", (None if yours is None else ("your image", yours))
+    a1, a2 = st.columns([1, 2])
+    a1.image(display(r.image, side=300), caption=f"what excites {name}")
+    with a2:
+        st.plotly_chart(objective_figure(r.objective, what, ref), key="predict_am_curve")
+        if r.rose:
+            st.markdown(f"The {what} rose from **{r.start:.3f}** (the starting noise) to "
+                        f"**{r.end:.3f}** (this image)" + (f"; your image gives {yours:.3f}."
+                                                           if ref else "."))
+        else:
+            st.warning(f"**The {what} did not rise** ({r.start:.3f} at the start, {r.end:.3f} at "
+                       f"the end): {r.why}", icon="⚠️")
+        p_am = feat.predict(t.model, r.image)
+        st.markdown(f"The model calls this image **{t.classes[int(p_am.argmax())]}** "
+                    f"({p_am.max():.0%}).")
 
 
 # ---------------------------------------------------------------------------- filter evolution

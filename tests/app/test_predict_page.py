@@ -97,12 +97,37 @@ def test_camera_photo(at):
     assert at.session_state[IMAGE_KEY].source == "camera photo"
 
 
-def test_activation_maximisation_runs(at):
+def test_activation_maximisation_defaults_show_a_rising_objective(at):
+    from karp_models.introspect import features as feat
+    from karp_models.train.checkpoints import load_checkpoint
+
     _source(at, "Test image")
-    at.slider(key="predict_am_steps").set_value(16).run()
+    assert at.selectbox(key="predict_model").value.path.endswith("fast-fashion-mnist.safetensors")
+    layer = at.selectbox(key="predict_am_layer")
+    assert layer.value == layer.options[-1] == "features.stage3"          # the last feature layer
+    model = load_checkpoint("weights/fast-fashion-mnist.safetensors", "cpu").model
+    _, maps = feat.feature_maps(model, at.session_state[IMAGE_KEY].x)
+    strongest = int(maps["features.stage3"].mean(axis=(1, 2)).argmax())
+    assert at.number_input(key="predict_am_channel_features.stage3").value == strongest
+    at.button(key="predict_am_run").click().run()                         # 128 steps, Fourier image
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.warning
+    md = " ".join(m.value for m in at.markdown)
+    assert "mean activation rose from" in md and "your image gives" in md
+    assert "The model calls this image" in md
+
+
+def test_activation_maximisation_with_the_old_penalties_says_why_it_fell(at):
+    _source(at, "Test image")
+    at.selectbox(key="predict_am_layer").set_value("features.stem").run()
+    at.number_input(key="predict_am_channel_features.stem").set_value(0)
+    at.radio(key="predict_am_param").set_value("pixels").run()         # enables the blur box
+    at.select_slider(key="predict_am_reg").set_value("medium")
+    at.checkbox(key="predict_am_blur").check().run()
+    at.slider(key="predict_am_steps").set_value(64)
     at.button(key="predict_am_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("The model calls this image" in m.value for m in at.markdown)
+    assert any("did not rise" in w.value and "penalties" in w.value for w in at.warning)
 
 
 def test_filter_evolution_explains_why_not_for_shipped_weights(at):
@@ -167,3 +192,59 @@ def test_vit_model_predicts_and_says_it_has_no_feature_maps(at):
     at.slider(key="predict_am_steps").set_value(16).run()
     at.button(key="predict_am_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
+
+
+# ---------------------------------------------------------------------------- odd uploads (issue 15)
+
+
+def _t_shirt_16bit() -> bytes:
+    """12-bit data in a 16-bit PNG (values 640..3920 of 65,535): a dark T-shirt on a light ground."""
+    a = np.full((240, 180), 3920, np.uint16)
+    a[40:200, 60:120] = 640
+    a[40:80, 20:160] = 640
+    return _png(a)
+
+
+def test_a_16_bit_partial_range_upload_is_read_by_its_range_and_predicted(at):
+    _source(at, "Upload")
+    at.get("file_uploader")[0].upload("camera.png", _t_shirt_16bit(), "image/png").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error and not at.warning
+    assert any("(640 black, 3,920 white)" in c.value for c in at.caption)   # said on the page
+    assert any(m.value.startswith("###") and "%" in m.value for m in at.markdown)
+    x = at.session_state[IMAGE_KEY].x
+    assert at.session_state[IMAGE_KEY].source == "upload: camera.png" and float(x.max()) > 0.9
+
+
+@pytest.mark.parametrize("name,data", [
+    ("flat16.png", _png(np.full((60, 40), 3920, np.uint16))),            # one value, 16 bits
+    ("white.png", _png(np.full((60, 40, 3), 255, np.uint8))),             # nothing on white
+])
+def test_a_blank_upload_gets_no_prediction_but_a_message(at, name, data):
+    _source(at, "Test image")
+    before = at.session_state[IMAGE_KEY].source
+    _source(at, "Upload")
+    at.get("file_uploader")[0].upload(name, data, "image/png").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("No prediction for this image" in w.value for w in at.warning)
+    assert any("nothing for the model to see" in w.value for w in at.warning)
+    assert not any(m.value.startswith("###") and "%" in m.value for m in at.markdown)
+    assert at.session_state[IMAGE_KEY].source == before                   # not passed to Explain
+
+
+def test_the_uploader_accepts_every_ending_the_decoder_reads(at):
+    from karp_models import preprocess as pp
+
+    _source(at, "Upload")
+    accepted = {t.lstrip(".") for t in at.get("file_uploader")[0].proto.type}
+    assert accepted == set(pp.READABLE) and {"jfif", "avif", "png", "tif"} <= accepted
+
+
+@pytest.mark.parametrize("name,fmt", [("shirt.jfif", "JPEG"), ("shirt.avif", "AVIF")])
+def test_jfif_and_avif_uploads_are_predicted(at, name, fmt):
+    _source(at, "Upload")
+    at.get("file_uploader")[0].upload(name, _png(_shirt(), fmt), f"image/{fmt.lower()}").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error
+    assert any(m.value.startswith("###") and "%" in m.value for m in at.markdown)
+    assert at.session_state[IMAGE_KEY].source == f"upload: {name}"

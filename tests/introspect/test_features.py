@@ -1,5 +1,5 @@
-"""features: predictions, filters, feature maps (against a manual forward), activation
-maximisation (the objective rises; the shared model is untouched) and filter evolution."""
+"""features: predictions, filters, feature maps (against a manual forward) and filter evolution
+(activation maximisation: test_maximise.py)."""
 import numpy as np
 import pytest
 import torch
@@ -55,33 +55,6 @@ def test_filters(model):
     assert rgb.shape == (4, 5, 5, 3)
     zero = feat.filter_images(np.zeros((2, 1, 3, 3)))
     assert np.allclose(zero, 0.5)                       # a zero weight is mid-grey
-
-
-@pytest.mark.parametrize("kw", [dict(layer="features.stage1", channel=5), dict(class_index=7)])
-def test_activation_maximisation_raises_its_objective(model, kw):
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    seen = []
-    r = feat.maximise(model, steps=48, progress=lambda i, n, o: seen.append(i), **kw)
-    assert r.image.shape == (1, 28, 28) and 0 <= r.image.min() and r.image.max() <= 1
-    assert np.mean(r.objective[-5:]) > r.objective[0] + 0.1
-    assert seen == list(range(1, 49))
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert not model._forward_hooks and all(not m._forward_hooks for m in model.modules())
-    assert all(p.grad is None for p in model.parameters())
-    if "class_index" in kw:
-        assert feat.predict(model, torch.from_numpy(r.image)[None]).argmax() == 7
-
-
-def test_activation_maximisation_checks_its_arguments(model):
-    with pytest.raises(ValueError):
-        feat.maximise(model)
-    with pytest.raises(ValueError, match="channels"):
-        feat.maximise(model, layer="features.stem", channel=999, steps=1)
-
-
-def test_early_stop_via_progress(model):
-    r = feat.maximise(model, class_index=0, steps=100, progress=lambda i, n, o: i >= 3)
-    assert len(r.objective) == 3
 
 
 def test_evolution_uses_one_scale_per_filter():

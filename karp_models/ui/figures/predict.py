@@ -77,9 +77,16 @@ def channel_figure(m: np.ndarray, title: str) -> go.Figure:
     return style.layout(fig, height=430, title=title)
 
 
-def objective_figure(values: list[float]) -> go.Figure:
-    """The activation-maximisation objective at every step."""
-    fig = go.Figure(go.Scatter(y=values, mode="lines", line=dict(width=3)))
+def objective_figure(values: list[float], what: str = "objective",
+                     reference: tuple[str, float] | None = None) -> go.Figure:
+    """The activation-maximisation objective at every step (`what` it measures, on the y axis),
+    with an optional dashed line at a reference level, e.g. ("your image", 0.27)."""
+    fig = go.Figure(go.Scatter(y=values, mode="lines", line=dict(width=3, color=style.ACCENT),
+                               name=what, hovertemplate="step %{x}: %{y:.3f}<extra></extra>"))
+    if reference is not None:
+        fig.add_hline(y=reference[1], line=dict(dash="dash", color=style.GREY, width=2),
+                      annotation_text=f"{reference[0]}: {reference[1]:.3f}",
+                      annotation_font=style.SMALL_FONT, annotation_position="bottom right")
     fig.update_xaxes(title_text="step")
-    return style.layout(fig, height=260, title="objective (should rise)",
-                        margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_yaxes(title_text=what)
+    return style.big_axes(style.layout(fig, height=300, margin=dict(l=10, r=10, t=10, b=10)))
