@@ -34,6 +34,13 @@ if [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   fi
 fi
 
+# Chinese poems and sayings (tang300, classical-zh): Debian's fortunes-zh where apt is usable as root.
+if [ ! -e /usr/share/games/fortunes/tang300 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing Debian's fortunes-zh"
+  apt-get install -y -qq fortunes-zh || { apt-get update -qq && apt-get install -y -qq fortunes-zh; } \
+    || echo "note: apt could not install fortunes-zh; the app says how to get the Chinese datasets"
+fi
+
 # The browser test uses Debian's chromium (never playwright's own download).
 if [ "$mode" = test ] && ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "== installing Debian's chromium for the browser test"

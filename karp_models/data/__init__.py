@@ -3,9 +3,10 @@
     from karp_models.data import load, status, statuses, list_datasets, download, sample_photos
     load("fashion-mnist")   # ImageData: uint8 (N, 1, 28, 28), int64 labels, train/test
     load("shakespeare")     # TextData: char vocabulary, int64 ids, train/validation
+    load("classical-zh")    # TextData: classical Chinese poems and sayings (Debian fortunes-zh)
     print(format_status_table(statuses()))
 
-Image sources in images.py, text sources in text.py, the on-disk cache ($KARP_CACHE or
+Image sources in images.py, text sources in text.py (English) and chinese.py, the on-disk cache ($KARP_CACHE or
 ~/.cache/karp) in cache.py, the name -> source registry in registry.py.
 """
 from karp_models.data.base import DatasetMissing, DatasetStatus, ImageData, TextData

@@ -1,11 +1,14 @@
 """A synthetic translation task for seq2seq: dates written the ways people write them -> ISO 8601.
 
-"3 March 2021", "mar 3, 21", "03/03/2021", "Wednesday, March 3rd 2021" -> "2021-03-03". The task
+"3 March 2021", "mar 3, 21", "03/03/2021", "Wednesday, March 3rd 2021", "2021年3月3日",
+"二〇二一年三月三日" -> "2021-03-03". The task
 of Andrew Ng's deep-learning course exercise "Neural machine translation with attention" (which
 used the Faker package for formats); here the formats are written out so the task has no
 dependency and no locale. Every format has one fixed convention, so the answer is determined:
 slashes are American (month/day/year), dots and dashes with a numeric month are European
 (day.month.year); two-digit years mean 1950-2049. Dates range over 1950-01-01 .. 2049-12-31.
+Chinese dates are year-month-day, as China writes them (2021年3月3日, 2021年3月3日 星期三); a year
+in Chinese numerals is written digit by digit (二〇二一), a month or day as a number (十一, 二十, 三十一).
 
 Held-out dates: a date whose day number (proleptic ordinal) is divisible by 10 is never
 generated for the training split, only for 'val', so validation measures dates the model never saw.
@@ -26,6 +29,8 @@ import torch
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
           "October", "November", "December")
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+ZH_DIGITS = "〇一二三四五六七八九"
+ZH_WEEKDAYS = "一二三四五六日"  # 星期一 (Monday) .. 星期六, 星期日 (Sunday)
 FIRST, LAST = dt.date(1950, 1, 1), dt.date(2049, 12, 31)
 VAL_EVERY = 10  # ordinal % VAL_EVERY == 0: held out for validation
 
@@ -36,11 +41,22 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
+def zh_number(n: int) -> str:
+    """1..99 in Chinese numerals as a month or day is written: 1 -> '一', 10 -> '十', 11 -> '十一',
+    20 -> '二十', 31 -> '三十一'."""
+    if not 1 <= n <= 99:
+        raise ValueError(f"zh_number covers 1..99, not {n}")
+    tens, ones = divmod(n, 10)
+    head = "" if tens == 0 else "十" if tens == 1 else ZH_DIGITS[tens] + "十"
+    return head + (ZH_DIGITS[ones] if ones else "")
+
+
 def _parts(d: dt.date) -> dict[str, str]:
     return dict(d=str(d.day), dd=f"{d.day:02d}", do=ordinal(d.day), m=str(d.month),
                 mm=f"{d.month:02d}", Month=MONTHS[d.month - 1], Mon=MONTHS[d.month - 1][:3],
                 yyyy=str(d.year), yy=f"{d.year % 100:02d}", Day=DAYS[d.weekday()],
-                Dy=DAYS[d.weekday()][:3])
+                Dy=DAYS[d.weekday()][:3], zyyyy="".join(ZH_DIGITS[int(c)] for c in str(d.year)),
+                zm=zh_number(d.month), zd=zh_number(d.day), zw=ZH_WEEKDAYS[d.weekday()])
 
 
 # Each format is (template, case): case 'as' keeps the template's capitals; 'any' may also be
@@ -69,6 +85,9 @@ FORMATS: tuple[tuple[str, str], ...] = (
     ("{dd}-{mm}-{yyyy}", "as"),                 # 03-03-2021 (European)
     ("{yyyy}/{mm}/{dd}", "as"),                 # 2021/03/03
     ("{yyyy}{mm}{dd}", "as"),                   # 20210303
+    ("{yyyy}年{m}月{d}日", "as"),                # 2021年3月3日
+    ("{zyyyy}年{zm}月{zd}日", "as"),             # 二〇二一年三月三日
+    ("{yyyy}年{m}月{d}日 星期{zw}", "as"),        # 2021年3月3日 星期三
 )
 
 
@@ -84,7 +103,8 @@ def iso(d: dt.date) -> str:
 # ---------------------------------------------------------------------------- vocabularies
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
-SRC_CHARS = " ',-./0123456789abcdefghijklmnopqrstuvwxyz"   # sources are lower-cased first
+SRC_CHARS = (" ',-./0123456789abcdefghijklmnopqrstuvwxyz"   # sources are lower-cased first
+             "年月日星期〇一二三四五六七八九十")
 TGT_CHARS = "-0123456789"
 MAX_SRC = 40   # longest input the model reads (the longest format is 30 characters)
 TGT_LEN = 10   # 'yyyy-mm-dd'

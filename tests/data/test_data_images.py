@@ -37,7 +37,8 @@ def check_image_data(d: data.ImageData, *, n_train: int, n_test: int, chw: tuple
 
 
 def test_list_datasets_is_the_contract():
-    assert data.list_datasets() == ["fashion-mnist", "mnist", "digits", "cifar10", "shakespeare", "names"]
+    assert data.list_datasets() == ["fashion-mnist", "mnist", "digits", "cifar10", "shakespeare", "names",
+                                    "tang300", "classical-zh"]
 
 
 def test_unknown_dataset_names_the_choices():
