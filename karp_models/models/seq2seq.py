@@ -22,7 +22,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 @dataclass(frozen=True)
 class Seq2SeqConfig:
-    src_vocab: int = 44           # dates.SRC: padding, <unk>, 42 characters
+    src_vocab: int = 60           # dates.SRC: padding, <unk>, 58 characters (Latin and Chinese)
     tgt_vocab: int = 14           # dates.TGT: padding, <s>, </s>, 11 characters
     n_embd: int = 32              # character embedding size, source and target
     enc_hidden: int = 64          # per direction; the annotations h_j are 2 * enc_hidden wide
