@@ -141,6 +141,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def cmd_eval(a: argparse.Namespace) -> int:
     from karp_models import data
+    from karp_models.models import REGISTRY
     from karp_models.train.checkpoints import CheckpointError, load_checkpoint
     from karp_models.train.runs import format_metrics
     from karp_models.train.tasks import final_metrics, make_task
@@ -159,7 +160,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     device = dev.pick_device(a.device)
     dev.set_threads()
     model = ck.model.to(device)
-    now = final_metrics(make_task(ds, model, augment=False), model, device)
+    kind = REGISTRY[ck.model_name].task
+    now = final_metrics(make_task(ds, model, augment=False, kind=kind), model, device)
     recorded = ck.meta.get("metrics", {})
     print(f"{Path(a.weights).name}: {ck.model_name} on {dataset} ({ds.source})")
     print(f"  recorded:   {format_metrics(recorded)}")

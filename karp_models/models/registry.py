@@ -24,7 +24,7 @@ from .rnn import PRESETS as RNN_PRESETS
 class ModelSpec:
     name: str
     family: str                    # 'cnn' | 'rnn' | 'transformer'
-    task: str                      # 'image' | 'text'
+    task: str                      # what it is trained to do: a key of train.tasks.TASKS ('image', 'text', ...)
     default_dataset: str
     weights: tuple[str, ...]       # shipped files, relative to weights/; the first is the default
     description: str
@@ -35,6 +35,12 @@ class ModelSpec:
     preset_table: Mapping[str, Any] = field(repr=False)  # preset name -> config
     fixed: tuple[tuple[str, Any], ...] = ()            # config fields the name pins (arch / cell)
     fit: Callable[[Any, dict], dict] | None = field(default=None, repr=False)  # build_for: adjust to the data
+    data_kind: str = ""            # the kind of dataset it trains on (data registry's kind); '' = task
+
+    @property
+    def data(self) -> str:
+        """The kind of dataset the model trains on: 'image', 'text', ..."""
+        return self.data_kind or self.task
 
 
 def _image(name: str, family: str, weights: tuple[str, ...], description: str, presets: tuple[str, ...],
@@ -123,7 +129,7 @@ def build(name: str, *, preset: str | None = None, **config_fields: Any) -> nn.M
 def build_for(name: str, data: Any, *, preset: str | None = None, **overrides: Any) -> nn.Module:
     """Build model `name` shaped for a dataset (ImageData: channels, size, classes, mean, std; TextData: vocab)."""
     spec = _spec(name)
-    if spec.task == "text":
+    if spec.data == "text":
         if not hasattr(data, "vocab_size"):
             raise TypeError(f"{name!r} is a text model; it needs a TextData, got {type(data).__name__}")
         from_data = {"vocab_size": int(data.vocab_size)}

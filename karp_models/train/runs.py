@@ -96,9 +96,9 @@ def build_run(spec: RunSpec) -> Prepared:
         raise ValueError(f"unknown model {spec.model!r}; choose from {', '.join(REGISTRY)}")
     reg = REGISTRY[spec.model]
     ds = datasets.load(spec.dataset)
-    if (reg.task == "text") != hasattr(ds, "vocab"):
-        raise ValueError(f"{spec.model} is a {reg.task} model and {spec.dataset} is not "
-                         f"a {reg.task} dataset")
+    if datasets.DATASETS[spec.dataset].kind != reg.data:
+        raise ValueError(f"{spec.model} is a {reg.data} model and {spec.dataset} is not "
+                         f"a {reg.data} dataset")
     device = dev.pick_device(spec.device)
     torch.manual_seed(spec.config.seed)  # initial weights follow the seed
     if spec.resume_from:
@@ -106,7 +106,7 @@ def build_run(spec: RunSpec) -> Prepared:
         model = from_config(spec.model, read_metadata(spec.resume_from)["config"]).to(device)
     else:
         model = build_for(spec.model, ds, preset=spec.preset, **spec.overrides).to(device)
-    task = make_task(ds, model, augment=spec.config.augment, shift=spec.config.shift)
+    task = make_task(ds, model, augment=spec.config.augment, shift=spec.config.shift, kind=reg.task)
     teacher_meta = None
     if spec.teacher:
         teacher, teacher_meta = load_teacher(spec.teacher, spec.dataset, ds)
@@ -297,10 +297,14 @@ def shipped_weights(weights_dir: str | os.PathLike = WEIGHTS_DIR) -> list[tuple[
 
 
 def format_metrics(m: dict) -> str:
-    """'test acc 91.21%, test loss 0.3163' (or the validation loss in nats per character)."""
+    """'test acc 91.21%, test loss 0.3163' (or the validation loss in nats per character), then
+    any other metric a task measures as 'name value' ('test fid 21.3')."""
     keys = [("test_accuracy", "test acc {:.2%}"), ("test_loss", "test loss {:.4f}"),
             ("val_loss", "val loss {:.4f} nats/char"), ("val_accuracy", "val acc {:.2%}")]
-    return ", ".join(f.format(m[k]) for k, f in keys if m.get(k) is not None)
+    known = [f.format(m[k]) for k, f in keys if m.get(k) is not None]
+    other = [f"{k.replace('_', ' ')} {v:.4g}" for k, v in m.items()
+             if k not in dict(keys) and isinstance(v, (int, float))]
+    return ", ".join(known + other)
 
 
 def weights_markdown(rows: list[tuple[Path, dict]]) -> str:

@@ -2,7 +2,7 @@
 (the Task protocol is in base.py; seq2seq.py, the date translator, is imported on its own)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch.nn as nn
 
@@ -10,16 +10,40 @@ from karp_models.train.tasks.base import Distillation, Task, final_metrics, metr
 from karp_models.train.tasks.images import ImageClassification
 from karp_models.train.tasks.text import CharLM
 
-__all__ = ["Task", "Distillation", "ImageClassification", "CharLM", "make_task", "final_metrics",
-           "metric_names"]
+__all__ = ["Task", "Distillation", "ImageClassification", "CharLM", "TASKS", "make_task",
+           "final_metrics", "metric_names"]
+
+
+def _char_lm(data: Any, model: nn.Module, *, block_size: int | None = None, **_: Any) -> CharLM:
+    if block_size is None:
+        block_size = getattr(getattr(model, "config", None), "block_size", None)
+    if block_size is None:
+        raise ValueError("text needs a block_size: the model's config has none; pass block_size=")
+    return CharLM(data, int(block_size))
+
+
+def _image_classification(data: Any, model: nn.Module, *, augment: bool = True,
+                          shift: int | None = None, **_: Any) -> ImageClassification:
+    return ImageClassification(data, augment=augment, pad=shift)
+
+
+# task kind (models.registry's ModelSpec.task) -> the Task for a dataset and a model; a new family
+# adds its builder here (keyword arguments: augment, shift, block_size; ignore what does not apply)
+TASKS: dict[str, Callable[..., Task]] = {"image": _image_classification, "text": _char_lm}
 
 
 def make_task(data: Any, model: nn.Module, augment: bool = True,
-              block_size: int | None = None, shift: int | None = None) -> ImageClassification | CharLM:
-    """The task for a data set: CharLM for text (it has a vocab), ImageClassification otherwise.
+              block_size: int | None = None, shift: int | None = None,
+              kind: str | None = None) -> Task:
+    """The task of kind `kind` (a key of TASKS; the registry's ModelSpec.task) for a data set and
+    a model. Without a kind: CharLM for text (it has a vocab), ImageClassification otherwise.
 
     block_size defaults to model.config.block_size; shift (images) to the task's own pad.
     """
+    if kind is not None:
+        if kind not in TASKS:
+            raise ValueError(f"no task {kind!r}; known: {', '.join(TASKS)}")
+        return TASKS[kind](data, model, augment=augment, shift=shift, block_size=block_size)
     if hasattr(data, "vocab"):
         if block_size is None:
             block_size = getattr(getattr(model, "config", None), "block_size", None)
