@@ -14,7 +14,7 @@ import streamlit as st
 from karp_models.introspect import adversarial as adv
 from karp_models.introspect import faithfulness as faith
 from karp_models.introspect import sanity
-from karp_models.ui import cache, selection
+from karp_models.ui import cache, selection, style
 from karp_models.ui import compute as cp
 from karp_models.ui.figures import explain as figs
 from karp_models.ui.models import model_picker
@@ -36,19 +36,19 @@ def pick_input(ds, choice) -> selection.ImageInput | None:
     shared = selection.get_image(ds.name)
     options = (["shared"] if shared is not None else []) + ["test", "mistake"]
     source = st.radio("Image to explain", options, format_func=SOURCES.get, horizontal=True,
-                      key="explain_source")
+                      key="explain_source", bind="query-params")
     if source == "shared" and shared is not None:
         return shared
     if source == "test":
         i = st.number_input(f"Test image number (0 to {len(ds.test_y) - 1:,})", 0, len(ds.test_y) - 1,
-                            0, key="explain_test_index")
+                            0, key="explain_test_index", bind="query-params")
         return selection.test_image(ds, int(i))
     wrong, probs, labels = cp.mistakes(choice.path, choice.mtime)
     if len(wrong) == 0:
         st.success("This model makes no mistakes on the test set.")
         return None
     n = st.number_input(f"Mistake number (1 = the most confident of {len(wrong):,})", 1, len(wrong), 1,
-                        key="explain_mistake")
+                        key="explain_mistake", bind="query-params")
     i = int(wrong[int(n) - 1])
     p = probs[i]
     st.caption(f"Mistake {int(n)} of {len(wrong):,} is test image #{i}: "
@@ -71,16 +71,15 @@ def attributions_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, target
     maps = cp.attributions(choice.path, choice.mtime, x_np, target, methods)
     plain = {k: a.map for k, a in maps.items()}
     fig = cache.figure(("attributions", choice.path, choice.mtime, cache.image_key(x_np), target, methods),
-                       lambda: figs.overlay_figure(x_np[0], plain))
-    st.plotly_chart(fig, use_container_width=True, key="explain_overlay")
+                       lambda: figs.overlay_figure(x_np[0], plain, cols=3, height_per_row=300))
+    style.chart(fig, width="stretch", key="explain_overlay")   # 3 a row: ~250 px maps at 1280x720
     st.markdown(f"**Red** pixels push the score of **{classes[target]}** up, **blue** pixels push it "
                 f"down; transparent means no effect. Each map is divided by its own 99th percentile "
                 f"of |value|, so maps in different units share one scale. Saliency, SmoothGrad, "
                 f"Grad-CAM and attention rollout are never negative by construction.")
     df = figs.summary_frame(maps)
-    st.dataframe(df.style.format({"sum of attributions": "{:.3f}",
-                                  "min": "{:.3g}", "max": "{:.3g}", "ms": "{:.0f}"}, na_rep="–"),
-                 use_container_width=True)
+    st.table(df.style.format({"sum of attributions": "{:.3f}",       # wraps: no cut-off column
+                              "min": "{:.3g}", "max": "{:.3g}", "ms": "{:.0f}"}, na_rep="–"))
     gap = cp.score_gap(choice.path, choice.mtime, x_np, target)
     st.caption(f"Convergence delta (Integrated Gradients, DeepLift, GradientSHAP): the gap between the "
                f"sum of the attributions and the change of the class score from the black baseline "
@@ -88,10 +87,10 @@ def attributions_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, target
                f"account for the whole change.")
     title = f"{inp.source}: {classes[target]} ({probs[target]:.0%}), {Path(choice.path).stem}"
     c1, c2, c3 = st.columns(3)
-    c1.download_button("⬇️ Panel as PNG", lambda: figs.png_panel(x_np[0], plain, title), "explain_panel.png",
+    c1.download_button("↓ Panel as PNG", lambda: figs.png_panel(x_np[0], plain, title), "explain_panel.png",
                        "image/png", key="explain_png")
-    c2.download_button("⬇️ Maps as CSV", lambda: figs.maps_csv(maps), "explain_maps.csv", "text/csv", key="explain_csv")
-    c3.download_button("⬇️ Summary as CSV", df.to_csv().encode(), "explain_summary.csv", "text/csv",
+    c2.download_button("↓ Maps as CSV", lambda: figs.maps_csv(maps), "explain_maps.csv", "text/csv", key="explain_csv")
+    c3.download_button("↓ Summary as CSV", df.to_csv().encode(), "explain_summary.csv", "text/csv",
                        key="explain_summary_csv")
 
 
@@ -117,7 +116,7 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
                 "for a destroyed model. The score is the rank correlation (Spearman, of |map|) with "
                 "the original map: 1 = the same ranking of pixels, 0 = unrelated.")
     key = _run_key("sanity", choice, x_np, target, methods)
-    if not _requested("sanity", key, "▶️ Run the sanity check",
+    if not _requested("sanity", key, "▶ Run the sanity check",
                       "Runs on a copy of the model; a few seconds for the fast CNN."):
         return
     bar = st.progress(0.0, text="Starting…")
@@ -130,7 +129,7 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
     for k, v in res.verdicts.items():
         (st.error if v.flagged else st.warning if abs(v.final) >= sanity.PARTLY else st.success)(v.text)
     fig = figs.sanity_figure(res.steps, res.correlation, res.target_prob, classes[target])
-    st.plotly_chart(fig, use_container_width=True, key="explain_sanity_lines")
+    style.chart(fig, width="stretch", key="explain_sanity_lines")
     st.caption("Dotted: the randomised model's probability for the class; once it falls the model "
                "knows nothing any more, so its maps should look unlike the original.")
     show = st.select_slider("Maps after randomising up to", res.steps, value=res.steps[-1],
@@ -140,10 +139,10 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
     fig = cache.figure(key, lambda: figs.sanity_maps_figure(
         x_np[0], {k: m[0] for k, m in res.maps.items()}, {k: m[j] for k, m in res.maps.items()},
         {k: rho[j] for k, rho in res.correlation.items()}))
-    st.plotly_chart(fig, use_container_width=True, key="explain_sanity_maps")
+    style.chart(fig, width="stretch", key="explain_sanity_maps")
     table = pd.DataFrame({k: v for k, v in res.correlation.items()}, index=res.steps)
     table.index.name = "after randomising"
-    st.download_button("⬇️ Sanity check as CSV", table.assign(**{f"P({classes[target]})": res.target_prob})
+    st.download_button("↓ Sanity check as CSV", table.assign(**{f"P({classes[target]})": res.target_prob})
                        .to_csv().encode(), "explain_sanity.csv", "text/csv", key="explain_sanity_csv")
 
 
@@ -155,7 +154,7 @@ def faithfulness_tab(choice, x_np: np.ndarray, target: int, classes, methods: tu
                 f"makes P({classes[target]}) fall fast) and the *insertion* curve (add them to a "
                 "black image first: it should rise fast).")
     key = _run_key("faith", choice, x_np, target, methods)
-    if not _requested("faith", key, "▶️ Measure faithfulness", "A few seconds for the fast CNN."):
+    if not _requested("faith", key, "▶ Measure faithfulness", "A few seconds for the fast CNN."):
         return
     bar = st.progress(0.0, text="Starting…")
     rows = cp.faithfulness(choice.path, choice.mtime, x_np, target, methods,
@@ -165,15 +164,15 @@ def faithfulness_tab(choice, x_np: np.ndarray, target: int, classes, methods: tu
     best = {c: (df[c].idxmax() if "higher" in c else df[c].idxmin()) for c in df.columns}
     st.dataframe(df.style.format("{:.3f}").highlight_min(
         subset=[c for c in df.columns if "lower" in c], color="#c7e9c0").highlight_max(
-        subset=[c for c in df.columns if "higher" in c], color="#c7e9c0"), use_container_width=True)
+        subset=[c for c in df.columns if "higher" in c], color="#c7e9c0"), width="stretch")
     st.caption("Green: the best in each column. " + "; ".join(f"{c.split(' (')[0]}: {m}" for c, m in best.items()))
     c1, c2 = st.columns(2)
     for col, kind in ((c1, "deletion"), (c2, "insertion")):
         curves = {r.method: (getattr(r, kind).fraction, getattr(r, kind).prob, getattr(r, kind).auc)
                   for r in rows}
         fig = figs.faithfulness_curve_figure(kind, curves, classes[target])
-        col.plotly_chart(fig, use_container_width=True, key=f"explain_{kind}")
-    st.download_button("⬇️ Faithfulness as CSV", df.to_csv().encode(), "explain_faithfulness.csv",
+        col.plotly_chart(fig, width="stretch", key=f"explain_{kind}")
+    st.download_button("↓ Faithfulness as CSV", df.to_csv().encode(), "explain_faithfulness.csv",
                        "text/csv", key="explain_faith_csv")
 
 
@@ -209,14 +208,14 @@ def adversarial_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, classes
     key = ("adversarial", choice.path, choice.mtime, cache.image_key(x_np), label, methods, method,
            float(eps), tuple(classes))
     images = lambda: figs.adversarial_images_figure(x_np[0], res.perturbation, res.x_adv, eps)  # noqa: E731
-    st.plotly_chart(cache.figure(key + ("images",), images),
-                    use_container_width=True, key="explain_adv_images")
+    style.chart(cache.figure(key + ("images",), images),
+                    width="stretch", key="explain_adv_images")
     if not methods:
         return
     maps = lambda: figs.adversarial_maps_figure(  # noqa: E731
         x_np[0], {m: res.before[m].map for m in methods}, {m: res.after[m].map for m in methods},
         res.similarity, classes[res.pred_before], classes[res.pred_after])
-    st.plotly_chart(cache.figure(key + ("maps",), maps),
-                    use_container_width=True, key="explain_adv_maps")
+    style.chart(cache.figure(key + ("maps",), maps),
+                    width="stretch", key="explain_adv_maps")
     st.caption("Each method's map of the prediction before and after the attack; ρ is the rank "
                "correlation of |map| between the two. The 'after' maps are drawn over the original image.")

@@ -19,8 +19,8 @@ from karp_models.ui.figures import training as figs
 from karp_models.ui.figures.training import MAX_POINTS, downsample  # noqa: F401 - re-exported
 
 UNITS = {"samples": "images/s", "tokens": "characters/s"}
-STATES = {"queued": "⏳ queued", "running": "🏃 running", "stopped": "⏸ stopped", "done": "✅ done",
-          "error": "❌ failed"}
+STATES = {"queued": "Queued", "running": "Running", "stopped": "Stopped", "done": "Done",
+          "error": "Failed"}
 
 # --- session identity and liveness
 
@@ -115,7 +115,7 @@ def render_status(r: JobStatus, limit: int = 1) -> None:
     """State, queue place, error, progress bar and the latest numbers of one run."""
     if r.state == "queued":
         at_once = "One training job runs" if limit == 1 else f"{limit} training jobs run"
-        st.info(f"⏳ **Waiting in the queue: place {r.queue_position}.** {at_once} "
+        st.info(f"**Waiting in the queue: place {r.queue_position}.** {at_once} "
                 f"at a time on the {r.device.upper()}; this one starts when the jobs before it "
                 f"finish or stop.")
     elif r.state == "error":

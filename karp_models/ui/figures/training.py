@@ -96,7 +96,7 @@ def curves_figure(curves: Sequence[Curve], metric: str) -> go.Figure:
         fig.update_yaxes(exponentformat="e")
     if metric != "loss":
         fig.update_layout(showlegend=False)
-    return fig
+    return style.big_axes(fig)
 
 
 def _gap(tile_h: int) -> int:
