@@ -33,18 +33,17 @@ states = cached_traces(str(ck.path), choice.mtime, tuple(ids))     # each (T, L,
 
 names = state_names(cfg.cell)
 c1, c2, c3 = st.columns(3)
-def new_search() -> None:
-    """Another state, layer or signal: the cell goes back to the best match (its default)."""
-    st.session_state.pop("rnn_neurons_cell", None)
-
-
 key = c1.radio("State", list(names), format_func=names.get, key="rnn_neurons_state", horizontal=True,
-               bind="query-params", on_change=new_search)
-layer = (c2.selectbox("Layer", range(cfg.n_layer), key="rnn_neurons_layer", bind="query-params",
-                      on_change=new_search) if cfg.n_layer > 1 else 0)
+               bind="query-params")
+layer = (c2.selectbox("Layer", range(cfg.n_layer), key="rnn_neurons_layer", bind="query-params")
+         if cfg.n_layer > 1 else 0)
 sig = signals(text)
 signal = c3.selectbox("Search for a cell that tracks", list(sig), index=1, key="rnn_neurons_signal",
-                      bind="query-params", on_change=new_search)
+                      bind="query-params")
+search = (choice.path, text, key, layer, signal)
+if st.session_state.get("rnn_neurons_search", search) != search:
+    st.session_state.pop("rnn_neurons_cell", None)                  # a new search: its best cell
+st.session_state["rnn_neurons_search"] = search
 
 st.header("Cell search")
 ranked = [s for s in search_cells(states[key], sig[signal], top=10 * cfg.n_layer) if s.layer == layer][:10]
