@@ -61,5 +61,8 @@ with t_sanity:
     ex.sanity_tab(choice, x_np, target, ds.classes, methods)
 with t_faith:
     ex.faithfulness_tab(choice, x_np, target, ds.classes, methods)
+for tab in (t_sanity, t_faith):                 # after both: one summary per method from the two checks
+    with tab:
+        ex.together(choice, x_np, target, ds.classes, methods)
 with t_adv:
     ex.adversarial_tab(choice, inp, x_np, ds.classes, probs, methods_all)

@@ -15,8 +15,8 @@ import torch
 from captum.robust import FGSM, PGD
 from torch import nn
 
-from karp_models.introspect.attribution import Attribution, Logits, attribute
-from karp_models.introspect.sanity import rank_correlation
+from karp_models.introspect.attribution import METHODS, Attribution, Logits, attribute
+from karp_models.introspect.similarity import Similarity, compare
 
 ATTACKS = ("FGSM", "PGD")
 
@@ -50,7 +50,7 @@ class AdversarialResult:
     pred_after: int
     before: dict[str, Attribution]        # attributions of the original prediction
     after: dict[str, Attribution]         # attributions of the new prediction on x_adv
-    similarity: dict[str, float]          # Spearman of |map| before vs after
+    similarity: dict[str, Similarity]     # each method's map before vs after (values empty: cannot judge)
 
     @property
     def fooled(self) -> bool:
@@ -77,6 +77,7 @@ def adversarial(model: nn.Module, x: torch.Tensor, label: int, methods: Sequence
     yb, ya = int(pb.argmax()), int(pa.argmax())
     before = {m: attribute(model, x, yb, m, seed=seed) for m in methods}
     after = {m: attribute(model, x_adv, ya, m, seed=seed) for m in methods}
-    sim = {m: rank_correlation(before[m].map, after[m].map) for m in methods}
+    names = ("the map before the attack", "the map after the attack")
+    sim = {m: compare(before[m].map, after[m].map, signed=METHODS[m].signed, names=names) for m in methods}
     return AdversarialResult(method, float(epsilon), x_adv[0].cpu().numpy(), (x_adv - x)[0].cpu().numpy(),
                              pb, pa, yb, ya, before, after, sim)

@@ -36,14 +36,25 @@ class Logits(nn.Module):
 
 
 def gradcam_layer(model: nn.Module) -> str:
-    """Grad-CAM's layer: the last spatial map (`feature_layers[-1]`), or the ViT's patch embedding
-    (its output is the (B, D, g, g) patch grid). Raises ValueError when the model has neither."""
+    """Grad-CAM's layer: a CNN's last spatial map (`feature_layers[-1]`); a ViT's last block's
+    first LayerNorm (`blocks.<last>.ln_1`), whose patch tokens `make` folds back into the patch
+    grid, as pytorch-grad-cam's ViT example does (`model.blocks[-1].norm1` with its
+    reshape_transform). Not the last block's output: only its CLS token reaches the head, so the
+    gradient on its patch tokens is 0; not the patch embedding: that is the input side, with
+    nothing class-specific yet. Raises ValueError when the model has neither."""
     names = list(getattr(model, "feature_layers", []) or [])
     if names:
         return names[-1]
-    if hasattr(model, "patch_embed"):
-        return "patch_embed"
+    blocks = list(getattr(model, "token_layers", []) or [])
+    if blocks and hasattr(model, "grid") and hasattr(get_layer(model, blocks[-1]), "ln_1"):
+        return f"{blocks[-1]}.ln_1"
     raise ValueError(f"{type(model).__name__} has no spatial layer for Grad-CAM")
+
+
+def is_token_layer(model: nn.Module, name: str) -> bool:
+    """Does layer `name` output tokens (B, 1 + P, D) of a ViT (inside one of its `token_layers`)?"""
+    blocks = getattr(model, "token_layers", []) or []
+    return hasattr(model, "grid") and any(name == b or name.startswith(b + ".") for b in blocks)
 
 
 def is_vit(model: nn.Module) -> bool:
@@ -81,6 +92,42 @@ class AttentionRollout:
         gh, gw = self.model.grid
         cls = r[:, 0, 1:].reshape(-1, 1, gh, gw)                       # (B, 1, gh, gw)
         return F.interpolate(cls, size=tuple(inputs.shape[-2:]), mode="nearest")
+
+class TokenGrid:
+    """A ViT layer's tokens as an image for Captum's layer methods. While `folded()` is active the
+    layer's output (B, 1 + P, D) goes through `tap` (an nn.Identity, the layer to give Captum) as
+    the patch grid (B, D, gh, gw), CLS token dropped, and is put back in token order after it:
+    pytorch-grad-cam's ViT reshape_transform, done as a forward hook (removed on exit), so the
+    model computes exactly what it did before."""
+
+    def __init__(self, layer: nn.Module, grid: tuple[int, int]) -> None:
+        self.layer, self.grid, self.tap = layer, tuple(grid), nn.Identity()
+
+    def fold(self, _module: nn.Module, _inputs: tuple, out: torch.Tensor) -> torch.Tensor:
+        B, T, D = out.shape
+        gh, gw = self.grid
+        g = self.tap(out[:, 1:].reshape(B, gh, gw, D).permute(0, 3, 1, 2))   # (B, D, gh, gw)
+        return torch.cat([out[:, :1], g.permute(0, 2, 3, 1).reshape(B, gh * gw, D)], 1)  # (B, 1 + P, D)
+
+    @contextmanager
+    def folded(self) -> Iterator[None]:
+        handle = self.layer.register_forward_hook(self.fold)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+
+class OnTokenGrid:
+    """An explainer built on `grid.tap`, run while the tokens are folded: `.attribute` as Captum's."""
+
+    def __init__(self, explainer: Any, grid: TokenGrid) -> None:
+        self.explainer, self.grid = explainer, grid
+
+    def attribute(self, inputs: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        with self.grid.folded():
+            return self.explainer.attribute(inputs, **kwargs)
+
 
 # ---------------------------------------------------------------------------- the method table
 
@@ -144,7 +191,8 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method("DeepLift", "differences from a black image pushed back layer by layer", "DeepLift",
            signed=True, build=lambda f, _: DeepLift(f), defaults=_deeplift, hooks_layers=True,
            paper="Shrikumar et al. 2017, arXiv:1704.02685"),
-    Method("Grad-CAM", "the last conv layer's maps (ViT: patch embedding) weighted by their gradients, upsampled",
+    Method("Grad-CAM", "the last conv layer's maps (ViT: last block's patch tokens) weighted by their "
+                       "gradients, upsampled",
            "Grad-CAM", signed=False, build=UpsampledGradCam, hooks_layers=True, needs_layer=True,
            paper="Selvaraju et al. 2017, arXiv:1610.02391"),
     Method("Guided Grad-CAM", "Grad-CAM times guided backprop: sharp edges inside the Grad-CAM region", "Guided GC",
@@ -206,14 +254,20 @@ def make(name: str, model: nn.Module, *, layer: str | None = None, copy_model: b
                                    return_convergence_delta=True)
 
     Hook-based methods get a deep copy of `model` unless copy_model=False (the model is private
-    already). `layer` names the layer of Grad-CAM-like methods (default: `gradcam_layer`).
+    already). `layer` names the layer of Grad-CAM-like methods (default: `gradcam_layer`); a ViT's
+    token layer is folded into its patch grid first (`TokenGrid`).
     Raises KeyError for an unknown name, ValueError when the model lacks the layer the method needs.
     """
     m = lookup(name)
     if m.hooks_layers and copy_model:
         model = copy.deepcopy(model)                                   # they hook layers while running
-    target_layer = get_layer(model, layer or gradcam_layer(model)) if m.needs_layer else None
-    return m.build(Logits(model).eval(), target_layer)
+    if not m.needs_layer:
+        return m.build(Logits(model).eval(), None)
+    name = layer or gradcam_layer(model)
+    if is_token_layer(model, name):
+        grid = TokenGrid(get_layer(model, name), model.grid)
+        return OnTokenGrid(m.build(Logits(model).eval(), grid.tap), grid)
+    return m.build(Logits(model).eval(), get_layer(model, name))
 
 
 def default_kwargs(name: str, x: torch.Tensor, *, n_steps: int = 50, seed: int = 0) -> dict:
@@ -292,9 +346,12 @@ def attribute_all(model: nn.Module, x: torch.Tensor, target: int, methods: Seque
 
 def normalise(maps: dict[str, np.ndarray], *, percentile: float = 99.0) -> dict[str, np.ndarray]:
     """Each map divided by its `percentile` of |value| and clipped to [-1, 1], so maps whose units
-    differ by orders of magnitude share one signed colour scale (Captum's visualisation does the same)."""
+    differ by orders of magnitude share one signed colour scale (Captum's visualisation does the same).
+    The scale comes from the finite values only; a value that is not finite stays nan (a gap)."""
     out = {}
     for k, m in maps.items():
-        s = float(np.percentile(np.abs(m), percentile)) or float(np.abs(m).max()) or 1.0
-        out[k] = np.clip(m / s, -1.0, 1.0).astype(np.float32)
+        m = np.asarray(m, dtype=np.float32)
+        a = np.abs(m[np.isfinite(m)])
+        s = (float(np.percentile(a, percentile)) or float(a.max()) or 1.0) if a.size else 1.0
+        out[k] = np.clip(np.where(np.isfinite(m), m, np.nan) / s, -1.0, 1.0).astype(np.float32)
     return out

@@ -9,6 +9,9 @@ Cites: Yeh et al. 2019 (infidelity and max-sensitivity, as `captum.metrics.infid
 - deletion (lower area is better): black out the most important pixels first and follow the
   probability of the class; a faithful map makes it fall at once.
 - insertion (higher area is better): start from black and put the most important pixels back first.
+
+A map that cannot be judged (`similarity.judgeable`: zero everywhere, constant, not finite) gets
+no scores and its reason; `rank` names a best only when one method is ahead of the others.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from captum.metrics import infidelity, sensitivity_max
 from torch import nn
 
 from karp_models.introspect.attribution import Attribution, Logits, default_kwargs, explainer_for, seeded
+from karp_models.introspect.similarity import judgeable
 
 # ---------------------------------------------------------------------------- deletion and insertion
 
@@ -119,38 +123,106 @@ def sensitivity_score(model: nn.Module, x: torch.Tensor, method: str, target: in
 @dataclass(frozen=True)
 class FaithRow:
     method: str
-    infidelity: float
+    infidelity: float         # nan when the map cannot be judged
     sensitivity: float
     deletion_auc: float
     insertion_auc: float
-    deletion: Curve
-    insertion: Curve
+    deletion: Curve | None    # None when the map cannot be judged
+    insertion: Curve | None
     seconds: float
+    reason: str | None = None  # why the map cannot be judged ("the map is zero everywhere, ...")
+
+
+NAN = float("nan")
 
 
 def faithfulness(model: nn.Module, x: torch.Tensor, target: int, attributions: dict[str, Attribution], *,
                  steps: int = 28, seed: int = 0, sensitivity: bool = True,
                  progress: Callable[[int, int, str], None] | None = None) -> list[FaithRow]:
-    """Every score for every method's attribution of `target` on x (1, C, H, W), one row each."""
+    """Every score for every method's attribution of `target` on x (1, C, H, W), one row each;
+    a map that cannot be judged gets nan scores, no curves and its reason."""
     device = next(model.parameters()).device
     x = x.to(device).float()
     fwd = Logits(model).eval()
     rows = []
     for i, (name, a) in enumerate(attributions.items()):
         t0 = time.perf_counter()
-        inf = infidelity_score(model, x, a.attr, target, seed=seed)
-        sens = sensitivity_score(model, x, name, target, seed=seed) if sensitivity else float("nan")
-        d = deletion_curve(fwd, x, a.map, target, steps=steps)
-        ins = insertion_curve(fwd, x, a.map, target, steps=steps)
-        rows.append(FaithRow(name, inf, sens, d.auc, ins.auc, d, ins, time.perf_counter() - t0))
+        why = judgeable(a.map)
+        if why is not None:
+            rows.append(FaithRow(name, NAN, NAN, NAN, NAN, None, None, 0.0, f"the map {why}"))
+        else:
+            inf = infidelity_score(model, x, a.attr, target, seed=seed)
+            sens = sensitivity_score(model, x, name, target, seed=seed) if sensitivity else NAN
+            d = deletion_curve(fwd, x, a.map, target, steps=steps)
+            ins = insertion_curve(fwd, x, a.map, target, steps=steps)
+            rows.append(FaithRow(name, inf, sens, d.auc, ins.auc, d, ins, time.perf_counter() - t0))
         if progress:
             progress(i + 1, len(attributions), name)
     return rows
 
+# ---------------------------------------------------------------------------- which is best
+
+
+def baseline_note(x: np.ndarray | torch.Tensor, baseline: float = 0.0) -> str | None:
+    """Why deletion and insertion cannot rank anything on this image (it equals the baseline
+    everywhere, so removing or adding pixels changes nothing), or None."""
+    a = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x)
+    if a.size and np.all(a == baseline):
+        return (f"the image is the baseline itself (every pixel {baseline:g}): deleting or inserting "
+                f"pixels changes nothing, and IG, DeepLift and Occlusion, which compare with that "
+                f"baseline, have nothing to attribute")
+    return None
+
+COLUMNS = {   # FaithRow field -> (table header, is higher better)
+    "infidelity": ("infidelity (lower better)", False),
+    "sensitivity": ("max-sensitivity (lower better)", False),
+    "deletion_auc": ("deletion AUC (lower better)", False),
+    "insertion_auc": ("insertion AUC (higher better)", True),
+}
+
+
+@dataclass(frozen=True)
+class Ranking:
+    column: str               # a FaithRow field of COLUMNS
+    places: dict[str, int]    # method -> place, 1 = best, tied methods share a place; only scored ones
+    best: str | None          # the one best method, None when there is none (see reason)
+    reason: str | None        # why no single best: too few scores, or a tie
+
+
+TIE_RTOL, TIE_ATOL = 1e-3, 5e-4   # closer than this is closer than the table's three decimals show
+
+
+def _tied(a: float, b: float) -> bool:
+    return bool(np.isclose(a, b, rtol=TIE_RTOL, atol=TIE_ATOL))
+
+
+def rank(rows: Sequence[FaithRow], column: str) -> Ranking:
+    """The methods ordered by one score of COLUMNS, best first. A single best is named only when
+    at least two methods have a finite score and the first is not tied with the second (within
+    0.1 % or 0.0005: a difference the table's three decimals would not show is no win)."""
+    _, higher = COLUMNS[column]
+    scored = [(r.method, float(getattr(r, column))) for r in rows if np.isfinite(getattr(r, column))]
+    scored.sort(key=lambda mv: -mv[1] if higher else mv[1])          # stable: ties keep table order
+    places: dict[str, int] = {}
+    for i, (m, v) in enumerate(scored):
+        places[m] = i + 1 if i == 0 or not _tied(v, scored[i - 1][1]) else places[scored[i - 1][0]]
+    missing = [r.method for r in rows if not np.isfinite(getattr(r, column))]
+    if len(scored) < 2:
+        why = "no method has a score" if not scored else f"only {scored[0][0]} has a score, nothing to compare it with"
+        if missing:
+            why += f" ({', '.join(missing)}: cannot judge)"
+        return Ranking(column, places, None, why)
+    top = [m for m, p in places.items() if p == 1]
+    if len(top) > 1:
+        what = "all" if len(top) == len(scored) else ", ".join(top[:-1]) + " and " + top[-1]
+        why = (f"{what} tie at {scored[0][1]:.3g}" if what != "all" else
+               f"all {len(top)} methods tie at {scored[0][1]:.3g}: this score cannot tell them apart")
+        return Ranking(column, places, None, why)
+    return Ranking(column, places, scored[0][0], None)
+
 
 def table(rows: Sequence[FaithRow]) -> list[dict]:
-    """Rows as plain dicts (for a DataFrame or CSV), best-is columns named in the header."""
-    return [{"method": r.method, "infidelity (lower better)": r.infidelity,
-             "max-sensitivity (lower better)": r.sensitivity,
-             "deletion AUC (lower better)": r.deletion_auc,
-             "insertion AUC (higher better)": r.insertion_auc} for r in rows]
+    """Rows as plain dicts (for a DataFrame or CSV), best-is columns named in the header, and
+    why a row has no scores."""
+    return [{"method": r.method, **{head: getattr(r, f) for f, (head, _) in COLUMNS.items()},
+             "cannot judge because": r.reason or ""} for r in rows]

@@ -1,28 +1,32 @@
-"""Sanity check for attributions: cascading model-parameter randomisation (Adebayo et al. 2018).
+"""Sanity check for attributions: cascading model-parameter randomisation (Adebayo et al. 2018,
+"Sanity Checks for Saliency Maps", arXiv:1810.03292).
 
 Re-initialise the layers one by one from the top (the logits) down, on a private copy of the
 model, and recompute every method's map after each step. A map that still looks like the
 original once the weights it should explain are gone was never explaining the model (the
-paper's example: Guided Backprop, which mostly shows edges of the image). The score is the
-Spearman rank correlation of |map| against the original |map|, as in the paper's figures.
+paper's example: Guided Backprop, which mostly shows edges of the image). As in the paper, each
+map is compared with the original by several similarities, on |map| and on the signed map
+(`similarity.compare`: Spearman, SSIM, HOG); the verdict says which of them decides it. A map
+that cannot be judged (zero everywhere, constant, not finite) gets "cannot judge" and why.
 """
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 from torch import nn
 
-from karp_models.introspect.attribution import attribute
+from karp_models.introspect.attribution import METHODS, attribute
+from karp_models.introspect.similarity import Similarity, compare
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
-STILL_SIMILAR = 0.5     # |rank correlation| after full randomisation at or above this: flagged
-PARTLY = 0.3
+STILL_SIMILAR = 0.5     # every similarity after full randomisation at or above this: fails
+PARTLY = 0.3            # every similarity below this: passes; in between: partly
 
 Progress = Callable[[int, int, str], None]   # (done, total, what is running now)
 
@@ -34,6 +38,18 @@ class Step:
     label: str                    # e.g. "features.stage3.conv2 + bn2"
     modules: tuple[str, ...]      # modules to re-initialise (reset_parameters)
     params: tuple[str, ...] = ()  # bare parameters of the root (ViT cls_token, pos_embed)
+    name: str = ""                # for people: "stage3 conv2", "fc (output)", "patch embedding (input)"
+
+
+SPECIAL = {"ln_f": "final norm", "patch_embed": "patch embedding", "head": "head"}
+
+
+def readable(key: str) -> str:
+    """A layer's short name: 'features.stage3.conv2' -> 'stage3 conv2', 'blocks.0' -> 'block 1',
+    'ln_f' -> 'final norm' (container prefixes `features.`, `classifier.` dropped)."""
+    key = re.sub(r"^(features|classifier)\.", "", key)
+    key = re.sub(r"\bblocks\.(\d+)", lambda m: f"block {int(m.group(1)) + 1}", key)
+    return SPECIAL.get(key, key.replace(".", " ").replace("_", " "))
 
 
 def randomisation_steps(model: nn.Module) -> list[Step]:
@@ -59,7 +75,8 @@ def randomisation_steps(model: nn.Module) -> list[Step]:
     for i, (key, names) in enumerate(groups):
         extra = [n.rsplit(".", 1)[-1] for n in names if n != key and not n.startswith(key + ".")]
         label = key + "".join(f" + {e}" for e in extra)
-        steps.append(Step(label, tuple(names), root_params if i == 0 else ()))
+        name = readable(key) + (" (input)" if i == 0 else " (output)" if i == len(groups) - 1 else "")
+        steps.append(Step(label, tuple(names), root_params if i == 0 else (), name))
     return steps[::-1]
 
 
@@ -88,61 +105,131 @@ def randomised_copies(model: nn.Module, *, seed: int = 0, steps: Sequence[Step] 
         randomise(m, step, seed=seed * 1009 + i)
         yield step, m
 
-# ---------------------------------------------------------------------------- the check
+# ---------------------------------------------------------------------------- the verdict
+
+PASSES, PARTLY_DEPENDS, FAILS, CANNOT = "passes", "partly", "fails", "cannot judge"
+
+WHAT = {   # what survives or changes when a similarity stays high or falls, for a student
+    "Spearman |map|": "the ranking of the pixels by how much they count",
+    "SSIM |map|": "the shape of the regions that count",
+    "HOG |map|": "the edges of the regions that count",
+    "Spearman signed": "the ranking of the pixels from most for to most against the class",
+    "SSIM signed": "the layout of the red (for) and blue (against) regions",
+    "HOG signed": "the edges between the red and blue regions",
+}
 
 
-def rank_correlation(a: np.ndarray, b: np.ndarray, *, absolute: bool = True,
-                     mask: np.ndarray | None = None) -> float:
-    """Spearman rank correlation of two maps (of |map| by default), over `mask` when given;
-    0 when either is constant."""
-    a, b = np.ravel(a), np.ravel(b)
-    if mask is not None:
-        a, b = a[np.ravel(mask)], b[np.ravel(mask)]
-    if absolute:
-        a, b = np.abs(a), np.abs(b)
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return 0.0
-    return float(spearmanr(a, b).statistic)
+def measure_name(key: str) -> str:
+    """'Spearman |map|' -> 'Spearman of |map|'; 'SSIM signed' -> 'SSIM of the signed map'."""
+    measure, kind = key.split(" ", 1)
+    return f"{measure} of " + ("|map|" if kind == "|map|" else "the signed map")
 
 
 @dataclass(frozen=True)
 class Verdict:
     method: str
-    final: float              # rank correlation after every layer is randomised
-    on_object: float          # the same over the pixels that are not black (the object itself)
-    flagged: bool             # the map barely changed: do not trust it to explain this model
-    text: str                 # in plain words
+    status: str                   # PASSES | PARTLY_DEPENDS | FAILS | CANNOT
+    final: dict[str, float]       # every similarity after the last layer is randomised
+    highest: str | None           # the similarity that stays most alike (decides "fails", "partly")
+    lowest: str | None            # the one that changes most (decides "passes", "partly")
+    on_object: float              # Spearman of |map| over the non-black pixels only (nan: none)
+    reason: str | None            # why it cannot be judged
+    text: str                     # in plain words
+
+    @property
+    def flagged(self) -> bool:
+        """The map barely changed: do not trust it to explain this model."""
+        return self.status == FAILS
+
+    @property
+    def drivers(self) -> tuple[str, ...]:
+        """The similarities that decide the verdict."""
+        return {FAILS: (self.lowest,), PASSES: (self.highest,),
+                PARTLY_DEPENDS: (self.highest, self.lowest)}.get(self.status, ())
+
+
+def verdict(method: str, final: Similarity, on_object: float = float("nan")) -> Verdict:
+    """The verdict on one method from its similarities after every layer is randomised:
+    fails when even the least alike is still >= STILL_SIMILAR, passes when even the most alike is
+    < PARTLY, partly in between (naming what survives and what changes); cannot judge when
+    `final` has no values (its reason is said)."""
+    if not final.values:
+        text = (f"❔ **{method} cannot be judged**: {final.reason}. A map that ranks no pixel can "
+                f"neither pass nor fail.")
+        return Verdict(method, CANNOT, {}, None, None, on_object, final.reason, text)
+    vals = final.values
+    hi, lo = max(vals, key=vals.get), min(vals, key=vals.get)
+    outline = ""
+    if vals.get("Spearman |map|", 0) >= STILL_SIMILAR and np.isfinite(on_object) and on_object < PARTLY:
+        outline = (f" Much of that is the black background, which gets 0 whatever the weights; on the "
+                   f"object itself the ranking does change (Spearman of |map| {on_object:.2f}).")
+    if vals[lo] >= STILL_SIMILAR:
+        status = FAILS
+        text = (f"⚠️ **{method} fails**: with every layer random its map is still like the original by "
+                f"every measure (even the least alike, {measure_name(lo)}, is {vals[lo]:.2f}). It shows "
+                f"the image more than what the model learned: do not trust it to explain this model."
+                + outline)
+    elif vals[hi] < PARTLY:
+        status = PASSES
+        text = (f"✅ **{method} passes**: with every layer random its map is unlike the original by "
+                f"every measure (even the most alike, {measure_name(hi)}, is only {vals[hi]:.2f}), so it "
+                f"depends on what the model learned.")
+    else:
+        status = PARTLY_DEPENDS
+        kept = "Still there" if vals[hi] >= STILL_SIMILAR else "Partly still there"
+        lost = "Lost" if vals[lo] < PARTLY else "Only partly kept"
+        text = (f"**{method} depends on the model in part.** {kept} with every layer random: "
+                f"{WHAT[hi]} ({measure_name(hi)} {vals[hi]:.2f}), so that comes from the image."
+                f"{outline if hi == 'Spearman |map|' else ''} {lost}: {WHAT[lo]} ({measure_name(lo)} "
+                f"{vals[lo]:.2f}), so that comes from the model.")
+    return Verdict(method, status, dict(vals), hi, lo, on_object, None, text)
+
+# ---------------------------------------------------------------------------- the check
 
 
 @dataclass(frozen=True)
 class SanityResult:
-    steps: list[str]                      # "original model", then each randomised layer (cumulative)
-    maps: dict[str, list[np.ndarray]]     # method -> one (H, W) map per step
-    correlation: dict[str, list[float]]   # method -> Spearman of |map| vs the original, per step
-    on_object: dict[str, list[float]]     # the same over non-black pixels only
-    target_prob: list[float]              # the model's probability of the target class per step
+    steps: list[str]                         # "original model", then "+ <layer>" per step (cumulative)
+    names: list[str]                         # the same for people: "original", "fc (output)", ...
+    maps: dict[str, list[np.ndarray]]        # method -> one (H, W) map per step
+    similarity: dict[str, list[Similarity]]  # method -> its map vs the original, per step
+    on_object: dict[str, list[float]]        # Spearman of |map| over non-black pixels (nan: cannot judge)
+    target_prob: list[float]                 # the model's probability of the target class per step
     verdicts: dict[str, Verdict]
     seconds: float
     seed: int
 
+    def series(self, method: str, key: str = "Spearman |map|") -> list[float]:
+        """One similarity of `method` per step, nan where it cannot be judged."""
+        return [s.values.get(key, float("nan")) for s in self.similarity[method]]
 
-def verdict(method: str, correlations: Sequence[float], on_object: Sequence[float]) -> Verdict:
-    final, obj = float(correlations[-1]), float(on_object[-1])
-    if abs(final) >= STILL_SIMILAR:
-        text = (f"⚠️ {method} barely changes when the model's weights are replaced by random ones "
-                f"(rank correlation with the original still {final:.2f}). Its map shows the image "
-                f"more than what the model learned: do not trust it to explain this model.")
-        if abs(obj) < PARTLY:
-            text += (f" Most of the likeness is the outline: pixels equal to the black baseline "
-                     f"always get 0. Inside the object the ranking does change ({obj:.2f}).")
-        return Verdict(method, final, obj, True, text)
-    if abs(final) >= PARTLY:
-        text = (f"{method} changes only partly once every layer is random (rank correlation "
-                f"{final:.2f}): part of its map comes from the image itself, not the model.")
-        return Verdict(method, final, obj, False, text)
-    text = (f"✅ {method} passes: its map falls apart as the layers are randomised (rank correlation "
-            f"{final:.2f} at the end), so it depends on the weights the model learned.")
-    return Verdict(method, final, obj, False, text)
+    def measures(self, method: str) -> dict[str, list[float]]:
+        """Every similarity of `method` per step ({} when no step could be judged)."""
+        keys = dict.fromkeys(key for s in self.similarity[method] for key in s.values)
+        return {key: self.series(method, key) for key in keys}
+
+    @property
+    def correlation(self) -> dict[str, list[float]]:
+        """Spearman of |map| per method and step (the paper's main figure)."""
+        return {k: self.series(k) for k in self.similarity}
+
+    def records(self) -> list[dict]:
+        """Long format for a CSV: one row per step, method and similarity; a map that cannot be
+        judged gets one row with an empty value and the reason."""
+        rows = []
+        for k, sims in self.similarity.items():
+            for step, name, p, s in zip(self.steps, self.names, self.target_prob, sims):
+                base = {"step": step, "layer": name, "P(target)": p, "method": k}
+                if not s.values:
+                    rows.append({**base, "similarity": "", "value": float("nan"), "cannot judge because": s.reason})
+                rows += [{**base, "similarity": key, "value": v, "cannot judge because": ""}
+                         for key, v in s.values.items()]
+        return rows
+
+
+def _signed(method: str) -> bool:
+    m = METHODS.get(method)
+    return True if m is None else m.signed
 
 
 def cascading_randomisation(model: nn.Module, x: torch.Tensor, target: int, methods: Sequence[str], *,
@@ -154,13 +241,15 @@ def cascading_randomisation(model: nn.Module, x: torch.Tensor, target: int, meth
         target: the class explained at every step (the original prediction, as in the paper).
         progress: called as progress(done, total, message) after each step.
     Returns:
-        SanityResult with the maps, correlations per step and a verdict per method.
+        SanityResult with the maps, the similarities per step and a verdict per method. Never
+        raises for degenerate maps (a blank image, a class with no evidence): they get "cannot judge".
     """
     t0 = time.perf_counter()
     steps = randomisation_steps(model)
     total = len(steps) + 1
     device = next(model.parameters()).device
     x = x.to(device).float()
+    mask = (x[0].abs().sum(0) > 0).cpu().numpy()                      # (H, W) non-black pixels
 
     def run(m: nn.Module, shared: bool) -> tuple[dict[str, np.ndarray], float]:
         maps = {k: attribute(m, x, target, k, seed=seed, shared=shared).map for k in methods}
@@ -168,24 +257,29 @@ def cascading_randomisation(model: nn.Module, x: torch.Tensor, target: int, meth
             p = torch.softmax(m(x)[0].float(), -1)[0, int(target)].item()
         return maps, p
 
-    labels = ["original model"]
+    def compare_all(now: dict[str, np.ndarray], what: str) -> None:
+        for k in methods:
+            maps[k].append(now[k])
+            names = ("its map for the trained model", f"its map {what}")
+            sim[k].append(compare(first[k], now[k], signed=_signed(k), names=names))
+            obj = compare(first[k], now[k], signed=False, mask=mask, measures=("Spearman",))
+            on_object[k].append(obj.values.get("Spearman |map|", float("nan")))
+
     first, p0 = run(model, True)
-    maps = {k: [v] for k, v in first.items()}
-    corr = {k: [1.0] for k in methods}
-    obj = {k: [1.0] for k in methods}
-    mask = (x[0].abs().sum(0) > 0).cpu().numpy()                      # (H, W) non-black pixels
-    probs = [p0]
+    maps: dict[str, list[np.ndarray]] = {k: [] for k in methods}
+    sim: dict[str, list[Similarity]] = {k: [] for k in methods}
+    on_object: dict[str, list[float]] = {k: [] for k in methods}
+    compare_all(first, "for the trained model")
+    labels, names, probs = ["original model"], ["original"], [p0]
     if progress:
         progress(1, total, "original model")
     for i, (step, m) in enumerate(randomised_copies(model, seed=seed, steps=steps), start=2):
         now, p = run(m, False)                                        # m is our own copy
         labels.append(f"+ {step.label}")
+        names.append(step.name)
         probs.append(p)
-        for k in methods:
-            maps[k].append(now[k])
-            corr[k].append(rank_correlation(first[k], now[k]))
-            obj[k].append(rank_correlation(first[k], now[k], mask=mask))
+        compare_all(now, f"with the layers down to {step.name} random")
         if progress:
             progress(i, total, f"randomised {step.label}")
-    verdicts = {k: verdict(k, corr[k], obj[k]) for k in methods}
-    return SanityResult(labels, maps, corr, obj, probs, verdicts, time.perf_counter() - t0, seed)
+    verdicts = {k: verdict(k, sim[k][-1], on_object[k][-1]) for k in methods}
+    return SanityResult(labels, names, maps, sim, on_object, probs, verdicts, time.perf_counter() - t0, seed)

@@ -105,7 +105,7 @@ class Record:
     val_accuracy: float | None = None
     final: bool = False
     progress: float = 0.0
-    scalars: dict[str, float] = field(default_factory=dict)
+    scalars: dict[str, float] = field(default_factory=dict, hash=False)
 
 
 # --- learning-rate schedule

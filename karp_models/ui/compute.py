@@ -80,20 +80,29 @@ def attributions(path: str, mtime: float, x_np: np.ndarray, target: int,
 
 
 def sanity_check(path: str, mtime: float, x_np: np.ndarray, target: int, methods: tuple[str, ...],
-                 seed: int = 0, progress: Progress | None = None) -> sanity.SanityResult:
-    """Cascading randomisation (shared by sessions; `progress(done, total, words)`)."""
+                 seed: int = 0, progress: Progress | None = None, *,
+                 compute: bool = True) -> sanity.SanityResult | None:
+    """Cascading randomisation (shared by sessions; `progress(done, total, words)`); None when
+    not computed yet and not `compute`."""
     key = ("sanity", path, mtime, cache.image_key(x_np), target, methods, seed)
+    if not compute:
+        return cache.RESULTS.get(key)
     return cache.result(key, lambda: sanity.cascading_randomisation(
         _model(path, mtime), _x(x_np), target, methods, seed=seed, progress=progress))
 
 
 def faithfulness(path: str, mtime: float, x_np: np.ndarray, target: int, methods: tuple[str, ...],
-                 progress: Progress | None = None) -> list[faith.FaithRow]:
-    """Infidelity, sensitivity, deletion and insertion per method (shared by sessions)."""
-    def compute() -> list[faith.FaithRow]:
+                 progress: Progress | None = None, *, compute: bool = True) -> list[faith.FaithRow] | None:
+    """Infidelity, sensitivity, deletion and insertion per method (shared by sessions); None
+    when not computed yet and not `compute`."""
+    key = ("faith", path, mtime, cache.image_key(x_np), target, methods)
+    if not compute:
+        return cache.RESULTS.get(key)
+
+    def run() -> list[faith.FaithRow]:
         a = attributions(path, mtime, x_np, target, methods)
         return faith.faithfulness(_model(path, mtime), _x(x_np), target, a, progress=progress)
-    return cache.result(("faith", path, mtime, cache.image_key(x_np), target, methods), compute)
+    return cache.result(key, run)
 
 
 @st.cache_data(max_entries=32, show_spinner="Attacking the image…")

@@ -13,7 +13,9 @@ import streamlit as st
 
 from karp_models.introspect import adversarial as adv
 from karp_models.introspect import faithfulness as faith
-from karp_models.introspect import sanity
+from karp_models.introspect import sanity, trust
+from karp_models.introspect.attribution import METHODS
+from karp_models.introspect.similarity import KINDS, MEASURES, judge_all
 from karp_models.ui import cache, selection, style
 from karp_models.ui import compute as cp
 from karp_models.ui.figures import explain as figs
@@ -77,6 +79,9 @@ def attributions_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, target
                 f"down; transparent means no effect. Each map is divided by its own 99th percentile "
                 f"of |value|, so maps in different units share one scale. Saliency, SmoothGrad, "
                 f"Grad-CAM and attention rollout are never negative by construction.")
+    for k, why in judge_all(plain).items():
+        st.warning(f"**{k}** for {classes[target]}: the map {why}. The checks on the other tabs say "
+                   f"'cannot judge' for it rather than rank nothing.")
     df = figs.summary_frame(maps)
     st.table(df.style.format({"sum of attributions": "{:.3f}",       # wraps: no cut-off column
                               "min": "{:.3g}", "max": "{:.3g}", "ms": "{:.0f}"}, na_rep="–"))
@@ -109,12 +114,22 @@ def _requested(name: str, key: str, label: str, caption: str) -> bool:
     return True
 
 
+BOX = {sanity.PASSES: st.success, sanity.PARTLY_DEPENDS: st.warning, sanity.FAILS: st.error,
+       sanity.CANNOT: st.info}
+TITLE = {sanity.PASSES: "passes", sanity.PARTLY_DEPENDS: "partly", sanity.FAILS: "fails",
+         sanity.CANNOT: "cannot judge"}
+
+
 def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[str, ...]) -> None:
     st.markdown("**Is the heatmap about the model, or just about the image?** Adebayo et al. (2018): "
-                "replace the trained weights by random ones, one layer at a time from the top, and "
-                "recompute every map. A method that explains the model must produce different maps "
-                "for a destroyed model. The score is the rank correlation (Spearman, of |map|) with "
-                "the original map: 1 = the same ranking of pixels, 0 = unrelated.")
+                "replace the trained weights by random ones, one layer at a time from the output side "
+                "to the input side, and recompute every map. A method that explains the model must "
+                "give a different map for a destroyed model. Each map is compared with the original in "
+                "three ways, on **|map|** (how much each pixel counts) and, for methods with a sign, on "
+                "the **signed map** (for or against the class): *Spearman* (same order of pixels?), "
+                "*SSIM* (same regions?), *HOG* (same edges?); 1 = alike, 0 = unrelated. A method "
+                f"**fails** when every similarity stays at {sanity.STILL_SIMILAR} or more, **passes** "
+                f"when every one falls below {sanity.PARTLY}, and depends on the model **partly** in between.")
     key = _run_key("sanity", choice, x_np, target, methods)
     if not _requested("sanity", key, "▶ Run the sanity check",
                       "Runs on a copy of the model; a few seconds for the fast CNN."):
@@ -126,24 +141,52 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
 
     res = cp.sanity_check(choice.path, choice.mtime, x_np, target, methods, 0, progress=progress)
     bar.progress(1.0, text=f"Done in {res.seconds:.1f} s (seed {res.seed}); the model itself is unchanged.")
-    for k, v in res.verdicts.items():
-        (st.error if v.flagged else st.warning if abs(v.final) >= sanity.PARTLY else st.success)(v.text)
-    fig = figs.sanity_figure(res.steps, res.correlation, res.target_prob, classes[target])
+    cols = st.columns(2)
+    for i, v in enumerate(res.verdicts.values()):                    # two a row: fits a projector
+        with cols[i % 2]:
+            BOX[v.status](v.text)
+    fig = cache.figure(("sanity lines", choice.path, choice.mtime, cache.image_key(x_np), target, methods),
+                       lambda: figs.sanity_figure(
+                           res.names, {k: res.measures(k) for k in res.similarity}, res.target_prob, classes[target],
+                           status={k: TITLE[v.status] for k, v in res.verdicts.items()},
+                           drivers={k: v.drivers for k, v in res.verdicts.items()},
+                           band=(sanity.PARTLY, sanity.STILL_SIMILAR)))
     style.chart(fig, width="stretch", key="explain_sanity_lines")
-    st.caption("Dotted: the randomised model's probability for the class; once it falls the model "
-               "knows nothing any more, so its maps should look unlike the original.")
-    show = st.select_slider("Maps after randomising up to", res.steps, value=res.steps[-1],
+    st.caption("Left to right: the layers randomised so far, from the output side to the input side. "
+               "Colour: the similarity; solid: |map|, dashed: the signed map; thick: the one that "
+               "decides the verdict. Shaded: between passes and fails. Dotted: the randomised model's "
+               "probability for the class; once it falls the model knows nothing any more, so its maps "
+               "should look unlike the original. A gap: that map cannot be judged.")
+    final = pd.DataFrame({k: v.final for k, v in res.verdicts.items()}, dtype=float).T.reindex(res.verdicts)
+    final = final[[f"{m} {k}" for k in KINDS for m in MEASURES if f"{m} {k}" in final]]
+    final.insert(0, "verdict", [v.status for v in res.verdicts.values()])
+    final.index.name = "with every layer random"
+    drivers = {k: v.drivers for k, v in res.verdicts.items()}
+    st.dataframe(final.style.format("{:.2f}", na_rep="–", subset=list(final.columns[1:]))
+                 .apply(lambda col: ["background-color: #fde68a" if col.name in drivers[m] else ""
+                                     for m in col.index], axis=0), width="stretch")
+    st.caption("Highlighted: the similarity that decides each verdict (for 'partly': what stays and what "
+               "changes). –: the method has no sign, or its map cannot be judged.")
+    show = st.select_slider("Maps after randomising up to", res.names, value=res.names[-1],
                             key="explain_sanity_step")
-    j = res.steps.index(show)
+    j = res.names.index(show)
     key = ("sanity", choice.path, choice.mtime, cache.image_key(x_np), target, methods, j)
     fig = cache.figure(key, lambda: figs.sanity_maps_figure(
         x_np[0], {k: m[0] for k, m in res.maps.items()}, {k: m[j] for k, m in res.maps.items()},
-        {k: rho[j] for k, rho in res.correlation.items()}))
+        {k: rho[j] for k, rho in res.correlation.items()},
+        {k: res.series(k, "Spearman signed")[j] for k in res.maps if METHODS[k].signed}))
     style.chart(fig, width="stretch", key="explain_sanity_maps")
-    table = pd.DataFrame({k: v for k, v in res.correlation.items()}, index=res.steps)
-    table.index.name = "after randomising"
-    st.download_button("↓ Sanity check as CSV", table.assign(**{f"P({classes[target]})": res.target_prob})
-                       .to_csv().encode(), "explain_sanity.csv", "text/csv", key="explain_sanity_csv")
+    st.download_button("↓ Sanity check as CSV", pd.DataFrame(res.records()).to_csv(index=False).encode(),
+                       "explain_sanity.csv", "text/csv", key="explain_sanity_csv")
+
+
+def _best_cells(df: pd.DataFrame, rankings: dict[str, faith.Ranking]) -> pd.DataFrame:
+    """Styler.apply: green where a column has one best method."""
+    css = pd.DataFrame("", index=df.index, columns=df.columns)
+    for head, r in rankings.items():
+        if r.best is not None:
+            css.loc[r.best, head] = "background-color: #c7e9c0"
+    return css
 
 
 def faithfulness_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[str, ...]) -> None:
@@ -152,7 +195,8 @@ def faithfulness_tab(choice, x_np: np.ndarray, target: int, classes, methods: tu
                 "*max-sensitivity* (does the map jump when the image moves by 0.02), and the areas "
                 "under the *deletion* curve (black out the most important pixels first: a faithful map "
                 f"makes P({classes[target]}) fall fast) and the *insertion* curve (add them to a "
-                "black image first: it should rise fast).")
+                "black image first: it should rise fast). Deletion and insertion take the signed map's "
+                "order: the most red pixels first.")
     key = _run_key("faith", choice, x_np, target, methods)
     if not _requested("faith", key, "▶ Measure faithfulness", "A few seconds for the fast CNN."):
         return
@@ -161,19 +205,42 @@ def faithfulness_tab(choice, x_np: np.ndarray, target: int, classes, methods: tu
                            progress=lambda d, n, m: bar.progress(d / n, text=f"{m} ({d} of {n})"))
     bar.empty()
     df = pd.DataFrame(faith.table(rows)).set_index("method")
-    best = {c: (df[c].idxmax() if "higher" in c else df[c].idxmin()) for c in df.columns}
-    st.dataframe(df.style.format("{:.3f}").highlight_min(
-        subset=[c for c in df.columns if "lower" in c], color="#c7e9c0").highlight_max(
-        subset=[c for c in df.columns if "higher" in c], color="#c7e9c0"), width="stretch")
-    st.caption("Green: the best in each column. " + "; ".join(f"{c.split(' (')[0]}: {m}" for c, m in best.items()))
+    notes = df.pop("cannot judge because")
+    short = {head: head.split(" (")[0] + (" ↑" if higher else " ↓") for head, higher in faith.COLUMNS.values()}
+    rankings = {short[head]: faith.rank(rows, f) for f, (head, _) in faith.COLUMNS.items()}
+    st.dataframe(df.rename(columns=short).style.format("{:.3f}", na_rep="cannot judge")
+                 .apply(_best_cells, axis=None, rankings=rankings), width="stretch")
+    st.caption("↓ lower is better, ↑ higher is better. Green: the best in a column, when one method is ahead "
+               "of the others. " + "; ".join(f"{head[:-2]}: {r.best or 'no best (' + r.reason + ')'}"
+                                             for head, r in rankings.items()) + ".")
+    if (why := faith.baseline_note(x_np)) is not None:
+        st.info(f"No method can come out best at deletion or insertion: {why}.")
+    for m, why in notes[notes != ""].items():
+        st.info(f"**{m}**: cannot judge, {why}.")
     c1, c2 = st.columns(2)
     for col, kind in ((c1, "deletion"), (c2, "insertion")):
         curves = {r.method: (getattr(r, kind).fraction, getattr(r, kind).prob, getattr(r, kind).auc)
-                  for r in rows}
+                  for r in rows if getattr(r, kind) is not None}
         fig = figs.faithfulness_curve_figure(kind, curves, classes[target])
-        col.plotly_chart(fig, width="stretch", key=f"explain_{kind}")
-    st.download_button("↓ Faithfulness as CSV", df.to_csv().encode(), "explain_faithfulness.csv",
-                       "text/csv", key="explain_faith_csv")
+        with col:
+            style.chart(fig, width="stretch", key=f"explain_{kind}")
+    st.download_button("↓ Faithfulness as CSV", df.assign(**{"cannot judge because": notes}).to_csv().encode(),
+                       "explain_faithfulness.csv", "text/csv", key="explain_faith_csv")
+
+
+def together(choice, x_np: np.ndarray, target: int, classes, methods: tuple[str, ...]) -> None:
+    """One summary per method from both checks, once both have run for this image and class
+    (the page draws it under both tabs, after both have run)."""
+    res = cp.sanity_check(choice.path, choice.mtime, x_np, target, methods, 0, compute=False)
+    rows = cp.faithfulness(choice.path, choice.mtime, x_np, target, methods, compute=False)
+    st.markdown("##### 🧭 The two checks together")
+    if res is None or rows is None:
+        st.caption("Run the sanity check and the faithfulness measures (each on its tab) to read one "
+                   "summary per method here: they ask different questions, and this says how their "
+                   "answers fit.")
+        return
+    for k, s in trust.summarise(res.verdicts, rows, classes[target]).items():
+        st.markdown(f"- **{k}** (sanity check: {TITLE[s.sanity]} · faithfulness: {s.faithfulness}): {s.text}")
 
 
 def adversarial_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, classes, probs: np.ndarray,
@@ -214,8 +281,12 @@ def adversarial_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, classes
         return
     maps = lambda: figs.adversarial_maps_figure(  # noqa: E731
         x_np[0], {m: res.before[m].map for m in methods}, {m: res.after[m].map for m in methods},
-        res.similarity, classes[res.pred_before], classes[res.pred_after])
+        {m: s.get("Spearman") for m, s in res.similarity.items()}, classes[res.pred_before],
+        classes[res.pred_after])
     style.chart(cache.figure(key + ("maps",), maps),
                     width="stretch", key="explain_adv_maps")
     st.caption("Each method's map of the prediction before and after the attack; ρ is the rank "
                "correlation of |map| between the two. The 'after' maps are drawn over the original image.")
+    for m, s in res.similarity.items():
+        if s.reason:
+            st.info(f"**{m}**: cannot compare, {s.reason}.")

@@ -1,12 +1,15 @@
 """AppTest: the Explain page on the shipped fast CNN: attributions for a test image, the shared
-image from Predict, a confident mistake, the sanity check and faithfulness on their buttons, and
-the adversarial tab's epsilon slider."""
+image from Predict, a confident mistake, the sanity check and faithfulness on their buttons with
+one summary per method from both, maps that cannot be judged (a white upload, a class with no
+evidence), and the adversarial tab's epsilon slider."""
+import numpy as np
 import pytest
 import torch
 
 from karp_models import data
 from karp_models.introspect import attribution as A
 from karp_models.ui.selection import KEY as IMAGE_KEY
+from karp_models.ui.selection import ImageInput
 from karp_models.ui.selection import test_image as make_test_image
 from tests.app.test_pages import open_page
 
@@ -56,17 +59,71 @@ def test_shared_image_and_a_confident_mistake(at):
     assert any("Mistake 1 of" in c.value and "taken for" in c.value for c in at.caption)
 
 
+def _boxes(at):
+    """The alerts' words without markdown's bold (a leading emoji becomes the alert's icon)."""
+    return [e.value.replace("**", "") for e in (*at.success, *at.warning, *at.error, *at.info)]
+
+
+def _summaries(at):
+    return [m.value for m in at.markdown if m.value.startswith("- **")]
+
+
 def test_sanity_check_and_faithfulness_on_their_buttons(at):
     at.multiselect(key="explain_methods_fast").set_value(FEW).run()
+    assert not _summaries(at) and any("Run the sanity check and the faithfulness" in c.value for c in at.caption)
     at.button(key="explain_sanity_run").click().run()
     _ok(at)
-    verdicts = [e.value for e in (*at.success, *at.warning, *at.error)]
-    for m in FEW:
-        assert any(v.count(m) and ("passes" in v or "trust" in v or "partly" in v) for v in verdicts), m
+    for m in FEW:                                                    # one verdict each, in words
+        said = [v for v in _boxes(at) if v.startswith(m)]
+        assert len(said) == 1 and ("passes" in said[0] or "fails" in said[0] or "in part" in said[0]
+                                   or "cannot be judged" in said[0]), m
+    final = at.dataframe[-1].value                                   # every similarity, |map| first
+    assert list(final.index) == FEW and list(final.columns)[:4] == ["verdict", "Spearman |map|", "SSIM |map|",
+                                                                    "HOG |map|"]
     at.button(key="explain_faith_run").click().run()
     _ok(at)
     table = at.dataframe[-1].value
-    assert list(table.index) == FEW and "deletion AUC (lower better)" in table.columns
+    assert list(table.index) == FEW and "deletion AUC ↓" in table.columns and "insertion AUC ↑" in table.columns
+    summaries = _summaries(at)                                       # under both tabs
+    assert len(summaries) == 2 * len(FEW) and all(any(f"**{m}**" in s for s in summaries) for m in FEW)
+
+
+def test_a_white_upload_is_cannot_judge_not_a_traceback(at):
+    blank = ImageInput.from_array(np.zeros((1, 28, 28), np.float32), dataset="fashion-mnist",
+                                  source="upload: white.png")        # white, inverted by preprocessing
+    at.session_state[IMAGE_KEY] = blank
+    at.multiselect(key="explain_methods_fast").set_value(["Saliency", "Integrated Gradients", "Occlusion"])
+    at.radio(key="explain_source").set_value("shared").run()
+    _ok(at)
+    assert any("**Integrated Gradients**" in w.value and "zero everywhere" in w.value for w in at.warning)
+    at.button(key="explain_sanity_run").click().run()
+    _ok(at)                                                          # was: ValueError, zero-size array
+    cannot = [b for b in _boxes(at) if "cannot be judged" in b]
+    assert any(c.startswith("Integrated Gradients cannot be judged") for c in cannot)
+    assert any(c.startswith("Occlusion cannot be judged") for c in cannot)
+    assert not any("Integrated Gradients passes" in b for b in _boxes(at))
+    at.button(key="explain_faith_run").click().run()
+    _ok(at)
+    best = next(c.value for c in at.caption if "Green: the best" in c.value)
+    assert "deletion AUC: no best" in best and "insertion AUC: no best" in best   # exact ties: no winner
+    assert any("baseline itself" in i.value for i in at.info)
+    at.toggle(key="explain_adv_on").set_value(True).run()
+    _ok(at)
+    at.toggle(key="explain_adv_on").set_value(False).run()
+
+
+def test_a_class_with_no_evidence_cannot_pass_the_sanity_check(at):
+    at.radio(key="explain_source").set_value("test").run()
+    at.number_input(key="explain_test_index").set_value(4).run()
+    at.multiselect(key="explain_methods_fast").set_value(FEW).run()
+    target = next(s for s in at.selectbox if s.label == "Class to explain")
+    target.set_value(7).run()                                        # Sneaker, for a shirt
+    _ok(at)
+    assert any("**Grad-CAM** for Sneaker" in w.value for w in at.warning)
+    at.button(key="explain_sanity_run").click().run()
+    _ok(at)
+    assert not any("Grad-CAM passes" in b for b in _boxes(at))       # was a green box, rho 0.00
+    assert any(i.value.startswith("**Grad-CAM cannot be judged**") and i.icon == "❔" for i in at.info)
 
 
 def test_adversarial_slider(at):
@@ -86,4 +143,7 @@ def test_vit_gets_attention_rollout_beside_the_gradient_methods(at):
     _ok(at)
     methods = at.multiselect(key="explain_methods_vit").value
     assert "Attention rollout" in methods and "Integrated Gradients" in methods
-    assert "Attention rollout" in set(at.table[0].value.index)
+    summary = at.table[0].value
+    assert "Attention rollout" in set(summary.index)
+    assert "last block's patch tokens" in summary.loc["Grad-CAM", "what it computes"]
+    assert summary.loc["Grad-CAM", "can it be judged?"] == "yes"

@@ -37,7 +37,18 @@ def test_adversarial_reports_predictions_and_attributions(setup):
     assert r.probs_before.shape == r.probs_after.shape == (10,)
     assert r.probs_after[label] < r.probs_before[label]
     assert set(r.before) == set(r.after) == set(r.similarity) == {"Saliency", "Grad-CAM"}
+    assert set(r.similarity["Saliency"].values) == {"Spearman |map|", "SSIM |map|", "HOG |map|"}  # unsigned
     assert r.fooled == (r.pred_after != r.pred_before)
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="FGSM"):
         Ad.attack(model, x, 0, method="CW")
+
+
+def test_maps_that_rank_nothing_are_not_compared(setup):
+    model, _ = setup
+    black = torch.zeros(1, 1, 16, 16)                                 # IG's baseline: its map is 0
+    r = Ad.adversarial(model, black, int(model(black)[0].argmax()), ["Integrated Gradients", "Saliency"],
+                       epsilon=0.05)
+    ig = r.similarity["Integrated Gradients"]
+    assert ig.values == {} and ig.reason.startswith("the map before the attack is zero everywhere")
+    assert r.similarity["Saliency"].values and r.similarity["Saliency"].reason is None

@@ -89,6 +89,53 @@ def test_gradcam_shape_and_upsampling(cnn, x):
     assert smooth.shape == (1, 1, 16, 16) and (smooth >= 0).all()
     assert smooth.min() >= raw.min() - 1e-6 and smooth.max() <= raw.max() + 1e-6
 
+
+
+def _vit_reference_cam(vit, x, target):
+    """pytorch-grad-cam's ViT recipe by hand: activations and gradients of the last block's norm1
+    (our ln_1), CLS token dropped, tokens reshaped to (B, D, gh, gw); weights = mean gradient per
+    channel; ReLU of the weighted sum."""
+    saved = {}
+
+    def keep(_m, _i, out):
+        out.retain_grad()
+        saved["a"] = out
+
+    h = vit.blocks[-1].ln_1.register_forward_hook(keep)
+    try:
+        vit.zero_grad()
+        vit(x)[0][0, target].backward()
+    finally:
+        h.remove()
+    gh, gw = vit.grid
+
+    def grid(t):                                                         # (1, 1 + P, D) -> (1, D, gh, gw)
+        return t[:, 1:].reshape(1, gh, gw, -1).permute(0, 3, 1, 2)
+    acts, grads = grid(saved["a"].detach()), grid(saved["a"].grad)
+    return torch.relu((grads.mean((2, 3), keepdim=True) * acts).sum(1, keepdim=True))   # (1, 1, gh, gw)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")       # Captum's notes on hooks and requires_grad
+def test_vit_gradcam_is_pytorch_grad_cams_recipe_on_the_last_blocks_tokens(vit, x):
+    cams = []
+    for t in range(3):
+        ref = _vit_reference_cam(vit, x, t)
+        up = A.make("Grad-CAM", vit).attribute(x, target=t, interpolate_mode="nearest")
+        assert up.shape == (1, 1, 16, 16)
+        assert torch.allclose(up, ref.repeat_interleave(4, 2).repeat_interleave(4, 3), atol=1e-6)
+        guided = A.make("Guided Grad-CAM", vit).attribute(x, target=t)       # Captum: cam (nearest) x gradient
+        grad = A.make("Saliency", vit).attribute(x, target=t, abs=False)
+        assert torch.allclose(guided, up * grad, atol=1e-6)
+        cams.append(ref)
+    assert max(float(c.max()) for c in cams) > 0
+    assert not torch.allclose(cams[0], cams[1])                          # class-discriminative
+    grid = A.TokenGrid(vit.blocks[-1].ln_1, vit.grid)
+    with torch.no_grad():
+        before = vit(x)[0]
+        with grid.folded():
+            folded = vit(x)[0]
+    assert torch.equal(before, folded) and not vit.blocks[-1].ln_1._forward_hooks   # same model, hook gone
+
 # ---------------------------------------------------------------------------- the table
 
 
@@ -105,7 +152,7 @@ def test_the_table_describes_every_method():
 def test_available_follows_the_table(cnn, vit):
     assert "Attention rollout" not in A.available(cnn)
     assert "Attention rollout" in A.available(vit)
-    assert A.gradcam_layer(vit) == "patch_embed"
+    assert A.gradcam_layer(vit) == "blocks.1.ln_1"                       # not the input side (patch_embed)
     for model in (cnn, vit):
         assert A.available(model) == [n for n, m in A.METHODS.items() if m.applies(model)]
     with pytest.raises(ValueError, match="ViT"):

@@ -1,11 +1,15 @@
 """Cascading randomisation (Adebayo et al. 2018): top layer first, really new weights, the same
-ones for the same seed, and the original model untouched."""
+ones for the same seed, and the original model untouched; layers named for people; verdicts
+decided by every similarity on |map| and the signed map, and "cannot judge" for a map that ranks
+nothing."""
 import numpy as np
 import pytest
 import torch
 
 from karp_models.introspect import sanity as S
 from karp_models.introspect.attribution import available
+from karp_models.introspect.similarity import Similarity
+from karp_models.models.attention import ViT, ViTConfig
 
 
 def _state(m):
@@ -18,6 +22,18 @@ def test_steps_go_from_the_top_down_with_norms_beside_their_convs(cnn):
     assert steps[1].modules == ("features.stage3.conv2", "features.stage3.bn2")
     assert steps[-1].modules == ("features.stem.conv", "features.stem.bn")
     assert len(steps) == 8
+
+
+def test_layers_have_readable_names_from_the_output_to_the_input(cnn):
+    assert [s.name for s in S.randomisation_steps(cnn)] == [
+        "fc (output)", "stage3 conv2", "stage3 conv1", "stage2 conv2", "stage2 conv1", "stage1 conv2",
+        "stage1 conv1", "stem conv (input)"]
+    torch.manual_seed(0)
+    vit = ViT(ViTConfig(image_size=16, patch_size=4, n_embd=16, n_layer=2, n_head=2))
+    steps = S.randomisation_steps(vit)
+    assert [s.name for s in steps] == ["head (output)", "final norm", "block 2", "block 1",
+                                       "patch embedding (input)"]
+    assert steps[-1].params == ("cls_token", "pos_embed")              # randomised with the embedding
 
 
 def test_randomisation_changes_weights_reproducibly_and_leaves_the_original(cnn):
@@ -52,25 +68,69 @@ def test_cascading_randomisation_reports_every_step(cnn):
     n = len(S.randomisation_steps(cnn)) + 1
     assert calls == [(i, n) for i in range(1, n + 1)]
     assert len(res.steps) == n and res.steps[0] == "original model"
+    assert res.names == ["original"] + [s.name for s in S.randomisation_steps(cnn)]
     assert list(res.correlation) == methods
     for k in methods:
-        assert res.correlation[k][0] == 1.0 and len(res.correlation[k]) == n
-        assert len(res.maps[k]) == n and res.maps[k][0].shape == (16, 16)
-        assert isinstance(res.verdicts[k].text, str) and k in res.verdicts[k].text
+        assert len(res.similarity[k]) == n and len(res.maps[k]) == n and res.maps[k][0].shape == (16, 16)
+        if res.similarity[k][0].values:                                 # the original against itself
+            assert all(v == pytest.approx(1.0) for v in res.similarity[k][0].values.values())
+        assert res.correlation[k] == res.series(k, "Spearman |map|")
+        v = res.verdicts[k]
+        assert k in v.text and v.status in (S.PASSES, S.PARTLY_DEPENDS, S.FAILS, S.CANNOT)
+        assert v.final == res.similarity[k][-1].values
     again = S.cascading_randomisation(cnn, x, 1, methods, seed=3)
-    assert again.correlation == res.correlation
+    assert again.correlation.keys() == res.correlation.keys()
+    assert all(np.array_equal(again.correlation[k], res.correlation[k], equal_nan=True) for k in methods)
     assert all(torch.equal(original[k], v) for k, v in cnn.state_dict().items())
+    rows = res.records()
+    assert {r["method"] for r in rows} == set(methods) and {r["step"] for r in rows} == set(res.steps)
 
 
-def test_verdicts_in_plain_words():
-    assert S.verdict("Edges", [1.0, 0.9, 0.95], [1.0, 0.9, 0.9]).flagged
-    assert "do not trust" in S.verdict("Edges", [1.0, 0.9, 0.95], [1.0, 0.9, 0.9]).text
-    ok = S.verdict("Saliency", [1.0, 0.4, 0.05], [1.0, 0.3, 0.0])
-    assert not ok.flagged and "passes" in ok.text
+def test_a_blank_image_is_judged_cannot_judge_and_never_raises(cnn):
+    x = torch.zeros(1, 1, 16, 16)                                       # an all-white upload, inverted
+    res = S.cascading_randomisation(cnn, x, 0, available(cnn))
+    for k in ("Integrated Gradients", "DeepLift"):                     # input = baseline: nothing to attribute
+        v = res.verdicts[k]
+        assert v.status == S.CANNOT and not v.flagged and "zero everywhere" in v.reason
+        assert "passes" not in v.text and v.drivers == ()
+        assert all(np.isnan(res.correlation[k]))                       # no number at any step
+        assert {r["cannot judge because"] for r in res.records() if r["method"] == k} == {
+            "its map for the trained model is zero everywhere, so no pixel counts more than another"}
+    assert all(np.isnan(o) for o in res.on_object["Saliency"])          # no non-black pixel to look at
+
+# ---------------------------------------------------------------------------- the verdict rule
 
 
-def test_rank_correlation():
-    a = np.arange(16.0).reshape(4, 4)
-    assert S.rank_correlation(a, a * 3) == pytest.approx(1.0)
-    assert S.rank_correlation(a, -a, absolute=False) == pytest.approx(-1.0)
-    assert S.rank_correlation(a, np.zeros_like(a)) == 0.0
+def _sim(**values):
+    return Similarity({k.replace("_abs", " |map|").replace("_signed", " signed"): v for k, v in values.items()})
+
+
+def test_fails_only_when_every_similarity_stays_high():
+    v = S.verdict("Edges", _sim(Spearman_abs=0.9, SSIM_abs=0.7, HOG_abs=0.55))
+    assert v.status == S.FAILS and v.flagged and v.drivers == ("HOG |map|",)   # the least alike decides
+    assert "do not trust" in v.text and "HOG of |map|, is 0.55" in v.text
+
+
+def test_passes_only_when_every_similarity_falls():
+    v = S.verdict("Saliency", _sim(Spearman_abs=0.1, SSIM_abs=-0.2, HOG_abs=0.29))
+    assert v.status == S.PASSES and not v.flagged and v.drivers == ("HOG |map|",)  # the most alike decides
+    assert "passes" in v.text and "HOG of |map|, is only 0.29" in v.text
+
+
+def test_a_sign_that_flips_while_the_outline_stays_is_partly():
+    v = S.verdict("Occlusion", _sim(Spearman_abs=0.9, SSIM_abs=0.34, HOG_abs=0.37, Spearman_signed=-0.27,
+                                    SSIM_signed=0.29, HOG_signed=0.41), on_object=0.11)
+    assert v.status == S.PARTLY_DEPENDS and not v.flagged
+    assert v.drivers == ("Spearman |map|", "Spearman signed")
+    assert "Spearman of |map| 0.90" in v.text and "Spearman of the signed map -0.27" in v.text
+    assert "background" in v.text and "0.11" in v.text                  # the likeness is the black outline
+    assert "Still there" in v.text and "Lost: the ranking of the pixels from most for" in v.text
+    band = S.verdict("Grad-CAM", _sim(SSIM_abs=0.76, HOG_abs=0.49, Spearman_abs=0.54))   # nothing below 0.3
+    assert band.status == S.PARTLY_DEPENDS and "Only partly kept: the edges" in band.text
+    one_high = S.verdict("Occlusion", _sim(Spearman_abs=0.9, Spearman_signed=0.6))
+    assert one_high.status == S.FAILS                                   # no measure changed: fails
+
+
+def test_a_map_without_values_cannot_be_judged():
+    v = S.verdict("Grad-CAM", Similarity({}, "its map for the trained model is zero everywhere"))
+    assert v.status == S.CANNOT and not v.flagged and v.reason in v.text and "passes" not in v.text

@@ -29,19 +29,42 @@ def test_overlay_draws_the_image_then_each_map_over_it_on_one_scale():
     assert fig.layout.height == 210 + 40
 
 
-def test_sanity_figures_carry_the_steps_and_correlations():
-    steps = ["original", "+ classifier.fc", "+ features.stem"]
-    rho = {"Saliency": [1.0, 0.4, 0.1], "Grad-CAM": [1.0, 0.9, 0.8]}
-    fig = ex.sanity_figure(steps, rho, [0.9, 0.5, 0.1], "Sneaker")
-    assert [t.name for t in fig.data] == ["Saliency", "Grad-CAM", "P(Sneaker)"]
-    assert list(fig.data[2].y) == [0.9, 0.5, 0.1] and fig.data[2].line.dash == "dot"
-    assert list(fig.layout.xaxis.ticktext) == ["original", "fc", "stem"]
-    assert tuple(fig.layout.yaxis.range) == (-1, 1.05)
-    maps = ex.sanity_maps_figure(X, {"Integrated Gradients": MAPS["Saliency"]},
-                                 {"Integrated Gradients": MAPS["Integrated Gradients"]},
-                                 {"Integrated Gradients": 0.123})
-    assert [a.text for a in maps.layout.annotations] == ["IG: original", "IG: ρ = 0.12"]
-    assert sum(isinstance(t, go.Heatmap) for t in maps.data) == 2
+def test_sanity_figure_one_panel_per_method_with_every_similarity():
+    names = ["original", "fc (output)", "stem conv (input)"]
+    nan = float("nan")
+    series = {"Saliency": {"Spearman |map|": [1.0, 0.4, 0.1], "SSIM |map|": [1.0, 0.3, nan]},
+              "Integrated Gradients": {"Spearman |map|": [1.0, 0.9, 0.9], "Spearman signed": [1.0, 0.2, -0.3]},
+              "Grad-CAM": {}}                                            # cannot judge: an empty panel
+    fig = ex.sanity_figure(names, series, [0.9, 0.5, 0.1], "Sneaker", cols=2,
+                           status={"Saliency": "passes", "Grad-CAM": "cannot judge"},
+                           drivers={"Integrated Gradients": ("Spearman |map|", "Spearman signed")})
+    assert [a.text for a in fig.layout.annotations] == ["Saliency: passes", "IG", "Grad-CAM: cannot judge"]
+    legend = [t for t in fig.data if t.showlegend is not False and not t.name.startswith("P(")]
+    assert [t.name for t in legend] == ["Spearman |map|", "SSIM |map|", "Spearman signed"]  # once each, thin
+    assert {t.line.width for t in legend} == {1.5} and all(t.y == (None,) for t in legend)
+    lines = [t for t in fig.data if t.showlegend is False and not t.name.startswith("P(")]
+    assert [t.name for t in lines] == ["Spearman |map|", "SSIM |map|", "Spearman |map|", "Spearman signed"]
+    assert lines[0].line.color == lines[2].line.color and lines[3].line.dash == "dash"
+    assert list(lines[1].y) == [1.0, 0.3, None]                         # a gap where it cannot be judged
+    assert [t.line.width for t in lines] == [1.5, 1.5, 4, 4]            # the deciding similarities: thick
+    probs = [t for t in fig.data if t.name == "P(Sneaker)"]
+    assert len(probs) == 3 and list(probs[0].y) == [0.9, 0.5, 0.1] and probs[0].line.dash == "dot"
+    assert [t.showlegend for t in probs] == [True, False, False]
+    xs = [fig.layout[f"xaxis{'' if i == 0 else i + 1}"] for i in range(3)]
+    assert list(xs[0].ticktext) == names and xs[0].tickvals == (0, 1, 2)
+    assert [x.showticklabels for x in xs] == [False, True, True]        # only under the last panel of a column
+    assert tuple(fig.layout.yaxis.range) == (-1.05, 1.05)
+    assert len(fig.layout.shapes) == 3                                  # the band between passes and fails
+
+
+def test_sanity_maps_say_cannot_judge_instead_of_a_number():
+    maps = ex.sanity_maps_figure(X, {"Integrated Gradients": MAPS["Saliency"], "Grad-CAM": MAPS["Saliency"]},
+                                 {"Integrated Gradients": MAPS["Integrated Gradients"], "Grad-CAM": 0 * X[0]},
+                                 {"Integrated Gradients": 0.123, "Grad-CAM": float("nan")},
+                                 {"Integrated Gradients": -0.27})
+    assert [a.text for a in maps.layout.annotations] == ["IG: original", "IG: ρ = 0.12<br>signed map: ρ = -0.27",
+                                                         "Grad-CAM: original", "Grad-CAM: ρ: cannot judge"]
+    assert sum(isinstance(t, go.Heatmap) for t in maps.data) == 4
 
 
 def test_faithfulness_curves_name_the_area_under_each():
@@ -59,17 +82,24 @@ def test_adversarial_figures():
     assert [type(t).__name__ for t in fig.data] == ["Image", "Heatmap", "Image"]
     assert [a.text for a in fig.layout.annotations] == ["original", "perturbation (×20)", "adversarial"]
     np.testing.assert_allclose(fig.data[1].z, 1.0)                      # +ε everywhere, scaled by 1/ε
-    maps = ex.adversarial_maps_figure(X, {"Saliency": MAPS["Saliency"]}, {"Saliency": MAPS["Saliency"]},
-                                      {"Saliency": 0.5}, "Shirt", "Coat")
-    assert [a.text for a in maps.layout.annotations] == ["Saliency: Shirt", "after: Coat, ρ = 0.50"]
+    maps = ex.adversarial_maps_figure(X, {"Saliency": MAPS["Saliency"], "IG": MAPS["Saliency"]},
+                                      {"Saliency": MAPS["Saliency"], "IG": 0 * X[0]},
+                                      {"Saliency": 0.5, "IG": float("nan")}, "Shirt", "Coat")
+    assert [a.text for a in maps.layout.annotations] == ["Saliency: Shirt", "after: Coat, ρ = 0.50",
+                                                         "IG: Shirt", "after: Coat, ρ: cannot judge"]
 
 
 def test_png_panel_and_exports():
     png = ex.png_panel(X, MAPS, "test image #0")
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
     a = {k: SimpleNamespace(map=v, delta=None, seconds=0.01) for k, v in MAPS.items()}  # an Attribution's fields
+    a["Grad-CAM"] = SimpleNamespace(map=np.zeros((6, 6)), delta=None, seconds=0.01)
     csv = ex.maps_csv(a).decode().splitlines()
-    assert csv[0] == "method,row,col,attribution,scaled" and len(csv) == 1 + 2 * 36
+    assert csv[0] == "method,row,col,attribution,scaled,cannot judge because" and len(csv) == 1 + 3 * 36
+    assert csv[1].endswith(",")
+    assert csv[-1].endswith(',"the map is zero everywhere, so no pixel counts more than another"')
     df = ex.summary_frame(a)
-    assert list(df.index) == list(MAPS)
+    assert list(df.index) == list(MAPS) + ["Grad-CAM"]
     assert df.loc["Saliency", "sum of attributions"] == float(MAPS["Saliency"].sum())
+    assert df.loc["Saliency", "can it be judged?"] == "yes"
+    assert df.loc["Grad-CAM", "can it be judged?"].startswith("no: the map is zero everywhere")

@@ -13,8 +13,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from karp_models.introspect import attribution as attr
+from karp_models.introspect.similarity import judgeable
 from karp_models.ui import style
 from karp_models.ui.images import display
+
 
 def short(method: str) -> str:
     """The method's panel title in the 4-column grids (the method table's abbrev)."""
@@ -53,8 +55,9 @@ def overlay_figure(x: np.ndarray, maps: dict[str, np.ndarray], *,
     for i in range(len(names)):
         fig.layout[f"yaxis{'' if i == 0 else i + 1}"].scaleanchor = f"x{'' if i == 0 else i + 1}"
     fig.update_annotations(font=style.SMALL_FONT)                    # up to 5 panel titles a row
-    bar = dict(title=dict(text="for the class ↑<br>against ↓"), tickvals=[-1, 0, 1],
-               ticktext=["−max", "0", "+max"])
+    # numbers: each map is divided by its own 99th percentile of |value| (attr.normalise)
+    bar = dict(title=dict(text="for the class ↑<br>against ↓<br>(× the map's<br>99th pct.)"),
+               tickvals=[-1, -0.5, 0, 0.5, 1], ticktext=["−1", "−0.5", "0", "+0.5", "+1"])
     return style.layout(fig, height=height_per_row * rows + 40, plot_bgcolor="white",
                         coloraxis=dict(colorscale=style.ATTRIBUTION_SCALE, cmin=-1, cmax=1,
                                        colorbar=bar))
@@ -93,56 +96,112 @@ def png_panel(x: np.ndarray, maps: dict[str, np.ndarray], title: str) -> bytes:
 
 
 def maps_csv(maps: dict[str, attr.Attribution]) -> bytes:
-    """Long format: method, row, col, attribution (summed over channels), scaled value."""
+    """Long format: method, row, col, attribution (summed over channels), scaled value, and why
+    the map cannot be judged (empty when it can)."""
     norm = attr.normalise({k: a.map for k, a in maps.items()})
     frames = []
     for k, a in maps.items():
         H, W = a.map.shape
         rr, cc = np.mgrid[0:H, 0:W]
+        why = judgeable(a.map)
         frames.append(pd.DataFrame({"method": k, "row": rr.ravel(), "col": cc.ravel(),
-                                    "attribution": a.map.ravel(), "scaled": norm[k].ravel()}))
+                                    "attribution": a.map.ravel(), "scaled": norm[k].ravel(),
+                                    "cannot judge because": "" if why is None else f"the map {why}"}))
     return pd.concat(frames).to_csv(index=False).encode()
 
 
 def summary_frame(maps: dict[str, attr.Attribution]) -> pd.DataFrame:
-    """One row per method: what it computes, sum, convergence delta, range, time (ms)."""
+    """One row per method: what it computes, sum, convergence delta, range, time (ms), and
+    whether its map can be judged (else why not)."""
     rows = [{"method": k, "what it computes": attr.METHODS[k].short,
              "sum of attributions": float(a.map.sum()),
              "convergence delta": "–" if a.delta is None else f"{a.delta:.2g}",
-             "min": float(a.map.min()), "max": float(a.map.max()), "ms": a.seconds * 1000}
+             "min": float(a.map.min()), "max": float(a.map.max()), "ms": a.seconds * 1000,
+             "can it be judged?": "yes" if (why := judgeable(a.map)) is None else f"no: the map {why}"}
             for k, a in maps.items()]
     return pd.DataFrame(rows).set_index("method")
 
 
-def sanity_figure(steps: Sequence[str], correlation: dict[str, Sequence[float]],
-                  target_prob: Sequence[float], class_name: str) -> go.Figure:
-    """Rank correlation of each method's map with the original as layers are randomised from
-    the top (one line per method), and the randomised model's probability (dotted)."""
-    fig = go.Figure()
-    x = list(range(len(steps)))
-    for k, rho in correlation.items():
-        fig.add_trace(go.Scatter(x=x, y=list(rho), mode="lines+markers", name=k))
-    fig.add_trace(go.Scatter(x=x, y=list(target_prob), mode="lines", name=f"P({class_name})",
-                             line=dict(dash="dot", color="black")))
-    ticks = [s.replace("+ ", "").replace("features.", "").replace("classifier.", "") for s in steps]
-    return style.layout(fig, height=430, margin=dict(l=10, r=10, t=30, b=10),
-                        yaxis=dict(title="rank correlation with the original", range=[-1, 1.05]),
-                        xaxis=dict(title="layers randomised, from the top", tickvals=x,
-                                   ticktext=ticks, tickangle=-35))
+MEASURE_COLOURS = {"Spearman": style.CATEGORY[0], "SSIM": style.CATEGORY[1], "HOG": style.CATEGORY[2]}
 
 
-def sanity_maps_figure(x: np.ndarray, original: dict[str, np.ndarray],
-                       randomised: dict[str, np.ndarray], rho: dict[str, float]) -> go.Figure:
-    """Each method's original map beside its map for the randomised model (titled with ρ)."""
+def sanity_figure(names: Sequence[str], series: dict[str, dict[str, Sequence[float]]],
+                  target_prob: Sequence[float], class_name: str, *,
+                  status: dict[str, str] | None = None, drivers: dict[str, Sequence[str]] | None = None,
+                  band: tuple[float, float] = (0.3, 0.5), cols: int = 3) -> go.Figure:
+    """One small panel per method: each similarity of its map with the original (colour: the
+    measure; solid: |map|, dashed: the signed map) as layers are randomised from the output side
+    to the input side, the randomised model's probability of the class (dotted), and the band
+    between 'passes' and 'fails' (shaded). Gaps where a map cannot be judged (nan).
+
+    Args:
+        names: readable step names ("original", "fc (output)", ..., "stem conv (input)").
+        series: method -> {"Spearman |map|": [value per step], ...}.
+        status: method -> verdict word for the panel title; drivers: method -> the similarities
+            that decide its verdict (drawn thicker).
+    """
+    methods = list(series)
+    cols = max(1, min(cols, len(methods)))
+    rows = -(-len(methods) // cols)
+    titles = [f"{short(m)}: {status[m]}" if status and m in status else short(m) for m in methods]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.04,
+                        vertical_spacing=0.09 if rows > 1 else 0.02)
+    x = list(range(len(names)))
+    keys = list(dict.fromkeys(k for m in methods for k in series[m]))
+
+    def line(key: str, width: float) -> dict:
+        measure, kind = key.split(" ", 1)
+        return dict(color=MEASURE_COLOURS.get(measure, style.GREY), width=width,
+                    dash="solid" if kind == "|map|" else "dash")
+
+    for key in keys:                                                  # the legend, in thin lines
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines+markers", name=key, legendgroup=key,
+                                 line=line(key, 1.5), marker=dict(size=4)), 1, 1)
+    for i, m in enumerate(methods):
+        r, c = i // cols + 1, i % cols + 1
+        for key, ys in series[m].items():
+            thick = drivers is not None and key in drivers.get(m, ())
+            fig.add_trace(go.Scatter(
+                x=x, y=[None if v is None or not np.isfinite(v) else v for v in ys], mode="lines+markers",
+                name=key, legendgroup=key, showlegend=False, line=line(key, 4 if thick else 1.5),
+                marker=dict(size=7 if thick else 4),
+                hovertemplate=f"{m}<br>{key}: %{{y:.2f}}<extra></extra>"), r, c)
+        fig.add_trace(go.Scatter(x=x, y=list(target_prob), mode="lines", name=f"P({class_name})",
+                                 legendgroup="p", showlegend=i == 0, hoverinfo="skip",
+                                 line=dict(dash="dot", color="black", width=1.5)), r, c)
+        below = i + cols < len(methods)                               # another panel under this one
+        fig.update_xaxes(tickvals=x, ticktext=list(names), showticklabels=not below, tickangle=-45,
+                         tickfont=style.SMALL_FONT, range=[-0.3, len(names) - 0.7], row=r, col=c)
+        fig.update_yaxes(range=[-1.05, 1.05], tickvals=[-1, 0, 1], showticklabels=c == 1,
+                         tickfont=style.SMALL_FONT, row=r, col=c)
+        fig.add_hrect(y0=band[0], y1=band[1], fillcolor=style.MUTED, opacity=0.18, line_width=0, row=r, col=c)
+    fig.update_annotations(font=style.SMALL_FONT)
+    return style.layout(fig, height=190 * rows + 200, margin=dict(l=10, r=10, t=90, b=10),
+                        legend=dict(orientation="h", x=0, y=1.0, yanchor="top", yref="container",
+                                    font=style.SMALL_FONT),
+                        hovermode="closest")
+
+
+def _rho(v: float | None) -> str:
+    return f"ρ = {v:.2f}" if v is not None and np.isfinite(v) else "ρ: cannot judge"
+
+
+def sanity_maps_figure(x: np.ndarray, original: dict[str, np.ndarray], randomised: dict[str, np.ndarray],
+                       rho: dict[str, float], rho_signed: dict[str, float] | None = None) -> go.Figure:
+    """Each method's original map beside its map for the randomised model, titled with ρ, the
+    Spearman of |map|, and under it the signed map's (methods in `rho_signed`); nan: cannot judge."""
     pairs = {}
     for k in original:
         pairs[f"{k}|o"], pairs[f"{k}|r"] = original[k], randomised[k]
 
     def title(n: str) -> str:
         k = n.split("|")[0]
-        return f"{short(k)}: " + ("original" if n.endswith("|o") else f"ρ = {rho[k]:.2f}")
+        if n.endswith("|o"):
+            return f"{short(k)}: original"
+        signed = (rho_signed or {}).get(k)
+        return f"{short(k)}: {_rho(rho[k])}" + ("" if signed is None else f"<br>signed map: {_rho(signed)}")
 
-    return overlay_figure(x, pairs, title_of=title, cols=4, first=None, height_per_row=260)
+    return overlay_figure(x, pairs, title_of=title, cols=4, first=None, height_per_row=270)
 
 
 def faithfulness_curve_figure(kind: str, curves: dict[str, tuple[Sequence[float], Sequence[float], float]],
@@ -183,7 +242,8 @@ def adversarial_images_figure(x: np.ndarray, perturbation: np.ndarray, x_adv: np
 
 def adversarial_maps_figure(x: np.ndarray, before: dict[str, np.ndarray], after: dict[str, np.ndarray],
                             similarity: dict[str, float], pred_before: str, pred_after: str) -> go.Figure:
-    """Each method's map before and after the attack, both over the original image x (C, H, W)."""
+    """Each method's map before and after the attack, both over the original image x (C, H, W);
+    similarity: method -> Spearman of |map| before vs after (nan: cannot judge)."""
     maps = {}
     for m in before:
         maps[f"{m}|before"], maps[f"{m}|after"] = before[m], after[m]
@@ -192,6 +252,6 @@ def adversarial_maps_figure(x: np.ndarray, before: dict[str, np.ndarray], after:
         k = n.split("|")[0]
         if n.endswith("before"):
             return f"{short(k)}: {pred_before}"
-        return f"after: {pred_after}, ρ = {similarity[k]:.2f}"
+        return f"after: {pred_after}, {_rho(similarity[k])}"
 
     return overlay_figure(x, maps, title_of=title, cols=4, first=None, height_per_row=280)
