@@ -112,16 +112,18 @@ def fetch(url: str, dst: Path, total: int, progress: Callable[[int, int], None] 
 
     worker = threading.Thread(target=work, name="karp-download", daemon=True)
     worker.start()
+    done = 0
     while worker.is_alive():
         worker.join(poll_s)
         if progress is not None:
-            done = 0
+            now = 0
             for part in dst.parent.glob(dst.name + ".*.partial"):
                 try:
-                    done += part.stat().st_size
+                    now += part.stat().st_size
                 except OSError:                                 # renamed into place meanwhile
                     pass
-            progress(min(done, total), total)
+            done = max(done, min(now, total))                  # gone once renamed: never back
+            progress(done, total)
     if failed:
         raise WeightsUnavailable(f"The download failed ({type(failed[0]).__name__}: "
                                  f"{failed[0]}).") from None

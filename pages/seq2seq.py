@@ -42,6 +42,7 @@ curves, align = left.empty(), right.empty()
 
 if train and teacher.unlocked():
     ui.train_live(run, steps, status, progress, curves, align)
+    st.rerun()                                  # the button now says how long the steps took
 else:
     ui.draw(run, status, curves, align)
 

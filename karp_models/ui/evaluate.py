@@ -22,15 +22,24 @@ from karp_models.ui.selection import set_image, test_image
 
 VIEWS = ["Confusion matrix", "Calibration", "Mistakes", "Projector", "Compare two models"]
 PER_PAGE = 12
-CARD_PX = 168                  # a gallery card's width: the image and its two buttons
+CARD_PX = 160                  # a gallery card: the image and its two buttons; two fit beside the
+                               # confusion matrix on a 1280-pixel projector, in presentation mode too
 
 # ---------------------------------------------------------------------------- small helpers
 
 
 def open_in(ds, index: int, page: str) -> None:
-    """Make test image `index` the shared image and switch to `page` (Explain or Predict)."""
+    """Make test image `index` the shared image and open it in `page` (Explain or Predict) with
+    the model evaluated here, whatever that page showed last."""
     set_image(test_image(ds, index))
-    st.switch_page(page)
+    model = st.session_state.get("evaluate_model")
+    if page.endswith("explain.py"):
+        st.session_state["explain_source"] = "shared"
+        params = {"explain_model": model.label} if model else None
+    else:
+        st.session_state.update(predict_source="Test image", predict_test_index=int(index))
+        params = {"predict_model": model.label} if model else None
+    st.switch_page(page, query_params=params)
 
 
 def card(ds, probs: np.ndarray, labels: np.ndarray, index: int, key: str, *, other: np.ndarray | None = None,
@@ -38,7 +47,7 @@ def card(ds, probs: np.ndarray, labels: np.ndarray, index: int, key: str, *, oth
     """One test image: the picture, its true class, the model's top 3 (and a second model's top 1),
     and buttons that open it in Explain and in Predict / look inside."""
     cls = ds.classes
-    st.image(display(ds.test_x[index], side=style.px(CARD_PX)), width="stretch")
+    st.image(display(ds.test_x[index], side=CARD_PX), width="stretch")
     y = int(labels[index])
     st.markdown(f"**#{index}** · true: **{cls[y]}**")
     top = ev.top_k(probs[index], 3)
@@ -69,7 +78,7 @@ def cards(ds, probs: np.ndarray, labels: np.ndarray, indices: np.ndarray, key: s
     chunk = indices[(page - 1) * per_page: page * per_page]
     with st.container(horizontal=True, gap="medium"):
         for i in chunk:
-            with st.container(width=style.px(CARD_PX)):
+            with st.container(width=CARD_PX):
                 card(ds, probs, labels, int(i), key, **kw)
 
 
@@ -81,15 +90,14 @@ def summary(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> None:
     pred = probs.argmax(1)
     acc = ev.accuracy(pred, labels)
     rel = ev.reliability(probs, labels, n_bins)
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Test accuracy", f"{acc.value:.2%}",
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Test accuracy", f"{acc.value:.2%}", delta=f"95% interval {100 * acc.low:.1f}–{100 * acc.high:.1f}%",
+              delta_color="off", delta_arrow="off",
               help="Top-1 accuracy on the whole test split: the share of test images whose most "
-                   "probable class is the true one.")
-    c2.metric("95% interval", f"{100 * acc.low:.1f}–{100 * acc.high:.1f}%",
-              help=glossary.tip("95% interval"))
-    c3.metric(f"Mistakes of {acc.n:,}", f"{acc.n - acc.correct:,}",
+                   "probable class is the true one.\n\n" + glossary.tip("95% interval"))
+    c2.metric(f"Mistakes of {acc.n:,}", f"{acc.n - acc.correct:,}",
               help="Test images whose most probable class is not the true one.")
-    c4.metric("Calibration error", f"{rel.ece:.2%}",
+    c3.metric("Calibration error", f"{rel.ece:.2%}",
               help=glossary.tip("ECE", "calibration") + f"\n\nMeasured over {n_bins} confidence bins.")
 
 

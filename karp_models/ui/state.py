@@ -28,5 +28,5 @@ def start_with(key: str, value: Any) -> None:
 
 def share_note(container=st.sidebar) -> None:
     """A line saying that the address bar holds a link to this very view."""
-    container.caption("To share this view, copy the address from the browser's address bar: "
-                      "it opens this page with the same model, image, text and settings.")
+    container.caption("The address in the browser is a link to this view: share it to open this "
+                      "page with the same model, image, text and settings.")

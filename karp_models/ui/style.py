@@ -116,6 +116,8 @@ PRESENT_SCALE = 1.25              # text, charts and pictures in presentation mo
 PAGE_CSS = """<style>
 /* room for the content on a 1280x720 projector: Streamlit's wide layout pads 6rem / 5rem */
 [data-testid="stMainBlockContainer"] {padding: 3.5rem 1.75rem 4rem 1.75rem;}
+/* a place the page scrolls to (the live run on Train) clears Streamlit's header */
+[id^="karp-"] {scroll-margin-top: 4.5rem;}
 /* a glossary term: dotted underline, its definition in a large tooltip on hover or focus */
 .karp-term {border-bottom: 2px dotted currentColor; cursor: help; position: relative;}
 .karp-term:hover::after, .karp-term:focus::after {

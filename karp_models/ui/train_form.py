@@ -131,7 +131,8 @@ def settings(param_count) -> Choice:
     preset = c3.selectbox("Size (preset)", presets, index=presets.index(r["preset"]),
                           key="train_preset", format_func=preset_words, bind="query-params",
                           help=glossary.tip("preset", "parameters"))
-    st.caption(MODEL_WORDS[model][1])
+    st.caption(glossary.hover(MODEL_WORDS[model][1], "BatchNorm", "attention", "transformer"),
+               unsafe_allow_html=True)
 
     h = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
     lr = h[0].select_slider("Learning rate", LRS, value=r["lr"], key="train_lr",

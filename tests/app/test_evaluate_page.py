@@ -81,4 +81,21 @@ def test_gallery_button_opens_the_image_in_explain():
     at.button(key=first).click().run(timeout=240)
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Explain a prediction"         # pages/explain.py
-    assert at.session_state["karp_image"].source == f"test image #{first.rsplit('_', 1)[1]}"
+    index = first.rsplit('_', 1)[1]
+    assert at.session_state["karp_image"].source == f"test image #{index}"
+    assert at.radio(key="explain_source").value == "shared"     # Explain shows that image...
+    assert any(m.value.startswith(f"**test image #{index}**") for m in at.markdown)
+    assert at.selectbox(key="explain_model").value.label == "fast-fashion-mnist"  # ...with that model
+
+
+def test_look_inside_opens_the_image_in_predict_with_the_evaluated_model():
+    at = open_page("evaluate.py", timeout=240)
+    box = at.selectbox(key="evaluate_model")
+    box.set_value(next(c for c in box.options if c == "classic-fashion-mnist")).run(timeout=240)
+    _view(at, "Mistakes")
+    first = [b.key for b in at.button if b.key.startswith("evaluate_gallery_None_None_inside_")][0]
+    at.button(key=first).click().run(timeout=240)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Predict and look inside"
+    assert at.selectbox(key="predict_model").value.label == "classic-fashion-mnist"
+    assert at.number_input(key="predict_test_index").value == int(first.rsplit('_', 1)[1])

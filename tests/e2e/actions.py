@@ -238,7 +238,9 @@ LAYOUT_JS = r"""
         seen.add(el);
         const cs = getComputedStyle(el);
         if (scrolls(cs)) continue;
-        if (el.scrollWidth > el.clientWidth + TOL) {
+        // clipped text (an ellipsis, overflow hidden) loses characters at the first pixel
+    const tol = (cs.textOverflow === 'ellipsis' || ['hidden', 'clip'].includes(cs.overflowX)) ? 0 : TOL;
+    if (el.scrollWidth > el.clientWidth + tol) {
           problems.push(`text overflows its box (${el.scrollWidth} > ${el.clientWidth} px): ${describe(el)}`);
         }
       }
