@@ -19,8 +19,9 @@ with st.container(border=True):
                 "in order; each takes a few minutes with a class.")
     c1, c2, c3 = st.columns(3)
     with c1:
-        st.page_link("pages/predict.py", label="1. See it recognise a picture",
-                     icon=":material/image_search:", width="stretch")
+        if st.button("1. See it recognise a picture", icon=":material/image_search:",
+                     type="primary", key="home_start", width="stretch"):   # the one first step
+            st.switch_page("pages/predict.py")
         st.caption("Pick a test image and watch it become the network's input, its answer and "
                    "what each layer sees.")
     with c2:
