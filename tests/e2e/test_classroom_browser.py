@@ -72,10 +72,9 @@ def test_every_page_fits_the_screen(server, screen, present):
         for _, title in PAGES:
             await act.go(page, title, timeout_s=120)
             await act.settle(page)
-            found = await act.layout_problems(page)
+            found = await act.layout_problems(page) + await act.exceptions(page)
             if found:
                 problems[title] = found
-        assert await act.exceptions(page) == []
 
     in_browser(server, walk, SCREENS[screen])
     assert not problems, problems
