@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickle
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -72,6 +73,63 @@ def how_to_get(name: str) -> str:
             f"(weights='{a.weights.name}')\"\n\n"
             f"then copy the file it reports (…/hub/checkpoints/{f.name}) to\n\n    {f}\n\n"
             f"or download {a.weights.url} into that folder (set TORCH_HOME to use another one).")
+
+
+def offline_words(name: str) -> str:
+    """One sentence for a machine that cannot download the weights: what to do instead."""
+    return (f"This computer cannot reach {urlparse(ARCHS[name].weights.url).hostname}: connect it "
+            f"to the internet and download again, or copy {cached_file(name).name} from a "
+            f"computer that has it into {cached_file(name).parent}.")
+
+
+def download(name: str, progress: Callable[[int, int], None] | None = None) -> Path:
+    """Put the weights into the torch hub cache with torchvision's own download
+    (torch.hub.download_url_to_file: a temporary .partial file, its SHA-256 checked against the
+    prefix in the file's name), calling progress(bytes so far, total bytes) while it runs.
+    Raises WeightsUnavailable (offline_words) when the host cannot be reached or it fails."""
+    a = ARCHS[name]
+    if is_cached(name):
+        return cached_file(name)
+    if not _reachable(a.weights.url):
+        raise WeightsUnavailable(offline_words(name))
+    return fetch(a.weights.url, cached_file(name), int(size_mb(name) * 2**20), progress)
+
+
+def fetch(url: str, dst: Path, total: int, progress: Callable[[int, int], None] | None = None,
+          poll_s: float = 0.2) -> Path:
+    """torch.hub.download_url_to_file(url, dst) on a thread while this one reports the size of
+    its .partial file to progress(done, total); the hash prefix in dst's name is checked."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    match = torch.hub.HASH_REGEX.search(dst.name)
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            torch.hub.download_url_to_file(url, str(dst), match.group(1) if match else None,
+                                           progress=False)
+        except BaseException as e:  # noqa: BLE001 - reported on the calling thread
+            failed.append(e)
+
+    worker = threading.Thread(target=work, name="karp-download", daemon=True)
+    worker.start()
+    done = 0
+    while worker.is_alive():
+        worker.join(poll_s)
+        if progress is not None:
+            now = 0
+            for part in dst.parent.glob(dst.name + ".*.partial"):
+                try:
+                    now += part.stat().st_size
+                except OSError:                                 # renamed into place meanwhile
+                    pass
+            done = max(done, min(now, total))                  # gone once renamed: never back
+            progress(done, total)
+    if failed:
+        raise WeightsUnavailable(f"The download failed ({type(failed[0]).__name__}: "
+                                 f"{failed[0]}).") from None
+    if progress is not None:
+        progress(total, total)
+    return dst
 
 
 def _reachable(url: str, timeout: float = 3.0) -> bool:

@@ -7,7 +7,7 @@ from karp_models.ui import evaluate as ui
 from karp_models.ui.loaders import dataset
 from karp_models.ui.models import model_picker, test_probabilities
 
-st.title("🎯 Evaluate a model")
+st.title("Evaluate a model")
 st.markdown("##### Where does the model go wrong, how sure is it, and what has it learned to tell apart?")
 
 picked = model_picker("evaluate_model", task="image")
@@ -22,7 +22,8 @@ except Exception as e:  # noqa: BLE001 - data.load explains a missing dataset in
     st.stop()
 
 ui.summary(probs, labels)
-view = st.segmented_control("View", ui.VIEWS, default=ui.VIEWS[0], key="evaluate_view") or ui.VIEWS[0]
+view = st.segmented_control("View", ui.VIEWS, default=ui.VIEWS[0], key="evaluate_view",
+                            bind="query-params") or ui.VIEWS[0]
 
 if view == "Confusion matrix":
     ui.confusion_section(ds, probs, labels)

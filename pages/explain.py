@@ -4,15 +4,18 @@ import streamlit as st
 from karp_models.data import DatasetMissing
 from karp_models.introspect.attribution import available
 from karp_models.ui import explain as ex
+from karp_models.ui import glossary, style
 from karp_models.ui.cache import image_key
 from karp_models.ui.compute import probabilities
 from karp_models.ui.images import display
 from karp_models.ui.loaders import dataset
 
-st.title("🔍 Explain a prediction")
-st.caption("Captum's attribution methods side by side on one colour scale, then three honest checks: "
-           "do the maps depend on the model (sanity check), do they point at what the model uses "
-           "(faithfulness), and what a tiny adversarial change does to prediction and map.")
+st.title("Explain a prediction")
+st.caption(glossary.hover(
+    "Captum's attribution methods side by side on one colour scale, then three honest checks: "
+    "do the maps depend on the model (sanity check), do they point at what the model uses "
+    "(faithfulness), and what a tiny adversarial change does to prediction and map.",
+    "attribution", "sanity check"), unsafe_allow_html=True)
 
 left, right = st.columns([1, 2])
 with left:
@@ -33,20 +36,25 @@ if inp is None:
 x_np = inp.x.numpy()
 probs = probabilities(choice.path, choice.mtime, x_np)
 c_img, c_info = st.columns([1, 3])
-c_img.image(display(x_np), caption=inp.source, width=200)
+c_img.image(display(x_np, side=style.px(224)), caption=inp.source, width="stretch")
 with c_info:
     truth = f"true class **{ds.classes[inp.label]}**, " if inp.label is not None else ""
     pred = int(probs.argmax())
     st.markdown(f"**{inp.source}**: {truth}predicted **{ds.classes[pred]}** ({probs[pred]:.1%})"
-                + ("  ✅" if inp.label == pred else "  ❌ a mistake" if inp.label is not None else ""))
+                + (f"  {style.mark(inp.label == pred)}" if inp.label is not None else ""))
     target = ex.pick_target(probs, ds.classes, key=f"explain_target_{image_key(x_np)}_{choice.path}")
     methods_all = available(ck.model)
-    methods = tuple(st.multiselect("Methods", methods_all, methods_all, key=f"explain_methods_{choice.model_name}"))
+    methods = tuple(st.multiselect("Methods", methods_all, methods_all, key=f"explain_methods_{choice.model_name}",
+                                   bind="query-params"))
 if not methods:
     st.info("Choose at least one method.")
     st.stop()
 
-t_attr, t_sanity, t_faith, t_adv = st.tabs(["Attributions", "Sanity check", "Faithfulness", "Adversarial"])
+glossary.words("attribution", "logit", "saliency", "Integrated Gradients", "Grad-CAM", "sanity check",
+               "Spearman rho", "infidelity", "max-sensitivity", "deletion", "insertion", "rollout",
+               "adversarial example")
+t_attr, t_sanity, t_faith, t_adv = st.tabs(["Attributions", "Sanity check", "Faithfulness", "Adversarial"],
+                                           key="explain_tab", bind="query-params")
 with t_attr:
     ex.attributions_tab(choice, inp, x_np, target, ds.classes, methods, probs)
 with t_sanity:

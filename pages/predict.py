@@ -11,7 +11,7 @@ from karp_models.ui.images import display
 from karp_models.ui.models import model_picker
 from karp_models.ui.selection import ImageInput, set_image
 
-st.title("🖼️ Predict and look inside")
+st.title("Predict and look inside")
 style.projector_css()
 st.markdown("##### Give a network an image of your own, see how it is turned into the network's "
             "input, what the network predicts, and what each layer sees.")
@@ -20,7 +20,7 @@ st.markdown("##### Give a network an image of your own, see how it is turned int
 
 kind = st.radio("Models", ["karp's models (clothes and digits, 28×28; your runs)",
                            "ImageNet models (photos of everyday things)"],
-                key="predict_kind", horizontal=True)
+                key="predict_kind", horizontal=True, bind="query-params")
 target = None
 if kind.startswith("karp"):
     picked = model_picker("predict_model", task="image")
@@ -39,8 +39,8 @@ if target is None:  # no model: the input and its pipeline still work (Fashion-M
 # --- the input
 
 st.header("1. An image")
-source = st.radio("Image from", ui.SOURCES, index=ui.SOURCES.index("🧪 Test image"),  # useful at once
-                  key="predict_source", horizontal=True)
+source = st.radio("Image from", ui.SOURCES, index=ui.SOURCES.index("Test image"),  # useful at once
+                  key="predict_source", horizontal=True, bind="query-params")
 got = ui.raw_from_source(source, target)
 if got is None:
     st.stop()
@@ -77,22 +77,22 @@ if target.model is None:
 probs, maps = look(target.model, target.key, x)
 c_img, c_bars = st.columns([1, 2])
 with c_img:
-    st.image(display(x, side=260), caption=f"the model's input, {x.shape[2]}×{x.shape[1]}")
+    st.image(display(x, side=style.px(260)), caption=f"the model's input, {x.shape[2]}×{x.shape[1]}")
     if inp.label is not None and inp.label < len(target.classes):
-        ok = "✅" if int(probs.argmax()) == inp.label else "❌"
-        st.markdown(f"### True class: {target.classes[inp.label]} {ok}")
+        st.markdown(f"### True class: {target.classes[inp.label]}, "
+                    f"{style.mark(int(probs.argmax()) == inp.label)}")
 with c_bars:
     k = min(5, len(target.classes))
     top = feat.top_k(probs, target.classes, k)
     st.markdown(f"### {top[0][0]}: {top[0][1]:.1%}")
-    st.plotly_chart(figs.topk_figure(top), key="predict_topk")
+    style.chart(figs.topk_figure(top), key="predict_topk")
     if target.dataset != "imagenet":
-        if st.button("🔍 Explain this prediction (which pixels mattered)", key="predict_explain"):
-            st.switch_page("pages/explain.py")
-    if target.origin in ("shipped", "run") and pipe is not None and pipe.style == "fashion" \
-            and source == ui.SOURCES[4]:
-        st.caption("A Fashion-MNIST model knows only ten kinds of clothing on a black background: "
-                   "a cat or a rocket is forced into one of them.")
+        if st.button("Explain this prediction (which pixels mattered)", icon=":material/lightbulb:",
+                     key="predict_explain"):
+            st.session_state["explain_source"] = "shared"          # Explain opens on this image
+            st.switch_page("pages/explain.py", query_params={"explain_model": target.title})
+    if target.origin in ("shipped", "run") and pipe is not None:   # a photo for a 28x28 model
+        st.info(ui.what_it_knows(target), icon=":material/info:")
 
 # --- look inside
 
@@ -107,7 +107,7 @@ with t_maps:
                 "into patches): see the **ViT attention** page for what it looks at.")
     else:
         c1, c2 = st.columns([2, 1])
-        layer = c1.selectbox("Layer", layers, index=0, key="predict_layer",
+        layer = c1.selectbox("Layer", layers, index=0, key="predict_layer", bind="query-params",
                              format_func=lambda n: f"{n}: {maps[n].shape[0]} channels of "
                                                    f"{maps[n].shape[1]}×{maps[n].shape[2]}")
         m = maps[layer]
@@ -116,10 +116,10 @@ with t_maps:
         with g1:
             st.markdown(f"**All {m.shape[0]} channels of {layer}** (bright = strong activation; "
                         f"each channel on its own scale; hover for its number)")
-            st.plotly_chart(cache.figure(("maps", target.key, cache.image_key(x), layer),
-                                         lambda: figs.maps_figure(m)), key="predict_maps")
+            style.chart(cache.figure(("maps", target.key, cache.image_key(x), layer),
+                                     lambda: figs.maps_figure(m)), key="predict_maps")
         with g2:
-            st.plotly_chart(figs.channel_figure(m[int(ch)], f"channel {int(ch)}"), key="predict_zoom")
+            style.chart(figs.channel_figure(m[int(ch)], f"channel {int(ch)}"), key="predict_zoom")
             st.caption(f"max {m[int(ch)].max():.3f}, mean {m[int(ch)].mean():.3f}. Early layers "
                        "respond to edges and strokes; later ones to larger parts, at lower resolution.")
 
@@ -134,8 +134,8 @@ with t_filters:
                         "**Red** weights respond to bright pixels, **blue** to dark ones; each "
                         "filter is shown on its own scale." if w.shape[1] != 3 else
                         "Shown as colour images (grey = zero weight)."))
-        st.plotly_chart(cache.figure(("filters", target.key), lambda: figs.filters_figure(w)),
-                        key="predict_filters")
+        style.chart(cache.figure(("filters", target.key), lambda: figs.filters_figure(w)),
+                    key="predict_filters")
 
 with t_max:
     ui.maximise_tab(target, maps)

@@ -4,15 +4,18 @@ import pandas as pd
 import streamlit as st
 
 from karp_models.introspect.neurons import gate_saturation, search_cells, signals, state_names
+from karp_models.ui import glossary, style
 from karp_models.ui.models import model_picker
 from karp_models.ui.compute import cached_traces
 from karp_models.ui.figures.text import color_legend_html, gate_figure, neuron_text_html, trace_figure
 from karp_models.ui.text_views import prepare_text, sample_passage, vocab_of
 
 st.title("RNN neurons")
-st.markdown("A recurrent network carries a vector of cells from one character to the next. Some cells "
-            "learn something a person can name: whether we are inside a quotation, how far along the "
-            "line we are, whether a bracket is open. Colour the text by one cell and see.")
+st.markdown(glossary.hover(
+    "A recurrent network carries a vector of cells from one character to the next. Some cells "
+    "learn something a person can name: whether we are inside a quotation, how far along the "
+    "line we are, whether a bracket is open. Colour the text by one cell and see.", "cells"),
+    unsafe_allow_html=True)
 
 picked = model_picker("rnn_neurons_model", task="text", families=("rnn",), default="lstm-shakespeare")
 if picked is None:
@@ -21,7 +24,7 @@ ck, choice = picked
 vocab, cfg = vocab_of(ck), ck.model.config
 
 text = st.text_area("Text", sample_passage(choice.dataset, 1500, must_have='"'), height=160,
-                    key=f"rnn_neurons_text_{choice.dataset}")
+                    key=f"rnn_neurons_text_{choice.dataset}", bind="query-params")
 ids, text = prepare_text(text, vocab)
 if len(ids) < 2:
     st.warning("Type at least two characters the model knows.")
@@ -30,10 +33,17 @@ states = cached_traces(str(ck.path), choice.mtime, tuple(ids))     # each (T, L,
 
 names = state_names(cfg.cell)
 c1, c2, c3 = st.columns(3)
-key = c1.radio("State", list(names), format_func=names.get, key="rnn_neurons_state", horizontal=True)
-layer = c2.selectbox("Layer", range(cfg.n_layer), key="rnn_neurons_layer") if cfg.n_layer > 1 else 0
+key = c1.radio("State", list(names), format_func=names.get, key="rnn_neurons_state", horizontal=True,
+               bind="query-params")
+layer = (c2.selectbox("Layer", range(cfg.n_layer), key="rnn_neurons_layer", bind="query-params")
+         if cfg.n_layer > 1 else 0)
 sig = signals(text)
-signal = c3.selectbox("Search for a cell that tracks", list(sig), index=1, key="rnn_neurons_signal")
+signal = c3.selectbox("Search for a cell that tracks", list(sig), index=1, key="rnn_neurons_signal",
+                      bind="query-params")
+search = (choice.path, text, key, layer, signal)
+if st.session_state.get("rnn_neurons_search", search) != search:
+    st.session_state.pop("rnn_neurons_cell", None)                  # a new search: its best cell
+st.session_state["rnn_neurons_search"] = search
 
 st.header("Cell search")
 ranked = [s for s in search_cells(states[key], sig[signal], top=10 * cfg.n_layer) if s.layer == layer][:10]
@@ -47,10 +57,10 @@ st.dataframe(pd.DataFrame({"cell": [s.cell for s in ranked], "correlation": [rou
 
 best = ranked[0].cell if ranked else 0
 cell = st.number_input(f"Cell to colour by (0–{cfg.n_hidden - 1}; the best match is {best})", 0, cfg.n_hidden - 1,
-                       best, key=f"rnn_neurons_cell_{signal}_{key}_{layer}_{best}")  # new best, new default
+                       best, key="rnn_neurons_cell", bind="query-params")
 values = states[key][:, layer, cell]
 scale = 1.0 if key == "h" else None
-st.plotly_chart(trace_figure(values, sig[signal], text, f"cell {cell}", signal), width="stretch")
+style.chart(trace_figure(values, sig[signal], text, f"cell {cell}", signal), width="stretch")
 st.html(color_legend_html(scale or float(max(abs(values).max(), 1e-6))))
 st.html(neuron_text_html(text, values, scale))
 
@@ -59,7 +69,7 @@ sats = gate_saturation(states, cfg.cell)
 if not sats:
     st.info("A vanilla RNN has no gates.")
 else:
-    st.plotly_chart(gate_figure(sats, layer), width="stretch")
+    style.chart(gate_figure(sats, layer), width="stretch")
     st.dataframe(pd.DataFrame({"gate": [s.name for s in sats],
                                "steps < 0.1 (closed)": [f"{s.left[layer].mean():.0%}" for s in sats],
                                "steps > 0.9 (open)": [f"{s.right[layer].mean():.0%}" for s in sats],

@@ -2,7 +2,7 @@
 type any date (issue 7, item 5; Bahdanau, Cho and Bengio 2015).
 
 Why training runs here, in the page's script, and not as a background job: a run takes about a
-minute and belongs to one person's tab, with nothing to queue, save or resume in another tab.
+minute at most and belongs to one person's tab, with nothing to queue, save or resume in another tab.
 The loop has a step budget and redraws into st.empty placeholders every 20 steps; each session's
 script runs in its own thread and torch releases the GIL in its kernels, so other sessions stay
 responsive, and it uses the app's torch threads (1 on a 2-core machine, leaving a core free).
@@ -28,8 +28,7 @@ style.projector_css()
 run = ui.get_run()
 steps = run.budget
 c1, c2, _ = st.columns([2, 1, 2])
-train = c1.button(f"Train {steps} steps (about a minute)" if run.step == 0
-                  else f"Train {steps} more steps", type="primary", key="seq2seq_train",
+train = c1.button(ui.train_label(run), type="primary", key="seq2seq_train", icon=":material/play_arrow:",
                   width="stretch", disabled=not teacher.unlocked())
 c2.button("Start over", key="seq2seq_reset", on_click=ui.reset_run, width="stretch",
           disabled=run.step == 0)
@@ -43,20 +42,21 @@ curves, align = left.empty(), right.empty()
 
 if train and teacher.unlocked():
     ui.train_live(run, steps, status, progress, curves, align)
+    st.rerun()                                  # the button now says how long the steps took
 else:
     ui.draw(run, status, curves, align)
 
 if run.step:
     with st.expander("The same example before training (random weights)"):
         st.markdown(f"{run.example} → `{run.first.output}`")
-        st.plotly_chart(ui.alignment_figure(run.first, height=360),
-                        width="stretch", config={"displayModeBar": False}, key="seq2seq_before")
+        style.chart(ui.alignment_figure(run.first, height=400),
+                    width="stretch", config={"displayModeBar": False}, key="seq2seq_before")
 
 # --- try it
 
 st.subheader("Try it: type a date")
 text = st.text_input("A date, written any way (lower-cased; at most 40 characters)",
-                     value="mar 3, 21", key="seq2seq_text")
+                     value="mar 3, 21", key="seq2seq_text", bind="query-params")
 tr = translate(run.model, text)
 st.html(ui.translation_html(tr))
 if dates.parse_iso(tr.output):
@@ -66,11 +66,11 @@ if dates.parse_iso(tr.output):
 else:
     st.markdown("Not a valid ISO date" + (" yet: train the model first." if run.step == 0 else "."))
 st.markdown("**Where it looked while writing each character**")
-st.plotly_chart(ui.alignment_figure(tr),
-                width="stretch", config={"displayModeBar": False}, key="seq2seq_try")
+style.chart(ui.alignment_figure(tr, height=460),
+            width="stretch", config={"displayModeBar": False}, key="seq2seq_try")
 
 with st.expander("Held-out dates (never seen in training) and the formats it learns"):
-    st.dataframe(ui.examples_table(run, dates.examples(10, seed=7, split="val")),
-                 hide_index=True, width="stretch")
+    st.dataframe(style.right_wrong(ui.examples_table(run, dates.examples(10, seed=7, split="val")),
+                                   "result"), hide_index=True, width="stretch")
     st.markdown("Formats: " + " · ".join(f"`{dates.write_date(dates.dt.date(2021, 3, 3), f)}`"
                                            for f, _ in dates.FORMATS))

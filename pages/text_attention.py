@@ -1,6 +1,7 @@
 """GPT attention: where each character of a text looks, per layer and head (heatmap, head view, model view)."""
 import streamlit as st
 
+from karp_models.ui import glossary, style
 from karp_models.ui.models import model_picker
 from karp_models.ui.compute import cached_attention
 from karp_models.ui.figures.text import (attention_heatmap, head_view_html, model_view, sharpest_head,
@@ -20,7 +21,7 @@ vocab = vocab_of(ck)
 cfg = ck.model.config
 
 text = st.text_area("Text", sample_passage(choice.dataset, 600), height=160,
-                    key=f"text_attention_text_{choice.dataset}")
+                    key=f"text_attention_text_{choice.dataset}", bind="query-params")
 ids, text = prepare_text(text, vocab)
 if len(ids) < 2:
     st.warning("Type at least two characters the model knows.")
@@ -29,10 +30,12 @@ if len(ids) < 2:
 # the model never sees more than block_size characters at once: look at one window of them
 c1, c2 = st.columns(2)
 longest = min(cfg.block_size, len(ids))
-length = (c1.slider("Window length (characters)", 2, longest, min(64, longest), key="text_attention_length",
-                    help=f"This GPT's context is {cfg.block_size} characters; longer windows get small labels.")
+length = (c1.slider("Window length (characters)", 2, longest, min(32, longest), key="text_attention_length",
+                    bind="query-params",
+                    help=f"This GPT's context is {cfg.block_size} characters; longer windows get smaller labels.")
           if longest > 2 else longest)
-start = c2.slider("Window start", 0, len(ids) - length, 0, key="text_attention_start") if len(ids) > length else 0
+start = (c2.slider("Window start", 0, len(ids) - length, 0, key="text_attention_start", bind="query-params")
+         if len(ids) > length else 0)
 window, chars = tuple(ids[start:start + length]), text[start:start + length]
 st.caption(f"Characters {start}–{start + length - 1} of {len(ids):,}, read as a fresh context: "
            + "".join(show_char(c) for c in chars))
@@ -41,17 +44,19 @@ att = cached_attention(str(ck.path), choice.mtime, window)           # (L, H, T,
 L, H = att.shape[:2]
 first = sharpest_head(att)                                           # open on the most decided head
 
-tab_map, tab_head, tab_model = st.tabs(["Heatmap", "Head view", "Model view"])
+glossary.words("attention", "head", "softmax", "transformer")
+tab_map, tab_head, tab_model = st.tabs(["Heatmap", "Head view", "Model view"], key="text_attention_tab",
+                                       bind="query-params")
 with tab_map:
     c1, c2 = st.columns(2)
-    layer = c1.selectbox("Layer", range(L), first[0], key="text_attention_layer")
-    head = c2.selectbox("Head", range(H), first[1], key="text_attention_head",
+    layer = c1.selectbox("Layer", range(L), first[0], key="text_attention_layer", bind="query-params")
+    head = c2.selectbox("Head", range(H), first[1], key="text_attention_head", bind="query-params",
                         help="It opens on the sharpest head (lowest average entropy of its rows).")
-    st.plotly_chart(attention_heatmap(att[layer, head], chars, f"Layer {layer}, head {head}"), width="stretch")
+    style.chart(attention_heatmap(att[layer, head], chars, f"Layer {layer}, head {head}"), width="stretch")
     st.caption("Each row is a character and sums to 1 across the characters it attends to. "
                "The empty upper triangle is the causal mask: the future is hidden.")
 with tab_head:
-    hl = st.selectbox("Layer", range(L), first[0], key="text_attention_head_layer")
+    hl = st.selectbox("Layer", range(L), first[0], key="text_attention_head_layer", bind="query-params")
     st.caption("Hover a character (click to keep it): the text before it lights up in each head's colour, "
                "as strongly as that head attends there. Toggle heads with their buttons.")
     rows = 1 + len(chars) // 45 + chars.count("\n")
@@ -60,4 +65,4 @@ with tab_model:
     st.caption("All layers (rows) and heads (columns) for this window, on one colour scale. "
                "Look for diagonal heads (the previous character), vertical stripes (one character everyone "
                "reads, often a newline or space) and heads that spread out over the word.")
-    st.plotly_chart(model_view(att, chars), width="stretch")
+    style.chart(model_view(att, chars), width="stretch")

@@ -69,3 +69,54 @@ def test_feature_layers_of_mobilenet():
     m = imagenet.ImageNetModel("mobilenet_v3_large", tvm.mobilenet_v3_large(weights=None))
     assert m.feature_layers[0] == "net.features.0" and len(m.feature_layers) == 17
     assert np.isclose(m.metrics["acc@1"], 75.274)
+
+
+def _serve(folder):
+    """A local HTTP server over `folder` on a free port, in a thread; returns (url base, server)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+def test_fetch_downloads_with_progress_and_checks_the_hash(tmp_path):
+    import hashlib
+
+    payload = np.random.default_rng(0).bytes(3 * 2**20)              # 3 MB: several progress reports
+    digest = hashlib.sha256(payload).hexdigest()
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / f"weights-{digest[:8]}.pth").write_bytes(payload)
+    (served / "forged-00000000.pth").write_bytes(payload)
+    base, server = _serve(served)
+    try:
+        seen = []
+        dst = tmp_path / "hub" / "checkpoints" / f"weights-{digest[:8]}.pth"
+        out = imagenet.fetch(f"{base}/{dst.name}", dst, len(payload),
+                             progress=lambda done, total: seen.append((done, total)), poll_s=0.01)
+        assert out == dst and dst.read_bytes() == payload
+        assert seen[-1] == (len(payload), len(payload)) and all(t == len(payload) for _, t in seen)
+        assert [d for d, _ in seen] == sorted(d for d, _ in seen)   # it only goes forward
+        assert not list(dst.parent.glob("*.partial"))
+        bad = tmp_path / "hub" / "checkpoints" / "forged-00000000.pth"
+        with pytest.raises(imagenet.WeightsUnavailable, match="invalid hash"):
+            imagenet.fetch(f"{base}/{bad.name}", bad, len(payload))
+        assert not bad.exists() and not list(bad.parent.glob("forged*"))
+        with pytest.raises(imagenet.WeightsUnavailable, match="download failed"):
+            imagenet.fetch(f"{base}/missing-12345678.pth", tmp_path / "missing-12345678.pth", 1)
+    finally:
+        server.shutdown()
+
+
+def test_download_offline_says_what_to_do_in_one_sentence(torch_home, monkeypatch):
+    monkeypatch.setattr(imagenet, "_reachable", lambda url, timeout=3.0: False)
+    with pytest.raises(imagenet.WeightsUnavailable) as e:
+        imagenet.download("resnet18")
+    msg = str(e.value)
+    assert msg == imagenet.offline_words("resnet18") and msg.count(". ") == 0 and msg.endswith(".")
+    assert "download.pytorch.org" in msg and "resnet18-f37072fd.pth" in msg and str(torch_home) in msg

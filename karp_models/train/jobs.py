@@ -247,6 +247,8 @@ class JobManager:
     def _work(self, job: Job) -> None:
         """The worker thread: build if needed, train, keep previews; never touches Streamlit."""
         state, error, detail = DONE, None, None
+        with self._lock:
+            job.t_work = time.monotonic()
         try:
             self._ensure_threads()
             if job.prepared is None:
@@ -284,6 +286,8 @@ class JobManager:
             with self._lock:
                 job.state, job.error, job.error_detail = state, error, detail
                 job.t_run = None
+                job.wall_s += time.monotonic() - job.t_work
+                job.t_work = None
                 self._running[job.device_key] -= 1
                 self._log_locked(state, job)
                 if job.session_id in self._sessions.reaped:

@@ -51,6 +51,7 @@ class JobStatus:
     created: float
     saved: tuple[str, ...]
     snapshots: tuple[tuple[int, np.ndarray], ...] = ()
+    wall_s: float = 0.0        # seconds on the clock the job has worked (building it included)
 
     @property
     def active(self) -> bool:
@@ -87,6 +88,8 @@ class Job:
     last_preview: int = -1
     t_run: float | None = None  # wall clock and progress when this stretch of running began
     p_run: float = 0.0
+    t_work: float | None = None  # wall clock when the worker took the job up (building included)
+    wall_s: float = 0.0          # seconds of finished stretches of work
     params: int | None = None
     saving: bool = False
     saved: list[str] = field(default_factory=list)
@@ -136,4 +139,5 @@ def snapshot(job: Job, queue: list[Job]) -> JobStatus:
         queue_position=qpos, stop_requested=job.stop_event.is_set() and job.state == RUNNING,
         error=job.error, error_detail=job.error_detail, preview=job.preview,
         params=job.params, device=job.device_key, created=job.created,
-        saved=tuple(job.saved), snapshots=tuple(job.snapshots))
+        saved=tuple(job.saved), snapshots=tuple(job.snapshots),
+        wall_s=job.wall_s + (time.monotonic() - job.t_work if job.t_work is not None else 0.0))

@@ -22,6 +22,7 @@ from karp_models.introspect import features as feat
 from karp_models.introspect import neurons, sanity
 from karp_models.introspect import text as tx
 from karp_models.introspect.evaluate import misclassified
+from karp_models.train import estimate
 from karp_models.ui import cache
 from karp_models.ui.loaders import dataset
 from karp_models.ui.models import load_model, test_probabilities
@@ -166,3 +167,36 @@ def cached_next_chars(path: str, mtime: float, ids: tuple[int, ...], vocab: tupl
 @st.cache_data(max_entries=4, show_spinner="Running the network step by step…")  # ~28 MB each at 2,000 x 512
 def cached_traces(path: str, mtime: float, ids: tuple[int, ...]) -> dict[str, np.ndarray]:
     return neurons.traces(_model(path, mtime), ids)
+
+# ---------------------------------------------------------------------------- Train
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def param_count(model: str, preset: str, dataset_name: str) -> int | None:
+    """Parameters of `model` at `preset` built for a dataset (its classes or vocabulary); None
+    when the dataset is not here."""
+    from karp_models.models import build_for
+
+    try:
+        ds = dataset(dataset_name)
+    except Exception:  # noqa: BLE001 - a missing dataset: no size to show
+        return None
+    return sum(p.numel() for p in build_for(model, ds, preset=preset).parameters())
+
+
+def run_timing(model: str, dataset_name: str, preset: str, batch_size: int, *,
+               measure: bool = True) -> estimate.Timing | None:
+    """The measured cost of a run on this machine (estimate.measure), shared by every session
+    and measured once per model, dataset, preset, batch size, device and thread count; None
+    when not measured yet and not `measure`."""
+    from karp_models import device as dev
+    from karp_models.train.runs import RunSpec
+    from karp_models.train.trainer import TrainConfig
+
+    key = ("timing", model, dataset_name, preset, batch_size, str(dev.pick_device()),
+           torch.get_num_threads())
+    if not measure:
+        return cache.RESULTS.get(key)
+    spec = RunSpec(model=model, dataset=dataset_name, preset=preset,
+                   config=TrainConfig(steps=1, batch_size=batch_size))
+    return cache.result(key, lambda: estimate.measure(spec))

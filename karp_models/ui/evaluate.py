@@ -13,6 +13,7 @@ import streamlit as st
 
 from karp_models.introspect import embeddings as emb
 from karp_models.introspect import evaluate as ev
+from karp_models.ui import glossary, style
 from karp_models.ui.compute import embedding_features, pca_coords, tsne_coords
 from karp_models.ui.figures import evaluate as figs
 from karp_models.ui.images import display
@@ -21,14 +22,24 @@ from karp_models.ui.selection import set_image, test_image
 
 VIEWS = ["Confusion matrix", "Calibration", "Mistakes", "Projector", "Compare two models"]
 PER_PAGE = 12
+CARD_PX = 160                  # a gallery card: the image and its two buttons; two fit beside the
+                               # confusion matrix on a 1280-pixel projector, in presentation mode too
 
 # ---------------------------------------------------------------------------- small helpers
 
 
 def open_in(ds, index: int, page: str) -> None:
-    """Make test image `index` the shared image and switch to `page` (Explain or Predict)."""
+    """Make test image `index` the shared image and open it in `page` (Explain or Predict) with
+    the model evaluated here, whatever that page showed last."""
     set_image(test_image(ds, index))
-    st.switch_page(page)
+    model = st.session_state.get("evaluate_model")
+    if page.endswith("explain.py"):
+        st.session_state["explain_source"] = "shared"
+        params = {"explain_model": model.label} if model else None
+    else:
+        st.session_state.update(predict_source="Test image", predict_test_index=int(index))
+        params = {"predict_model": model.label} if model else None
+    st.switch_page(page, query_params=params)
 
 
 def card(ds, probs: np.ndarray, labels: np.ndarray, index: int, key: str, *, other: np.ndarray | None = None,
@@ -36,27 +47,27 @@ def card(ds, probs: np.ndarray, labels: np.ndarray, index: int, key: str, *, oth
     """One test image: the picture, its true class, the model's top 3 (and a second model's top 1),
     and buttons that open it in Explain and in Predict / look inside."""
     cls = ds.classes
-    st.image(display(ds.test_x[index], scale=4), width=112)
+    st.image(display(ds.test_x[index], side=CARD_PX), width="stretch")
     y = int(labels[index])
     st.markdown(f"**#{index}** · true: **{cls[y]}**")
     top = ev.top_k(probs[index], 3)
-    lines = [f"{'✅' if c == y else '❌' if r == 0 else '·'} {cls[c]} {p:.0%}" for r, (c, p) in enumerate(top)]
+    lines = [f"{style.mark(c == y) if r == 0 else '·'} {cls[c]} {p:.0%}" for r, (c, p) in enumerate(top)]
     if other is not None:
         c2 = int(other[index].argmax())
         lines = [f"{names[0]}: " + lines[0]] + lines[1:] + \
-                [f"{names[1]}: {'✅' if c2 == y else '❌'} {cls[c2]} {other[index, c2]:.0%}"]
+                [f"{names[1]}: {style.mark(c2 == y)} {cls[c2]} {other[index, c2]:.0%}"]
     st.markdown("  \n".join(lines))
-    if st.button("🔍 Explain", key=f"{key}_explain_{index}", help="Open this image in Explain",
-                 width="stretch"):
+    if st.button("Explain", icon=":material/lightbulb:", key=f"{key}_explain_{index}",
+                 help="Open this image in Explain", width="stretch"):
         open_in(ds, index, "pages/explain.py")
-    if st.button("🖼️ Look inside", key=f"{key}_inside_{index}", width="stretch",
-                 help="Open this image in Predict and look inside"):
+    if st.button("Look inside", icon=":material/image_search:", key=f"{key}_inside_{index}",
+                 width="stretch", help="Open this image in Predict and look inside"):
         open_in(ds, index, "pages/predict.py")
 
 
-def cards(ds, probs: np.ndarray, labels: np.ndarray, indices: np.ndarray, key: str, *, cols: int = 6,
+def cards(ds, probs: np.ndarray, labels: np.ndarray, indices: np.ndarray, key: str, *,
           per_page: int = PER_PAGE, **kw) -> None:
-    """A paged grid of `card`s for `indices` in their given order."""
+    """A paged gallery of `card`s for `indices` in their given order, as many to a row as fit."""
     if len(indices) == 0:
         st.info("No images here.")
         return
@@ -65,9 +76,9 @@ def cards(ds, probs: np.ndarray, labels: np.ndarray, indices: np.ndarray, key: s
     if pages > 1:
         page = int(st.number_input(f"Page (of {pages}; {len(indices):,} images)", 1, pages, 1, key=f"{key}_page"))
     chunk = indices[(page - 1) * per_page: page * per_page]
-    for row in range(0, len(chunk), cols):
-        for col, i in zip(st.columns(cols), chunk[row:row + cols]):
-            with col:
+    with st.container(horizontal=True, gap="medium"):
+        for i in chunk:
+            with st.container(width=CARD_PX):
                 card(ds, probs, labels, int(i), key, **kw)
 
 
@@ -79,15 +90,15 @@ def summary(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> None:
     pred = probs.argmax(1)
     acc = ev.accuracy(pred, labels)
     rel = ev.reliability(probs, labels, n_bins)
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Test accuracy", f"{acc.value:.2%}",
-              help="Top-1 accuracy on the whole test split. The interval is the 95% Wilson score "
-                   "interval: where the accuracy on new images from the same source probably lies.")
-    c2.metric("95% interval", f"{100 * acc.low:.1f} – {100 * acc.high:.1f}%")
-    c3.metric("Mistakes", f"{acc.n - acc.correct:,} of {acc.n:,}")
-    c4.metric("Calibration error (ECE)", f"{rel.ece:.2%}",
-              help=f"Expected calibration error over {n_bins} confidence bins: the average gap "
-                   "between how sure the model is and how often it is right.")
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Test accuracy", f"{acc.value:.2%}", delta=f"95% interval {100 * acc.low:.1f}–{100 * acc.high:.1f}%",
+              delta_color="off", delta_arrow="off",
+              help="Top-1 accuracy on the whole test split: the share of test images whose most "
+                   "probable class is the true one.\n\n" + glossary.tip("95% interval"))
+    c2.metric(f"Mistakes of {acc.n:,}", f"{acc.n - acc.correct:,}",
+              help="Test images whose most probable class is not the true one.")
+    c3.metric("Calibration error", f"{rel.ece:.2%}",
+              help=glossary.tip("ECE", "calibration") + f"\n\nMeasured over {n_bins} confidence bins.")
 
 
 # ---------------------------------------------------------------------------- confusion matrix
@@ -119,9 +130,9 @@ def confusion_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
                                help="Off: image counts. On: each row sums to 100%, so the diagonal is "
                                     "each class's recall.")
         selected = (st.session_state["evaluate_cell_true"], st.session_state["evaluate_cell_pred"])
-        st.plotly_chart(figs.confusion_figure(cm, classes, normalised, selected), key="evaluate_cm_chart",
-                        on_select=_cell_clicked, selection_mode="points", width="stretch",
-                        config={"displayModeBar": False})
+        style.chart(figs.confusion_figure(cm, classes, normalised, selected), key="evaluate_cm_chart",
+                    on_select=_cell_clicked, selection_mode="points", width="stretch",
+                    config={"displayModeBar": False})
         st.caption("Rows: the true class. Columns: what the model said. Click a cell to see its images.")
     with right:
         st.markdown("#### Images in a cell")
@@ -132,7 +143,7 @@ def confusion_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
         verdict = "correct" if t == p else "mistakes"
         st.markdown(f"**{len(idx):,}** {classes[t]} predicted as **{classes[p]}** ({verdict}), "
                     "the most confident first")
-        cards(ds, probs, labels, idx, f"evaluate_cell_{t}_{p}", cols=3, per_page=9)
+        cards(ds, probs, labels, idx, f"evaluate_cell_{t}_{p}", per_page=8)
     st.markdown("#### Per class")
     st.dataframe(figs.per_class_frame(cm, classes), hide_index=True, width="stretch",
                  column_config={c: st.column_config.ProgressColumn(c, format="percent", min_value=0, max_value=1)
@@ -145,20 +156,22 @@ def confusion_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
 
 
 def calibration_section(probs: np.ndarray, labels: np.ndarray) -> None:
-    n_bins = st.slider("Confidence bins", 5, 30, 15, key="evaluate_bins")
+    n_bins = st.slider("Confidence bins", 5, 30, 15, key="evaluate_bins", bind="query-params")
     rel = ev.reliability(probs, labels, n_bins)
-    left, right = st.columns([3, 1], gap="large")
-    left.plotly_chart(figs.reliability_figure(rel), width="stretch", config={"displayModeBar": False})
+    left, right = st.columns([2, 1], gap="large")
+    with left:
+        style.chart(figs.reliability_figure(rel), width="stretch", config={"displayModeBar": False})
     with right:
-        st.metric("Expected calibration error", f"{rel.ece:.2%}")
+        st.metric("Expected calibration error", f"{rel.ece:.2%}", help=glossary.tip("ECE"))
         conf, acc = probs.max(1).mean(), (probs.argmax(1) == labels).mean()
         st.metric("Mean confidence", f"{conf:.2%}", f"{conf - acc:+.2%} vs accuracy", delta_color="off")
-        st.markdown("A model is **calibrated** when, of the images it labels with 80% confidence, 80% "
-                    "are right: each blue bar (accuracy) then reaches its red tick (the mean "
-                    "confidence) on the dashed diagonal. A tick above its bar is over-confidence, "
-                    "below it under-confidence. ECE is the gap averaged over the bins, weighted by how many images "
-                    "fall in each (Guo et al. 2017). Label smoothing, used by the fast CNN, tends to make "
-                    "a model *under*-confident.")
+        st.markdown(glossary.hover(
+            "A model is **calibrated** when, of the images it labels with 80% confidence, 80% "
+            "are right: each blue bar (accuracy) then reaches its red tick (the mean "
+            "confidence) on the dashed diagonal. A tick above its bar is over-confidence, "
+            "below it under-confidence. ECE is the gap averaged over the bins, weighted by how "
+            "many images fall in each (Guo et al. 2017). Label smoothing, used by the fast CNN, "
+            "tends to make a model *under*-confident.", "ECE"), unsafe_allow_html=True)
 
 
 # ---------------------------------------------------------------------------- mistakes
@@ -181,7 +194,7 @@ def mistakes_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
     st.markdown(f"**{keep.sum():,}** misclassified test images, the most confident mistakes first. "
                 "Each shows the model's top 3; the buttons open it in **Explain** or in "
                 "**Predict and look inside**.")
-    cards(ds, probs, labels, wrong[keep], f"evaluate_gallery_{only}_{said}", cols=6)
+    cards(ds, probs, labels, wrong[keep], f"evaluate_gallery_{only}_{said}")
 
 
 # ---------------------------------------------------------------------------- projector
@@ -226,9 +239,9 @@ def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.nda
                f"final Linear layer). {about} ✕ marks a mistake.")
     left, right = st.columns([3, 1], gap="medium")
     with left:
-        event = st.plotly_chart(figs.projector_figure(coords, labels, pred, probs, classes, colour_by),
-                                key=f"evaluate_proj_chart_{method}_{n}", on_select="rerun",
-                                selection_mode=("points", "lasso", "box"), width="stretch")
+        event = style.chart(figs.projector_figure(coords, labels, pred, probs, classes, colour_by),
+                            key=f"evaluate_proj_chart_{method}_{n}", on_select="rerun",
+                            selection_mode=("points", "lasso", "box"), width="stretch")
     with right:
         points = (event.selection.points if event and event.selection else []) or []
         chosen = [int(p["customdata"]) for p in points if p.get("customdata") is not None]
@@ -271,9 +284,7 @@ def compare_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.ndarr
     c3.metric("Images they disagree on", f"{len(d.indices):,} ({d.rate:.0%})",
               help="Test images where the two models' top-1 answers differ.")
     p = ev.mcnemar_p(len(d.a_right), len(d.b_right))
-    c4.metric("McNemar p-value", f"{p:.2g}",
-              help="Exact McNemar test on the images where exactly one model is right: how likely a "
-                   "split at least this uneven is if the two models were equally good.")
+    c4.metric("McNemar p-value", f"{p:.2g}", help=glossary.tip("McNemar", "p-value"))
     t = d.table
     st.dataframe(pd.DataFrame({f"B ({name_b}) right": [t[1, 1], t[0, 1]], f"B ({name_b}) wrong": [t[1, 0], t[0, 0]]},
                               index=[f"A ({name_a}) right", f"A ({name_a}) wrong"]), width="content")
@@ -285,10 +296,10 @@ def compare_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.ndarr
                         "B right, A wrong": np.bincount(labels[d.b_right], minlength=K),
                         "both wrong, differently": np.bincount(labels[d.both_wrong], minlength=K)},
                        index=list(ds.classes))
-    st.plotly_chart(figs.disagreement_figure(per), width="stretch", config={"displayModeBar": False})
+    style.chart(figs.disagreement_figure(per), width="stretch", config={"displayModeBar": False})
     group = st.segmented_control("Examples", ["A right, B wrong", "B right, A wrong", "both wrong"],
                                  default="A right, B wrong", key="evaluate_compare_group")
     idx = {"A right, B wrong": d.a_right, "B right, A wrong": d.b_right}.get(group, d.both_wrong)
     st.caption("Most decided disagreements first (both models confident). First line: A's top 3; "
                "last line: B's answer.")
-    cards(ds, probs, labels, idx, f"evaluate_compare_{group}", cols=6, other=probs_b, names=("A", "B"))
+    cards(ds, probs, labels, idx, f"evaluate_compare_{group}", other=probs_b, names=("A", "B"))

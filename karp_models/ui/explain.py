@@ -16,7 +16,7 @@ from karp_models.introspect import faithfulness as faith
 from karp_models.introspect import sanity, trust
 from karp_models.introspect.attribution import METHODS
 from karp_models.introspect.similarity import KINDS, MEASURES, judge_all
-from karp_models.ui import cache, selection
+from karp_models.ui import cache, selection, style
 from karp_models.ui import compute as cp
 from karp_models.ui.figures import explain as figs
 from karp_models.ui.models import model_picker
@@ -38,19 +38,19 @@ def pick_input(ds, choice) -> selection.ImageInput | None:
     shared = selection.get_image(ds.name)
     options = (["shared"] if shared is not None else []) + ["test", "mistake"]
     source = st.radio("Image to explain", options, format_func=SOURCES.get, horizontal=True,
-                      key="explain_source")
+                      key="explain_source", bind="query-params")
     if source == "shared" and shared is not None:
         return shared
     if source == "test":
         i = st.number_input(f"Test image number (0 to {len(ds.test_y) - 1:,})", 0, len(ds.test_y) - 1,
-                            0, key="explain_test_index")
+                            0, key="explain_test_index", bind="query-params")
         return selection.test_image(ds, int(i))
     wrong, probs, labels = cp.mistakes(choice.path, choice.mtime)
     if len(wrong) == 0:
         st.success("This model makes no mistakes on the test set.")
         return None
     n = st.number_input(f"Mistake number (1 = the most confident of {len(wrong):,})", 1, len(wrong), 1,
-                        key="explain_mistake")
+                        key="explain_mistake", bind="query-params")
     i = int(wrong[int(n) - 1])
     p = probs[i]
     st.caption(f"Mistake {int(n)} of {len(wrong):,} is test image #{i}: "
@@ -73,8 +73,8 @@ def attributions_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, target
     maps = cp.attributions(choice.path, choice.mtime, x_np, target, methods)
     plain = {k: a.map for k, a in maps.items()}
     fig = cache.figure(("attributions", choice.path, choice.mtime, cache.image_key(x_np), target, methods),
-                       lambda: figs.overlay_figure(x_np[0], plain))
-    st.plotly_chart(fig, use_container_width=True, key="explain_overlay")
+                       lambda: figs.overlay_figure(x_np[0], plain, cols=3, height_per_row=300))
+    style.chart(fig, width="stretch", key="explain_overlay")   # 3 a row: ~250 px maps at 1280x720
     st.markdown(f"**Red** pixels push the score of **{classes[target]}** up, **blue** pixels push it "
                 f"down; transparent means no effect. Each map is divided by its own 99th percentile "
                 f"of |value|, so maps in different units share one scale. Saliency, SmoothGrad, "
@@ -83,9 +83,8 @@ def attributions_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, target
         st.warning(f"**{k}** for {classes[target]}: the map {why}. The checks on the other tabs say "
                    f"'cannot judge' for it rather than rank nothing.")
     df = figs.summary_frame(maps)
-    st.dataframe(df.style.format({"sum of attributions": "{:.3f}",
-                                  "min": "{:.3g}", "max": "{:.3g}", "ms": "{:.0f}"}, na_rep="–"),
-                 use_container_width=True)
+    st.table(df.style.format({"sum of attributions": "{:.3f}",       # wraps: no cut-off column
+                              "min": "{:.3g}", "max": "{:.3g}", "ms": "{:.0f}"}, na_rep="–"))
     gap = cp.score_gap(choice.path, choice.mtime, x_np, target)
     st.caption(f"Convergence delta (Integrated Gradients, DeepLift, GradientSHAP): the gap between the "
                f"sum of the attributions and the change of the class score from the black baseline "
@@ -93,10 +92,10 @@ def attributions_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, target
                f"account for the whole change.")
     title = f"{inp.source}: {classes[target]} ({probs[target]:.0%}), {Path(choice.path).stem}"
     c1, c2, c3 = st.columns(3)
-    c1.download_button("⬇️ Panel as PNG", lambda: figs.png_panel(x_np[0], plain, title), "explain_panel.png",
+    c1.download_button("↓ Panel as PNG", lambda: figs.png_panel(x_np[0], plain, title), "explain_panel.png",
                        "image/png", key="explain_png")
-    c2.download_button("⬇️ Maps as CSV", lambda: figs.maps_csv(maps), "explain_maps.csv", "text/csv", key="explain_csv")
-    c3.download_button("⬇️ Summary as CSV", df.to_csv().encode(), "explain_summary.csv", "text/csv",
+    c2.download_button("↓ Maps as CSV", lambda: figs.maps_csv(maps), "explain_maps.csv", "text/csv", key="explain_csv")
+    c3.download_button("↓ Summary as CSV", df.to_csv().encode(), "explain_summary.csv", "text/csv",
                        key="explain_summary_csv")
 
 
@@ -132,7 +131,7 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
                 f"**fails** when every similarity stays at {sanity.STILL_SIMILAR} or more, **passes** "
                 f"when every one falls below {sanity.PARTLY}, and depends on the model **partly** in between.")
     key = _run_key("sanity", choice, x_np, target, methods)
-    if not _requested("sanity", key, "▶️ Run the sanity check",
+    if not _requested("sanity", key, "▶ Run the sanity check",
                       "Runs on a copy of the model; a few seconds for the fast CNN."):
         return
     bar = st.progress(0.0, text="Starting…")
@@ -152,7 +151,7 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
                            status={k: TITLE[v.status] for k, v in res.verdicts.items()},
                            drivers={k: v.drivers for k, v in res.verdicts.items()},
                            band=(sanity.PARTLY, sanity.STILL_SIMILAR)))
-    st.plotly_chart(fig, use_container_width=True, key="explain_sanity_lines")
+    style.chart(fig, width="stretch", key="explain_sanity_lines")
     st.caption("Left to right: the layers randomised so far, from the output side to the input side. "
                "Colour: the similarity; solid: |map|, dashed: the signed map; thick: the one that "
                "decides the verdict. Shaded: between passes and fails. Dotted: the randomised model's "
@@ -165,7 +164,7 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
     drivers = {k: v.drivers for k, v in res.verdicts.items()}
     st.dataframe(final.style.format("{:.2f}", na_rep="–", subset=list(final.columns[1:]))
                  .apply(lambda col: ["background-color: #fde68a" if col.name in drivers[m] else ""
-                                     for m in col.index], axis=0), use_container_width=True)
+                                     for m in col.index], axis=0), width="stretch")
     st.caption("Highlighted: the similarity that decides each verdict (for 'partly': what stays and what "
                "changes). –: the method has no sign, or its map cannot be judged.")
     show = st.select_slider("Maps after randomising up to", res.names, value=res.names[-1],
@@ -176,8 +175,8 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
         x_np[0], {k: m[0] for k, m in res.maps.items()}, {k: m[j] for k, m in res.maps.items()},
         {k: rho[j] for k, rho in res.correlation.items()},
         {k: res.series(k, "Spearman signed")[j] for k in res.maps if METHODS[k].signed}))
-    st.plotly_chart(fig, use_container_width=True, key="explain_sanity_maps")
-    st.download_button("⬇️ Sanity check as CSV", pd.DataFrame(res.records()).to_csv(index=False).encode(),
+    style.chart(fig, width="stretch", key="explain_sanity_maps")
+    st.download_button("↓ Sanity check as CSV", pd.DataFrame(res.records()).to_csv(index=False).encode(),
                        "explain_sanity.csv", "text/csv", key="explain_sanity_csv")
 
 
@@ -199,7 +198,7 @@ def faithfulness_tab(choice, x_np: np.ndarray, target: int, classes, methods: tu
                 "black image first: it should rise fast). Deletion and insertion take the signed map's "
                 "order: the most red pixels first.")
     key = _run_key("faith", choice, x_np, target, methods)
-    if not _requested("faith", key, "▶️ Measure faithfulness", "A few seconds for the fast CNN."):
+    if not _requested("faith", key, "▶ Measure faithfulness", "A few seconds for the fast CNN."):
         return
     bar = st.progress(0.0, text="Starting…")
     rows = cp.faithfulness(choice.path, choice.mtime, x_np, target, methods,
@@ -210,7 +209,7 @@ def faithfulness_tab(choice, x_np: np.ndarray, target: int, classes, methods: tu
     short = {head: head.split(" (")[0] + (" ↑" if higher else " ↓") for head, higher in faith.COLUMNS.values()}
     rankings = {short[head]: faith.rank(rows, f) for f, (head, _) in faith.COLUMNS.items()}
     st.dataframe(df.rename(columns=short).style.format("{:.3f}", na_rep="cannot judge")
-                 .apply(_best_cells, axis=None, rankings=rankings), use_container_width=True)
+                 .apply(_best_cells, axis=None, rankings=rankings), width="stretch")
     st.caption("↓ lower is better, ↑ higher is better. Green: the best in a column, when one method is ahead "
                "of the others. " + "; ".join(f"{head[:-2]}: {r.best or 'no best (' + r.reason + ')'}"
                                              for head, r in rankings.items()) + ".")
@@ -223,8 +222,9 @@ def faithfulness_tab(choice, x_np: np.ndarray, target: int, classes, methods: tu
         curves = {r.method: (getattr(r, kind).fraction, getattr(r, kind).prob, getattr(r, kind).auc)
                   for r in rows if getattr(r, kind) is not None}
         fig = figs.faithfulness_curve_figure(kind, curves, classes[target])
-        col.plotly_chart(fig, use_container_width=True, key=f"explain_{kind}")
-    st.download_button("⬇️ Faithfulness as CSV", df.assign(**{"cannot judge because": notes}).to_csv().encode(),
+        with col:
+            style.chart(fig, width="stretch", key=f"explain_{kind}")
+    st.download_button("↓ Faithfulness as CSV", df.assign(**{"cannot judge because": notes}).to_csv().encode(),
                        "explain_faithfulness.csv", "text/csv", key="explain_faith_csv")
 
 
@@ -275,16 +275,16 @@ def adversarial_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, classes
     key = ("adversarial", choice.path, choice.mtime, cache.image_key(x_np), label, methods, method,
            float(eps), tuple(classes))
     images = lambda: figs.adversarial_images_figure(x_np[0], res.perturbation, res.x_adv, eps)  # noqa: E731
-    st.plotly_chart(cache.figure(key + ("images",), images),
-                    use_container_width=True, key="explain_adv_images")
+    style.chart(cache.figure(key + ("images",), images),
+                    width="stretch", key="explain_adv_images")
     if not methods:
         return
     maps = lambda: figs.adversarial_maps_figure(  # noqa: E731
         x_np[0], {m: res.before[m].map for m in methods}, {m: res.after[m].map for m in methods},
         {m: s.get("Spearman") for m, s in res.similarity.items()}, classes[res.pred_before],
         classes[res.pred_after])
-    st.plotly_chart(cache.figure(key + ("maps",), maps),
-                    use_container_width=True, key="explain_adv_maps")
+    style.chart(cache.figure(key + ("maps",), maps),
+                    width="stretch", key="explain_adv_maps")
     st.caption("Each method's map of the prediction before and after the attack; ρ is the rank "
                "correlation of |map| between the two. The 'after' maps are drawn over the original image.")
     for m, s in res.similarity.items():

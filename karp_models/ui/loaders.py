@@ -33,7 +33,7 @@ def status_frame(statuses: list[data.DatasetStatus]) -> pd.DataFrame:
         if s.vocab_size:
             sizes += f" · {s.vocab_size} characters"
         rows.append({"dataset": s.name, "kind": s.kind,
-                     "status": "✅ available" if s.available else "❌ missing",
+                     "status": "available" if s.available else "missing",
                      "source": s.source, "splits": sizes,
                      "how to get it": s.how_to_get or "", "note": s.note or ""})
     return pd.DataFrame(rows)

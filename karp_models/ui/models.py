@@ -2,10 +2,12 @@
 models), loaded once per process.
 
 The chosen file is remembered per task in the session (`karp_model_image`, `karp_model_text`),
-so a model picked on Predict is the one Explain and Evaluate open with.
+so a model picked on Predict is the one Explain and Evaluate open with; each page's picker is
+also part of the page's link (?explain_model=fast-fashion-mnist; see ui.state).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ModelChoice:
-    label: str         # what the picker shows
+    label: str         # what the picker shows and the page's link holds: the file's name
     path: str          # the .safetensors file
     model_name: str    # registry name: 'fast', 'vit', 'lstm', ...
     family: str        # 'cnn' | 'rnn' | 'transformer'
@@ -35,15 +37,20 @@ class ModelChoice:
     metrics: str       # formatted measured metrics
     mtime: float       # part of the cache key: a re-saved run is loaded again
 
+    @property
+    def about(self) -> str:
+        """One line under the picker: where the model comes from and how good it is."""
+        where = "shipped with karp" if self.origin == "shipped" else "your saved run"
+        quality = f": {self.metrics}" if self.metrics else ""
+        return f"{where}, {self.model_name} trained on {self.dataset}{quality}"
+
 
 def _choice(p: Path, meta: dict, origin: str) -> ModelChoice | None:
     spec = REGISTRY.get(meta.get("model", ""))
     if spec is None:
         return None
     metrics = format_metrics(meta.get("metrics", {}))
-    where = "shipped" if origin == "shipped" else "your run"
-    label = f"{p.stem} ({where}: {spec.name} on {meta.get('dataset', '?')}" + (f", {metrics})" if metrics else ")")
-    return ModelChoice(label=label, path=str(p), model_name=spec.name, family=spec.family,
+    return ModelChoice(label=p.stem, path=str(p), model_name=spec.name, family=spec.family,
                        task=spec.task, dataset=meta.get("dataset", spec.default_dataset),
                        origin=origin, metrics=metrics, mtime=p.stat().st_mtime)
 
@@ -57,11 +64,13 @@ def model_choices(task: str | None = None, families: tuple[str, ...] | None = No
         rows += [(p, m, "run") for p, m in list_runs()]
     except (OSError, ValueError):
         pass
-    out = []
+    out: list[ModelChoice] = []
     for p, meta, origin in rows:
         c = _choice(p, meta, origin)
         if c and (task is None or c.task == task) and (families is None or c.family in families) \
                 and (models is None or c.model_name in models):
+            if any(o.label == c.label for o in out):          # a run saved under a shipped name
+                c = dataclasses.replace(c, label=f"{c.label} (your run)")
             out.append(c)
     return out
 
@@ -85,20 +94,24 @@ def imagenet_model(name: str, download: bool = False) -> ImageNetModel:
 def model_picker(key: str, task: str = "image", *, families: tuple[str, ...] | None = None,
                  models: tuple[str, ...] | None = None, label: str = "Model",
                  default: str | None = "fast-fashion-mnist", container=st) -> tuple[Checkpoint, ModelChoice] | None:
-    """A selectbox over the matching models; returns the loaded checkpoint and its choice, or
-    None (with a message on the page) when there is none or it cannot be loaded. `default` is the
-    file stem chosen when the session has not picked one yet."""
+    """A selectbox over the matching models, in the page's link (`key` is the URL parameter),
+    with a line saying what the chosen one is; returns the loaded checkpoint and its choice, or
+    None (with a message on the page) when there is none or it cannot be loaded. The model
+    chosen on another page comes first; `default` is the file stem used otherwise."""
+    from karp_models.ui import state
+
     choices = model_choices(task, families, models)
     if not choices:
         container.warning("No trained model of this kind yet: train one on the **Train** page "
                           "and save it, or restore the files in `weights/`.")
         return None
+    stems = [Path(c.path).stem for c in choices]
+    index = stems.index(default) if default in stems else 0        # the same for every visitor
     remembered = st.session_state.get(f"karp_model_{task}")
-    paths = [c.path for c in choices]
-    stems = [Path(p).stem for p in paths]
-    index = (paths.index(remembered) if remembered in paths
-             else stems.index(default) if default in stems else 0)
-    c = container.selectbox(label, choices, index=index, format_func=lambda c: c.label, key=key)
+    state.start_with(key, next((c for c in choices if c.path == remembered), None))
+    c = container.selectbox(label, choices, index=index, format_func=lambda c: c.label, key=key,
+                            bind="query-params")
+    container.caption(c.about)
     st.session_state[f"karp_model_{task}"] = c.path
     try:
         return load_model(c.path, c.mtime), c

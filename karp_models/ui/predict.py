@@ -16,13 +16,14 @@ from karp_models import imagenet
 from karp_models import preprocess as pp
 from karp_models.introspect import features as feat
 from karp_models.introspect import maximise as am
-from karp_models.ui import loaders
+from karp_models.ui import loaders, style
 from karp_models.ui.compute import run_pipeline
 from karp_models.ui.figures.predict import filters_figure, objective_figure
 from karp_models.ui.images import display
 from karp_models.ui.models import imagenet_model
 
-SOURCES = ("📁 Upload", "✏️ Draw", "📷 Camera", "🧪 Test image", "🖼️ Sample photo")
+SOURCES = ("Upload", "Draw", "Camera", "Test image", "Sample photo")
+UPLOADED = "predict_uploaded"   # the last upload (a Raw): kept when the person visits another page
 # every file ending the decoder can read (58 with Pillow 13), the usual ones first for the
 # uploader's line of accepted types
 _USUAL = ("png", "jpg", "jpeg", "jfif", "webp", "avif", "tif", "tiff", "bmp", "gif")
@@ -59,29 +60,59 @@ def imagenet_picker() -> Target | None:
     """A selectbox over the torchvision models; None (with how to get the weights) if missing."""
     names = list(imagenet.ARCHS)
 
-    def label(n: str) -> str:
+    def label(n: str) -> str:                        # also the page link's value: no state in it
         a = imagenet.ARCHS[n]
         acc = a.weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]
-        where = "cached ✅" if imagenet.is_cached(n) else f"not here, {imagenet.size_mb(n):.0f} MB"
-        return f"{a.title} (ImageNet top-1 {acc:.1f}%, {where})"
+        return f"{a.title} (ImageNet top-1 {acc:.1f}%)"
 
-    name = st.selectbox("ImageNet model", names, format_func=label, key="predict_imagenet")
-    download = st.session_state.get(f"predict_download_{name}", False)
+    name = st.selectbox("ImageNet model", names, format_func=label, key="predict_imagenet",
+                        bind="query-params")
+    if not imagenet.is_cached(name):
+        if not _download(name):
+            return None
     try:
-        m = imagenet_model(name, download=download and not imagenet.is_cached(name))
-    except imagenet.WeightsUnavailable as e:
-        st.session_state[f"predict_download_{name}"] = False
-        st.warning("**These pretrained weights are not available here.** Everything else on this "
-                   "page still works: the input and its preprocessing below.")
-        st.code(str(e), language=None, wrap_lines=True)
-        if st.button(f"Try to download them now ({imagenet.size_mb(name):.0f} MB)",
-                     key=f"predict_download_btn_{name}"):
-            st.session_state[f"predict_download_{name}"] = True
-            st.rerun()
+        m = imagenet_model(name)
+    except imagenet.WeightsUnavailable as e:         # a damaged file: say so, with what to do
+        st.warning(f"**These pretrained weights cannot be used.** {e}")
         return None
     return Target(model=m, key=f"imagenet:{name}", classes=m.classes, dataset="imagenet",
                   channels=3, size=m.image_size, resize=m.resize_size, origin="imagenet",
                   title=m.title, meta={})
+
+
+def _download(name: str) -> bool:
+    """The weights are not here: a button that downloads them with a progress bar (True when
+    they arrived), or one sentence on what to do offline."""
+    a = imagenet.ARCHS[name]
+    size = imagenet.size_mb(name)
+    st.info(f"{a.title} needs its ImageNet weights ({size:.0f} MB), which are not on this computer "
+            f"yet. The rest of the page works without them: the input and its preprocessing below.",
+            icon=":material/download:")
+    if not st.button(f"Download them now ({size:.0f} MB)", icon=":material/download:",
+                     key=f"predict_download_{name}"):
+        return False
+    bar = st.progress(0.0, text="Connecting…")
+
+    def show(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"Downloading {a.title}: {done / 2**20:.0f} of "
+                                                 f"{total / 2**20:.0f} MB")
+    try:
+        imagenet.download(name, progress=show)
+    except imagenet.WeightsUnavailable as e:
+        bar.empty()
+        st.warning(str(e), icon=":material/wifi_off:")
+        with st.expander("Other ways to get the file"):
+            st.code(imagenet.how_to_get(name), language=None, wrap_lines=True)
+        return False
+    return True
+
+
+def what_it_knows(t: Target) -> str:
+    """What a karp model can recognise, said whenever it is given a photo or a drawing."""
+    return (f"**This model knows only {len(t.classes)} classes: {', '.join(t.classes)}**, learned "
+            f"from small {t.size}×{t.size} pictures on a black background. Anything else (a cat, a "
+            f"cup) is forced into one of them. For photos of everyday things, choose the "
+            f"**ImageNet models** at the top of the page.")
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -104,10 +135,10 @@ def handle_raw(raw: Raw, t: Target) -> tuple[pp.Decoded | None, pp.Pipeline] | N
     try:
         return run_pipeline(raw.data, raw.rgb, raw.name, style, t.size, t.channels, t.resize)
     except pp.ImageError as e:
-        st.error(f"**This image cannot be used.** {e}", icon="🚫")
+        st.error(f"**This image cannot be used.** {e}", icon=":material/block:")
     except Exception as e:  # noqa: BLE001 - any other decoder failure is still a bad file
         st.error(f"**This image cannot be used.** It could not be read "
-                 f"({type(e).__name__}: {e}). Try another file.", icon="🚫")
+                 f"({type(e).__name__}: {e}). Try another file.", icon=":material/block:")
     return None
 
 
@@ -152,10 +183,17 @@ def test_image_input(t: Target):
         return None
     n = len(ds.test_y)
     c1, c2 = st.columns([3, 1])
-    if c2.button("🎲 Random", key="predict_random"):
+    if c2.button("Random", icon=":material/casino:", key="predict_random"):
         st.session_state["predict_test_index"] = int(np.random.default_rng().integers(n))
-    idx = c1.number_input(f"Test image (0 to {n - 1:,})", 0, n - 1, key="predict_test_index")
+    idx = c1.number_input(f"Test image (0 to {n - 1:,})", 0, n - 1, key="predict_test_index",
+                          bind="query-params")
     return test_image(ds, int(idx))
+
+
+def _upload_changed() -> None:
+    """The person removed the file (its x): forget the kept upload too."""
+    if st.session_state.get("predict_upload") is None:
+        st.session_state.pop(UPLOADED, None)
 
 
 def raw_from_source(source: str, t: Target):
@@ -165,8 +203,17 @@ def raw_from_source(source: str, t: Target):
         others = len(set(pp.READABLE.values())) - len(common)
         f = st.file_uploader(f"An image file: {', '.join(common)} and {others} other formats; up to "
                              f"{pp.MAX_PIXELS / 1e6:.0f} megapixels, any colour mode or bit depth",
-                             type=UPLOAD_TYPES, key="predict_upload")
-        return Raw(source=f"upload: {f.name}", data=f.getvalue(), name=f.name) if f else None
+                             type=UPLOAD_TYPES, key="predict_upload", on_change=_upload_changed)
+        if f:
+            st.session_state[UPLOADED] = Raw(source=f"upload: {f.name}", data=f.getvalue(), name=f.name)
+        kept = st.session_state.get(UPLOADED)
+        if kept is not None and not f:   # the uploader empties when the page is left; the photo stays
+            c1, c2 = st.columns([4, 1], vertical_alignment="center")
+            c1.caption(f"Showing **{kept.name}**, uploaded earlier. Upload another file to replace it.")
+            if c2.button("Forget it", key="predict_forget_upload", width="stretch"):
+                st.session_state.pop(UPLOADED, None)
+                st.rerun()
+        return kept
     if source == SOURCES[1]:
         return canvas_input()
     if source == SOURCES[2]:
@@ -179,7 +226,8 @@ def raw_from_source(source: str, t: Target):
     if not photos:
         st.info("No sample photos here (they come with scikit-image).")
         return None
-    name = st.selectbox("Sample photo (from scikit-image)", list(photos), key="predict_photo")
+    name = st.selectbox("Sample photo (from scikit-image)", list(photos), key="predict_photo",
+                        bind="query-params")
     return Raw(source=f"sample photo: {name}", rgb=np.asarray(photos[name]), name=name)
 
 
@@ -193,7 +241,7 @@ def show_pipeline(decoded: pp.Decoded | None, pipe: pp.Pipeline) -> None:
     for i, (c, s) in enumerate(zip(cols, steps)):
         with c:
             st.markdown(f"**{i + 1}. {s.name}**")
-            st.image(display(s.image, side=200 if i == 0 else 150))
+            st.image(display(s.image, side=style.px(200 if i == 0 else 150)))
             if s.note:
                 st.caption(s.note)
     for n in pipe.notes:
@@ -280,9 +328,9 @@ def maximise_tab(t: Target, maps: dict[str, np.ndarray]) -> None:
         name = r.target
         what, ref = "mean activation", (None if yours is None else ("your image", yours))
     a1, a2 = st.columns([1, 2])
-    a1.image(display(r.image, side=300), caption=f"what excites {name}")
+    a1.image(display(r.image, side=style.px(300)), caption=f"what excites {name}")
     with a2:
-        st.plotly_chart(objective_figure(r.objective, what, ref), key="predict_am_curve")
+        style.chart(objective_figure(r.objective, what, ref), key="predict_am_curve")
         if r.rose:
             st.markdown(f"The {what} rose from **{r.start:.3f}** (the starting noise) to "
                         f"**{r.end:.3f}** (this image)" + (f"; your image gives {yours:.3f}."
@@ -348,6 +396,6 @@ def evolution_tab(t: Target) -> None:
         st.markdown(f"**Step {steps[i]:,}** of {steps[-1]:,}: every filter on one scale across "
                     f"the run (its largest weight ever), so you see them grow from random noise "
                     f"into edge and blob detectors.")
-        st.plotly_chart(filters_figure(snaps[i][1], scale), key="predict_evo_fig")
+        style.chart(filters_figure(snaps[i][1], scale), key="predict_evo_fig")
 
     body()

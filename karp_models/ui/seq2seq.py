@@ -8,6 +8,7 @@ pages/seq2seq.py for why.
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from karp_models.train import previews
 from karp_models.train.tasks.seq2seq import (DEFAULT_EXAMPLE, LIVE, Translation, extend, live_trainer,
                                               translate)
 from karp_models.train.trainer import Record, TrainConfig, Trainer
+from karp_models.ui import style
 from karp_models.ui.figures.seq2seq import alignment_figure, curves_figure
 
 KEY = "seq2seq_run"
@@ -33,6 +35,7 @@ class LiveRun:
     budget: int = LIVE.steps          # steps one press of Train adds
     example: str = DEFAULT_EXAMPLE
     records: list[Record] = field(default_factory=list)
+    step_s: float | None = None       # wall-clock seconds a step took in the last press (redraws too)
 
     @property
     def model(self):
@@ -84,15 +87,15 @@ def draw(run: LiveRun, status, curves, align, tag: str = "page") -> None:
             recs = [r for r in run.records if not r.final]
             val = [(r.step, r.val_accuracy) for r in run.records if r.val_accuracy is not None]
             fig = curves_figure([r.step for r in recs], [r.train_loss for r in recs], val)
-            st.plotly_chart(fig, width="stretch",
-                            config={"displayModeBar": False}, key=f"seq2seq_curves_{tag}")
+            style.chart(fig, width="stretch", config={"displayModeBar": False},
+                        key=f"seq2seq_curves_{tag}")
         else:
             st.info("No training yet: the curves appear here when you press **Train**.")
     with align.container():
         st.markdown(f"**Alignment at step {tr.step:,}:** {html.escape(run.example)} → "
                     f"`{tr.output or '∅'}`")
-        st.plotly_chart(alignment_figure(tr),
-                        width="stretch", config={"displayModeBar": False}, key=f"seq2seq_align_{tag}")
+        style.chart(alignment_figure(tr, height=460),
+                    width="stretch", config={"displayModeBar": False}, key=f"seq2seq_align_{tag}")
 
 
 def train_live(run: LiveRun, steps: int, status, progress, curves, align, redraw_every: int = 20) -> None:
@@ -100,7 +103,7 @@ def train_live(run: LiveRun, steps: int, status, progress, curves, align, redraw
     `redraw_every` steps (with a fresh preview of the example).
 
     A rerun (any click) stops the loop at the next redraw; the run keeps what it learned."""
-    start = run.step
+    start, t0 = run.step, time.perf_counter()
     extend(run.trainer, steps)
     task = run.trainer.task
     for rec in run.trainer.run(log_every=10):
@@ -114,6 +117,16 @@ def train_live(run: LiveRun, steps: int, status, progress, curves, align, redraw
                 run.last = shot
             draw(run, status, curves, align, tag=f"{rec.step}{'f' if rec.final else ''}")
     progress.progress(1.0, text=f"Done: {run.step:,} steps in {run.trainer.elapsed:.0f} s of training")
+    run.step_s = (time.perf_counter() - t0) / max(1, run.step - start)
+
+
+def train_label(run: LiveRun) -> str:
+    """The Train button: how many steps, and how long they take here once one press measured it."""
+    if run.step == 0:
+        return f"Train {run.budget} steps"
+    if run.step_s is None:
+        return f"Train {run.budget} more steps"
+    return f"Train {run.budget} more steps (about {max(1, round(run.step_s * run.budget))} s)"
 
 
 def examples_table(run: LiveRun, pairs: Sequence[tuple[str, str]]) -> list[dict]:
@@ -121,5 +134,5 @@ def examples_table(run: LiveRun, pairs: Sequence[tuple[str, str]]) -> list[dict]
     for text, iso in pairs:
         out = translate(run.model, text).output
         rows.append({"written as": text, "model says": out, "truth": iso,
-                     "": "✅" if out == iso else "❌"})
+                     "result": "right" if out == iso else "wrong"})
     return rows

@@ -1,9 +1,14 @@
 """The app's one look, sized for a 1280x720 projector: font sizes, palettes, the diverging
-attribution scale, the figure layout every builder shares, and the projector CSS for pages.
+attribution scale, the figure layout every builder shares, the page CSS, presentation mode and
+right/wrong marks.
 
-Figure builders import the constants and `layout`; pages call `projector_css()` once.
+Figure builders import the constants and `layout`; app.py calls `page_css()` on every run (the
+compact page, presentation mode, glossary hover); pages show charts with `chart()`, which
+enlarges them in presentation mode, and may call `projector_css()` for larger text.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -70,6 +75,9 @@ def layout(fig: go.Figure, *, height: int, title: str | None = None, **kw) -> go
     if title is not None:
         kw["title"] = dict(text=title, font=TITLE_FONT)
     fig.update_layout(font=FONT, height=height, **kw)
+    # Streamlit's chart theme draws tick labels at 12 px unless the figure sets their size
+    fig.for_each_xaxis(lambda a: a.tickfont.size is None and a.update(tickfont_size=SMALL))
+    fig.for_each_yaxis(lambda a: a.tickfont.size is None and a.update(tickfont_size=SMALL))
     return fig
 
 
@@ -98,3 +106,103 @@ PROJECTOR_CSS = """<style>
 def projector_css() -> None:
     """Projector-sized text, widget labels and metrics on this page (gone when another opens)."""
     st.html(PROJECTOR_CSS)
+
+
+# --- the whole app: a compact page, presentation mode, glossary terms
+
+PRESENT_KEY = "karp_present"      # session state: presentation mode on
+PRESENT_SCALE = 1.25              # text, charts and pictures in presentation mode
+
+PAGE_CSS = """<style>
+/* room for the content on a 1280x720 projector: Streamlit's wide layout pads 6rem / 5rem */
+[data-testid="stMainBlockContainer"] {padding: 3.5rem 1.75rem 4rem 1.75rem;}
+/* a place the page scrolls to (the live run on Train) clears Streamlit's header */
+[id^="karp-"] {scroll-margin-top: 4.5rem;}
+/* a glossary term: dotted underline, its definition in a large tooltip on hover or focus */
+.karp-term {border-bottom: 2px dotted currentColor; cursor: help; position: relative;}
+.karp-term:hover::after, .karp-term:focus::after {
+    content: attr(data-def); position: absolute; left: 0; top: 1.5em; z-index: 1000;
+    width: max-content; max-width: min(26rem, 80vw); padding: 0.5rem 0.75rem;
+    background: #1f2937; color: #fff; border-radius: 0.4rem; box-shadow: 0 4px 14px #0004;
+    font-size: 1rem; font-weight: 400; font-style: normal; line-height: 1.4; white-space: normal;}
+</style>"""
+
+PRESENT_CSS = """<style>
+/* presentation mode: Streamlit sizes everything in rem, so a larger root enlarges it all */
+html {font-size: 20px;}
+</style>"""
+
+
+def presenting() -> bool:
+    """True when this session has presentation mode on."""
+    return bool(st.session_state.get(PRESENT_KEY, False))
+
+
+def page_css() -> None:
+    """The CSS of every page (app.py calls it on every run), with presentation mode's."""
+    st.html(PAGE_CSS + (PRESENT_CSS if presenting() else ""))
+
+
+def px(n: int) -> int:
+    """A picture's width in pixels: `n`, or larger in presentation mode."""
+    return round(n * PRESENT_SCALE) if presenting() else n
+
+
+def _scale_fonts(node: Any, k: float, in_font: bool = False) -> None:
+    """Multiply every font size in a figure's dict (layout or trace) by k, in place."""
+    if isinstance(node, dict):
+        for key, v in node.items():
+            if key == "size" and in_font and isinstance(v, (int, float)):
+                node[key] = round(v * k, 1)
+            elif isinstance(v, (dict, list)):
+                _scale_fonts(v, k, key.endswith("font"))
+    elif isinstance(node, list):
+        for v in node:
+            if isinstance(v, dict):
+                _scale_fonts(v, k, in_font)
+
+
+def scaled(fig: go.Figure, k: float) -> dict:
+    """The figure as a dict with every font, its height and its top and bottom margins k times
+    larger (the original is untouched: figures are shared through ui.cache)."""
+    d = fig.to_dict()
+    layout = d.setdefault("layout", {})
+    layout.setdefault("font", {}).setdefault("size", 12)       # plotly's default
+    _scale_fonts(layout, k)
+    for trace in d.get("data", []):
+        for key, v in trace.items():
+            if key.endswith("font") and isinstance(v, dict) and isinstance(v.get("size"), (int, float)):
+                v["size"] = round(v["size"] * k, 1)
+            elif key in ("colorbar", "marker") and isinstance(v, dict):
+                _scale_fonts(v, k)
+    if isinstance(layout.get("height"), (int, float)):
+        layout["height"] = round(layout["height"] * k)
+    margin = layout.get("margin") or {}
+    for side in ("t", "b"):                       # room for the larger titles and tick labels
+        if isinstance(margin.get(side), (int, float)):
+            margin[side] = round(margin[side] * k)
+    return d
+
+
+def chart(fig: go.Figure, **kwargs: Any) -> Any:
+    """st.plotly_chart, with fonts and height enlarged in presentation mode. Streamlit turns a
+    figure into a dict anyway, so the enlarged copy costs no more than the plain chart."""
+    return st.plotly_chart(scaled(fig, PRESENT_SCALE) if presenting() else fig, **kwargs)
+
+
+# --- right and wrong, in words and colour (no emoji: many classroom PCs have no emoji font)
+
+def mark(right: bool) -> str:
+    """Markdown for a right / wrong mark."""
+    return ":green[**✓ right**]" if right else ":red[**✗ wrong**]"
+
+
+def right_wrong(rows: Any, column: str) -> Any:
+    """A table (rows as dicts, or a DataFrame) whose `column` holds 'right' / 'wrong', with those
+    words coloured: a pandas Styler for st.dataframe."""
+    import pandas as pd
+
+    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    colour = {"right": f"color: {RIGHT_TEXT}; font-weight: 600",
+              "wrong": f"color: {WRONG_TEXT}; font-weight: 600"}
+    return df.style.map(lambda v: colour.get(v, ""), subset=[column])

@@ -63,7 +63,7 @@ def gate(action: str, key: str, container=st) -> bool:
     if unlocked():
         return True
     with container.form(f"{key}_form", border=True):
-        st.markdown(f"🔒 **Teacher mode is on.** This is a shared server: the teacher's password "
+        st.markdown(f"**Teacher mode is on.** This is a shared server: the teacher's password "
                     f"is needed to {action}.")
         attempt = st.text_input("Teacher password", type="password", key=f"{key}_password")
         if st.form_submit_button("Unlock"):
@@ -79,11 +79,11 @@ def status_line(container=st) -> None:
         return
     if st.session_state.get(UNLOCKED):
         c1, c2 = container.columns([4, 1], vertical_alignment="center")
-        c1.caption("🔓 Teacher mode: this browser tab is unlocked (training, deleting runs, "
+        c1.caption("Teacher mode: this browser tab is unlocked (training, deleting runs, "
                    "the job limit).")
         if c2.button("Lock", key="teacher_lock"):
             st.session_state.pop(UNLOCKED, None)
             st.rerun()
     else:
-        container.caption("🔒 Teacher mode: training, deleting saved runs and the job limit need "
+        container.caption("Teacher mode: training, deleting saved runs and the job limit need "
                           "the teacher's password on this shared server.")

@@ -14,13 +14,13 @@ import streamlit as st
 
 from karp_models.train.jobs import JobManager, JobStatus, get_manager
 from karp_models.train.previews import Predictions, PreviewFailed, TextSample
-from karp_models.ui import cache, style
+from karp_models.ui import cache, glossary, style
 from karp_models.ui.figures import training as figs
 from karp_models.ui.figures.training import MAX_POINTS, downsample  # noqa: F401 - re-exported
 
 UNITS = {"samples": "images/s", "tokens": "characters/s"}
-STATES = {"queued": "⏳ queued", "running": "🏃 running", "stopped": "⏸ stopped", "done": "✅ done",
-          "error": "❌ failed"}
+STATES = {"queued": "Queued", "running": "Running", "stopped": "Stopped", "done": "Done",
+          "error": "Failed"}
 
 # --- session identity and liveness
 
@@ -115,7 +115,7 @@ def render_status(r: JobStatus, limit: int = 1) -> None:
     """State, queue place, error, progress bar and the latest numbers of one run."""
     if r.state == "queued":
         at_once = "One training job runs" if limit == 1 else f"{limit} training jobs run"
-        st.info(f"⏳ **Waiting in the queue: place {r.queue_position}.** {at_once} "
+        st.info(f"**Waiting in the queue: place {r.queue_position}.** {at_once} "
                 f"at a time on the {r.device.upper()}; this one starts when the jobs before it "
                 f"finish or stop.")
     elif r.state == "error":
@@ -130,11 +130,14 @@ def render_status(r: JobStatus, limit: int = 1) -> None:
     last = r.last
     val = next((q for q in reversed(r.records) if q.val_loss is not None), None)
     c = st.columns(4)
-    c[0].metric("Training loss", f"{last.train_loss:.3f}" if last else "–")
-    c[1].metric("Validation loss", f"{val.val_loss:.3f}" if val else "–")
+    c[0].metric("Training loss", f"{last.train_loss:.3f}" if last else "–",
+                help=glossary.tip("loss", "nats"))
+    c[1].metric("Validation loss", f"{val.val_loss:.3f}" if val else "–",
+                help=glossary.tip("validation", "overfitting"))
     c[2].metric("Validation accuracy",
-                f"{val.val_accuracy:.1%}" if val and val.val_accuracy is not None else "–")
-    c[3].metric("Epochs", f"{last.epoch:.2f}" if last else "–")
+                f"{val.val_accuracy:.1%}" if val and val.val_accuracy is not None else "–",
+                help="The share of validation examples (images, or next characters) it gets right.")
+    c[3].metric("Epochs", f"{last.epoch:.2f}" if last else "–", help=glossary.tip("epoch"))
 
 
 def render_preview(r: JobStatus) -> None:

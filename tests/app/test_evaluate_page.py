@@ -38,11 +38,11 @@ def _view(at, name):
 
 
 def test_metrics_and_confusion_matrix(at):
-    assert at.title[0].value.startswith("🎯")
+    assert at.title[0].value == "Evaluate a model"
     labels = {m.label: m.value for m in at.metric}
     acc = float(labels["Test accuracy"].rstrip("%"))
     assert 93.0 < acc < 95.0                       # the shipped model's measured 93.98%
-    assert labels["Mistakes"].endswith("of 10,000")
+    assert labels["Mistakes of 10,000"] == "602"       # short values: they fit a projector's column
     heat = [t for c in _charts(at) for t in c["data"] if t["type"] == "heatmap"]
     assert len(heat) == 1 and _arr(heat[0]["z"]).shape == (10, 10)
     # the default cell is the largest confusion; choosing another shows its images, most confident first
@@ -50,7 +50,7 @@ def test_metrics_and_confusion_matrix(at):
     at.selectbox(key="evaluate_cell_pred").set_value(6).run()
     assert not at.exception
     assert any("T-shirt/top predicted as **Shirt**" in m.value for m in at.markdown)
-    assert len(at.get("image")) == 9                 # the first page of the cell, 3 x 3
+    assert len(at.get("image")) == 8                 # the first page of the cell
     assert at.button(key=[b.key for b in at.button if b.key.startswith("evaluate_cell_0_6_explain_")][0])
     table = at.dataframe[0].value
     assert list(table["class"])[:2] == ["T-shirt/top", "Trouser"] and table["recall"].between(0, 1).all()
@@ -80,5 +80,22 @@ def test_gallery_button_opens_the_image_in_explain():
     first = [b.key for b in at.button if b.key.startswith("evaluate_gallery_None_None_explain_")][0]
     at.button(key=first).click().run(timeout=240)
     assert not at.exception, [e.value for e in at.exception]
-    assert at.title[0].value.startswith("🔍")                   # pages/explain.py
-    assert at.session_state["karp_image"].source == f"test image #{first.rsplit('_', 1)[1]}"
+    assert at.title[0].value == "Explain a prediction"         # pages/explain.py
+    index = first.rsplit('_', 1)[1]
+    assert at.session_state["karp_image"].source == f"test image #{index}"
+    assert at.radio(key="explain_source").value == "shared"     # Explain shows that image...
+    assert any(m.value.startswith(f"**test image #{index}**") for m in at.markdown)
+    assert at.selectbox(key="explain_model").value.label == "fast-fashion-mnist"  # ...with that model
+
+
+def test_look_inside_opens_the_image_in_predict_with_the_evaluated_model():
+    at = open_page("evaluate.py", timeout=240)
+    box = at.selectbox(key="evaluate_model")
+    box.set_value(next(c for c in box.options if c == "classic-fashion-mnist")).run(timeout=240)
+    _view(at, "Mistakes")
+    first = [b.key for b in at.button if b.key.startswith("evaluate_gallery_None_None_inside_")][0]
+    at.button(key=first).click().run(timeout=240)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Predict and look inside"
+    assert at.selectbox(key="predict_model").value.label == "classic-fashion-mnist"
+    assert at.number_input(key="predict_test_index").value == int(first.rsplit('_', 1)[1])

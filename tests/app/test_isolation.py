@@ -89,8 +89,9 @@ def runs(tmp_path, monkeypatch, shipped):
 
 
 def train_page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / "train.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
+    at.switch_page("pages/train.py").run()      # through the navigation: its page links need it
     assert not at.exception, [e.value for e in at.exception]
     return at
 

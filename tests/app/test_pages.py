@@ -39,7 +39,7 @@ def test_home_lists_device_datasets_and_models():
     assert {"fashion-mnist", "mnist", "digits", "cifar10", "shakespeare", "names"} <= set(datasets.index)
     fm = datasets.loc["fashion-mnist"]
     assert "available" in fm["status"] and "60,000" in fm["splits"]
-    assert any("download cifar10" in c.value for c in at.caption)
+    assert any("download cifar10" in c.value for c in at.code)        # under "For developers"
 
 
 def test_datasets_page_shows_each_available_dataset():

@@ -57,6 +57,8 @@ def test_upload_photo_shows_pipeline_prediction_and_sets_the_shared_image(at):
     assert inp.source == "upload: shirt.jpg" and inp.original is not None
     assert at.button(key="predict_explain")
     assert at.selectbox(key="predict_layer").options     # feature maps of every layer
+    knows = [i.value for i in at.info if "This model knows only 10 classes" in i.value]
+    assert knows and "T-shirt/top" in knows[0] and "ImageNet models" in knows[0]   # said on upload too
 
 
 @pytest.mark.parametrize("name,data,words", [
@@ -145,7 +147,10 @@ def test_imagenet_offline_says_how_to_get_weights(tmp_path, monkeypatch):
     at = open_page("predict.py")
     at.radio(key="predict_kind").set_value(at.radio(key="predict_kind").options[1]).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("not available here" in w.value for w in at.warning)
+    assert any("not on this computer yet" in i.value for i in at.info)
+    at.button(key="predict_download_resnet18").click().run()   # offline: one sentence on what to do
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("cannot reach download.pytorch.org" in w.value for w in at.warning)
     assert any("resnet18-f37072fd.pth" in c.value for c in at.code)
     _source(at, "Upload")
     at.get("file_uploader")[0].upload("shirt.png", _png(_shirt()), "image/png").run()
@@ -173,7 +178,7 @@ def test_imagenet_model_from_the_hub_cache_predicts_and_shows_layers(tmp_path, m
     at = open_page("predict.py")
     at.radio(key="predict_kind").set_value(at.radio(key="predict_kind").options[1]).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "cached" in at.selectbox(key="predict_imagenet").format_func("resnet18")
+    assert not any(b.key == "predict_download_resnet18" for b in at.button)   # it is here
     _source(at, "Sample photo")
     assert not at.exception, [e.value for e in at.exception]
     assert at.session_state[IMAGE_KEY].x.shape == (1, 3, 224, 224)

@@ -29,10 +29,11 @@ def _env(tmp_path, monkeypatch):
 
 
 def page(secrets: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / "train.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     for k, v in (secrets or {}).items():
         at.secrets[k] = v
     at.run()
+    at.switch_page("pages/train.py").run()      # through the navigation: its page links need it
     assert not at.exception, [e.value for e in at.exception]
     return at
 
@@ -49,17 +50,18 @@ def locked(at: AppTest) -> bool:
             and at.button(key="train_continue_demo").disabled)
 
 
-def unlocked(at: AppTest) -> bool:
+def unlocked(at: AppTest, teacher_mode: bool = True) -> bool:
+    """Free to train and delete; the job limit is changeable in teacher mode, absent without it."""
     return (not at.button(key="train_start").disabled
             and not has(at, "text_input", "train_teacher_password")
-            and has(at, "number_input", "train_job_limit")
+            and has(at, "number_input", "train_job_limit") == teacher_mode
             and has(at, "button", "train_delete_demo")
             and not at.button(key="train_continue_demo").disabled)
 
 
 def test_a_single_user_without_a_password_is_never_asked():
     at = page()
-    assert unlocked(at)
+    assert unlocked(at, teacher_mode=False)                # no one may change the shared job limit
     assert not [t for t in at.text_input if t.key and "teacher" in t.key]
     assert not any("Teacher mode" in c.value for c in at.caption)
 

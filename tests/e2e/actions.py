@@ -199,6 +199,129 @@ async def rerun_done(page, changed, timeout_s: float = 60) -> None:
     raise TimeoutError(f"no answer {timeout_s:.0f} s after the input")
 
 
+# --- does the page fit the screen?
+
+# Every visible element with text whose text is wider than its box (cut off, or an ellipsis);
+# every element sticking out of its column or of the page's content area (outside a box that
+# scrolls by design: code, data grids); every chart wider than its column or with a label
+# (tick, title, legend) outside its own drawing area. Each problem names the element.
+LAYOUT_JS = r"""
+() => {
+      const TOL = 2;
+      const problems = [];
+      const describe = (el) => {
+        const parts = [];
+        for (let e = el; e && parts.length < 3; e = e.parentElement) {
+          const t = e.getAttribute && e.getAttribute('data-testid');
+          if (t) parts.push(t);
+        }
+        const text = (el.value || el.innerText || el.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 60);
+        return `${el.tagName.toLowerCase()}[${parts.join('<')}] "${text}"`;
+      };
+      const visible = (el) => {
+        const r = el.getBoundingClientRect();
+        if (r.width < 2 || r.height < 2) return false;
+        const cs = getComputedStyle(el);
+        return cs.visibility !== 'hidden' && cs.display !== 'none' && cs.opacity !== '0';
+      };
+      const scrolls = (cs) => ['auto', 'scroll'].includes(cs.overflowX);
+      const root = document.querySelector('[data-testid="stApp"]');
+      const seen = new Set();
+      // 1. text that does not fit its box
+      for (const node of root.querySelectorAll('*')) {
+        if (node.closest('.js-plotly-plot, [data-testid="stDataFrame"], [data-testid="stCode"], pre, textarea, iframe, [data-testid="stTooltipContent"]')) continue;
+        const own = node.tagName === 'INPUT' ? !!node.value : Array.from(node.childNodes).some(n => n.nodeType === 3 && n.textContent.trim());
+        if (!own) continue;
+        let el = node;
+        while (el && el !== root && getComputedStyle(el).display === 'inline') el = el.parentElement;
+        if (!el || seen.has(el) || !visible(el)) continue;
+        seen.add(el);
+        const cs = getComputedStyle(el);
+        if (scrolls(cs)) continue;
+        // clipped text (an ellipsis, overflow hidden) loses characters at the first pixel
+    const tol = (cs.textOverflow === 'ellipsis' || ['hidden', 'clip'].includes(cs.overflowX)) ? 0 : TOL;
+    if (el.scrollWidth > el.clientWidth + tol) {
+          problems.push(`text overflows its box (${el.scrollWidth} > ${el.clientWidth} px): ${describe(el)}`);
+        }
+      }
+      // 2. anything that sticks out of its column or of the page's content area (outside a scrolling box)
+      const stop = document.querySelector('[data-testid="stMain"]');
+      let reported = 0;
+      const outside = [];                 // report the outermost element only
+      for (const el of root.querySelectorAll('[data-testid="stMain"] *')) {
+        if (reported >= 5) break;
+        if (el.closest('[data-testid="stDataFrame"]') || !visible(el)) continue;  // the grid scrolls itself
+        let clipped = false;
+        for (let a = el.parentElement; a && a !== stop && a !== root; a = a.parentElement) {
+          const cs = getComputedStyle(a);
+          if (scrolls(cs) || cs.overflowX === 'hidden' || cs.overflowX === 'clip') { clipped = true; break; }
+        }
+        if (clipped) continue;
+        const box = el.parentElement.closest('[data-testid="stColumn"], [data-testid="stMainBlockContainer"]');
+        if (!box) continue;
+        const b = box.getBoundingClientRect();
+        const right = b.right - parseFloat(getComputedStyle(box).paddingRight);
+        const r = el.getBoundingClientRect();
+        if (r.right > right + TOL && !outside.some(o => o.contains(el))) {
+          problems.push(`sticks out of its column by ${Math.round(r.right - right)} px: ${describe(el)}`);
+          outside.push(el);
+          reported++;
+        }
+      }
+      // 3. charts: no wider than their column, and every label inside the chart
+      for (const chart of root.querySelectorAll('[data-testid="stPlotlyChart"]')) {
+        if (!visible(chart)) continue;
+        const col = chart.closest('[data-testid="stColumn"]') || chart.closest('[data-testid="stMainBlockContainer"]') || chart.parentElement;
+        const c = col.getBoundingClientRect();
+        const svg = chart.querySelector('.main-svg');
+        if (!svg) continue;
+        const s = svg.getBoundingClientRect();
+        if (s.width > c.width + TOL) problems.push(`chart wider than its column (${Math.round(s.width)} > ${Math.round(c.width)} px): ${describe(chart)}`);
+        for (const t of chart.querySelectorAll('.main-svg text')) {
+          if (!t.textContent.trim() || !visible(t)) continue;
+          const r = t.getBoundingClientRect();
+          if (r.left < s.left - TOL || r.right > s.right + TOL || r.top < s.top - TOL || r.bottom > s.bottom + TOL) {
+            problems.push(`chart label outside the chart: "${t.textContent.trim().slice(0, 40)}" in ${describe(chart)}`);
+            break;
+          }
+        }
+      }
+      return problems;
+    }
+"""
+
+
+async def settle(page, timeout_s: float = 90, quiet_s: float = 1.0) -> None:
+    """Until the script has run and the page has stopped changing: no skeleton placeholders and
+    every chart drawn, for quiet_s in a row."""
+    app = page.locator("[data-testid='stApp']")
+    t0, quiet = time.monotonic(), 0.0
+    while time.monotonic() - t0 < timeout_s:
+        busy = (await app.get_attribute("data-test-script-state") == "running"
+                or await page.locator("[data-testid='stSkeleton']").count() > 0
+                or await page.evaluate("""() => Array.from(document.querySelectorAll(
+                    '[data-testid="stPlotlyChart"]')).some(c => !c.querySelector('.main-svg'))"""))
+        quiet = 0.0 if busy else quiet + 0.25
+        if quiet >= quiet_s:
+            return
+        await asyncio.sleep(0.25)
+    raise TimeoutError(f"the page kept changing for {timeout_s:.0f} s")
+
+
+async def layout_problems(page) -> list[str]:
+    """What does not fit on the page as it is now (LAYOUT_JS), in words."""
+    return await page.evaluate(LAYOUT_JS)
+
+
+async def presentation_mode(page, on: bool = True, timeout_s: float = 60) -> None:
+    """Switch the sidebar's presentation mode on (or off), as a teacher does."""
+    toggle = (page.get_by_test_id("stSidebar").get_by_test_id("stCheckbox")
+              .filter(has_text="Presentation mode").locator("input"))
+    if await toggle.is_checked(timeout=timeout_s * 1000) != on:
+        await page.get_by_test_id("stSidebar").get_by_text("Presentation mode").click(timeout=timeout_s * 1000)
+        await wait_idle(page, timeout_s)
+
+
 # --- actions; each returns the seconds a person waited for the answer
 
 
@@ -259,7 +382,7 @@ async def start_training(page, dataset: str = "digits", steps: int = 60,
     await page.locator("[data-testid='stSelectbox']").filter(has_text="Dataset").click(timeout=ms)
     await page.get_by_role("option", name=dataset).click(timeout=ms)
     await wait_idle(page, timeout_s)
-    steps_box = page.get_by_label("Steps")
+    steps_box = page.get_by_role("spinbutton", name="Steps")
     await steps_box.fill(str(steps), timeout=ms)
     await steps_box.press("Enter", timeout=ms)
     await wait_idle(page, timeout_s)

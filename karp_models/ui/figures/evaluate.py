@@ -104,7 +104,7 @@ def projector_figure(coords: np.ndarray, labels: np.ndarray, pred: np.ndarray, p
         m = np.flatnonzero(by[:n] == k)
         wrong = labels[m] != pred[m]
         hover = [f"#{i}: true <b>{classes[labels[i]]}</b><br>predicted {classes[pred[i]]} "
-                 f"({probs[i, pred[i]]:.0%}){' ❌' if w else ''}" for i, w in zip(m, wrong)]
+                 f"({probs[i, pred[i]]:.0%}){' (a mistake)' if w else ''}" for i, w in zip(m, wrong)]
         fig.add_trace((go.Scattergl if n > 5000 else go.Scatter)(
             x=coords[m, 0], y=coords[m, 1], mode="markers", name=name, customdata=m.tolist(),
             marker=dict(size=6 if n > 3000 else 8, color=style.CATEGORY[k % len(style.CATEGORY)],

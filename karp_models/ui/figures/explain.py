@@ -55,8 +55,9 @@ def overlay_figure(x: np.ndarray, maps: dict[str, np.ndarray], *,
     for i in range(len(names)):
         fig.layout[f"yaxis{'' if i == 0 else i + 1}"].scaleanchor = f"x{'' if i == 0 else i + 1}"
     fig.update_annotations(font=style.SMALL_FONT)                    # up to 5 panel titles a row
-    bar = dict(title=dict(text="for the class ↑<br>against ↓"), tickvals=[-1, 0, 1],
-               ticktext=["−max", "0", "+max"])
+    # numbers: each map is divided by its own 99th percentile of |value| (attr.normalise)
+    bar = dict(title=dict(text="for the class ↑<br>against ↓<br>(× the map's<br>99th pct.)"),
+               tickvals=[-1, -0.5, 0, 0.5, 1], ticktext=["−1", "−0.5", "0", "+0.5", "+1"])
     return style.layout(fig, height=height_per_row * rows + 40, plot_bgcolor="white",
                         coloraxis=dict(colorscale=style.ATTRIBUTION_SCALE, cmin=-1, cmax=1,
                                        colorbar=bar))

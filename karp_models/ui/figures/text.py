@@ -46,10 +46,12 @@ def attention_heatmap(att: np.ndarray, chars: str, title: str = "") -> go.Figure
     fig = go.Figure(go.Heatmap(z=att, colorscale=style.WEIGHT_SCALE, zmin=0, zmax=float(max(att.max(), 1e-6)),
                                customdata=hover, hovertemplate="%{customdata}: %{z:.3f}<extra></extra>",
                                colorbar=dict(title="weight")))
-    ticks = dict(tickmode="array", tickvals=list(range(T)), ticktext=labels, tickfont=dict(size=12 if T <= 64 else 9))
+    size = 20 if T <= 24 else 17 if T <= 40 else 13 if T <= 64 else 9   # readable from the back
+    ticks = dict(tickmode="array", tickvals=list(range(T)), ticktext=labels,
+                 tickfont=dict(size=size, family=style.MONO))
     fig.update_xaxes(title="attends to (key)", side="top", tickangle=0, **ticks)
     fig.update_yaxes(title="character (query)", autorange="reversed", scaleanchor="x", **ticks)
-    return style.layout(fig, height=max(500, min(900, 12 * T + 200)), title=title,
+    return style.layout(fig, height=max(520, min(1000, (size + 8) * T + 200)), title=title,
                         margin=dict(l=10, r=10, t=110 if title else 80, b=10))
 
 
@@ -160,30 +162,26 @@ def head_view_html(att_layer: np.ndarray, chars: str, heads: Sequence[int] | Non
 # ---------------------------------------------------------------------------- next character
 
 
-def topk_html(nc: tx.NextChar, start: int = 0, length: int = 60, per_row: int = 30) -> str:
+def topk_html(nc: tx.NextChar, start: int = 0, length: int = 60) -> str:
     """Karpathy's char-rnn view: each character with the model's 5 guesses for the next one beneath it,
-    shaded by probability; the guess that is right is outlined."""
+    shaded by probability; the guess that is right is outlined. One column per character, wrapping
+    to the width of the page like text (no fixed number a row: nothing runs past the edge)."""
     end = min(len(nc.text), start + length)
-    rows = []
-    for a in range(start, end, per_row):
-        cols = range(a, min(end, a + per_row))
-        head = "".join(f"<th title='#{t}'>{html.escape(show_char(nc.text[t]))}</th>" for t in cols)
-        body = []
+    cols = []
+    for t in range(start, end):
+        cells = [f"<div class='k5h' title='#{t}'>{html.escape(show_char(nc.text[t]))}</div>"]
         for r in range(nc.top_probs.shape[1]):
-            cells = []
-            for t in cols:
-                p, ch = float(nc.top_probs[t, r]), nc.top_chars[t][r]
-                right = t + 1 < len(nc.text) and nc.text[t + 1] == ch
-                look = f"background:rgba(34,139,34,{p:.2f});" + ("outline:3px solid #c00;" if right else "")
-                color = "#fff" if p > 0.55 else "#222"
-                cells.append(f"<td style='{look}color:{color}' title='{p:.3f}'>{html.escape(show_char(ch))}</td>")
-            body.append("<tr>" + "".join(cells) + "</tr>")
-        rows.append(f"<table class='k5'><tr>{head}</tr>{''.join(body)}</table>")
-    css = ("<style>.k5{border-collapse:separate;border-spacing:2px;margin-bottom:14px;"
-             "font-family:ui-monospace,Menlo,Consolas,monospace;font-size:20px}"
-             ".k5 th{background:#eee;min-width:1.4em;text-align:center;padding:2px}"
-             ".k5 td{min-width:1.4em;text-align:center;padding:1px}</style>")
-    return css + "".join(rows)
+            p, ch = float(nc.top_probs[t, r]), nc.top_chars[t][r]
+            right = t + 1 < len(nc.text) and nc.text[t + 1] == ch
+            look = f"background:rgba(34,139,34,{p:.2f});" + ("outline:3px solid #c00;" if right else "")
+            color = "#fff" if p > 0.55 else "#222"
+            cells.append(f"<div style='{look}color:{color}' title='{p:.3f}'>{html.escape(show_char(ch))}</div>")
+        cols.append(f"<div class='k5c'>{''.join(cells)}</div>")
+    css = ("<style>.k5{display:flex;flex-wrap:wrap;gap:2px;row-gap:14px;"
+           "font-family:ui-monospace,Menlo,Consolas,monospace;font-size:1.25rem}"
+           ".k5c{display:flex;flex-direction:column;gap:2px;min-width:1.4em;text-align:center}"
+           ".k5c div{padding:1px 2px}.k5 .k5h{background:#eee}</style>")
+    return css + f"<div class='k5'>{''.join(cols)}</div>"
 
 
 def surprise_figure(nc: tx.NextChar, window: tuple[int, int] | None = None) -> go.Figure:

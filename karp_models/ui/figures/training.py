@@ -74,7 +74,8 @@ def curves_figure(curves: Sequence[Curve], metric: str) -> go.Figure:
         run = c.label if many else ""
         if metric in ("loss", "lr"):
             x, y = downsample(c.steps, c.train_loss if metric == "loss" else c.lr)
-            fig.add_scatter(x=x, y=y, mode="lines", line=dict(color=c.color, width=3),
+            fig.add_scatter(x=x, y=y, mode="lines" if len(x) > 1 else "markers",  # the first point shows
+                            line=dict(color=c.color, width=3), marker=dict(size=9),
                             name=_name(run, "training" if metric == "loss" else ""),
                             legendgroup=c.key)
         if metric in ("loss", "accuracy"):
@@ -96,7 +97,7 @@ def curves_figure(curves: Sequence[Curve], metric: str) -> go.Figure:
         fig.update_yaxes(exponentformat="e")
     if metric != "loss":
         fig.update_layout(showlegend=False)
-    return fig
+    return style.big_axes(fig)
 
 
 def _gap(tile_h: int) -> int:

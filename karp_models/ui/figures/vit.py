@@ -46,7 +46,7 @@ def head_grid_figure(image: np.ndarray, att: ViTAttention, *, smooth: bool = Tru
     L, Hh = att.n_layer, att.n_head
     big = upscale(image, SCALE)
     vmax = float(att.cls_maps.max()) if shared_scale else None
-    titles = [f"L{l + 1} · H{h + 1} · CLS keeps {att.cls_self[l, h]:.0%}"
+    titles = [f"L{l + 1} H{h + 1}: CLS keeps {att.cls_self[l, h]:.0%}"
               for l in range(L) for h in range(Hh)]
     fig = make_subplots(rows=L, cols=Hh, subplot_titles=titles, horizontal_spacing=0.02,
                         vertical_spacing=0.06)
@@ -64,18 +64,18 @@ def head_grid_figure(image: np.ndarray, att: ViTAttention, *, smooth: bool = Tru
 def rollout_figure(image: np.ndarray, att: ViTAttention, *, smooth: bool = True,
                    alpha: float = 0.6) -> go.Figure:
     """Three panels: the input (H, W) grey in [0, 1], rollout over all layers, and the last
-    layer's heads averaged."""
+    layer's heads averaged (titles short enough for a third of a 1280-pixel page)."""
     big = upscale(image, SCALE)
     mode = "bilinear" if smooth else "nearest"
     panels = [
         ("input", display(big)),
-        (f"rollout ({att.n_layer} layers)", overlay(big, att.rollout_map, alpha=alpha, mode=mode)),
-        ("last layer, mean of heads", overlay(big, att.cls_maps[-1].mean(0), alpha=alpha, mode=mode)),
+        (f"rollout, {att.n_layer} layers", overlay(big, att.rollout_map, alpha=alpha, mode=mode)),
+        ("last layer", overlay(big, att.cls_maps[-1].mean(0), alpha=alpha, mode=mode)),
     ]
     fig = make_subplots(rows=1, cols=3, subplot_titles=[t for t, _ in panels], horizontal_spacing=0.03)
     for i, (_, rgb) in enumerate(panels):
         fig.add_trace(_image(rgb), row=1, col=i + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_annotations(font=style.FONT)
+    fig.update_annotations(font=style.SMALL_FONT)
     return style.layout(fig, height=300, margin=dict(l=0, r=0, t=40, b=0))

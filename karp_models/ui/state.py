@@ -1,0 +1,32 @@
+"""A page's state: in its address, so the address is a link to exactly that view, and kept while
+a person moves between pages.
+
+Streamlit does the syncing itself: a widget made with `bind="query-params"` and a page-prefixed
+key (`explain_model`, `explain_test_index`, `text_attention_text_shakespeare`) keeps its value in
+the URL as `?explain_model=fast-fashion-mnist&explain_test_index=7`; opening that address, in any
+browser, sets the widgets to those values, and coming back to the page through the sidebar brings
+them back (Streamlit's docs: st.query_params, "bind"). A value equal to the widget's default is
+left out of the URL, so defaults must be the same for every visitor. This module adds the two
+things binding does not do: a widget's first value taken from elsewhere in the session (the
+model chosen on another page), and a note saying that the address is the link to share.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+
+def start_with(key: str, value: Any) -> None:
+    """Give widget `key` its first value from elsewhere in the session (None: nothing to give),
+    unless this visit's link sets it or the page set it earlier in the session. Call before the
+    widget is drawn."""
+    if value is None or key in st.query_params or key in st.session_state:
+        return
+    st.session_state[key] = value
+
+
+def share_note(container=st.sidebar) -> None:
+    """A line saying that the address bar holds a link to this very view."""
+    container.caption("The address in the browser is a link to this view: share it to open this "
+                      "page with the same model, image, text and settings.")
