@@ -283,7 +283,8 @@ def maximise_tab(t: Target, maps: dict[str, np.ndarray]) -> None:
         am_layer = c1.selectbox("Layer", layers, index=len(layers) - 1, key="predict_am_layer")
         strongest = int(maps[am_layer].mean(axis=(1, 2)).argmax())
         am_channel = int(c1.number_input(
-            "Channel", 0, maps[am_layer].shape[0] - 1, strongest, key=f"predict_am_channel_{am_layer}",
+            "Channel", 0, maps[am_layer].shape[0] - 1, strongest,
+            key=f"predict_am_channel_{am_layer}_{strongest}",  # a new image starts at its own channel
             help=f"Starts at channel {strongest}, the one your image excites most in this layer."))
         am_class = None
     else:

@@ -110,7 +110,7 @@ def test_activation_maximisation_defaults_show_a_rising_objective(at):
     model = load_checkpoint("weights/fast-fashion-mnist.safetensors", "cpu").model
     _, maps = feat.feature_maps(model, at.session_state[IMAGE_KEY].x)
     strongest = int(maps["features.stage3"].mean(axis=(1, 2)).argmax())
-    assert at.number_input(key="predict_am_channel_features.stage3").value == strongest
+    assert at.number_input(key=f"predict_am_channel_features.stage3_{strongest}").value == strongest
     at.button(key="predict_am_run").click().run()                         # 128 steps, Fourier image
     assert not at.exception, [e.value for e in at.exception]
     assert not at.warning
@@ -122,7 +122,7 @@ def test_activation_maximisation_defaults_show_a_rising_objective(at):
 def test_activation_maximisation_with_the_old_penalties_says_why_it_fell(at):
     _source(at, "Test image")
     at.selectbox(key="predict_am_layer").set_value("features.stem").run()
-    at.number_input(key="predict_am_channel_features.stem").set_value(0)
+    next(n for n in at.number_input if n.key.startswith("predict_am_channel_features.stem")).set_value(0)
     at.radio(key="predict_am_param").set_value("pixels").run()         # enables the blur box
     at.select_slider(key="predict_am_reg").set_value("medium")
     at.checkbox(key="predict_am_blur").check().run()
@@ -226,9 +226,8 @@ def test_a_16_bit_partial_range_upload_is_read_by_its_range_and_predicted(at):
     ("white.png", _png(np.full((60, 40, 3), 255, np.uint8))),             # nothing on white
 ])
 def test_a_blank_upload_gets_no_prediction_but_a_message(at, name, data):
-    _source(at, "Test image")
-    before = at.session_state[IMAGE_KEY].source
     _source(at, "Upload")
+    before = at.session_state[IMAGE_KEY].source                           # (an earlier upload is kept)
     at.get("file_uploader")[0].upload(name, data, "image/png").run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("No prediction for this image" in w.value for w in at.warning)
