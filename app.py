@@ -1,39 +1,42 @@
-"""karp's entry point: page config, grouped navigation over pages/, the page CSS, presentation
-mode and the device badge."""
+"""karp's entry point: page config, the language, grouped navigation over pages/, the page CSS,
+presentation mode and the device badge."""
 import streamlit as st
 
-from karp_models.ui import state, style
+from karp_models.i18n import _
+from karp_models.ui import language, state, style
 from karp_models.ui.widgets import device_badge
 
-st.set_page_config(page_title="karp: look inside neural networks", page_icon=":material/biotech:",
+st.set_page_config(page_title=_("karp: look inside neural networks"), page_icon=":material/biotech:",
                    layout="wide")
+language.switch()
 
-# icons from Streamlit's own Material font: emoji show as boxes on PCs without an emoji font
+# icons from Streamlit's own Material font: emoji show as boxes on PCs without an emoji font;
+# a page's address comes from its file name, so it is the same in every language
 pages = {
-    "Start": [
-        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-        st.Page("pages/datasets.py", title="Datasets", icon=":material/dataset:"),
+    _("Start"): [
+        st.Page("pages/home.py", title=_("Home"), icon=":material/home:", default=True),
+        st.Page("pages/datasets.py", title=_("Datasets"), icon=":material/dataset:"),
     ],
-    "Train and evaluate": [
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-        st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+    _("Train and evaluate"): [
+        st.Page("pages/train.py", title=_("Train"), icon=":material/model_training:"),
+        st.Page("pages/evaluate.py", title=_("Evaluate"), icon=":material/fact_check:"),
     ],
-    "Images": [
-        st.Page("pages/predict.py", title="Predict and look inside", icon=":material/image_search:"),
-        st.Page("pages/explain.py", title="Explain", icon=":material/lightbulb:"),
-        st.Page("pages/vit_attention.py", title="ViT attention", icon=":material/grid_view:"),
+    _("Images"): [
+        st.Page("pages/predict.py", title=_("Predict and look inside"), icon=":material/image_search:"),
+        st.Page("pages/explain.py", title=_("Explain"), icon=":material/lightbulb:"),
+        st.Page("pages/vit_attention.py", title=_("ViT attention"), icon=":material/grid_view:"),
     ],
-    "Text": [
-        st.Page("pages/text_attention.py", title="GPT attention", icon=":material/text_fields:"),
-        st.Page("pages/generate.py", title="Generate text", icon=":material/edit_note:"),
-        st.Page("pages/rnn_neurons.py", title="RNN neurons", icon=":material/neurology:"),
-        st.Page("pages/seq2seq.py", title="Seq2seq attention", icon=":material/calendar_month:"),
+    _("Text"): [
+        st.Page("pages/text_attention.py", title=_("GPT attention"), icon=":material/text_fields:"),
+        st.Page("pages/generate.py", title=_("Generate text"), icon=":material/edit_note:"),
+        st.Page("pages/rnn_neurons.py", title=_("RNN neurons"), icon=":material/neurology:"),
+        st.Page("pages/seq2seq.py", title=_("Seq2seq attention"), icon=":material/calendar_month:"),
     ],
 }
 nav = st.navigation(pages)
-st.sidebar.toggle("Presentation mode", key=style.PRESENT_KEY,
-                  help="Larger text, charts and pictures for a projector. Stays on while this "
-                       "browser tab is open.")
+st.sidebar.toggle(_("Presentation mode"), key=style.PRESENT_KEY,
+                  help=_("Larger text, charts and pictures for a projector. Stays on while this "
+                         "browser tab is open."))
 style.page_css()
 state.share_note()
 device_badge()

@@ -6,10 +6,13 @@ plain fp32 elsewhere.
 from __future__ import annotations
 
 import contextlib
+import re
 import os
 from typing import ContextManager
 
 import torch
+
+from karp_models.i18n import _, ngettext
 
 # --- choice
 
@@ -45,12 +48,39 @@ def describe_device(device: torch.device | None = None) -> str:
     device = device or pick_device()
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
-        return f"GPU: {p.name}, {p.total_memory / 2**30:.1f} GiB (CUDA, {amp_label(device)})"
+        return _cuda_words(p.name, p.total_memory / 2**30, amp_label(device))
     if device.type == "mps":
-        return "GPU: Apple silicon (Metal / MPS, float32)"
-    n = torch.get_num_threads()
-    return (f"CPU: {cpu_cores()} cores, {n} torch thread{'s' if n != 1 else ''}, float32 "
-            f"(no GPU found)")
+        return _("GPU: Apple silicon (Metal / MPS, float32)")
+    return _cpu_words(cpu_cores(), torch.get_num_threads())
+
+
+def _cuda_words(name: str, gib: float, precision: str) -> str:
+    return _("GPU: {name}, {gib:.1f} GiB (CUDA, {precision})").format(name=name, gib=gib,
+                                                                        precision=precision)
+
+
+def _cpu_words(cores: int, threads: int) -> str:
+    return ngettext("CPU: {cores} cores, {threads} torch thread, float32 (no GPU found)",
+                    "CPU: {cores} cores, {threads} torch threads, float32 (no GPU found)",
+                    threads).format(cores=cores, threads=threads)
+
+
+_CPU = re.compile(r"CPU: (\d+) cores, (\d+) torch threads?, float32 \(no GPU found\)")
+_CUDA = re.compile(r"GPU: (.+), ([\d.]+) GiB \(CUDA, (float32|mixed precision \w+)\)")
+
+
+def localised(description: str) -> str:
+    """A description describe_device wrote in English (a checkpoint's metadata keeps one) in the
+    current language; anything else unchanged."""
+    if m := _CPU.fullmatch(description):
+        return _cpu_words(int(m[1]), int(m[2]))
+    if m := _CUDA.fullmatch(description):
+        precision = m[3] if m[3] == "float32" else _("mixed precision {dtype}").format(
+            dtype=m[3].split()[-1])
+        return _cuda_words(m[1], float(m[2]), precision)
+    if description == "GPU: Apple silicon (Metal / MPS, float32)":
+        return _(description)
+    return description
 
 
 # --- precision
@@ -65,7 +95,8 @@ def amp_dtype(device: torch.device) -> torch.dtype | None:
 
 def amp_label(device: torch.device) -> str:
     dt = amp_dtype(device)
-    return "float32" if dt is None else f"mixed precision {str(dt).removeprefix('torch.')}"
+    return "float32" if dt is None else _("mixed precision {dtype}").format(
+        dtype=str(dt).removeprefix("torch."))
 
 
 def autocast(device: torch.device, enabled: bool = True) -> ContextManager:

@@ -22,6 +22,8 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
+from karp_models.i18n import _
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -67,19 +69,19 @@ def how_to_get(name: str) -> str:
     """Steps, in words and commands, that put the weights where load() finds them."""
     a = ARCHS[name]
     f = cached_file(name)
-    return (f"{a.title}'s ImageNet weights ({size_mb(name):.0f} MB) are not on this machine. "
-            f"On a machine with internet, run\n\n"
-            f"    python -c \"import torchvision; torchvision.models.{a.builder.__name__}"
-            f"(weights='{a.weights.name}')\"\n\n"
-            f"then copy the file it reports (…/hub/checkpoints/{f.name}) to\n\n    {f}\n\n"
-            f"or download {a.weights.url} into that folder (set TORCH_HOME to use another one).")
+    command = f"python -c \"import torchvision; torchvision.models.{a.builder.__name__}(weights='{a.weights.name}')\""
+    return _("{model}'s ImageNet weights ({mb:.0f} MB) are not on this machine. On a machine with internet, "
+             "run\n\n    {command}\n\nthen copy the file it reports (…/hub/checkpoints/{file}) to\n\n    "
+             "{path}\n\nor download {url} into that folder (set TORCH_HOME to use another one).").format(
+                 model=a.title, mb=size_mb(name), command=command, file=f.name, path=f, url=a.weights.url)
 
 
 def offline_words(name: str) -> str:
     """One sentence for a machine that cannot download the weights: what to do instead."""
-    return (f"This computer cannot reach {urlparse(ARCHS[name].weights.url).hostname}: connect it "
-            f"to the internet and download again, or copy {cached_file(name).name} from a "
-            f"computer that has it into {cached_file(name).parent}.")
+    return _("This computer cannot reach {host}: connect it to the internet and download again, or copy "
+             "{file} from a computer that has it into {folder}.").format(
+                 host=urlparse(ARCHS[name].weights.url).hostname, file=cached_file(name).name,
+                 folder=cached_file(name).parent)
 
 
 def download(name: str, progress: Callable[[int, int], None] | None = None) -> Path:
@@ -125,8 +127,8 @@ def fetch(url: str, dst: Path, total: int, progress: Callable[[int, int], None] 
             done = max(done, min(now, total))                  # gone once renamed: never back
             progress(done, total)
     if failed:
-        raise WeightsUnavailable(f"The download failed ({type(failed[0]).__name__}: "
-                                 f"{failed[0]}).") from None
+        raise WeightsUnavailable(_("The download failed ({error}).").format(
+            error=f"{type(failed[0]).__name__}: {failed[0]}")) from None
     if progress is not None:
         progress(total, total)
     return dst
@@ -183,19 +185,20 @@ def load(name: str, *, download: bool = False, device: torch.device | str = "cpu
         if not download:
             raise WeightsUnavailable(how_to_get(name))
         if not _reachable(a.weights.url):
-            raise WeightsUnavailable(f"{urlparse(a.weights.url).hostname} cannot be reached (no "
-                                     f"internet?).\n\n" + how_to_get(name))
+            raise WeightsUnavailable(_("{host} cannot be reached (no internet?).").format(
+                host=urlparse(a.weights.url).hostname) + "\n\n" + how_to_get(name))
     try:
         state = a.weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
     except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:  # URLError: OSError
         if not is_cached(name) or "HTTP" in str(e) or "URL" in type(e).__name__:
-            raise WeightsUnavailable(f"The download failed ({type(e).__name__}: {e}).\n\n"
-                                     + how_to_get(name)) from None
-        raise WeightsUnavailable(f"{cached_file(name)} is damaged or not a weights file "
-                                 f"({type(e).__name__}: {e}); delete it and get it again.") from None
+            raise WeightsUnavailable(_("The download failed ({error}).").format(
+                error=f"{type(e).__name__}: {e}") + "\n\n" + how_to_get(name)) from None
+        raise WeightsUnavailable(_("{file} is damaged or not a weights file ({error}); delete it and get it "
+                                   "again.").format(file=cached_file(name), error=f"{type(e).__name__}: {e}")) from None
     net = a.builder(weights=None)
     try:
         net.load_state_dict(state)
     except RuntimeError as e:
-        raise WeightsUnavailable(f"{cached_file(name)} does not fit {a.title}: {e}") from None
+        raise WeightsUnavailable(_("{file} does not fit {model}: {error}").format(
+            file=cached_file(name), model=a.title, error=e)) from None
     return ImageNetModel(name, net).eval().to(device)

@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from karp_models.i18n import _
+
 MAX_PIXELS = 64_000_000      # larger uploads are refused before decoding (a 12 MP phone photo is fine)
 MAX_BYTES = 50 * 2**20       # bigger files are refused before reading their pixels
 WORK_SIDE = 512              # the pipeline runs on a copy whose longest side is at most this
@@ -79,9 +81,10 @@ def levels(lo: float, hi: float, top: float, what: str) -> tuple[float, float, s
     if 0 <= lo and hi <= top and hi - lo >= top / 4:
         return 0.0, float(top), ""
     if hi <= lo:
-        return 0.0, float(top), f"{what}: every pixel is {lo:,.6g}"
-    return float(lo), float(hi), (f"{what} using only {lo:,.6g}..{hi:,.6g} of 0..{top:,.6g}: "
-                                  f"read by its own range ({lo:,.6g} black, {hi:,.6g} white)")
+        return 0.0, float(top), _("{what}: every pixel is {value:,.6g}").format(what=what, value=lo)
+    return float(lo), float(hi), _("{what} using only {lo:,.6g}..{hi:,.6g} of 0..{top:,.6g}: read by its "
+                                   "own range ({lo:,.6g} black, {hi:,.6g} white)").format(
+                                       what=what, lo=lo, hi=hi, top=top)
 
 
 def _type_top(dtype: np.dtype) -> float:
@@ -90,8 +93,10 @@ def _type_top(dtype: np.dtype) -> float:
 
 
 def _kind(dtype: np.dtype, colour: bool) -> str:
-    what = "floating-point" if dtype.kind == "f" else f"{dtype.itemsize * 8}-bit"
-    return f"{what} {'colour ' if colour else ''}image"
+    if dtype.kind == "f":
+        return _("floating-point colour image") if colour else _("floating-point image")
+    words = _("{bits}-bit colour image") if colour else _("{bits}-bit image")
+    return words.format(bits=dtype.itemsize * 8)
 
 
 def _extrema(img: Image.Image) -> tuple[float, float]:
@@ -133,9 +138,9 @@ class _Pixels:
         alpha = m in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in img.info or (
             m == "P" and img.palette is not None and img.palette.mode == "RGBA")
         if m == "P":
-            notes.append("palette image" + (" with transparency" if alpha else ""))
+            notes.append(_("palette image with transparency") if alpha else _("palette image"))
         elif m == "CMYK":
-            notes.append("CMYK colours converted to RGB")
+            notes.append(_("CMYK colours converted to RGB"))
         if m in _HIGH_DEPTH:
             mode = m
         elif m in ("1", "L", "LA", "La"):
@@ -153,9 +158,9 @@ class _Pixels:
             if note:
                 notes.append(note)
             elif m.startswith("I;16"):
-                notes.append("16-bit image reduced to 8 bits")
+                notes.append(_("16-bit image reduced to 8 bits"))
         if alpha and (a_lo < 255 or m not in ("LA", "RGBA")):
-            notes.append("transparent parts placed on white")
+            notes.append(_("transparent parts placed on white"))
         return cls(img, img.size[1], img.size[0], lo, hi, alpha, 255.0, mode)
 
     @classmethod
@@ -174,9 +179,9 @@ class _Pixels:
         if note:
             notes.append(note)
         elif a.dtype.itemsize > 1 and a.dtype.kind in "ui":
-            notes.append(f"{a.dtype.itemsize * 8}-bit image reduced to 8 bits")
+            notes.append(_("{bits}-bit image reduced to 8 bits").format(bits=a.dtype.itemsize * 8))
         if alpha and a.size and a[..., -1].min() < top:
-            notes.append("transparent parts placed on white")
+            notes.append(_("transparent parts placed on white"))
         return cls(a, a.shape[0], a.shape[1], lo, hi, alpha, top, "", order)
 
     @property
@@ -318,11 +323,12 @@ def decode(data: bytes, name: str = "") -> Decoded:
     Raises ImageError with a message for a person: empty, not an image, truncated, too large
     (decompression bombs included: the size is read from the header before decoding).
     """
-    what = f"'{name}'" if name else "the file"
+    what = f"'{name}'" if name else _("the file")
     if not data:
-        raise ImageError(f"{what} is empty (0 bytes): choose another file.")
+        raise ImageError(_("{file} is empty (0 bytes): choose another file.").format(file=what))
     if len(data) > MAX_BYTES:
-        raise ImageError(f"{what} is {len(data) / 2**20:.0f} MB; the limit is {MAX_BYTES // 2**20} MB.")
+        raise ImageError(_("{file} is {mb:.0f} MB; the limit is {limit} MB.").format(
+            file=what, mb=len(data) / 2**20, limit=MAX_BYTES // 2**20))
     notes: list[str] = []
     try:
         with warnings.catch_warnings():
@@ -331,17 +337,19 @@ def decode(data: bytes, name: str = "") -> Decoded:
             w, h = img.size
             fmt, mode = img.format or "?", img.mode
             if w * h > MAX_PIXELS:
-                raise ImageError(f"{what} says it is {w:,} x {h:,} pixels ({w * h / 1e6:,.0f} "
-                                 f"megapixels); the limit is {MAX_PIXELS / 1e6:.0f} megapixels. "
-                                 f"Make it smaller first" + (
-                                     f" (only {len(data) / 1e3:,.0f} KB for that many pixels: a "
-                                     f"'decompression bomb' that could fill the memory)."
-                                     if len(data) < w * h / 100 else "."))
+                words = (_("{file} says it is {w:,} x {h:,} pixels ({mp:,.0f} megapixels); the limit is "
+                           "{limit:.0f} megapixels. Make it smaller first (only {kb:,.0f} KB for that many "
+                           "pixels: a 'decompression bomb' that could fill the memory).")
+                         if len(data) < w * h / 100 else
+                         _("{file} says it is {w:,} x {h:,} pixels ({mp:,.0f} megapixels); the limit is "
+                           "{limit:.0f} megapixels. Make it smaller first."))
+                raise ImageError(words.format(file=what, w=w, h=h, mp=w * h / 1e6, limit=MAX_PIXELS / 1e6,
+                                              kb=len(data) / 1e3))
             if w < 1 or h < 1:
-                raise ImageError(f"{what} has no pixels ({w} x {h}).")
+                raise ImageError(_("{file} has no pixels ({w} x {h}).").format(file=what, w=w, h=h))
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
-                notes.append(f"first of {img.n_frames} frames")
+                notes.append(_("first of {n} frames").format(n=img.n_frames))
             if fmt == "JPEG" and mode in ("RGB", "L", "CMYK"):
                 img.draft(mode, (SHOW_SIDE // 2, SHOW_SIDE // 2))   # decode at 1/2..1/8 scale: fast
             deep = _deep_colour(data, img)                           # before getexif() loads it
@@ -357,26 +365,28 @@ def decode(data: bytes, name: str = "") -> Decoded:
             rgb = _read(px, SHOW_SIDE)
             if orientation in _ORIENT:
                 rgb = np.ascontiguousarray(_ORIENT[orientation](rgb))
-                notes.append(f"turned upright (EXIF orientation {orientation})")
+                notes.append(_("turned upright (EXIF orientation {n})").format(n=orientation))
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"{what} is not an image this app can read (is it a text or other "
-                         f"file renamed to an image name?). Use PNG, JPEG, WebP, BMP or GIF.") from None
+        raise ImageError(_("{file} is not an image this app can read (is it a text or other file "
+                           "renamed to an image name?). Use PNG, JPEG, WebP, BMP or GIF.").format(file=what)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         n = re.search(r"\((\d+) pixels\)", str(e))
-        size = f"{int(n.group(1)) / 1e6:,.0f} megapixels" if n else "far too many pixels"
-        raise ImageError(f"{what} says it holds {size}; the limit is {MAX_PIXELS / 1e6:.0f} "
-                         f"megapixels. Make it smaller first (a small file that claims a huge "
-                         f"image is a 'decompression bomb' and could fill the memory).") from None
+        size = (_("{mp:,.0f} megapixels").format(mp=int(n.group(1)) / 1e6) if n
+                else _("far too many pixels"))
+        raise ImageError(_("{file} says it holds {size}; the limit is {limit:.0f} megapixels. Make it "
+                           "smaller first (a small file that claims a huge image is a 'decompression "
+                           "bomb' and could fill the memory).").format(
+                               file=what, size=size, limit=MAX_PIXELS / 1e6)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         msg = str(e)
         if "truncated" in msg or isinstance(e, EOFError) or "broken" in msg:
-            raise ImageError(f"{what} is cut short (truncated or damaged): {msg}. "
-                             f"Save or download it again.") from None
-        raise ImageError(f"{what} could not be decoded: {msg}") from None
+            raise ImageError(_("{file} is cut short (truncated or damaged): {error}. Save or download "
+                               "it again.").format(file=what, error=msg)) from None
+        raise ImageError(_("{file} could not be decoded: {error}").format(file=what, error=msg)) from None
     except MemoryError:
-        raise ImageError(f"{what} is too large to decode on this machine.") from None
+        raise ImageError(_("{file} is too large to decode on this machine.").format(file=what)) from None
     return Decoded(rgb=rgb, size=(w, h), format=fmt, mode=mode, notes=tuple(notes))
 
 
@@ -414,15 +424,17 @@ def _border(gray: np.ndarray) -> np.ndarray:
 def _to_black_background(gray: np.ndarray) -> tuple[np.ndarray, str]:
     """Make the object bright on black: negate when the border is light, then stretch so the
     background level goes to 0 (Fashion-MNIST negates its product photos on white)."""
-    note = ""
-    if np.median(_border(gray)) > 127:
+    negated = np.median(_border(gray)) > 127
+    if negated:
         gray = 255 - gray
-        note = "light background: negated, "
     if np.std(_border(gray)) > BUSY_BORDER_STD:                     # no plain background to remove
-        return gray, note + "busy background: not removed"
+        return gray, (_("light background: negated, busy background: not removed") if negated
+                      else _("busy background: not removed"))
     b = float(np.percentile(_border(gray), 75))
     out = np.clip((gray.astype(np.float32) - b) * (255.0 / max(255.0 - b, 1.0)), 0, 255).astype(np.uint8)
-    return out, note + f"background level {b:.0f} set to black"
+    note = (_("light background: negated, background level {level:.0f} set to black") if negated
+            else _("background level {level:.0f} set to black"))
+    return out, note.format(level=b)
 
 
 def _object_box(img: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -495,72 +507,72 @@ def preprocess(rgb: np.ndarray | Decoded, style: str = "fashion", *, size: int =
     else:
         read = []
         rgb = from_array(rgb, read)
-    steps = [Step("original", rgb, "; ".join(read + [f"{rgb.shape[1]} x {rgb.shape[0]}"]))]
+    steps = [Step(_("original"), rgb, "; ".join(read + [f"{rgb.shape[1]} x {rgb.shape[0]}"]))]
     work = _fit(rgb, WORK_SIDE if style != "imagenet" else max(WORK_SIDE, 2 * (resize or size)))
     if work.shape != rgb.shape:
-        steps.append(Step("smaller working copy", work, f"{work.shape[1]} x {work.shape[0]}"))
+        steps.append(Step(_("smaller working copy"), work, f"{work.shape[1]} x {work.shape[0]}"))
     if style in ("photo", "imagenet"):
         h, w = work.shape[:2]
         if style == "imagenet":
             s = (resize or size) / min(h, w)
             work = cv2.resize(work, (max(size, round(w * s)), max(size, round(h * s))),
                               interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-            steps.append(Step(f"shorter side to {resize or size}", work,
+            steps.append(Step(_("shorter side to {side}").format(side=resize or size), work,
                               f"{work.shape[1]} x {work.shape[0]}"))
             h, w = work.shape[:2]
             y, x = (h - size) // 2, (w - size) // 2
             out = work[y:y + size, x:x + size]
-            steps.append(Step(f"centre crop {size} x {size}", out))
+            steps.append(Step(_("centre crop {size} x {size}").format(size=size), out))
         else:
             c = min(h, w)
             y, x = (h - c) // 2, (w - c) // 2
             sq = work[y:y + c, x:x + c]
-            steps.append(Step("centre square", sq))
+            steps.append(Step(_("centre square"), sq))
             out = cv2.resize(sq, (size, size), interpolation=cv2.INTER_AREA)
-            steps.append(Step(f"resize to {size} x {size}", out))
+            steps.append(Step(_("resize to {size} x {size}").format(size=size), out))
         flat = int(np.ptp(out.reshape(-1, out.shape[-1]), axis=0).max()) < FLAT_RANGE
         if channels == 1:
             out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
-            steps.append(Step("grayscale", out))
+            steps.append(Step(_("grayscale"), out))
             x = out[None].astype(np.float32) / 255
         else:
             x = out.transpose(2, 0, 1).astype(np.float32) / 255    # (3, H, W)
-        notes = ((f"the picture the model would see is one flat colour (its values differ by "
-                  f"less than {FLAT_RANGE} of 255): there is nothing in it to recognise"),)
+        notes = (_("the picture the model would see is one flat colour (its values differ by less "
+                   "than {n} of 255): there is nothing in it to recognise").format(n=FLAT_RANGE),)
         return Pipeline(steps, np.ascontiguousarray(x), style, notes if flat else (), flat)
 
     gray = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
-    steps.append(Step("grayscale", gray))
+    steps.append(Step(_("grayscale"), gray))
     obj, note = _to_black_background(gray)
-    steps.append(Step("object bright on black", obj, note))
+    steps.append(Step(_("object bright on black"), obj, note))
     box = _object_box(obj)
     notes: tuple[str, ...] = ()
     if box is None:
-        notes = (("the image is blank after removing the background: no pixel stands out from "
-                  "it (the brightest is less than 16 of 255 above it), so there is nothing to "
-                  "crop and nothing for the model to see"),)
+        notes = (_("the image is blank after removing the background: no pixel stands out from "
+                   "it (the brightest is less than 16 of 255 above it), so there is nothing to "
+                   "crop and nothing for the model to see"),)
         crop = obj
     else:
         y0, y1, x0, x1 = box
         crop = obj[y0:y1, x0:x1]
         if (y1 - y0) * (x1 - x0) > 0.9 * obj.size:
-            notes = ("the background is not plain, so almost the whole picture counts as the object: "
-                     "the dataset's photos show one thing on a plain background; crop your photo "
-                     "to the object, or photograph it on a plain sheet",)
-        steps.append(Step("crop to the object", crop, f"{x1 - x0} x {y1 - y0}"))
+            notes = (_("the background is not plain, so almost the whole picture counts as the object: "
+                       "the dataset's photos show one thing on a plain background; crop your photo "
+                       "to the object, or photograph it on a plain sheet"),)
+        steps.append(Step(_("crop to the object"), crop, f"{x1 - x0} x {y1 - y0}"))
     if style == "mnist":
         inner = round(size * 20 / 28)
         small = _resize_longest(crop, inner)
-        steps.append(Step(f"fit in {inner} x {inner}, aspect kept", small))
+        steps.append(Step(_("fit in {inner} x {inner}, aspect kept").format(inner=inner), small))
         out, (cy, cx) = _center_of_mass(small, size)
-        steps.append(Step(f"centre of mass to the middle of {size} x {size}", out,
-                          f"mass centre was at ({cx:.1f}, {cy:.1f}) of the box"))
+        steps.append(Step(_("centre of mass to the middle of {size} x {size}").format(size=size), out,
+                          _("mass centre was at ({x:.1f}, {y:.1f}) of the box").format(x=cx, y=cy)))
     else:
         small = _resize_longest(crop, size)
-        steps.append(Step(f"longest side to {size}, aspect kept", small,
+        steps.append(Step(_("longest side to {size}, aspect kept").format(size=size), small,
                           f"{small.shape[1]} x {small.shape[0]}"))
         out = _pad_center(small, size)
-        steps.append(Step(f"pad to {size} x {size}", out))
+        steps.append(Step(_("pad to {size} x {size}").format(size=size), out))
     x = out[None].astype(np.float32) / 255                          # (1, H, W)
     if channels == 3:
         x = np.repeat(x, 3, axis=0)

@@ -3,12 +3,13 @@ confusion matrix, per-class precision and recall, calibration, the most confiden
 embedding projector and two models side by side, all on the model's test split."""
 import streamlit as st
 
+from karp_models.i18n import _
 from karp_models.ui import evaluate as ui
 from karp_models.ui.loaders import dataset
 from karp_models.ui.models import model_picker, test_probabilities
 
-st.title("Evaluate a model")
-st.markdown("##### Where does the model go wrong, how sure is it, and what has it learned to tell apart?")
+st.title(_("Evaluate a model"))
+st.markdown(_("##### Where does the model go wrong, how sure is it, and what has it learned to tell apart?"))
 
 picked = model_picker("evaluate_model", task="image")
 if picked is None:
@@ -18,11 +19,11 @@ try:
     ds = dataset(choice.dataset)
     probs, labels = test_probabilities(choice.path, choice.mtime)
 except Exception as e:  # noqa: BLE001 - data.load explains a missing dataset in words
-    st.error(f"The test split of {choice.dataset!r} is not here: {e}")
+    st.error(_("The test split of {name} is not here: {error}").format(name=repr(choice.dataset), error=e))
     st.stop()
 
 ui.summary(probs, labels)
-view = st.segmented_control("View", ui.VIEWS, default=ui.VIEWS[0], key="evaluate_view",
+view = st.segmented_control(_("View"), ui.VIEWS, default=ui.VIEWS[0], format_func=_, key="evaluate_view",
                             bind="query-params") or ui.VIEWS[0]
 
 if view == "Confusion matrix":

@@ -3,6 +3,7 @@ import time
 
 import streamlit as st
 
+from karp_models.i18n import _
 from karp_models.introspect.text import encode, generate_stream
 from karp_models.ui import glossary, style
 from karp_models.ui.models import model_picker
@@ -10,11 +11,11 @@ from karp_models.ui.compute import cached_next_chars
 from karp_models.ui.figures.text import surprise_figure, topk_html
 from karp_models.ui.text_views import prepare_text, sample_passage, vocab_of
 
-st.title("Generate text")
-st.markdown(glossary.hover(
+st.title(_("Generate text"))
+st.markdown(glossary.hover(_(
     "A character language model gives, after every character, a probability for each possible "
     "next character (the softmax of its logits). Below: its five best guesses at each position, "
-    "then new text sampled from those probabilities one character at a time.", "softmax", "logits"),
+    "then new text sampled from those probabilities one character at a time."), "softmax", "logits"),
     unsafe_allow_html=True)
 
 picked = model_picker("generate_model", task="text", default="gpt-shakespeare")
@@ -23,41 +24,41 @@ if picked is None:
 ck, choice = picked
 vocab = vocab_of(ck)
 
-st.header("Next character, at every position")
-text = st.text_area("Text", sample_passage(choice.dataset, 400), height=130,
+st.header(_("Next character, at every position"))
+text = st.text_area(_("Text"), sample_passage(choice.dataset, 400), height=130,
                     key=f"generate_text_{choice.dataset}", bind="query-params")
 ids, text = prepare_text(text, vocab)
 if len(ids) < 2:
-    st.warning("Type at least two characters the model knows.")
+    st.warning(_("Type at least two characters the model knows."))
 else:
     nc = cached_next_chars(str(ck.path), choice.mtime, tuple(ids), tuple(vocab))
     shown = min(60, len(ids))
-    start = (st.slider("Show from character", 0, len(ids) - shown, 0, key="generate_start",
+    start = (st.slider(_("Show from character"), 0, len(ids) - shown, 0, key="generate_start",
                        bind="query-params") if len(ids) > shown else 0)
     style.chart(surprise_figure(nc, (start, start + shown - 1)), width="stretch")
     st.html(topk_html(nc, start, shown))
     mean = float(nc.actual[:-1].mean())
-    st.caption(f"Under each character: the 5 likeliest next characters, shaded by probability; the one "
-               f"that really comes next is outlined in red. On average the real next character got "
-               f"{mean:.0%}.")
+    st.caption(_("Under each character: the 5 likeliest next characters, shaded by probability; the one "
+                 "that really comes next is outlined in red. On average the real next character got "
+                 "{mean:.0%}.").format(mean=mean))
 
-st.header("Generate")
+st.header(_("Generate"))
 c1, c2, c3, c4 = st.columns(4)
-temperature = c1.slider("Temperature", 0.0, 2.0, 0.8, 0.05, key="generate_temperature",
+temperature = c1.slider(_("Temperature"), 0.0, 2.0, 0.8, 0.05, key="generate_temperature",
                         bind="query-params", help=glossary.tip("temperature"))
-top_k = c2.number_input("Top-k (0 = all)", 0, len(vocab), 0, key="generate_top_k", bind="query-params",
+top_k = c2.number_input(_("Top-k (0 = all)"), 0, len(vocab), 0, key="generate_top_k", bind="query-params",
                         help=glossary.tip("top-k"))
-length = c3.slider("Characters", 20, 1000, 300, 10, key="generate_length", bind="query-params")
-seed = c4.number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed", bind="query-params",
-                       help="Same seed, same text.")
-prime = st.text_input("Prime text (the model reads it first)", "ROMEO.\n" if choice.dataset == "shakespeare"
+length = c3.slider(_("Characters"), 20, 1000, 300, 10, key="generate_length", bind="query-params")
+seed = c4.number_input(_("Seed"), 0, 2**31 - 1, 0, key="generate_seed", bind="query-params",
+                       help=_("Same seed, same text."))
+prime = st.text_input(_("Prime text (the model reads it first)"), "ROMEO.\n" if choice.dataset == "shakespeare"
                       else "", key=f"generate_prime_{choice.dataset}", bind="query-params")
 prime_ids, dropped = encode(vocab, prime)
 if dropped:
-    st.warning(f"Left out characters the model does not know: {dropped!r}")
+    st.warning(_("Left out characters the model does not know: {chars}").format(chars=repr(dropped)))
 if not prime_ids:                                                    # start from a newline, as training text does
     prime_ids, prime = ([vocab.index("\n")], "") if "\n" in vocab else ([0], vocab[0])
-if st.button("Generate", key="generate_go", type="primary"):
+if st.button(_("Generate"), key="generate_go", type="primary"):
     out, box, last = prime, st.empty(), 0.0
     for ch in generate_stream(ck.model, prime_ids, vocab, int(length), float(temperature), int(top_k) or None,
                               int(seed)):

@@ -13,28 +13,29 @@ Train again continues where it stopped.
 import streamlit as st
 
 from karp_models.data import dates
+from karp_models.i18n import _
 from karp_models.train.tasks.seq2seq import translate
 from karp_models.ui import seq2seq as ui
 from karp_models.ui import style, teacher
 
-st.title("Seq2seq attention")
-st.caption("An encoder reads a date written the way people write it, one character at a time; a "
-           "decoder writes it in ISO form, 2021-03-03. Before each character it writes, the "
-           "decoder looks back at the input (additive attention, Bahdanau et al. 2015): the "
-           "**alignment matrix** shows where. Train it here, live, and watch it learn to look at "
-           "the right characters.")
+st.title(_("Seq2seq attention"))
+st.caption(_("An encoder reads a date written the way people write it, one character at a time; a "
+             "decoder writes it in ISO form, 2021-03-03. Before each character it writes, the "
+             "decoder looks back at the input (additive attention, Bahdanau et al. 2015): the "
+             "**alignment matrix** shows where. Train it here, live, and watch it learn to look at "
+             "the right characters."))
 style.projector_css()
 
 run = ui.get_run()
 steps = run.budget
-c1, c2, _ = st.columns([2, 1, 2])
+c1, c2, _space = st.columns([2, 1, 2])
 train = c1.button(ui.train_label(run), type="primary", key="seq2seq_train", icon=":material/play_arrow:",
                   width="stretch", disabled=not teacher.unlocked())
-c2.button("Start over", key="seq2seq_reset", on_click=ui.reset_run, width="stretch",
+c2.button(_("Start over"), key="seq2seq_reset", on_click=ui.reset_run, width="stretch",
           disabled=run.step == 0)
-st.caption("Training runs right here, on this page, with one CPU thread; the charts redraw every "
-           "20 steps. Clicking anything else pauses it: press Train again to continue.")
-teacher.gate("train here", key="seq2seq_teacher")
+st.caption(_("Training runs right here, on this page, with one CPU thread; the charts redraw every "
+             "20 steps. Clicking anything else pauses it: press Train again to continue."))
+teacher.gate(_("train here"), key="seq2seq_teacher")
 progress = st.empty()
 status = st.empty()
 left, right = st.columns(2, gap="large")
@@ -47,30 +48,31 @@ else:
     ui.draw(run, status, curves, align)
 
 if run.step:
-    with st.expander("The same example before training (random weights)"):
+    with st.expander(_("The same example before training (random weights)")):
         st.markdown(f"{run.example} → `{run.first.output}`")
         style.chart(ui.alignment_figure(run.first, height=400),
                     width="stretch", config={"displayModeBar": False}, key="seq2seq_before")
 
 # --- try it
 
-st.subheader("Try it: type a date")
-text = st.text_input("A date, written any way (lower-cased; at most 40 characters)",
+st.subheader(_("Try it: type a date"))
+text = st.text_input(_("A date, written any way (lower-cased; at most 40 characters)"),
                      value="mar 3, 21", key="seq2seq_text", bind="query-params")
 tr = translate(run.model, text)
 st.html(ui.translation_html(tr))
 if dates.parse_iso(tr.output):
-    st.markdown("A real date. Whether it is *your* date: slashes are read American "
-                "(month/day/year), dots and numeric dashes European (day.month.year), and "
-                "two-digit years mean 1950 to 2049.")
+    st.markdown(_("A real date. Whether it is *your* date: slashes are read American "
+                  "(month/day/year), dots and numeric dashes European (day.month.year), and "
+                  "two-digit years mean 1950 to 2049."))
 else:
-    st.markdown("Not a valid ISO date" + (" yet: train the model first." if run.step == 0 else "."))
-st.markdown("**Where it looked while writing each character**")
+    st.markdown(_("Not a valid ISO date yet: train the model first.") if run.step == 0
+                else _("Not a valid ISO date."))
+st.markdown(_("**Where it looked while writing each character**"))
 style.chart(ui.alignment_figure(tr, height=460),
             width="stretch", config={"displayModeBar": False}, key="seq2seq_try")
 
-with st.expander("Held-out dates (never seen in training) and the formats it learns"):
+with st.expander(_("Held-out dates (never seen in training) and the formats it learns")):
     st.dataframe(style.right_wrong(ui.examples_table(run, dates.examples(10, seed=7, split="val")),
-                                   "result"), hide_index=True, width="stretch")
-    st.markdown("Formats: " + " · ".join(f"`{dates.write_date(dates.dt.date(2021, 3, 3), f)}`"
-                                           for f, _ in dates.FORMATS))
+                                   _("result")), hide_index=True, width="stretch")
+    st.markdown(_("Formats: {formats}").format(formats=" · ".join(
+        f"`{dates.write_date(dates.dt.date(2021, 3, 3), f)}`" for f, _weight in dates.FORMATS)))

@@ -8,6 +8,7 @@ once a second, in a fragment (Streamlit's multithreading guide, option 1).
 """
 import streamlit as st
 
+from karp_models.i18n import _
 from karp_models.train.jobs import QueueFull
 from karp_models.ui import style, teacher
 from karp_models.ui import train_form as form
@@ -16,9 +17,9 @@ from karp_models.ui import training as ui
 from karp_models.ui.compute import param_count, run_timing
 from karp_models.ui.widgets import device_text
 
-st.title("Train")
-st.caption("Pick data, a model and its hyperparameters, then watch it learn: the curves redraw "
-           "every second while training runs in the background.")
+st.title(_("Train"))
+st.caption(_("Pick data, a model and its hyperparameters, then watch it learn: the curves redraw "
+             "every second while training runs in the background."))
 style.projector_css()
 mgr, sid = ui.manager(), ui.session_id()
 mgr.heartbeat(sid)
@@ -27,17 +28,17 @@ teacher.status_line()
 choice = form.settings(param_count)
 
 go_col, about_col = st.columns([1, 3], vertical_alignment="center")
-start = go_col.button("Start training", icon=":material/play_arrow:", type="primary",
+start = go_col.button(_("Start training"), icon=":material/play_arrow:", type="primary",
                       key="train_start", width="stretch",
                       disabled=not choice.available or not teacher.unlocked())
 about = about_col.empty()               # filled last: measuring waits for the rest of the page
-teacher.gate("start training", key="train_teacher")
+teacher.gate(_("start training"), key="train_teacher")
 
 if start and teacher.unlocked():
     try:
         jid = mgr.submit(sid, choice.spec())
     except QueueFull as e:
-        st.warning(f"Not started: {e}.")
+        st.warning(_("Not started: {why}.").format(why=e))
     else:
         st.session_state["train_next_view"] = jid
         st.session_state[runs.SCROLL] = True
@@ -53,5 +54,5 @@ runs.job_limit(mgr)
 
 busy = any(r.state == "running" for r in mgr.jobs())
 with about_col:
-    with st.spinner("Timing a few training steps of this model on this machine…"):
+    with st.spinner(_("Timing a few training steps of this model on this machine…")):
         about.markdown(form.estimate_text(choice, device_text(), busy=busy))

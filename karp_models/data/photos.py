@@ -5,15 +5,17 @@ import functools
 
 import numpy as np
 
+from karp_models.i18n import N_
+
 # name shown to users -> skimage.data function (all ship inside scikit-image; no download)
-PHOTOS = {
-    "cat": "chelsea",
-    "astronaut": "astronaut",
-    "coffee": "coffee",
-    "rocket": "rocket",
-    "cameraman": "camera",
-    "coins": "coins",
-    "galaxies": "hubble_deep_field",
+PHOTOS = {  # the names are msgids: pages show them through _()
+    N_("cat"): "chelsea",
+    N_("astronaut"): "astronaut",
+    N_("coffee"): "coffee",
+    N_("rocket"): "rocket",
+    N_("cameraman"): "camera",
+    N_("coins"): "coins",
+    N_("galaxies"): "hubble_deep_field",
 }
 
 

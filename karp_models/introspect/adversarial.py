@@ -15,6 +15,7 @@ import torch
 from captum.robust import FGSM, PGD
 from torch import nn
 
+from karp_models.i18n import _
 from karp_models.introspect.attribution import METHODS, Attribution, Logits, attribute
 from karp_models.introspect.similarity import Similarity, compare
 
@@ -77,7 +78,7 @@ def adversarial(model: nn.Module, x: torch.Tensor, label: int, methods: Sequence
     yb, ya = int(pb.argmax()), int(pa.argmax())
     before = {m: attribute(model, x, yb, m, seed=seed) for m in methods}
     after = {m: attribute(model, x_adv, ya, m, seed=seed) for m in methods}
-    names = ("the map before the attack", "the map after the attack")
+    names = (_("the map before the attack"), _("the map after the attack"))
     sim = {m: compare(before[m].map, after[m].map, signed=METHODS[m].signed, names=names) for m in methods}
     return AdversarialResult(method, float(epsilon), x_adv[0].cpu().numpy(), (x_adv - x)[0].cpu().numpy(),
                              pb, pa, yb, ya, before, after, sim)

@@ -18,6 +18,7 @@ from captum.attr import (DeepLift, GradientShap, GuidedGradCam, IntegratedGradie
                          LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion, Saliency)
 from torch import nn
 
+from karp_models.i18n import N_, NC_, pgettext
 from karp_models.introspect.attention import rollout
 from karp_models.introspect.hooks import layer as get_layer
 
@@ -176,35 +177,46 @@ def _occlusion(x: torch.Tensor, n_steps: int, seed: int) -> dict:
                 baselines=0.0, perturbations_per_eval=256)
 
 
+# names and abbreviations: Captum's, marked for the catalog in the context "method" (pages show
+# them with title()); what each computes: a msgid (pages show it with _())
 METHODS: dict[str, Method] = {m.name: m for m in [
-    Method("Saliency", "|gradient| of the class score: which pixels, nudged, change it most", "Saliency",
-           signed=False, build=lambda f, _: Saliency(f), paper="Simonyan et al. 2013, arXiv:1312.6034"),
-    Method("Integrated Gradients", "gradients summed along the path from a black image; sums to the score change",
-           "IG", signed=True, build=lambda f, _: IntegratedGradients(f), defaults=_ig,
+    Method(NC_("method", "Saliency"), N_("|gradient| of the class score: which pixels, nudged, change it most"),
+           NC_("method", "Saliency"), signed=False, build=lambda f, _: Saliency(f),
+           paper="Simonyan et al. 2013, arXiv:1312.6034"),
+    Method(NC_("method", "Integrated Gradients"),
+           N_("gradients summed along the path from a black image; sums to the score change"),
+           NC_("method", "IG"), signed=True, build=lambda f, _: IntegratedGradients(f), defaults=_ig,
            paper="Sundararajan et al. 2017, arXiv:1703.01365"),
-    Method("SmoothGrad", "saliency averaged over 20 noisy copies of the image", "SmoothGrad",
-           signed=False, build=lambda f, _: NoiseTunnel(Saliency(f)), defaults=_smoothgrad,
-           paper="Smilkov et al. 2017, arXiv:1706.03825"),
-    Method("GradientSHAP", "IG from random baselines (black and noise): expected gradients", "SHAP",
-           signed=True, build=lambda f, _: GradientShap(f), defaults=_gradient_shap,
+    Method(NC_("method", "SmoothGrad"), N_("saliency averaged over 20 noisy copies of the image"),
+           NC_("method", "SmoothGrad"), signed=False, build=lambda f, _: NoiseTunnel(Saliency(f)),
+           defaults=_smoothgrad, paper="Smilkov et al. 2017, arXiv:1706.03825"),
+    Method(NC_("method", "GradientSHAP"), N_("IG from random baselines (black and noise): expected gradients"),
+           NC_("method", "SHAP"), signed=True, build=lambda f, _: GradientShap(f), defaults=_gradient_shap,
            paper="Lundberg and Lee 2017, arXiv:1705.07874"),
-    Method("DeepLift", "differences from a black image pushed back layer by layer", "DeepLift",
-           signed=True, build=lambda f, _: DeepLift(f), defaults=_deeplift, hooks_layers=True,
-           paper="Shrikumar et al. 2017, arXiv:1704.02685"),
-    Method("Grad-CAM", "the last conv layer's maps (ViT: last block's patch tokens) weighted by their "
-                       "gradients, upsampled",
-           "Grad-CAM", signed=False, build=UpsampledGradCam, hooks_layers=True, needs_layer=True,
-           paper="Selvaraju et al. 2017, arXiv:1610.02391"),
-    Method("Guided Grad-CAM", "Grad-CAM times guided backprop: sharp edges inside the Grad-CAM region", "Guided GC",
-           signed=True, build=GuidedGradCam, hooks_layers=True, needs_layer=True,
+    Method(NC_("method", "DeepLift"), N_("differences from a black image pushed back layer by layer"),
+           NC_("method", "DeepLift"), signed=True, build=lambda f, _: DeepLift(f), defaults=_deeplift,
+           hooks_layers=True, paper="Shrikumar et al. 2017, arXiv:1704.02685"),
+    Method(NC_("method", "Grad-CAM"), N_("the last conv layer's maps (ViT: last block's patch tokens) weighted "
+                                         "by their gradients, upsampled"),
+           NC_("method", "Grad-CAM"), signed=False, build=UpsampledGradCam, hooks_layers=True,
+           needs_layer=True, paper="Selvaraju et al. 2017, arXiv:1610.02391"),
+    Method(NC_("method", "Guided Grad-CAM"),
+           N_("Grad-CAM times guided backprop: sharp edges inside the Grad-CAM region"),
+           NC_("method", "Guided GC"), signed=True, build=GuidedGradCam, hooks_layers=True, needs_layer=True,
            paper="Selvaraju et al. 2017, arXiv:1610.02391; Springenberg et al. 2015, arXiv:1412.6806"),
-    Method("Occlusion", "how much the score drops when a black patch (4x4 on 28x28) covers each place", "Occlusion",
-           signed=True, build=lambda f, _: Occlusion(f), defaults=_occlusion,
+    Method(NC_("method", "Occlusion"),
+           N_("how much the score drops when a black patch (4x4 on 28x28) covers each place"),
+           NC_("method", "Occlusion"), signed=True, build=lambda f, _: Occlusion(f), defaults=_occlusion,
            paper="Zeiler and Fergus 2014, arXiv:1311.2901"),
-    Method("Attention rollout", "ViT only: attention multiplied through the layers, CLS to patches", "Rollout",
-           signed=False, build=lambda f, _: AttentionRollout(f.model), applies=is_vit,
+    Method(NC_("method", "Attention rollout"), N_("ViT only: attention multiplied through the layers, CLS to patches"),
+           NC_("method", "Rollout"), signed=False, build=lambda f, _: AttentionRollout(f.model), applies=is_vit,
            paper="Abnar and Zuidema 2020, arXiv:2005.00928"),
 ]}
+
+
+def title(name: str) -> str:
+    """A method's (or an abbreviation's) name as the current language writes it."""
+    return pgettext("method", name)
 
 
 def lookup(name: str) -> Method:

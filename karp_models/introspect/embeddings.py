@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from karp_models.i18n import _
 from karp_models.introspect.evaluate import fused_for_inference
 from karp_models.introspect.hooks import capture
 
@@ -103,13 +104,14 @@ def tsne_2d(features: np.ndarray, *, seed: int = 0, perplexity: float = 30.0, n_
     def callback(iteration: int, error: float, embedding) -> bool:
         done[0] += every
         if progress is not None:
-            phase = "early exaggeration" if done[0] <= exaggeration_iter else "refining"
-            progress(min(done[0] / total, 1.0), f"t-SNE {phase}: iteration {min(done[0], total)} of {total}, "
-                                                f"KL divergence {error:.3f}")
+            words = (_("t-SNE early exaggeration: iteration {i} of {n}, KL divergence {kl:.3f}")
+                     if done[0] <= exaggeration_iter else
+                     _("t-SNE refining: iteration {i} of {n}, KL divergence {kl:.3f}"))
+            progress(min(done[0] / total, 1.0), words.format(i=min(done[0], total), n=total, kl=error))
         return False
 
     if progress is not None:
-        progress(0.0, f"t-SNE: finding the nearest neighbours of {N:,} points")
+        progress(0.0, _("t-SNE: finding the nearest neighbours of {n:,} points").format(n=N))
     tsne = TSNE(n_components=2, perplexity=perplexity, initialization="pca", random_state=seed,
                 n_jobs=n_jobs, n_iter=n_iter, early_exaggeration_iter=exaggeration_iter,
                 negative_gradient_method=method, ints_in_interval=ints_in_interval,
@@ -117,5 +119,5 @@ def tsne_2d(features: np.ndarray, *, seed: int = 0, perplexity: float = 30.0, n_
                 verbose=False)
     coords = np.asarray(tsne.fit(X), np.float32)
     if progress is not None:
-        progress(1.0, "t-SNE done")
+        progress(1.0, _("t-SNE done"))
     return coords

@@ -25,6 +25,7 @@ import torch
 from captum.metrics import infidelity, sensitivity_max
 from torch import nn
 
+from karp_models.i18n import N_, _
 from karp_models.introspect.attribution import Attribution, Logits, default_kwargs, explainer_for, seeded
 from karp_models.introspect.similarity import judgeable
 
@@ -149,7 +150,7 @@ def faithfulness(model: nn.Module, x: torch.Tensor, target: int, attributions: d
         t0 = time.perf_counter()
         why = judgeable(a.map)
         if why is not None:
-            rows.append(FaithRow(name, NAN, NAN, NAN, NAN, None, None, 0.0, f"the map {why}"))
+            rows.append(FaithRow(name, NAN, NAN, NAN, NAN, None, None, 0.0, _("the map {why}").format(why=why)))
         else:
             inf = infidelity_score(model, x, a.attr, target, seed=seed)
             sens = sensitivity_score(model, x, name, target, seed=seed) if sensitivity else NAN
@@ -168,17 +169,19 @@ def baseline_note(x: np.ndarray | torch.Tensor, baseline: float = 0.0) -> str | 
     everywhere, so removing or adding pixels changes nothing), or None."""
     a = np.asarray(x.detach().cpu() if torch.is_tensor(x) else x)
     if a.size and np.all(a == baseline):
-        return (f"the image is the baseline itself (every pixel {baseline:g}): deleting or inserting "
-                f"pixels changes nothing, and IG, DeepLift and Occlusion, which compare with that "
-                f"baseline, have nothing to attribute")
+        return _("the image is the baseline itself (every pixel {value:g}): deleting or inserting pixels "
+                 "changes nothing, and IG, DeepLift and Occlusion, which compare with that baseline, have "
+                 "nothing to attribute").format(value=baseline)
     return None
 
-COLUMNS = {   # FaithRow field -> (table header, is higher better)
+COLUMNS = {   # FaithRow field -> (table header of the CSV, is higher better)
     "infidelity": ("infidelity (lower better)", False),
     "sensitivity": ("max-sensitivity (lower better)", False),
     "deletion_auc": ("deletion AUC (lower better)", False),
     "insertion_auc": ("insertion AUC (higher better)", True),
 }
+SHORT = {"infidelity": N_("infidelity"), "sensitivity": N_("max-sensitivity"),   # for the page (msgids)
+         "deletion_auc": N_("deletion AUC"), "insertion_auc": N_("insertion AUC")}
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,7 @@ def rank(rows: Sequence[FaithRow], column: str) -> Ranking:
     """The methods ordered by one score of COLUMNS, best first. A single best is named only when
     at least two methods have a finite score and the first is not tied with the second (within
     0.1 % or 0.0005: a difference the table's three decimals would not show is no win)."""
-    _, higher = COLUMNS[column]
+    higher = COLUMNS[column][1]
     scored = [(r.method, float(getattr(r, column))) for r in rows if np.isfinite(getattr(r, column))]
     scored.sort(key=lambda mv: -mv[1] if higher else mv[1])          # stable: ties keep table order
     places: dict[str, int] = {}
@@ -208,15 +211,19 @@ def rank(rows: Sequence[FaithRow], column: str) -> Ranking:
         places[m] = i + 1 if i == 0 or not _tied(v, scored[i - 1][1]) else places[scored[i - 1][0]]
     missing = [r.method for r in rows if not np.isfinite(getattr(r, column))]
     if len(scored) < 2:
-        why = "no method has a score" if not scored else f"only {scored[0][0]} has a score, nothing to compare it with"
+        why = (_("no method has a score") if not scored else
+               _("only {method} has a score, nothing to compare it with").format(method=scored[0][0]))
         if missing:
-            why += f" ({', '.join(missing)}: cannot judge)"
+            why = _("{why} ({methods}: cannot judge)").format(why=why, methods=", ".join(missing))
         return Ranking(column, places, None, why)
     top = [m for m, p in places.items() if p == 1]
     if len(top) > 1:
-        what = "all" if len(top) == len(scored) else ", ".join(top[:-1]) + " and " + top[-1]
-        why = (f"{what} tie at {scored[0][1]:.3g}" if what != "all" else
-               f"all {len(top)} methods tie at {scored[0][1]:.3g}: this score cannot tell them apart")
+        if len(top) == len(scored):
+            why = _("all {n} methods tie at {value:.3g}: this score cannot tell them apart").format(
+                n=len(top), value=scored[0][1])
+        else:
+            why = _("{methods} and {last} tie at {value:.3g}").format(
+                methods=", ".join(top[:-1]), last=top[-1], value=scored[0][1])
         return Ranking(column, places, None, why)
     return Ranking(column, places, scored[0][0], None)
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from karp_models.i18n import _
 from karp_models.introspect.hooks import layer as get_layer
 
 PARAMS = ("fourier", "pixels")
@@ -304,12 +305,14 @@ def _why_not(start: float, end: float, history: list[float], *, penalised: bool,
     if end > start + 1e-3 * max(1.0, abs(start)):
         return ""
     if history and max(abs(v) for v in history) == 0 and end == 0:
-        return ("it stayed at exactly 0: this unit's ReLU was off everywhere on every image tried, "
-                "so there was no gradient to follow" + (
-                    " (even with gradients let through inactive ReLUs for the first "
-                    f"{REDIRECT_STEPS} steps)" if relu_redirected else "") + ". It may be a 'dead' unit.")
+        if relu_redirected:
+            return _("it stayed at exactly 0: this unit's ReLU was off everywhere on every image tried, so "
+                     "there was no gradient to follow (even with gradients let through inactive ReLUs for "
+                     "the first {n} steps). It may be a 'dead' unit.").format(n=REDIRECT_STEPS)
+        return _("it stayed at exactly 0: this unit's ReLU was off everywhere on every image tried, so there "
+                 "was no gradient to follow. It may be a 'dead' unit.")
     if penalised:
-        return ("the penalties (extreme pixels, jumps between neighbours, blur) cost more than this "
-                "unit gains: choose less regularisation, or the Fourier image, which needs none")
-    return ("the optimiser found nothing better than where it started in these steps: try more "
-            "steps, or another channel")
+        return _("the penalties (extreme pixels, jumps between neighbours, blur) cost more than this "
+                 "unit gains: choose less regularisation, or the Fourier image, which needs none")
+    return _("the optimiser found nothing better than where it started in these steps: try more "
+             "steps, or another channel")

@@ -14,9 +14,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from karp_models.i18n import N_
+
 # sigmoid gates only: the paper's saturation plot skips tanh outputs (LSTM g, GRU n)
 SIGMOID_GATES = {"lstm": ("i", "f", "o"), "gru": ("r", "z"), "rnn": ()}
-GATE_NAMES = {"i": "input gate", "f": "forget gate", "o": "output gate", "r": "reset gate", "z": "update gate"}
+GATE_NAMES = {"i": N_("input gate"), "f": N_("forget gate"), "o": N_("output gate"), "r": N_("reset gate"),
+              "z": N_("update gate")}
 LOW, HIGH = 0.1, 0.9
 
 # ---------------------------------------------------------------------------- traces
@@ -38,8 +41,8 @@ def traces(model: nn.Module, ids: Sequence[int] | torch.Tensor) -> dict[str, np.
 def state_names(cell: str) -> dict[str, str]:
     """The traces worth colouring text by, in words: the LSTM's cell state first (the paper's choice)."""
     if cell == "lstm":
-        return {"c": "cell state c", "h": "hidden state h = o · tanh(c)"}
-    return {"h": "hidden state h"}
+        return {"c": N_("cell state c"), "h": N_("hidden state h = o · tanh(c)")}
+    return {"h": N_("hidden state h")}
 
 # ---------------------------------------------------------------------------- signals
 
@@ -67,7 +70,7 @@ def signals(text: str) -> dict[str, np.ndarray]:
         depth[t] = d
         if ch in ")]}":
             d = max(d - 1, 0)
-    return {"inside quotes": quote, "position in line": pos, "bracket depth": depth}
+    return {N_("inside quotes"): quote, N_("position in line"): pos, N_("bracket depth"): depth}
 
 # ---------------------------------------------------------------------------- search
 

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from karp_models.introspect.attribution import METHODS, attribute
+from karp_models.i18n import N_, NC_, _, pgettext
+from karp_models.introspect.attribution import METHODS, attribute, title
 from karp_models.introspect.similarity import Similarity, compare
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
@@ -41,15 +42,18 @@ class Step:
     name: str = ""                # for people: "stage3 conv2", "fc (output)", "patch embedding (input)"
 
 
-SPECIAL = {"ln_f": "final norm", "patch_embed": "patch embedding", "head": "head"}
+SPECIAL = {"ln_f": NC_("layer", "final norm"), "patch_embed": NC_("layer", "patch embedding"),
+           "head": NC_("layer", "head")}
 
 
 def readable(key: str) -> str:
     """A layer's short name: 'features.stage3.conv2' -> 'stage3 conv2', 'blocks.0' -> 'block 1',
     'ln_f' -> 'final norm' (container prefixes `features.`, `classifier.` dropped)."""
     key = re.sub(r"^(features|classifier)\.", "", key)
-    key = re.sub(r"\bblocks\.(\d+)", lambda m: f"block {int(m.group(1)) + 1}", key)
-    return SPECIAL.get(key, key.replace(".", " ").replace("_", " "))
+    key = re.sub(r"\bblocks\.(\d+)", lambda m: _("block {n}").format(n=int(m.group(1)) + 1), key)
+    if key in SPECIAL:
+        return pgettext("layer", SPECIAL[key])
+    return key.replace(".", " ").replace("_", " ")
 
 
 def randomisation_steps(model: nn.Module) -> list[Step]:
@@ -75,7 +79,8 @@ def randomisation_steps(model: nn.Module) -> list[Step]:
     for i, (key, names) in enumerate(groups):
         extra = [n.rsplit(".", 1)[-1] for n in names if n != key and not n.startswith(key + ".")]
         label = key + "".join(f" + {e}" for e in extra)
-        name = readable(key) + (" (input)" if i == 0 else " (output)" if i == len(groups) - 1 else "")
+        name = (_("{layer} (input)") if i == 0 else _("{layer} (output)") if i == len(groups) - 1
+                else "{layer}").format(layer=readable(key))
         steps.append(Step(label, tuple(names), root_params if i == 0 else (), name))
     return steps[::-1]
 
@@ -109,20 +114,26 @@ def randomised_copies(model: nn.Module, *, seed: int = 0, steps: Sequence[Step] 
 
 PASSES, PARTLY_DEPENDS, FAILS, CANNOT = "passes", "partly", "fails", "cannot judge"
 
-WHAT = {   # what survives or changes when a similarity stays high or falls, for a student
-    "Spearman |map|": "the ranking of the pixels by how much they count",
-    "SSIM |map|": "the shape of the regions that count",
-    "HOG |map|": "the edges of the regions that count",
-    "Spearman signed": "the ranking of the pixels from most for to most against the class",
-    "SSIM signed": "the layout of the red (for) and blue (against) regions",
-    "HOG signed": "the edges between the red and blue regions",
+WHAT = {   # what survives or changes when a similarity stays high or falls, for a student (msgids)
+    "Spearman |map|": N_("the ranking of the pixels by how much they count"),
+    "SSIM |map|": N_("the shape of the regions that count"),
+    "HOG |map|": N_("the edges of the regions that count"),
+    "Spearman signed": N_("the ranking of the pixels from most for to most against the class"),
+    "SSIM signed": N_("the layout of the red (for) and blue (against) regions"),
+    "HOG signed": N_("the edges between the red and blue regions"),
 }
+
+
+def what(key: str) -> str:
+    """What a similarity measures, in words of the current language."""
+    return _(WHAT[key])
 
 
 def measure_name(key: str) -> str:
     """'Spearman |map|' -> 'Spearman of |map|'; 'SSIM signed' -> 'SSIM of the signed map'."""
     measure, kind = key.split(" ", 1)
-    return f"{measure} of " + ("|map|" if kind == "|map|" else "the signed map")
+    return (_("{measure} of |map|") if kind == "|map|" else _("{measure} of the signed map")).format(
+        measure=measure)
 
 
 @dataclass(frozen=True)
@@ -153,35 +164,40 @@ def verdict(method: str, final: Similarity, on_object: float = float("nan")) -> 
     fails when even the least alike is still >= STILL_SIMILAR, passes when even the most alike is
     < PARTLY, partly in between (naming what survives and what changes); cannot judge when
     `final` has no values (its reason is said)."""
+    name = title(method)
     if not final.values:
-        text = (f"❔ **{method} cannot be judged**: {final.reason}. A map that ranks no pixel can "
-                f"neither pass nor fail.")
+        text = _("❔ **{method} cannot be judged**: {reason}. A map that ranks no pixel can neither "
+                 "pass nor fail.").format(method=name, reason=final.reason)
         return Verdict(method, CANNOT, {}, None, None, on_object, final.reason, text)
     vals = final.values
     hi, lo = max(vals, key=vals.get), min(vals, key=vals.get)
     outline = ""
     if vals.get("Spearman |map|", 0) >= STILL_SIMILAR and np.isfinite(on_object) and on_object < PARTLY:
-        outline = (f" Much of that is the black background, which gets 0 whatever the weights; on the "
-                   f"object itself the ranking does change (Spearman of |map| {on_object:.2f}).")
+        outline = " " + _("Much of that is the black background, which gets 0 whatever the weights; on "
+                          "the object itself the ranking does change (Spearman of |map| {value:.2f}).").format(
+                              value=on_object)
     if vals[lo] >= STILL_SIMILAR:
         status = FAILS
-        text = (f"⚠️ **{method} fails**: with every layer random its map is still like the original by "
-                f"every measure (even the least alike, {measure_name(lo)}, is {vals[lo]:.2f}). It shows "
-                f"the image more than what the model learned: do not trust it to explain this model."
-                + outline)
+        text = _("⚠️ **{method} fails**: with every layer random its map is still like the original by "
+                 "every measure (even the least alike, {measure}, is {value:.2f}). It shows the image "
+                 "more than what the model learned: do not trust it to explain this model.").format(
+                     method=method, measure=measure_name(lo), value=vals[lo]) + outline
     elif vals[hi] < PARTLY:
         status = PASSES
-        text = (f"✅ **{method} passes**: with every layer random its map is unlike the original by "
-                f"every measure (even the most alike, {measure_name(hi)}, is only {vals[hi]:.2f}), so it "
-                f"depends on what the model learned.")
+        text = _("✅ **{method} passes**: with every layer random its map is unlike the original by "
+                 "every measure (even the most alike, {measure}, is only {value:.2f}), so it depends on "
+                 "what the model learned.").format(method=name, measure=measure_name(hi), value=vals[hi])
     else:
         status = PARTLY_DEPENDS
-        kept = "Still there" if vals[hi] >= STILL_SIMILAR else "Partly still there"
-        lost = "Lost" if vals[lo] < PARTLY else "Only partly kept"
-        text = (f"**{method} depends on the model in part.** {kept} with every layer random: "
-                f"{WHAT[hi]} ({measure_name(hi)} {vals[hi]:.2f}), so that comes from the image."
-                f"{outline if hi == 'Spearman |map|' else ''} {lost}: {WHAT[lo]} ({measure_name(lo)} "
-                f"{vals[lo]:.2f}), so that comes from the model.")
+        kept = (_("Still there with every layer random: {what} ({measure} {value:.2f}), so that comes "
+                  "from the image.") if vals[hi] >= STILL_SIMILAR else
+                _("Partly still there with every layer random: {what} ({measure} {value:.2f}), so that "
+                  "comes from the image.")).format(what=what(hi), measure=measure_name(hi), value=vals[hi])
+        lost = (_("Lost: {what} ({measure} {value:.2f}), so that comes from the model.") if vals[lo] < PARTLY
+                else _("Only partly kept: {what} ({measure} {value:.2f}), so that comes from the model.")
+                ).format(what=what(lo), measure=measure_name(lo), value=vals[lo])
+        text = " ".join((_("**{method} depends on the model in part.**").format(method=name),
+                         kept + (outline if hi == "Spearman |map|" else ""), lost))
     return Verdict(method, status, dict(vals), hi, lo, on_object, None, text)
 
 # ---------------------------------------------------------------------------- the check
@@ -260,7 +276,7 @@ def cascading_randomisation(model: nn.Module, x: torch.Tensor, target: int, meth
     def compare_all(now: dict[str, np.ndarray], what: str) -> None:
         for k in methods:
             maps[k].append(now[k])
-            names = ("its map for the trained model", f"its map {what}")
+            names = (_("its map for the trained model"), what)
             sim[k].append(compare(first[k], now[k], signed=_signed(k), names=names))
             obj = compare(first[k], now[k], signed=False, mask=mask, measures=("Spearman",))
             on_object[k].append(obj.values.get("Spearman |map|", float("nan")))
@@ -269,17 +285,17 @@ def cascading_randomisation(model: nn.Module, x: torch.Tensor, target: int, meth
     maps: dict[str, list[np.ndarray]] = {k: [] for k in methods}
     sim: dict[str, list[Similarity]] = {k: [] for k in methods}
     on_object: dict[str, list[float]] = {k: [] for k in methods}
-    compare_all(first, "for the trained model")
-    labels, names, probs = ["original model"], ["original"], [p0]
+    compare_all(first, _("its map for the trained model"))
+    labels, names, probs = ["original model"], [_("original")], [p0]
     if progress:
-        progress(1, total, "original model")
+        progress(1, total, _("original model"))
     for i, (step, m) in enumerate(randomised_copies(model, seed=seed, steps=steps), start=2):
         now, p = run(m, False)                                        # m is our own copy
         labels.append(f"+ {step.label}")
         names.append(step.name)
         probs.append(p)
-        compare_all(now, f"with the layers down to {step.name} random")
+        compare_all(now, _("its map with the layers down to {layer} random").format(layer=step.name))
         if progress:
-            progress(i, total, f"randomised {step.label}")
+            progress(i, total, _("randomised {layer}").format(layer=step.label))
     verdicts = {k: verdict(k, sim[k][-1], on_object[k][-1]) for k in methods}
     return SanityResult(labels, names, maps, sim, on_object, probs, verdicts, time.perf_counter() - t0, seed)

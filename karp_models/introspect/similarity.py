@@ -20,12 +20,14 @@ from scipy.stats import pearsonr, spearmanr
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
+from karp_models.i18n import N_, _
+
 MEASURES = ("Spearman", "SSIM", "HOG")
 KINDS = ("|map|", "signed")
 DESCRIBE = {                                  # what each similarity looks at, for the page
-    "Spearman": "do the pixels come in the same order",
-    "SSIM": "do the regions have the same brightness, contrast and shape (window 7x7)",
-    "HOG": "do the edges point the same ways",
+    "Spearman": N_("do the pixels come in the same order"),
+    "SSIM": N_("do the regions have the same brightness, contrast and shape (window 7x7)"),
+    "HOG": N_("do the edges point the same ways"),
 }
 
 # ---------------------------------------------------------------------------- can it be judged
@@ -34,16 +36,17 @@ DESCRIBE = {                                  # what each similarity looks at, f
 def judgeable(attr_map: np.ndarray) -> str | None:
     """None when `attr_map` ranks its pixels, else why it cannot be judged, as a predicate for
     "the map ...": has no pixels, has values that are not finite, is zero everywhere, or has one
-    value everywhere."""
+    value everywhere (in the current language: show it as _("the map {why}"))."""
     a = np.asarray(attr_map)
     if a.size == 0:
-        return "has no pixels"
+        return _("has no pixels")
     if not np.isfinite(a).all():
-        return f"has {int((~np.isfinite(a)).sum())} values that are not numbers (NaN or infinite)"
+        return _("has {n} values that are not numbers (NaN or infinite)").format(n=int((~np.isfinite(a)).sum()))
     if not a.any():
-        return "is zero everywhere, so no pixel counts more than another"
+        return _("is zero everywhere, so no pixel counts more than another")
     if np.ptp(a) == 0:
-        return f"has the same value ({float(a.flat[0]):.3g}) everywhere, so no pixel counts more than another"
+        return _("has the same value ({value:.3g}) everywhere, so no pixel counts more than another").format(
+            value=float(a.flat[0]))
     return None
 
 
@@ -110,7 +113,7 @@ class Similarity:
 
 
 def compare(a: np.ndarray, b: np.ndarray, *, signed: bool = True, mask: np.ndarray | None = None,
-            names: tuple[str, str] = ("the first map", "the second map"),
+            names: tuple[str, str] | None = None,
             measures: tuple[str, ...] = MEASURES) -> Similarity:
     """Every measure of `measures` on |map| and, when `signed`, on the signed map, for two (H, W)
     maps. A `mask` (H, W) of bools restricts Spearman to its pixels (SSIM and HOG need the whole
@@ -123,10 +126,10 @@ def compare(a: np.ndarray, b: np.ndarray, *, signed: bool = True, mask: np.ndarr
         mask = np.asarray(mask, dtype=bool)
         a, b, measures = a[mask], b[mask], tuple(m for m in measures if m == "Spearman")
         if a.size < 3:
-            return Similarity({}, f"only {a.size} pixels are left to compare")
-    for name, m in zip(names, (a, b)):
+            return Similarity({}, _("only {n} pixels are left to compare").format(n=a.size))
+    for name, m in zip(names or (_("the first map"), _("the second map")), (a, b)):
         if (why := judgeable(m)) is not None:
-            return Similarity({}, f"{name} {why}")
+            return Similarity({}, _("{name} {why}").format(name=name, why=why))
     values = {}
     for kind in KINDS if signed else KINDS[:1]:
         if kind == "|map|" and (judgeable(np.abs(a)) or judgeable(np.abs(b))):
@@ -142,5 +145,5 @@ def compare(a: np.ndarray, b: np.ndarray, *, signed: bool = True, mask: np.ndarr
             if np.isfinite(v):
                 values[f"{measure} {kind}"] = v
     if not values:
-        return Similarity({}, "no measure applies: the maps are constant in |value|")
+        return Similarity({}, _("no measure applies: the maps are constant in |value|"))
     return Similarity(values)

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from karp_models.i18n import N_, _
 from karp_models.introspect.faithfulness import FaithRow, Ranking, rank
-from karp_models.introspect.sanity import CANNOT, FAILS, PASSES, WHAT, Verdict
+from karp_models.introspect.sanity import CANNOT, FAILS, PASSES, Verdict, what
 
-HIGH, MIDDLE, LOW = "high", "middle", "low"
-ALONE, TIED, NONE = "nothing to compare with", "all tie", "cannot judge"
+HIGH, MIDDLE, LOW = N_("high"), N_("middle"), N_("low")                  # msgids: shown with _()
+ALONE, TIED, NONE = N_("nothing to compare with"), N_("all tie"), N_("cannot judge")
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,17 @@ class Summary:
     method: str
     sanity: str               # the sanity verdict's status
     faithfulness: str         # HIGH | MIDDLE | LOW (deletion and insertion places) | ALONE | TIED | NONE
-    places: str               # "1st of 8 by deletion, 2nd of 8 by insertion"
+    places: str               # "1st of 8 by deletion, 2nd of 8 by insertion" (current language)
     text: str
 
 
 def _ordinal(n: int) -> str:
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return {"st": _("{n}st"), "nd": _("{n}nd"), "rd": _("{n}rd"), "th": _("{n}th")}[suffix].format(n=n)
+
+
+def _by(column: str) -> str:
+    return _("deletion") if column.startswith("deletion") else _("insertion")
 
 
 def standing(method: str, rankings: Sequence[Ranking]) -> tuple[str, str]:
@@ -46,7 +52,8 @@ def standing(method: str, rankings: Sequence[Ranking]) -> tuple[str, str]:
             tied_all += 1
             continue
         tied = sum(q == p for q in r.places.values()) > 1
-        words.append(f"{'tied ' if tied else ''}{_ordinal(p)} of {n} by {r.column.split('_')[0]}")
+        words.append((_("tied {place} of {n} by {check}") if tied else _("{place} of {n} by {check}")).format(
+            place=_ordinal(p), n=n, check=_by(r.column)))
         if n > 1:
             spots.append((p - 1) / (n - 1))
     if not words:
@@ -58,40 +65,52 @@ def standing(method: str, rankings: Sequence[Ranking]) -> tuple[str, str]:
 
 
 def _text(v: Verdict, faith: str, places: str, row: FaithRow | None, class_name: str) -> str:
-    where = f" ({places})" if places else ""
     if v.status == CANNOT:
-        return f"Cannot judge: {v.reason}."
+        return _("Cannot judge: {reason}.").format(reason=v.reason)
     if row is not None and row.reason:
-        return f"Cannot judge its faithfulness: {row.reason}."
+        return _("Cannot judge its faithfulness: {reason}.").format(reason=row.reason)
     if faith == TIED:
-        return ("Deletion and insertion cannot tell the methods apart here (they all tie), so only "
-                "the sanity check speaks: " + v.text.lstrip("✅⚠️ ").replace("**", ""))
+        return _("Deletion and insertion cannot tell the methods apart here (they all tie), so only the "
+                 "sanity check speaks: {verdict}").format(verdict=v.text.lstrip("✅⚠️❔ ").replace("**", ""))
     if faith in (ALONE, NONE):
-        return "Choose more methods to compare its faithfulness with."
+        return _("Choose more methods to compare its faithfulness with.")
     good = faith == HIGH
-    needs = {HIGH: "are the ones the model needs", MIDDLE: "are only partly the ones the model needs",
-             LOW: "are not the ones the model needs most"}[faith] + where
+    needs = {HIGH: _("are the ones the model needs"), MIDDLE: _("are only partly the ones the model needs"),
+             LOW: _("are not the ones the model needs most")}[faith]
+    if places:
+        needs = _("{needs} ({places})").format(needs=needs, places=places)
     if v.status == PASSES:
-        return (f"Trust it here: its map depends on what the model learned (sanity check) and the "
-                f"pixels it puts first {needs}." if good else
-                f"Its map depends on what the model learned, but the pixels it puts first {needs}: a "
-                f"real explanation, but a blurry one.")
+        return (_("Trust it here: its map depends on what the model learned (sanity check) and the pixels "
+                  "it puts first {needs}.") if good else
+                _("Its map depends on what the model learned, but the pixels it puts first {needs}: a real "
+                  "explanation, but a blurry one.")).format(needs=needs)
     if v.status == FAILS:
-        return (f"The two checks do not contradict each other: the pixels it puts first {needs}, but "
-                "it would put them first for a random model too, so that comes from the image (where "
-                "the object is), not from what this model learned. Use it to see the object, not to "
-                "see why the model decided." if good else
-                f"Do not use it here: its map barely depends on the model, and the pixels it puts "
-                f"first {needs}.")
+        return (_("The two checks do not contradict each other: the pixels it puts first {needs}, but it "
+                  "would put them first for a random model too, so that comes from the image (where the "
+                  "object is), not from what this model learned. Use it to see the object, not to see why "
+                  "the model decided.") if good else
+                _("Do not use it here: its map barely depends on the model, and the pixels it puts first "
+                  "{needs}.")).format(needs=needs)
     if v.lowest.endswith("signed") and v.highest.endswith("|map|"):
-        return ("Read its colours, not its outline. Where it lights up comes from the image, but "
-                f"whether a place counts for or against {class_name} comes from the model (sanity "
-                "check). Deletion and insertion go by those colours (the most red pixels first), "
-                + ("which is why it scores well there" if good else "and even so it scores only "
-                   "moderately there" if faith == MIDDLE else "and it scores poorly there")
-                + f"{where}.")
-    return (f"Partly the image, partly the model: {WHAT[v.highest]} survives randomisation, "
-            f"{WHAT[v.lowest]} does not. The pixels it puts first {needs}.")
+        if good:
+            text = _("Read its colours, not its outline. Where it lights up comes from the image, but "
+                     "whether a place counts for or against {name} comes from the model (sanity check). "
+                     "Deletion and insertion go by those colours (the most red pixels first), which is why "
+                     "it scores well there.")
+        elif faith == MIDDLE:
+            text = _("Read its colours, not its outline. Where it lights up comes from the image, but "
+                     "whether a place counts for or against {name} comes from the model (sanity check). "
+                     "Deletion and insertion go by those colours (the most red pixels first), and even so "
+                     "it scores only moderately there.")
+        else:
+            text = _("Read its colours, not its outline. Where it lights up comes from the image, but "
+                     "whether a place counts for or against {name} comes from the model (sanity check). "
+                     "Deletion and insertion go by those colours (the most red pixels first), and it scores "
+                     "poorly there.")
+        text = text.format(name=class_name)
+        return text[:-1] + f" ({places})." if places else text
+    return _("Partly the image, partly the model: {kept} survives randomisation, {lost} does not. The "
+             "pixels it puts first {needs}.").format(kept=what(v.highest), lost=what(v.lowest), needs=needs)
 
 
 def summarise(verdicts: dict[str, Verdict], rows: Sequence[FaithRow], class_name: str) -> dict[str, Summary]:

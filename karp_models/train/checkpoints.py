@@ -24,6 +24,8 @@ import torch.nn as nn
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 
+from karp_models.i18n import _
+
 FORMAT = "karp-1"
 TRAINER_PREFIX = "trainer/"
 _RESERVED = ("format", "model", "config", "_aliases", "_trainer")
@@ -185,18 +187,18 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def _what_is(head: bytes, size: int) -> str:
     if head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in b"\x02\x03\x04\x05"):
-        return ("it is a pickle / torch.save file: karp never unpickles weights, since "
-                "unpickling can run arbitrary code; convert it to safetensors with code you trust")
+        return _("it is a pickle / torch.save file: karp never unpickles weights, since unpickling can run "
+                 "arbitrary code; convert it to safetensors with code you trust")
     if size < 8:
-        return f"only {size} bytes"
-    return "no valid header; a pickle or a damaged file? karp never unpickles weights"
+        return _("only {n} bytes").format(n=size)
+    return _("no valid header; a pickle or a damaged file? karp never unpickles weights")
 
 
 def _header(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
     """The safetensors JSON header and its metadata, checked, without reading any tensor."""
     p = Path(path)
     if not p.is_file():
-        raise CheckpointError(f"no checkpoint file at {p}")
+        raise CheckpointError(_("no checkpoint file at {path}").format(path=p))
     size = p.stat().st_size
     with open(p, "rb") as f:
         head = f.read(8)
@@ -208,20 +210,21 @@ def _header(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # nesting bomb: Recursion
         header = None
     if header is None:
-        raise CheckpointError(f"{p} is not a safetensors file ({_what_is(head, size)})")
+        raise CheckpointError(_("{path} is not a safetensors file ({what})").format(path=p, what=_what_is(head, size)))
     if not isinstance(header, dict):
-        raise CheckpointError(f"{p} is not a safetensors file (its header is not a JSON object)")
+        raise CheckpointError(_("{path} is not a safetensors file (its header is not a JSON object)").format(path=p))
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise CheckpointError(f"{p}: its safetensors metadata is not a map of strings (forged?)")
+        raise CheckpointError(_("{path}: its safetensors metadata is not a map of strings (forged?)").format(path=p))
     _check_layout(p, header, size - 8 - n)
     fmt = metadata.get("format")
     if fmt != FORMAT:
-        what = "has no karp format tag" if fmt is None else f"has format {fmt!r}"
-        raise CheckpointError(f"{p} {what}; this karp reads {FORMAT!r} checkpoints "
-                              f"(saved by karp_models.train.checkpoints.save_checkpoint)")
+        what = (_("{path} has no karp format tag") if fmt is None else _("{path} has format {format}")).format(
+            path=p, format=repr(fmt))
+        raise CheckpointError(_("{what}; this karp reads {format} checkpoints (saved by "
+                                "karp_models.train.checkpoints.save_checkpoint)").format(what=what, format=repr(FORMAT)))
     if "model" not in metadata or "config" not in metadata:
-        raise CheckpointError(f"{p} lacks the model name or config in its metadata")
+        raise CheckpointError(_("{path} lacks the model name or config in its metadata").format(path=p))
     return header, metadata
 
 
@@ -243,24 +246,26 @@ def _check_layout(p: Path, header: dict, body: int) -> None:
         except (TypeError, ValueError, KeyError):
             ok = False
         if not ok:
-            raise CheckpointError(f"{p}: tensor {str(name)[:60]!r} has a forged or damaged entry "
-                                  f"(dtype, shape or offsets out of range)")
+            raise CheckpointError(_("{path}: tensor {name} has a forged or damaged entry (dtype, shape or "
+                                    "offsets out of range)").format(path=p, name=repr(str(name)[:60])))
         numel = 1
         for d in shape:
             numel *= d
         if numel * _DTYPE_BYTES[dtype] != b - a:
-            raise CheckpointError(f"{p}: tensor {name!r} claims {numel:,} x {dtype} but holds "
-                                  f"{b - a:,} bytes (forged or damaged header)")
+            raise CheckpointError(_("{path}: tensor {name} claims {n:,} x {dtype} but holds {bytes:,} bytes "
+                                    "(forged or damaged header)").format(path=p, name=repr(name), n=numel,
+                                                                         dtype=dtype, bytes=b - a))
         spans.append((a, b, name))
     end = 0
     for a, b, name in sorted(spans):
         if a != end:
-            what = "overlaps another" if a < end else "leaves a gap before it"
-            raise CheckpointError(f"{p}: tensor {name!r} {what} (forged or damaged header)")
+            what = (_("{path}: tensor {name} overlaps another (forged or damaged header)") if a < end else
+                    _("{path}: tensor {name} leaves a gap before it (forged or damaged header)"))
+            raise CheckpointError(what.format(path=p, name=repr(name)))
         end = b
     if end != body:
-        raise CheckpointError(f"{p}: its tensors cover {end:,} of {body:,} data bytes "
-                              f"(truncated, padded or forged)")
+        raise CheckpointError(_("{path}: its tensors cover {end:,} of {body:,} data bytes (truncated, padded "
+                                "or forged)").format(path=p, end=end, body=body))
 
 
 def _parse(path: Any, metadata: dict[str, str]) -> dict[str, Any]:
@@ -272,13 +277,13 @@ def _parse(path: Any, metadata: dict[str, str]) -> dict[str, Any]:
         try:
             out[k] = json.loads(v)
         except (json.JSONDecodeError, RecursionError):
-            raise CheckpointError(f"{path}: metadata entry {k!r} is not JSON") from None
+            raise CheckpointError(_("{path}: metadata entry {key} is not JSON").format(path=path, key=repr(k))) from None
     return out
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """format, model, config and the meta entries (JSON parsed), without loading tensors."""
-    _, metadata = _header(path)
+    metadata = _header(path)[1]
     return {k: v for k, v in _parse(path, metadata).items() if not k.startswith("_")}
 
 
@@ -287,7 +292,7 @@ def _read_tensors(path: Path, names: list[str]) -> dict[str, torch.Tensor]:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             return {k: f.get_tensor(k) for k in names}
     except Exception as e:  # safetensors raises its own error types for damaged files
-        raise CheckpointError(f"{path}: cannot read its tensors ({e})") from e
+        raise CheckpointError(_("{path}: cannot read its tensors ({error})").format(path=path, error=e)) from e
 
 
 def _model_state(path: Path, header: dict, parsed: dict) -> dict[str, torch.Tensor]:
@@ -318,8 +323,8 @@ def _mismatch(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor])
 def _load_strict(path: Path, model: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
     problem = _mismatch(model.state_dict(), state)
     if problem:
-        raise CheckpointError(f"{path}: its tensors do not fit model {name!r} built from its "
-                              f"config: {problem}")
+        raise CheckpointError(_("{path}: its tensors do not fit model {model} built from its config: "
+                                "{problem}").format(path=path, model=repr(name), problem=problem))
     model.load_state_dict(state, strict=True)
 
 
@@ -344,8 +349,8 @@ def _check_fits_before_building(path: Path, header: dict, parsed: dict, build: A
             state[alias] = state[stored]
     problem = _mismatch(probe.state_dict(), state)
     if problem:
-        raise CheckpointError(f"{path}: its tensors do not fit model {parsed['model']!r} built "
-                              f"from its config: {problem}")
+        raise CheckpointError(_("{path}: its tensors do not fit model {model} built from its config: "
+                                "{problem}").format(path=path, model=repr(parsed["model"]), problem=problem))
 
 
 def check_checkpoint(path: str | os.PathLike) -> None:
@@ -360,8 +365,8 @@ def check_checkpoint(path: str | os.PathLike) -> None:
         _check_fits_before_building(path, header, parsed,
                                     lambda: models.from_config(parsed["model"], parsed["config"]))
     except (KeyError, LookupError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: cannot rebuild model {parsed['model']!r} from its config "
-                              f"({e})") from e
+        raise CheckpointError(_("{path}: cannot rebuild model {model} from its config ({error})").format(
+            path=path, model=repr(parsed["model"]), error=e)) from e
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> Checkpoint:
@@ -377,9 +382,11 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
         model = models.from_config(name, config)
     except (KeyError, LookupError) as e:
         known = ", ".join(sorted(getattr(models, "REGISTRY", {}) or [])) or "?"
-        raise CheckpointError(f"{path}: unknown model {name!r} (known: {known})") from e
+        raise CheckpointError(_("{path}: unknown model {model} (known: {known})").format(
+            path=path, model=repr(name), known=known)) from e
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: cannot rebuild model {name!r} from its config ({e})") from e
+        raise CheckpointError(_("{path}: cannot rebuild model {model} from its config ({error})").format(
+            path=path, model=repr(name), error=e)) from e
     _load_strict(path, model, _model_state(path, header, parsed), name)
     model.to(device).eval()
     meta = {k: v for k, v in parsed.items() if k not in _RESERVED}
@@ -392,18 +399,19 @@ def load_trainer_state(path: str | os.PathLike, trainer: Any) -> None:
     header, metadata = _header(path)
     parsed = _parse(path, metadata)
     if "_trainer" not in parsed:
-        raise CheckpointError(f"{path} holds no trainer state (save it with trainer=... to resume)")
+        raise CheckpointError(_("{path} holds no trainer state (save it with trainer=... to resume)").format(path=path))
     n = len(TRAINER_PREFIX)
     extra = {k[n:]: v for k, v in _read_tensors(
         path, [k for k in header if k.startswith(TRAINER_PREFIX)]).items()}
     try:
         state = _unflatten(parsed["_trainer"], extra)
     except KeyError as e:
-        raise CheckpointError(f"{path}: trainer tensor {e} is missing") from None
+        raise CheckpointError(_("{path}: trainer tensor {name} is missing").format(path=path, name=e)) from None
     model_state = _model_state(path, header, parsed)
     _load_strict(path, trainer.model, model_state, parsed["model"])
     state["model"] = model_state
     try:
         trainer.load_state_dict(state)
     except (KeyError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: its trainer state does not fit this trainer ({e})") from e
+        raise CheckpointError(_("{path}: its trainer state does not fit this trainer ({error})").format(
+            path=path, error=e)) from e

@@ -6,6 +6,8 @@ import traceback
 
 import torch
 
+from karp_models.i18n import _
+
 _OOM_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory",
               "defaultcpuallocator", "not enough memory")
 
@@ -23,13 +25,22 @@ def explain_error(e: BaseException, batch_size: int | None = None) -> str:
     full = "".join(traceback.format_exception_only(type(e), e)).strip() or type(e).__name__
     raw = full.splitlines()[0]
     if is_out_of_memory(e):
-        where = "the GPU" if "cuda" in str(e).lower() or type(e).__name__ == "OutOfMemoryError" \
-            else "this machine"
-        batch = f" with batch size {batch_size:,}" if batch_size is not None else ""
-        return (f"Out of memory on {where}{batch}: try a smaller batch size or a smaller preset. "
-                f"The app, other runs and saved files are unaffected. ({raw[:200]})")
+        gpu = "cuda" in str(e).lower() or type(e).__name__ == "OutOfMemoryError"
+        if batch_size is None:
+            text = (_("Out of memory on the GPU: try a smaller batch size or a smaller preset. The "
+                      "app, other runs and saved files are unaffected. ({error})") if gpu else
+                    _("Out of memory on this machine: try a smaller batch size or a smaller preset. "
+                      "The app, other runs and saved files are unaffected. ({error})"))
+        else:
+            text = (_("Out of memory on the GPU with batch size {batch:,}: try a smaller batch size "
+                      "or a smaller preset. The app, other runs and saved files are unaffected. "
+                      "({error})") if gpu else
+                    _("Out of memory on this machine with batch size {batch:,}: try a smaller batch "
+                      "size or a smaller preset. The app, other runs and saved files are "
+                      "unaffected. ({error})"))
+        return text.format(batch=batch_size, error=raw[:200])
     if isinstance(e, OSError) and getattr(e, "errno", None) in (28, 122):  # ENOSPC, EDQUOT
-        return f"The disk is full: free some space and start again. ({raw[:200]})"
+        return _("The disk is full: free some space and start again. ({error})").format(error=raw[:200])
     return full
 
 

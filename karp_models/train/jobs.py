@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from karp_models import device as dev
+from karp_models.i18n import _, language, using
 from karp_models.train import previews, runs
 from karp_models.train.errors import explain_error, is_out_of_memory, release_memory
 from karp_models.train.jobstatus import (ACTIVE, DONE, ERROR, QUEUED, RUNNING, STOPPED, JobStatus,
@@ -134,7 +135,7 @@ class JobManager:
             n = self._sessions.next_count(session_id)
         job = Job(job_id=uuid.uuid4().hex[:10], session_id=session_id, spec=spec,
                    device_key=device_key, label=spec.label or f"#{n} {default_label(spec)}",
-                   created=time.time())
+                   created=time.time(), language=language())
         with self._lock:
             self._check_room_locked(session_id)
             self._sessions.beat(session_id, only_new=True)
@@ -170,9 +171,10 @@ class JobManager:
         with self._lock:
             job = self._get(job_id)
             if job.state != STOPPED:
-                raise ValueError(f"only a stopped job can be resumed; this one is {job.state}")
+                raise ValueError(_("only a stopped job can be resumed; this one is {state}").format(
+                    state=job.state))
             if job.saving:
-                raise ValueError("the run is being saved; resume it when that is done")
+                raise ValueError(_("the run is being saved; resume it when that is done"))
             self._check_room_locked(job.session_id)
             job.stop_event = threading.Event()
             job.state = QUEUED
@@ -187,7 +189,7 @@ class JobManager:
         with self._lock:
             job = self._get(job_id)
             if job.state in ACTIVE or job.saving:
-                raise ValueError("stop the job before removing it")
+                raise ValueError(_("stop the job before removing it"))
             del self._jobs[job_id]
 
     def _log_locked(self, event: str, job: Job) -> None:
@@ -207,11 +209,11 @@ class JobManager:
         """The queue is bounded: a few active runs per session, and a total that can wait."""
         mine = sum(j.session_id == session_id and j.state in ACTIVE for j in self._jobs.values())
         if mine >= self.max_active_per_session:
-            raise QueueFull(f"you already have {mine} runs waiting or running; stop one of them "
-                            f"before starting another")
+            raise QueueFull(_("you already have {n} runs waiting or running; stop one of them "
+                              "before starting another").format(n=mine))
         if len(self._queue) >= self.max_queued:
-            raise QueueFull(f"the training queue is full ({len(self._queue)} runs waiting); "
-                            f"try again when some have finished")
+            raise QueueFull(_("the training queue is full ({n} runs waiting); try again when some "
+                              "have finished").format(n=len(self._queue)))
 
     def _forget_old_locked(self, session_id: str) -> None:
         mine = [j for j in self._jobs.values() if j.session_id == session_id]
@@ -223,8 +225,8 @@ class JobManager:
         try:
             return self._jobs[job_id]
         except KeyError:
-            raise KeyError(f"no job {job_id!r} (finished jobs of closed sessions are "
-                           f"forgotten)") from None
+            raise KeyError(_("no job {job} (finished jobs of closed sessions are forgotten)").format(
+                job=repr(job_id))) from None
 
     # --- scheduling
 
@@ -245,7 +247,12 @@ class JobManager:
             dev.set_threads(for_app=True)  # on this thread, and the default: see the docstring
 
     def _work(self, job: Job) -> None:
-        """The worker thread: build if needed, train, keep previews; never touches Streamlit."""
+        """The worker thread: build if needed, train, keep previews; never touches Streamlit.
+        Its words (an error, a preview's) are in the language of the session that started it."""
+        with using(job.language):
+            self._work_in(job)
+
+    def _work_in(self, job: Job) -> None:
         state, error, detail = DONE, None, None
         with self._lock:
             job.t_work = time.monotonic()
@@ -366,15 +373,16 @@ class JobManager:
         """
         path = runs.run_path(name, self.runs_dir)
         if path.exists() and not overwrite:
-            raise FileExistsError(f"a run named {path.stem!r} already exists in {path.parent}")
+            raise FileExistsError(_("a run named {name} already exists in {folder}").format(
+                name=repr(path.stem), folder=path.parent))
         with self._lock:
             job = self._get(job_id)
             if job.state in ACTIVE:
-                raise ValueError("stop the run before saving it (its weights are changing)")
+                raise ValueError(_("stop the run before saving it (its weights are changing)"))
             if job.state == ERROR or job.prepared is None:
-                raise ValueError("a run that failed or never started cannot be saved")
+                raise ValueError(_("a run that failed or never started cannot be saved"))
             if job.saving:
-                raise ValueError("this run is being saved already")
+                raise ValueError(_("this run is being saved already"))
             job.saving = True
         try:
             trainer = job.prepared.trainer
@@ -386,8 +394,8 @@ class JobManager:
                     if not is_out_of_memory(e):
                         raise
                     release_memory()
-                    raise ValueError("out of memory while evaluating the run for saving; nothing "
-                                     "was written. Close other runs, then save again.") from e
+                    raise ValueError(_("out of memory while evaluating the run for saving; nothing "
+                                       "was written. Close other runs, then save again.")) from e
             runs.save_run(path, job.spec, job.prepared, job.final_metrics[1], job.snapshots,
                           job.snapshot_key)
         finally:

@@ -96,6 +96,7 @@ class Job:
     final_metrics: tuple[int, dict] | None = None  # (step, metrics) of the last full evaluation
     snapshots: list[tuple[int, np.ndarray]] = field(default_factory=list)
     snapshot_key: str = "snapshots"  # the metadata entry they are saved under
+    language: str = "en"             # its words' language: the session's that started it
 
 
 def _throughput(recs: tuple[Record, ...]) -> float:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from karp_models import device as dev
+from karp_models.i18n import _, using
 from karp_models.train import previews
 from karp_models.train.checkpoints import (CheckpointError, check_checkpoint, load_checkpoint,
                                            load_trainer_state, read_metadata, save_checkpoint)
@@ -128,13 +129,15 @@ def run_metadata(spec: RunSpec, prepared: Prepared, metrics: dict,
     says a checkpoint needs (classes or vocabulary)."""
     trainer, ds = prepared.trainer, prepared.data
     last = trainer.history[-1] if getattr(trainer, "history", None) else None
+    with using("en"):                     # a file's words in one language; the app translates them
+        source, device = getattr(ds, "source", ""), dev.describe_device(trainer.device)
     meta = {
         "dataset": spec.dataset,
-        "dataset_source": getattr(ds, "source", ""),
+        "dataset_source": source,
         "metrics": metrics,
         "train": {
             "steps": trainer.step, "epochs": round(last.epoch, 3) if last else 0,
-            "time_s": round(float(trainer.elapsed), 1), "device": dev.describe_device(trainer.device),
+            "time_s": round(float(trainer.elapsed), 1), "device": device,
             "threads": torch.get_num_threads(),
             "params": sum(p.numel() for p in trainer.model.parameters()), "preset": prepared.preset,
             "config": dataclasses.asdict(trainer.cfg), "torch": torch.__version__,
@@ -207,7 +210,8 @@ def runs_dir(path: str | os.PathLike | None = None) -> Path:
     root = Path(path or os.environ.get("KARP_RUNS") or "runs").expanduser().resolve()
     weights = WEIGHTS_DIR.resolve()
     if root == weights or weights in root.parents:
-        raise ValueError(f"the runs folder {root} must be outside {weights} (shipped weights)")
+        raise ValueError(_("the runs folder {folder} must be outside {weights} (shipped weights)").format(
+            folder=root, weights=weights))
     return root
 
 
@@ -224,7 +228,8 @@ def safe_run_name(name: str, max_len: int = 80) -> str:
     s = re.sub(r"[-.]*-[-.]*", "-", s)  # separators around a dash: one dash
     s = re.sub(r"\.{2,}", ".", s).strip("._-")[:max_len].strip("._-")
     if not s:
-        raise ValueError(f"{name!r} is not usable as a run name: use letters, digits, - or _")
+        raise ValueError(_("{name} is not usable as a run name: use letters, digits, - or _").format(
+            name=repr(name)))
     return s
 
 
@@ -233,7 +238,7 @@ def run_path(name: str, root: str | os.PathLike | None = None) -> Path:
     base = runs_dir(root)
     path = (base / f"{safe_run_name(name)}.safetensors").resolve()
     if path.parent != base:
-        raise ValueError(f"{name!r} would leave the runs folder")
+        raise ValueError(_("{name} would leave the runs folder").format(name=repr(name)))
     return path
 
 
@@ -276,7 +281,7 @@ def delete_run(name: str, root: str | os.PathLike | None = None) -> Path:
     path = base / f"{stem}.safetensors"
     if (Path(stem).name != stem or stem in ("", ".", "..") or path.is_symlink()
             or not path.is_file() or path.resolve().parent != base):
-        raise ValueError(f"no saved run named {stem!r} in {base}")
+        raise ValueError(_("no saved run named {name} in {folder}").format(name=repr(stem), folder=base))
     path.unlink()
     return path
 
@@ -299,9 +304,9 @@ def shipped_weights(weights_dir: str | os.PathLike = WEIGHTS_DIR) -> list[tuple[
 def format_metrics(m: dict) -> str:
     """'test acc 91.21%, test loss 0.3163' (or the validation loss in nats per character), then
     any other metric a task measures as 'name value' ('test fid 21.3')."""
-    keys = [("test_accuracy", "test acc {:.2%}"), ("test_loss", "test loss {:.4f}"),
-            ("val_loss", "val loss {:.4f} nats/char"), ("val_accuracy", "val acc {:.2%}")]
-    known = [f.format(m[k]) for k, f in keys if m.get(k) is not None]
+    keys = [("test_accuracy", _("test acc {value:.2%}")), ("test_loss", _("test loss {value:.4f}")),
+            ("val_loss", _("val loss {value:.4f} nats/char")), ("val_accuracy", _("val acc {value:.2%}"))]
+    known = [f.format(value=m[k]) for k, f in keys if m.get(k) is not None]
     other = [f"{k.replace('_', ' ')} {v:.4g}" for k, v in m.items()
              if k not in dict(keys) and isinstance(v, (int, float))]
     return ", ".join(known + other)

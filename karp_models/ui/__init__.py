@@ -25,3 +25,5 @@ def _use_app_navigation() -> None:
 
 
 _use_app_navigation()
+
+from karp_models.ui import language as _language  # noqa: E402,F401 - _() follows the session's language

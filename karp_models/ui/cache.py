@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import numpy as np
 import plotly.graph_objects as go
 
+from karp_models.i18n import language
+
 T = TypeVar("T")
 _MISSING = object()
 
@@ -95,8 +97,9 @@ RESULTS = SharedLRU(32)   # results computed under a live progress bar (sanity c
 def figure(key: tuple, build: Callable[[], go.Figure], *, live: bool = False) -> go.Figure:
     """A figure built once per key and shared by every session. Plotly's figure building costs
     more CPU than a cached page's whole rerun otherwise. Never mutate the result:
-    st.plotly_chart works on a copy (Figure.to_dict). live: a training chart (the LIVE pool)."""
-    return (LIVE if live else FIGURES).get_or_build(key, build)
+    st.plotly_chart works on a copy (Figure.to_dict). live: a training chart (the LIVE pool).
+    The key gets the session's language in front: a figure's words are in one language."""
+    return (LIVE if live else FIGURES).get_or_build((language(), *key), build)
 
 
 def result(key: tuple, compute: Callable[[], T]) -> T:

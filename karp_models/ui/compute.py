@@ -14,6 +14,7 @@ import streamlit as st
 import torch
 
 from karp_models import preprocess as pp
+from karp_models.i18n import L_, language
 from karp_models.introspect import adversarial as adv
 from karp_models.introspect import attribution as attr
 from karp_models.introspect import embeddings as emb
@@ -40,10 +41,11 @@ def _x(x_np: np.ndarray) -> torch.Tensor:
 # ---------------------------------------------------------------------------- Predict
 
 
-@st.cache_data(max_entries=32, show_spinner="Reading the image…")
+@st.cache_data(max_entries=32, show_spinner=L_("Reading the image…"))
 def run_pipeline(data: bytes | None, rgb: np.ndarray | None, name: str, style: str, size: int,
-                 channels: int, resize: int | None) -> tuple[pp.Decoded | None, pp.Pipeline]:
-    """decode (bytes) then preprocess; raises pp.ImageError for a bad file."""
+                 channels: int, resize: int | None, lang: str) -> tuple[pp.Decoded | None, pp.Pipeline]:
+    """decode (bytes) then preprocess; raises pp.ImageError for a bad file. `lang`: part of the key
+    (the steps and notes are in words)."""
     if data is not None:
         return pp.preprocess_file(data, name, style, size=size, channels=channels, resize=resize)
     return None, pp.preprocess(rgb, style, size=size, channels=channels, resize=resize)
@@ -73,7 +75,7 @@ def score_gap(path: str, mtime: float, x_np: np.ndarray, target: int) -> float:
     return float(logits[0, target] - logits[1, target])
 
 
-@st.cache_data(max_entries=64, show_spinner="Computing the attributions…")
+@st.cache_data(max_entries=64, show_spinner=L_("Computing the attributions…"))
 def attributions(path: str, mtime: float, x_np: np.ndarray, target: int,
                  methods: tuple[str, ...]) -> dict[str, attr.Attribution]:
     return attr.attribute_all(_model(path, mtime), _x(x_np), target, methods)
@@ -84,7 +86,7 @@ def sanity_check(path: str, mtime: float, x_np: np.ndarray, target: int, methods
                  compute: bool = True) -> sanity.SanityResult | None:
     """Cascading randomisation (shared by sessions; `progress(done, total, words)`); None when
     not computed yet and not `compute`."""
-    key = ("sanity", path, mtime, cache.image_key(x_np), target, methods, seed)
+    key = ("sanity", path, mtime, cache.image_key(x_np), target, methods, seed, language())  # in words
     if not compute:
         return cache.RESULTS.get(key)
     return cache.result(key, lambda: sanity.cascading_randomisation(
@@ -95,7 +97,7 @@ def faithfulness(path: str, mtime: float, x_np: np.ndarray, target: int, methods
                  progress: Progress | None = None, *, compute: bool = True) -> list[faith.FaithRow] | None:
     """Infidelity, sensitivity, deletion and insertion per method (shared by sessions); None
     when not computed yet and not `compute`."""
-    key = ("faith", path, mtime, cache.image_key(x_np), target, methods)
+    key = ("faith", path, mtime, cache.image_key(x_np), target, methods, language())  # in words
     if not compute:
         return cache.RESULTS.get(key)
 
@@ -105,14 +107,15 @@ def faithfulness(path: str, mtime: float, x_np: np.ndarray, target: int, methods
     return cache.result(key, run)
 
 
-@st.cache_data(max_entries=32, show_spinner="Attacking the image…")
+@st.cache_data(max_entries=32, show_spinner=L_("Attacking the image…"))
 def adversarial(path: str, mtime: float, x_np: np.ndarray, label: int, methods: tuple[str, ...],
-                method: str, epsilon: float) -> adv.AdversarialResult:
+                method: str, epsilon: float, lang: str) -> adv.AdversarialResult:
+    """`lang`: part of the key (why a map cannot be compared is said in words)."""
     return adv.adversarial(_model(path, mtime), _x(x_np), label, methods, method=method,
                            epsilon=epsilon)
 
 
-@st.cache_data(max_entries=4, show_spinner="Finding the model's mistakes on the test set…")
+@st.cache_data(max_entries=4, show_spinner=L_("Finding the model's mistakes on the test set…"))
 def mistakes(path: str, mtime: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indices of the misclassified test images, most confident first; probabilities; labels)."""
     probs, labels = test_probabilities(path, mtime)
@@ -121,7 +124,7 @@ def mistakes(path: str, mtime: float) -> tuple[np.ndarray, np.ndarray, np.ndarra
 # ---------------------------------------------------------------------------- Evaluate
 
 
-@st.cache_data(max_entries=8, show_spinner="Reading the penultimate layer of the test images…")
+@st.cache_data(max_entries=8, show_spinner=L_("Reading the penultimate layer of the test images…"))
 def embedding_features(path: str, mtime: float, n: int) -> np.ndarray:
     """Penultimate-layer features (n, D) of the first n test images (the test split is shuffled)."""
     ck = load_model(path, mtime)
@@ -153,18 +156,18 @@ def tsne_coords(path: str, mtime: float, n: int, seed: int, *, progress: Progres
 # ---------------------------------------------------------------------------- text models
 
 
-@st.cache_data(max_entries=32, show_spinner="Reading the text…")
+@st.cache_data(max_entries=32, show_spinner=L_("Reading the text…"))
 def cached_attention(path: str, mtime: float, ids: tuple[int, ...]) -> np.ndarray:
     """Attention (n_layer, n_head, T, T) of a character model over the text `ids`."""
     return tx.attention(_model(path, mtime), ids)
 
 
-@st.cache_data(max_entries=32, show_spinner="Predicting every next character…")
+@st.cache_data(max_entries=32, show_spinner=L_("Predicting every next character…"))
 def cached_next_chars(path: str, mtime: float, ids: tuple[int, ...], vocab: tuple[str, ...]) -> tx.NextChar:
     return tx.next_char_topk(_model(path, mtime), ids, vocab, k=5)
 
 
-@st.cache_data(max_entries=4, show_spinner="Running the network step by step…")  # ~28 MB each at 2,000 x 512
+@st.cache_data(max_entries=4, show_spinner=L_("Running the network step by step…"))  # ~28 MB each at 2,000 x 512
 def cached_traces(path: str, mtime: float, ids: tuple[int, ...]) -> dict[str, np.ndarray]:
     return neurons.traces(_model(path, mtime), ids)
 

@@ -11,16 +11,19 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from karp_models.i18n import N_, _
 from karp_models.introspect import embeddings as emb
 from karp_models.introspect import evaluate as ev
 from karp_models.ui import glossary, style
 from karp_models.ui.compute import embedding_features, pca_coords, tsne_coords
 from karp_models.ui.figures import evaluate as figs
 from karp_models.ui.images import display
+from karp_models.ui.loaders import class_names
 from karp_models.ui.models import ModelChoice, load_model, model_choices, test_probabilities
 from karp_models.ui.selection import set_image, test_image
 
-VIEWS = ["Confusion matrix", "Calibration", "Mistakes", "Projector", "Compare two models"]
+VIEWS = [N_("Confusion matrix"), N_("Calibration"), N_("Mistakes"), N_("Projector"),
+         N_("Compare two models")]                                          # shown with _()
 PER_PAGE = 12
 CARD_PX = 160                  # a gallery card: the image and its two buttons; two fit beside the
                                # confusion matrix on a 1280-pixel projector, in presentation mode too
@@ -46,10 +49,10 @@ def card(ds, probs: np.ndarray, labels: np.ndarray, index: int, key: str, *, oth
          names: tuple[str, str] = ("", "")) -> None:
     """One test image: the picture, its true class, the model's top 3 (and a second model's top 1),
     and buttons that open it in Explain and in Predict / look inside."""
-    cls = ds.classes
+    cls = class_names(ds.classes)
     st.image(display(ds.test_x[index], side=CARD_PX), width="stretch")
     y = int(labels[index])
-    st.markdown(f"**#{index}** · true: **{cls[y]}**")
+    st.markdown(_("**#{index}** · true: **{name}**").format(index=index, name=cls[y]))
     top = ev.top_k(probs[index], 3)
     lines = [f"{style.mark(c == y) if r == 0 else '·'} {cls[c]} {p:.0%}" for r, (c, p) in enumerate(top)]
     if other is not None:
@@ -57,11 +60,11 @@ def card(ds, probs: np.ndarray, labels: np.ndarray, index: int, key: str, *, oth
         lines = [f"{names[0]}: " + lines[0]] + lines[1:] + \
                 [f"{names[1]}: {style.mark(c2 == y)} {cls[c2]} {other[index, c2]:.0%}"]
     st.markdown("  \n".join(lines))
-    if st.button("Explain", icon=":material/lightbulb:", key=f"{key}_explain_{index}",
-                 help="Open this image in Explain", width="stretch"):
+    if st.button(_("Explain"), icon=":material/lightbulb:", key=f"{key}_explain_{index}",
+                 help=_("Open this image in Explain"), width="stretch"):
         open_in(ds, index, "pages/explain.py")
-    if st.button("Look inside", icon=":material/image_search:", key=f"{key}_inside_{index}",
-                 width="stretch", help="Open this image in Predict and look inside"):
+    if st.button(_("Look inside"), icon=":material/image_search:", key=f"{key}_inside_{index}",
+                 width="stretch", help=_("Open this image in Predict and look inside")):
         open_in(ds, index, "pages/predict.py")
 
 
@@ -69,12 +72,13 @@ def cards(ds, probs: np.ndarray, labels: np.ndarray, indices: np.ndarray, key: s
           per_page: int = PER_PAGE, **kw) -> None:
     """A paged gallery of `card`s for `indices` in their given order, as many to a row as fit."""
     if len(indices) == 0:
-        st.info("No images here.")
+        st.info(_("No images here."))
         return
     pages = (len(indices) - 1) // per_page + 1
     page = 1
     if pages > 1:
-        page = int(st.number_input(f"Page (of {pages}; {len(indices):,} images)", 1, pages, 1, key=f"{key}_page"))
+        page = int(st.number_input(_("Page (of {pages}; {n:,} images)").format(pages=pages, n=len(indices)), 1,
+                                   pages, 1, key=f"{key}_page"))
     chunk = indices[(page - 1) * per_page: page * per_page]
     with st.container(horizontal=True, gap="medium"):
         for i in chunk:
@@ -91,14 +95,16 @@ def summary(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> None:
     acc = ev.accuracy(pred, labels)
     rel = ev.reliability(probs, labels, n_bins)
     c1, c2, c3 = st.columns(3)
-    c1.metric("Test accuracy", f"{acc.value:.2%}", delta=f"95% interval {100 * acc.low:.1f}–{100 * acc.high:.1f}%",
+    c1.metric(_("Test accuracy"), f"{acc.value:.2%}",
+              delta=_("95% interval {low:.1f}–{high:.1f}%").format(low=100 * acc.low, high=100 * acc.high),
               delta_color="off", delta_arrow="off",
-              help="Top-1 accuracy on the whole test split: the share of test images whose most "
-                   "probable class is the true one.\n\n" + glossary.tip("95% interval"))
-    c2.metric(f"Mistakes of {acc.n:,}", f"{acc.n - acc.correct:,}",
-              help="Test images whose most probable class is not the true one.")
-    c3.metric("Calibration error", f"{rel.ece:.2%}",
-              help=glossary.tip("ECE", "calibration") + f"\n\nMeasured over {n_bins} confidence bins.")
+              help=_("Top-1 accuracy on the whole test split: the share of test images whose most "
+                     "probable class is the true one.") + "\n\n" + glossary.tip("95% interval"))
+    c2.metric(_("Mistakes of {n:,}").format(n=acc.n), f"{acc.n - acc.correct:,}",
+              help=_("Test images whose most probable class is not the true one."))
+    c3.metric(_("Calibration error"), f"{rel.ece:.2%}",
+              help=glossary.tip("ECE", "calibration") + "\n\n" + _("Measured over {n} confidence bins.").format(
+                  n=n_bins))
 
 
 # ---------------------------------------------------------------------------- confusion matrix
@@ -116,7 +122,7 @@ def _cell_clicked() -> None:
 
 
 def confusion_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
-    classes = ds.classes
+    classes = class_names(ds.classes)
     K = len(classes)
     pred = probs.argmax(1)
     cm = ev.confusion(labels, pred, K)
@@ -126,74 +132,75 @@ def confusion_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
             st.session_state[key] = default
     left, right = st.columns([3, 2], gap="medium")
     with left:
-        normalised = st.toggle("Row-normalised (share of each true class)", key="evaluate_cm_norm",
-                               help="Off: image counts. On: each row sums to 100%, so the diagonal is "
-                                    "each class's recall.")
+        normalised = st.toggle(_("Row-normalised (share of each true class)"), key="evaluate_cm_norm",
+                               help=_("Off: image counts. On: each row sums to 100%, so the diagonal is "
+                                      "each class's recall."))
         selected = (st.session_state["evaluate_cell_true"], st.session_state["evaluate_cell_pred"])
         style.chart(figs.confusion_figure(cm, classes, normalised, selected), key="evaluate_cm_chart",
                     on_select=_cell_clicked, selection_mode="points", width="stretch",
                     config={"displayModeBar": False})
-        st.caption("Rows: the true class. Columns: what the model said. Click a cell to see its images.")
+        st.caption(_("Rows: the true class. Columns: what the model said. Click a cell to see its images."))
     with right:
-        st.markdown("#### Images in a cell")
+        st.markdown(_("#### Images in a cell"))
         c1, c2 = st.columns(2)
-        t = c1.selectbox("True class", range(K), format_func=lambda k: classes[k], key="evaluate_cell_true")
-        p = c2.selectbox("Predicted as", range(K), format_func=lambda k: classes[k], key="evaluate_cell_pred")
+        t = c1.selectbox(_("True class"), range(K), format_func=lambda k: classes[k], key="evaluate_cell_true")
+        p = c2.selectbox(_("Predicted as"), range(K), format_func=lambda k: classes[k], key="evaluate_cell_pred")
         idx = ev.cell_indices(probs, labels, t, p)
-        verdict = "correct" if t == p else "mistakes"
-        st.markdown(f"**{len(idx):,}** {classes[t]} predicted as **{classes[p]}** ({verdict}), "
-                    "the most confident first")
+        cell = (_("**{n:,}** {truth} predicted as **{pred}** (correct), the most confident first") if t == p else
+                _("**{n:,}** {truth} predicted as **{pred}** (mistakes), the most confident first"))
+        st.markdown(cell.format(n=len(idx), truth=classes[t], pred=classes[p]))
         cards(ds, probs, labels, idx, f"evaluate_cell_{t}_{p}", per_page=8)
-    st.markdown("#### Per class")
+    st.markdown(_("#### Per class"))
     st.dataframe(figs.per_class_frame(cm, classes), hide_index=True, width="stretch",
                  column_config={c: st.column_config.ProgressColumn(c, format="percent", min_value=0, max_value=1)
-                                for c in ("precision", "recall", "F1")})
-    st.caption("Precision: of the images the model called this class, the share that are. Recall: of the "
-               "images of this class, the share the model found. F1: their harmonic mean.")
+                                for c in (_("precision"), _("recall"), _("F1"))})
+    st.caption(_("Precision: of the images the model called this class, the share that are. Recall: of the "
+                 "images of this class, the share the model found. F1: their harmonic mean."))
 
 
 # ---------------------------------------------------------------------------- calibration
 
 
 def calibration_section(probs: np.ndarray, labels: np.ndarray) -> None:
-    n_bins = st.slider("Confidence bins", 5, 30, 15, key="evaluate_bins", bind="query-params")
+    n_bins = st.slider(_("Confidence bins"), 5, 30, 15, key="evaluate_bins", bind="query-params")
     rel = ev.reliability(probs, labels, n_bins)
     left, right = st.columns([2, 1], gap="large")
     with left:
         style.chart(figs.reliability_figure(rel), width="stretch", config={"displayModeBar": False})
     with right:
-        st.metric("Expected calibration error", f"{rel.ece:.2%}", help=glossary.tip("ECE"))
+        st.metric(_("Expected calibration error"), f"{rel.ece:.2%}", help=glossary.tip("ECE"))
         conf, acc = probs.max(1).mean(), (probs.argmax(1) == labels).mean()
-        st.metric("Mean confidence", f"{conf:.2%}", f"{conf - acc:+.2%} vs accuracy", delta_color="off")
-        st.markdown(glossary.hover(
+        st.metric(_("Mean confidence"), f"{conf:.2%}", _("{gap:+.2%} vs accuracy").format(gap=conf - acc),
+                  delta_color="off")
+        st.markdown(glossary.hover(_(
             "A model is **calibrated** when, of the images it labels with 80% confidence, 80% "
             "are right: each blue bar (accuracy) then reaches its red tick (the mean "
             "confidence) on the dashed diagonal. A tick above its bar is over-confidence, "
             "below it under-confidence. ECE is the gap averaged over the bins, weighted by how "
             "many images fall in each (Guo et al. 2017). Label smoothing, used by the fast CNN, "
-            "tends to make a model *under*-confident.", "ECE"), unsafe_allow_html=True)
+            "tends to make a model *under*-confident."), "ECE"), unsafe_allow_html=True)
 
 
 # ---------------------------------------------------------------------------- mistakes
 
 
 def mistakes_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
-    classes = ds.classes
+    classes = class_names(ds.classes)
     wrong = ev.misclassified(probs, labels)
     c1, c2 = st.columns(2)
-    only = c1.selectbox("True class", [None, *range(len(classes))], key="evaluate_gallery_true",
-                        format_func=lambda k: "any" if k is None else classes[k])
-    said = c2.selectbox("Predicted as", [None, *range(len(classes))], key="evaluate_gallery_pred",
-                        format_func=lambda k: "any" if k is None else classes[k])
+    only = c1.selectbox(_("True class"), [None, *range(len(classes))], key="evaluate_gallery_true",
+                        format_func=lambda k: _("any") if k is None else classes[k])
+    said = c2.selectbox(_("Predicted as"), [None, *range(len(classes))], key="evaluate_gallery_pred",
+                        format_func=lambda k: _("any") if k is None else classes[k])
     pred = probs.argmax(1)
     keep = np.ones(len(wrong), bool)
     if only is not None:
         keep &= labels[wrong] == only
     if said is not None:
         keep &= pred[wrong] == said
-    st.markdown(f"**{keep.sum():,}** misclassified test images, the most confident mistakes first. "
-                "Each shows the model's top 3; the buttons open it in **Explain** or in "
-                "**Predict and look inside**.")
+    st.markdown(_("**{n:,}** misclassified test images, the most confident mistakes first. Each shows the "
+                  "model's top 3; the buttons open it in **Explain** or in **Predict and look inside**.").format(
+                      n=keep.sum()))
     cards(ds, probs, labels, wrong[keep], f"evaluate_gallery_{only}_{said}")
 
 
@@ -201,15 +208,15 @@ def mistakes_section(ds, probs: np.ndarray, labels: np.ndarray) -> None:
 
 
 def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.ndarray) -> None:
-    classes = ds.classes
+    classes = class_names(ds.classes)
     N = len(labels)
     sizes = [s for s in (2000, 5000, 10000) if s < N] + [N]
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
-    n = c1.selectbox("Test images", sizes, key="evaluate_proj_n", format_func=lambda s: f"{s:,}")
-    method = c2.segmented_control("Projection", ["PCA", "t-SNE"], default="PCA", key="evaluate_proj_method")
-    colour_by = c3.segmented_control("Colour by", ["true class", "predicted class"], default="true class",
-                                     key="evaluate_proj_colour")
-    seed = int(c4.number_input("Seed", 0, 999, 0, key="evaluate_proj_seed"))
+    n = c1.selectbox(_("Test images"), sizes, key="evaluate_proj_n", format_func=lambda s: f"{s:,}")
+    method = c2.segmented_control(_("Projection"), ["PCA", "t-SNE"], default="PCA", key="evaluate_proj_method")
+    colour_by = c3.segmented_control(_("Colour by"), [N_("true class"), N_("predicted class")], default="true class",
+                                     format_func=_, key="evaluate_proj_colour")
+    seed = int(c4.number_input(_("Seed"), 0, 999, 0, key="evaluate_proj_seed"))
     feats = embedding_features(choice.path, choice.mtime, n)
     layer = emb.penultimate_layer(load_model(choice.path, choice.mtime).model)
     if method == "t-SNE":
@@ -217,26 +224,28 @@ def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.nda
         if coords is None:
             ask = st.empty()
             with ask.container():
-                st.info(f"t-SNE of {n:,} points takes a while on a CPU (about 20–60 s for 10,000 on two "
-                        "cores); the result is kept for everyone using this app.")
-                go_now = st.button(f"Compute t-SNE of {n:,} points", key="evaluate_tsne_go", type="primary")
+                st.info(_("t-SNE of {n:,} points takes a while on a CPU (about 20–60 s for 10,000 on two "
+                          "cores); the result is kept for everyone using this app.").format(n=n))
+                go_now = st.button(_("Compute t-SNE of {n:,} points").format(n=n), key="evaluate_tsne_go",
+                                   type="primary")
             if not go_now:
                 return
             ask.empty()
-            bar = st.progress(0.0, text="t-SNE: starting")
+            bar = st.progress(0.0, text=_("t-SNE: starting"))
             coords = tsne_coords(choice.path, choice.mtime, n, seed,
                                  progress=lambda f, words: bar.progress(f, text=words))
             bar.empty()
-        about = (f"t-SNE (openTSNE, perplexity 30, seed {seed}) of the {feats.shape[1]}-dimensional "
-                 "features: neighbours stay neighbours, but distances between clusters and cluster sizes "
-                 "mean little.")
+        about = _("t-SNE (openTSNE, perplexity 30, seed {seed}) of the {d}-dimensional features: neighbours "
+                  "stay neighbours, but distances between clusters and cluster sizes mean little.").format(
+                      seed=seed, d=feats.shape[1])
     else:
         coords, ratio = pca_coords(choice.path, choice.mtime, n)
-        about = (f"PCA of the {feats.shape[1]}-dimensional features: the two directions of largest "
-                 f"variance, {ratio[0]:.0%} and {ratio[1]:.0%} of it. Distances are honest, but much is hidden.")
+        about = _("PCA of the {d}-dimensional features: the two directions of largest variance, {a:.0%} and "
+                  "{b:.0%} of it. Distances are honest, but much is hidden.").format(d=feats.shape[1], a=ratio[0],
+                                                                                      b=ratio[1])
     pred = probs.argmax(1)
-    st.caption(f"Each dot is a test image placed by what the last layer sees (`{layer}`, the input of the "
-               f"final Linear layer). {about} ✕ marks a mistake.")
+    st.caption(_("Each dot is a test image placed by what the last layer sees (`{layer}`, the input of the "
+                 "final Linear layer). {about} ✕ marks a mistake.").format(layer=layer, about=about))
     left, right = st.columns([3, 1], gap="medium")
     with left:
         event = style.chart(figs.projector_figure(coords, labels, pred, probs, classes, colour_by),
@@ -246,16 +255,16 @@ def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.nda
         points = (event.selection.points if event and event.selection else []) or []
         chosen = [int(p["customdata"]) for p in points if p.get("customdata") is not None]
         if not chosen:
-            st.markdown("#### Click a dot\n…or draw a lasso around a group, to see the images here. "
-                        "Hovering names the image and the prediction.")
+            st.markdown(_("#### Click a dot\n…or draw a lasso around a group, to see the images here. "
+                          "Hovering names the image and the prediction."))
             return
         if len(chosen) == 1:
-            st.markdown("#### The chosen image")
+            st.markdown(_("#### The chosen image"))
             card(ds, probs, labels, chosen[0], "evaluate_proj")
         else:
-            st.markdown(f"#### {len(chosen):,} chosen images")
+            st.markdown(_("#### {n:,} chosen images").format(n=len(chosen)))
             wrong = int((labels[chosen] != pred[chosen]).sum())
-            st.caption(f"{wrong} of them misclassified; the first 24 below")
+            st.caption(_("{n} of them misclassified; the first 24 below").format(n=wrong))
             st.image([display(ds.test_x[i], scale=2) for i in chosen[:24]], width=56)
 
 
@@ -265,41 +274,45 @@ def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.nda
 def compare_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.ndarray) -> None:
     others = [c for c in model_choices("image") if c.dataset == choice.dataset and c.path != choice.path]
     if not others:
-        st.info(f"There is no second model trained on {choice.dataset}: train one on the **Train** page.")
+        st.info(_("There is no second model trained on {dataset}: train one on the **Train** page.").format(
+            dataset=choice.dataset))
         return
     stems = [Path(c.path).stem for c in others]
     default = next((stems.index(s) for s in ("vit-fashion-mnist", "classic-fashion-mnist") if s in stems), 0)
-    b = st.selectbox("Compare with", others, index=default, format_func=lambda c: c.label,
+    b = st.selectbox(_("Compare with"), others, index=default, format_func=lambda c: c.label,
                      key="evaluate_compare_model")
     probs_b, labels_b = test_probabilities(b.path, b.mtime)
     if len(labels_b) != len(labels) or not np.array_equal(labels_b, labels):
-        st.error("The two models were evaluated on different test images; they cannot be compared.")
+        st.error(_("The two models were evaluated on different test images; they cannot be compared."))
         return
     name_a, name_b = Path(choice.path).stem, Path(b.path).stem
     d = ev.disagreement(probs, probs_b, labels)
     acc_a, acc_b = ev.accuracy(probs.argmax(1), labels), ev.accuracy(probs_b.argmax(1), labels)
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric(f"A: {name_a}", f"{acc_a.value:.2%}", help=f"95% interval {acc_a.low:.2%} – {acc_a.high:.2%}")
-    c2.metric(f"B: {name_b}", f"{acc_b.value:.2%}", help=f"95% interval {acc_b.low:.2%} – {acc_b.high:.2%}")
-    c3.metric("Images they disagree on", f"{len(d.indices):,} ({d.rate:.0%})",
-              help="Test images where the two models' top-1 answers differ.")
+    interval = _("95% interval {low:.2%} – {high:.2%}")
+    c1.metric(f"A: {name_a}", f"{acc_a.value:.2%}", help=interval.format(low=acc_a.low, high=acc_a.high))
+    c2.metric(f"B: {name_b}", f"{acc_b.value:.2%}", help=interval.format(low=acc_b.low, high=acc_b.high))
+    c3.metric(_("Images they disagree on"), f"{len(d.indices):,} ({d.rate:.0%})",
+              help=_("Test images where the two models' top-1 answers differ."))
     p = ev.mcnemar_p(len(d.a_right), len(d.b_right))
-    c4.metric("McNemar p-value", f"{p:.2g}", help=glossary.tip("McNemar", "p-value"))
+    c4.metric(_("McNemar p-value"), f"{p:.2g}", help=glossary.tip("McNemar", "p-value"))
     t = d.table
-    st.dataframe(pd.DataFrame({f"B ({name_b}) right": [t[1, 1], t[0, 1]], f"B ({name_b}) wrong": [t[1, 0], t[0, 0]]},
-                              index=[f"A ({name_a}) right", f"A ({name_a}) wrong"]), width="content")
-    verdict = (f"Where they disagree, **A is right {len(d.a_right):,} times, B {len(d.b_right):,} times**, "
-               f"and {len(d.both_wrong):,} times neither is.")
-    st.markdown(verdict)
+    st.dataframe(pd.DataFrame({_("B ({name}) right").format(name=name_b): [t[1, 1], t[0, 1]],
+                               _("B ({name}) wrong").format(name=name_b): [t[1, 0], t[0, 0]]},
+                              index=[_("A ({name}) right").format(name=name_a),
+                                     _("A ({name}) wrong").format(name=name_a)]), width="content")
+    st.markdown(_("Where they disagree, **A is right {a:,} times, B {b:,} times**, and {both:,} times neither "
+                  "is.").format(a=len(d.a_right), b=len(d.b_right), both=len(d.both_wrong)))
     K = len(ds.classes)
-    per = pd.DataFrame({"A right, B wrong": np.bincount(labels[d.a_right], minlength=K),
-                        "B right, A wrong": np.bincount(labels[d.b_right], minlength=K),
-                        "both wrong, differently": np.bincount(labels[d.both_wrong], minlength=K)},
-                       index=list(ds.classes))
+    per = pd.DataFrame({_("A right, B wrong"): np.bincount(labels[d.a_right], minlength=K),
+                        _("B right, A wrong"): np.bincount(labels[d.b_right], minlength=K),
+                        _("both wrong, differently"): np.bincount(labels[d.both_wrong], minlength=K)},
+                       index=list(class_names(ds.classes)))
     style.chart(figs.disagreement_figure(per), width="stretch", config={"displayModeBar": False})
-    group = st.segmented_control("Examples", ["A right, B wrong", "B right, A wrong", "both wrong"],
-                                 default="A right, B wrong", key="evaluate_compare_group")
-    idx = {"A right, B wrong": d.a_right, "B right, A wrong": d.b_right}.get(group, d.both_wrong)
-    st.caption("Most decided disagreements first (both models confident). First line: A's top 3; "
-               "last line: B's answer.")
+    groups = [N_("A right, B wrong"), N_("B right, A wrong"), N_("both wrong")]
+    group = st.segmented_control(_("Examples"), groups, default=groups[0], format_func=_,
+                                 key="evaluate_compare_group")
+    idx = {groups[0]: d.a_right, groups[1]: d.b_right}.get(group, d.both_wrong)
+    st.caption(_("Most decided disagreements first (both models confident). First line: A's top 3; "
+                 "last line: B's answer."))
     cards(ds, probs, labels, idx, f"evaluate_compare_{group}", other=probs_b, names=("A", "B"))

@@ -11,18 +11,19 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from karp_models.i18n import N_, _, language
 from karp_models.introspect import adversarial as adv
 from karp_models.introspect import faithfulness as faith
 from karp_models.introspect import sanity, trust
-from karp_models.introspect.attribution import METHODS
+from karp_models.introspect.attribution import METHODS, title
 from karp_models.introspect.similarity import KINDS, MEASURES, judge_all
 from karp_models.ui import cache, selection, style
 from karp_models.ui import compute as cp
 from karp_models.ui.figures import explain as figs
 from karp_models.ui.models import model_picker
 
-SOURCES = {"shared": "The image from Predict / Evaluate", "test": "A test image",
-           "mistake": "One of the model's confident mistakes"}
+SOURCES = {"shared": N_("The image from Predict / Evaluate"), "test": N_("A test image"),
+           "mistake": N_("One of the model's confident mistakes")}                  # shown with _()
 DEFAULT_ADV_METHODS = ("Saliency", "Integrated Gradients", "Grad-CAM")
 
 # ---------------------------------------------------------------------------- input, model, target
@@ -37,24 +38,26 @@ def pick_input(ds, choice) -> selection.ImageInput | None:
     """The image to explain: the shared one, a test image, or the n-th most confident mistake."""
     shared = selection.get_image(ds.name)
     options = (["shared"] if shared is not None else []) + ["test", "mistake"]
-    source = st.radio("Image to explain", options, format_func=SOURCES.get, horizontal=True,
+    source = st.radio(_("Image to explain"), options, format_func=lambda k: _(SOURCES[k]), horizontal=True,
                       key="explain_source", bind="query-params")
     if source == "shared" and shared is not None:
         return shared
     if source == "test":
-        i = st.number_input(f"Test image number (0 to {len(ds.test_y) - 1:,})", 0, len(ds.test_y) - 1,
+        i = st.number_input(_("Test image number (0 to {last:,})").format(last=len(ds.test_y) - 1), 0,
+                            len(ds.test_y) - 1,
                             0, key="explain_test_index", bind="query-params")
         return selection.test_image(ds, int(i))
     wrong, probs, labels = cp.mistakes(choice.path, choice.mtime)
     if len(wrong) == 0:
-        st.success("This model makes no mistakes on the test set.")
+        st.success(_("This model makes no mistakes on the test set."))
         return None
-    n = st.number_input(f"Mistake number (1 = the most confident of {len(wrong):,})", 1, len(wrong), 1,
-                        key="explain_mistake", bind="query-params")
+    n = st.number_input(_("Mistake number (1 = the most confident of {n:,})").format(n=len(wrong)), 1, len(wrong),
+                        1, key="explain_mistake", bind="query-params")
     i = int(wrong[int(n) - 1])
     p = probs[i]
-    st.caption(f"Mistake {int(n)} of {len(wrong):,} is test image #{i}: "
-               f"**{ds.classes[int(labels[i])]}** taken for **{ds.classes[int(p.argmax())]}** ({p.max():.0%}).")
+    st.caption(_("Mistake {k} of {n:,} is test image #{index}: **{truth}** taken for **{pred}** ({p:.0%}).").format(
+        k=int(n), n=len(wrong), index=i, truth=_(ds.classes[int(labels[i])]), pred=_(ds.classes[int(p.argmax())]),
+        p=p.max()))
     return selection.test_image(ds, i)
 
 
@@ -62,8 +65,10 @@ def pick_target(probs: np.ndarray, classes, key: str) -> int:
     """Class to explain; the prediction by default."""
     order = [int(k) for k in np.argsort(-probs)]
     pred = order[0]
-    label = lambda k: f"{classes[k]} ({probs[k]:.1%})" + (" ← prediction" if k == pred else "")  # noqa: E731
-    return int(st.selectbox("Class to explain", order, index=0, format_func=label, key=key))
+    def label(k: int) -> str:
+        return (_("{name} ({p:.1%}) ← prediction") if k == pred else "{name} ({p:.1%})").format(
+            name=classes[k], p=probs[k])
+    return int(st.selectbox(_("Class to explain"), order, index=0, format_func=label, key=key))
 
 # ---------------------------------------------------------------------------- tabs
 
@@ -73,29 +78,32 @@ def attributions_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, target
     maps = cp.attributions(choice.path, choice.mtime, x_np, target, methods)
     plain = {k: a.map for k, a in maps.items()}
     fig = cache.figure(("attributions", choice.path, choice.mtime, cache.image_key(x_np), target, methods),
-                       lambda: figs.overlay_figure(x_np[0], plain, cols=3, height_per_row=300))
+                       lambda: figs.overlay_figure(x_np[0], plain, title_of=title, first=_("input"), cols=3,
+                                                   height_per_row=300))
     style.chart(fig, width="stretch", key="explain_overlay")   # 3 a row: ~250 px maps at 1280x720
-    st.markdown(f"**Red** pixels push the score of **{classes[target]}** up, **blue** pixels push it "
-                f"down; transparent means no effect. Each map is divided by its own 99th percentile "
-                f"of |value|, so maps in different units share one scale. Saliency, SmoothGrad, "
-                f"Grad-CAM and attention rollout are never negative by construction.")
+    st.markdown(_("**Red** pixels push the score of **{name}** up, **blue** pixels push it down; "
+                  "transparent means no effect. Each map is divided by its own 99th percentile of |value|, "
+                  "so maps in different units share one scale. Saliency, SmoothGrad, Grad-CAM and attention "
+                  "rollout are never negative by construction.").format(name=classes[target]))
     for k, why in judge_all(plain).items():
-        st.warning(f"**{k}** for {classes[target]}: the map {why}. The checks on the other tabs say "
-                   f"'cannot judge' for it rather than rank nothing.")
-    df = figs.summary_frame(maps)
-    st.table(df.style.format({"sum of attributions": "{:.3f}",       # wraps: no cut-off column
-                              "min": "{:.3g}", "max": "{:.3g}", "ms": "{:.0f}"}, na_rep="–"))
+        st.warning(_("**{method}** for {name}: the map {why}. The checks on the other tabs say 'cannot judge' "
+                     "for it rather than rank nothing.").format(method=title(k), name=classes[target], why=why))
+    df = figs.summary_frame(maps)                                       # English columns: the CSV's
+    shown = figs.summary_table(df)
+    st.table(shown.style.format({_("sum of attributions"): "{:.3f}",      # wraps: no cut-off column
+                                 _("min"): "{:.3g}", _("max"): "{:.3g}", _("ms"): "{:.0f}"}, na_rep="–"))
     gap = cp.score_gap(choice.path, choice.mtime, x_np, target)
-    st.caption(f"Convergence delta (Integrated Gradients, DeepLift, GradientSHAP): the gap between the "
-               f"sum of the attributions and the change of the class score from the black baseline "
-               f"(here the {classes[target]} logit changes by {gap:.3f}); near 0 means the attributions "
-               f"account for the whole change.")
-    title = f"{inp.source}: {classes[target]} ({probs[target]:.0%}), {Path(choice.path).stem}"
+    st.caption(_("Convergence delta (Integrated Gradients, DeepLift, GradientSHAP): the gap between the sum "
+                 "of the attributions and the change of the class score from the black baseline (here the "
+                 "{name} logit changes by {gap:.3f}); near 0 means the attributions account for the whole "
+                 "change.").format(name=classes[target], gap=gap))
+    heading = f"{inp.source}: {classes[target]} ({probs[target]:.0%}), {Path(choice.path).stem}"
     c1, c2, c3 = st.columns(3)
-    c1.download_button("↓ Panel as PNG", lambda: figs.png_panel(x_np[0], plain, title), "explain_panel.png",
+    c1.download_button(_("↓ Panel as PNG"), lambda: figs.png_panel(x_np[0], plain, heading), "explain_panel.png",
                        "image/png", key="explain_png")
-    c2.download_button("↓ Maps as CSV", lambda: figs.maps_csv(maps), "explain_maps.csv", "text/csv", key="explain_csv")
-    c3.download_button("↓ Summary as CSV", df.to_csv().encode(), "explain_summary.csv", "text/csv",
+    c2.download_button(_("↓ Maps as CSV"), lambda: figs.maps_csv(maps), "explain_maps.csv", "text/csv",
+                       key="explain_csv")
+    c3.download_button(_("↓ Summary as CSV"), df.to_csv().encode(), "explain_summary.csv", "text/csv",
                        key="explain_summary_csv")
 
 
@@ -116,31 +124,33 @@ def _requested(name: str, key: str, label: str, caption: str) -> bool:
 
 BOX = {sanity.PASSES: st.success, sanity.PARTLY_DEPENDS: st.warning, sanity.FAILS: st.error,
        sanity.CANNOT: st.info}
-TITLE = {sanity.PASSES: "passes", sanity.PARTLY_DEPENDS: "partly", sanity.FAILS: "fails",
-         sanity.CANNOT: "cannot judge"}
+TITLE = {sanity.PASSES: N_("passes"), sanity.PARTLY_DEPENDS: N_("partly"), sanity.FAILS: N_("fails"),
+         sanity.CANNOT: N_("cannot judge")}                                   # shown with _()
 
 
 def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[str, ...]) -> None:
-    st.markdown("**Is the heatmap about the model, or just about the image?** Adebayo et al. (2018): "
-                "replace the trained weights by random ones, one layer at a time from the output side "
-                "to the input side, and recompute every map. A method that explains the model must "
-                "give a different map for a destroyed model. Each map is compared with the original in "
-                "three ways, on **|map|** (how much each pixel counts) and, for methods with a sign, on "
-                "the **signed map** (for or against the class): *Spearman* (same order of pixels?), "
-                "*SSIM* (same regions?), *HOG* (same edges?); 1 = alike, 0 = unrelated. A method "
-                f"**fails** when every similarity stays at {sanity.STILL_SIMILAR} or more, **passes** "
-                f"when every one falls below {sanity.PARTLY}, and depends on the model **partly** in between.")
+    st.markdown(_("**Is the heatmap about the model, or just about the image?** Adebayo et al. (2018): "
+                  "replace the trained weights by random ones, one layer at a time from the output side "
+                  "to the input side, and recompute every map. A method that explains the model must "
+                  "give a different map for a destroyed model. Each map is compared with the original in "
+                  "three ways, on **|map|** (how much each pixel counts) and, for methods with a sign, on "
+                  "the **signed map** (for or against the class): *Spearman* (same order of pixels?), "
+                  "*SSIM* (same regions?), *HOG* (same edges?); 1 = alike, 0 = unrelated. A method "
+                  "**fails** when every similarity stays at {high} or more, **passes** when every one falls "
+                  "below {low}, and depends on the model **partly** in between.").format(
+                      high=sanity.STILL_SIMILAR, low=sanity.PARTLY))
     key = _run_key("sanity", choice, x_np, target, methods)
-    if not _requested("sanity", key, "▶ Run the sanity check",
-                      "Runs on a copy of the model; a few seconds for the fast CNN."):
+    if not _requested("sanity", key, _("▶ Run the sanity check"),
+                      _("Runs on a copy of the model; a few seconds for the fast CNN.")):
         return
-    bar = st.progress(0.0, text="Starting…")
+    bar = st.progress(0.0, text=_("Starting…"))
 
     def progress(done: int, total: int, msg: str) -> None:
-        bar.progress(done / total, text=f"Step {done} of {total}: {msg}")
+        bar.progress(done / total, text=_("Step {step} of {total}: {what}").format(step=done, total=total, what=msg))
 
     res = cp.sanity_check(choice.path, choice.mtime, x_np, target, methods, 0, progress=progress)
-    bar.progress(1.0, text=f"Done in {res.seconds:.1f} s (seed {res.seed}); the model itself is unchanged.")
+    bar.progress(1.0, text=_("Done in {s:.1f} s (seed {seed}); the model itself is unchanged.").format(
+        s=res.seconds, seed=res.seed))
     cols = st.columns(2)
     for i, v in enumerate(res.verdicts.values()):                    # two a row: fits a projector
         with cols[i % 2]:
@@ -148,26 +158,27 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
     fig = cache.figure(("sanity lines", choice.path, choice.mtime, cache.image_key(x_np), target, methods),
                        lambda: figs.sanity_figure(
                            res.names, {k: res.measures(k) for k in res.similarity}, res.target_prob, classes[target],
-                           status={k: TITLE[v.status] for k, v in res.verdicts.items()},
+                           status={k: _(TITLE[v.status]) for k, v in res.verdicts.items()},
                            drivers={k: v.drivers for k, v in res.verdicts.items()},
                            band=(sanity.PARTLY, sanity.STILL_SIMILAR)))
     style.chart(fig, width="stretch", key="explain_sanity_lines")
-    st.caption("Left to right: the layers randomised so far, from the output side to the input side. "
-               "Colour: the similarity; solid: |map|, dashed: the signed map; thick: the one that "
-               "decides the verdict. Shaded: between passes and fails. Dotted: the randomised model's "
-               "probability for the class; once it falls the model knows nothing any more, so its maps "
-               "should look unlike the original. A gap: that map cannot be judged.")
+    st.caption(_("Left to right: the layers randomised so far, from the output side to the input side. "
+                 "Colour: the similarity; solid: |map|, dashed: the signed map; thick: the one that "
+                 "decides the verdict. Shaded: between passes and fails. Dotted: the randomised model's "
+                 "probability for the class; once it falls the model knows nothing any more, so its maps "
+                 "should look unlike the original. A gap: that map cannot be judged."))
     final = pd.DataFrame({k: v.final for k, v in res.verdicts.items()}, dtype=float).T.reindex(res.verdicts)
     final = final[[f"{m} {k}" for k in KINDS for m in MEASURES if f"{m} {k}" in final]]
-    final.insert(0, "verdict", [v.status for v in res.verdicts.values()])
-    final.index.name = "with every layer random"
-    drivers = {k: v.drivers for k, v in res.verdicts.items()}
+    drivers = {title(k): tuple(figs.measure_label(d) for d in v.drivers) for k, v in res.verdicts.items()}
+    final = final.rename(columns=figs.measure_label, index=title)
+    final.insert(0, _("verdict"), [_(TITLE[v.status]) for v in res.verdicts.values()])
+    final.index.name = _("with every layer random")
     st.dataframe(final.style.format("{:.2f}", na_rep="–", subset=list(final.columns[1:]))
                  .apply(lambda col: ["background-color: #fde68a" if col.name in drivers[m] else ""
                                      for m in col.index], axis=0), width="stretch")
-    st.caption("Highlighted: the similarity that decides each verdict (for 'partly': what stays and what "
-               "changes). –: the method has no sign, or its map cannot be judged.")
-    show = st.select_slider("Maps after randomising up to", res.names, value=res.names[-1],
+    st.caption(_("Highlighted: the similarity that decides each verdict (for 'partly': what stays and what "
+                 "changes). –: the method has no sign, or its map cannot be judged."))
+    show = st.select_slider(_("Maps after randomising up to"), res.names, value=res.names[-1],
                             key="explain_sanity_step")
     j = res.names.index(show)
     key = ("sanity", choice.path, choice.mtime, cache.image_key(x_np), target, methods, j)
@@ -176,7 +187,7 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
         {k: rho[j] for k, rho in res.correlation.items()},
         {k: res.series(k, "Spearman signed")[j] for k in res.maps if METHODS[k].signed}))
     style.chart(fig, width="stretch", key="explain_sanity_maps")
-    st.download_button("↓ Sanity check as CSV", pd.DataFrame(res.records()).to_csv(index=False).encode(),
+    st.download_button(_("↓ Sanity check as CSV"), pd.DataFrame(res.records()).to_csv(index=False).encode(),
                        "explain_sanity.csv", "text/csv", key="explain_sanity_csv")
 
 
@@ -190,41 +201,46 @@ def _best_cells(df: pd.DataFrame, rankings: dict[str, faith.Ranking]) -> pd.Data
 
 
 def faithfulness_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[str, ...]) -> None:
-    st.markdown("**Does the map point at what the model uses?** Four numbers per method: "
-                "*infidelity* (does attribution · noise predict the score change under that noise), "
-                "*max-sensitivity* (does the map jump when the image moves by 0.02), and the areas "
-                "under the *deletion* curve (black out the most important pixels first: a faithful map "
-                f"makes P({classes[target]}) fall fast) and the *insertion* curve (add them to a "
-                "black image first: it should rise fast). Deletion and insertion take the signed map's "
-                "order: the most red pixels first.")
+    st.markdown(_("**Does the map point at what the model uses?** Four numbers per method: "
+                  "*infidelity* (does attribution · noise predict the score change under that noise), "
+                  "*max-sensitivity* (does the map jump when the image moves by 0.02), and the areas "
+                  "under the *deletion* curve (black out the most important pixels first: a faithful map "
+                  "makes P({name}) fall fast) and the *insertion* curve (add them to a "
+                  "black image first: it should rise fast). Deletion and insertion take the signed map's "
+                  "order: the most red pixels first.").format(name=classes[target]))
     key = _run_key("faith", choice, x_np, target, methods)
-    if not _requested("faith", key, "▶ Measure faithfulness", "A few seconds for the fast CNN."):
+    if not _requested("faith", key, _("▶ Measure faithfulness"), _("A few seconds for the fast CNN.")):
         return
-    bar = st.progress(0.0, text="Starting…")
+    bar = st.progress(0.0, text=_("Starting…"))
     rows = cp.faithfulness(choice.path, choice.mtime, x_np, target, methods,
-                           progress=lambda d, n, m: bar.progress(d / n, text=f"{m} ({d} of {n})"))
+                           progress=lambda d, n, m: bar.progress(d / n, text=_("{method} ({done} of {total})").format(
+                               method=title(m), done=d, total=n)))
     bar.empty()
-    df = pd.DataFrame(faith.table(rows)).set_index("method")
+    df = pd.DataFrame(faith.table(rows)).set_index("method")                  # the CSV's English columns
     notes = df.pop("cannot judge because")
-    short = {head: head.split(" (")[0] + (" ↑" if higher else " ↓") for head, higher in faith.COLUMNS.values()}
-    rankings = {short[head]: faith.rank(rows, f) for f, (head, _) in faith.COLUMNS.items()}
-    st.dataframe(df.rename(columns=short).style.format("{:.3f}", na_rep="cannot judge")
-                 .apply(_best_cells, axis=None, rankings=rankings), width="stretch")
-    st.caption("↓ lower is better, ↑ higher is better. Green: the best in a column, when one method is ahead "
-               "of the others. " + "; ".join(f"{head[:-2]}: {r.best or 'no best (' + r.reason + ')'}"
-                                             for head, r in rankings.items()) + ".")
+    short = {head: _(faith.SHORT[f]) + (" ↑" if higher else " ↓") for f, (head, higher) in faith.COLUMNS.items()}
+    rankings = {short[head]: faith.rank(rows, f) for f, (head, _higher) in faith.COLUMNS.items()}
+    shown = df.rename(columns=short, index=title).rename_axis(_("method"))
+    best = {head: faith.Ranking(r.column, r.places, title(r.best) if r.best else None, r.reason)
+            for head, r in rankings.items()}
+    st.dataframe(shown.style.format("{:.3f}", na_rep=_("cannot judge"))
+                 .apply(_best_cells, axis=None, rankings=best), width="stretch")
+    verdicts = [_("{score}: {best}").format(score=head[:-2], best=title(r.best)) if r.best else
+                _("{score}: no best ({why})").format(score=head[:-2], why=r.reason) for head, r in rankings.items()]
+    st.caption(_("↓ lower is better, ↑ higher is better. Green: the best in a column, when one method is ahead of "
+                 "the others. {verdicts}.").format(verdicts="; ".join(verdicts)))
     if (why := faith.baseline_note(x_np)) is not None:
-        st.info(f"No method can come out best at deletion or insertion: {why}.")
+        st.info(_("No method can come out best at deletion or insertion: {why}.").format(why=why))
     for m, why in notes[notes != ""].items():
-        st.info(f"**{m}**: cannot judge, {why}.")
+        st.info(_("**{method}**: cannot judge, {why}.").format(method=title(m), why=why))
     c1, c2 = st.columns(2)
     for col, kind in ((c1, "deletion"), (c2, "insertion")):
-        curves = {r.method: (getattr(r, kind).fraction, getattr(r, kind).prob, getattr(r, kind).auc)
+        curves = {title(r.method): (getattr(r, kind).fraction, getattr(r, kind).prob, getattr(r, kind).auc)
                   for r in rows if getattr(r, kind) is not None}
         fig = figs.faithfulness_curve_figure(kind, curves, classes[target])
         with col:
             style.chart(fig, width="stretch", key=f"explain_{kind}")
-    st.download_button("↓ Faithfulness as CSV", df.assign(**{"cannot judge because": notes}).to_csv().encode(),
+    st.download_button(_("↓ Faithfulness as CSV"), df.assign(**{"cannot judge because": notes}).to_csv().encode(),
                        "explain_faithfulness.csv", "text/csv", key="explain_faith_csv")
 
 
@@ -233,45 +249,50 @@ def together(choice, x_np: np.ndarray, target: int, classes, methods: tuple[str,
     (the page draws it under both tabs, after both have run)."""
     res = cp.sanity_check(choice.path, choice.mtime, x_np, target, methods, 0, compute=False)
     rows = cp.faithfulness(choice.path, choice.mtime, x_np, target, methods, compute=False)
-    st.markdown("##### 🧭 The two checks together")
+    st.markdown(_("##### 🧭 The two checks together"))
     if res is None or rows is None:
-        st.caption("Run the sanity check and the faithfulness measures (each on its tab) to read one "
-                   "summary per method here: they ask different questions, and this says how their "
-                   "answers fit.")
+        st.caption(_("Run the sanity check and the faithfulness measures (each on its tab) to read one "
+                     "summary per method here: they ask different questions, and this says how their "
+                     "answers fit."))
         return
     for k, s in trust.summarise(res.verdicts, rows, classes[target]).items():
-        st.markdown(f"- **{k}** (sanity check: {TITLE[s.sanity]} · faithfulness: {s.faithfulness}): {s.text}")
+        st.markdown(_("- **{method}** (sanity check: {sanity} · faithfulness: {faithfulness}): {text}").format(
+            method=title(k), sanity=_(TITLE[s.sanity]), faithfulness=_(s.faithfulness), text=s.text))
 
 
 def adversarial_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, classes, probs: np.ndarray,
                     available: list[str]) -> None:
-    st.markdown("**Can an invisible change flip the prediction?** Both attacks push the image away "
-                "from the model's prediction. FGSM takes one step of size ε along the sign of the loss "
-                "gradient; PGD takes ten smaller steps and stays within ε of every pixel (ε on the "
-                "0–1 pixel scale).")
+    st.markdown(_("**Can an invisible change flip the prediction?** Both attacks push the image away "
+                  "from the model's prediction. FGSM takes one step of size ε along the sign of the loss "
+                  "gradient; PGD takes ten smaller steps and stays within ε of every pixel (ε on the "
+                  "0–1 pixel scale)."))
     c1, c2, c3 = st.columns([1, 2, 3])
-    method = c1.radio("Attack", adv.ATTACKS, key="explain_adv_attack")
-    eps = c2.slider("ε (largest change per pixel)", 0.0, 0.3, 0.05, 0.005, format="%.3f", key="explain_adv_eps")
-    methods = tuple(c3.multiselect("Attributions to compare", available,
-                                   [m for m in DEFAULT_ADV_METHODS if m in available], key="explain_adv_methods"))
+    method = c1.radio(_("Attack"), adv.ATTACKS, key="explain_adv_attack")
+    eps = c2.slider(_("ε (largest change per pixel)"), 0.0, 0.3, 0.05, 0.005, format="%.3f", key="explain_adv_eps")
+    methods = tuple(c3.multiselect(_("Attributions to compare"), available,
+                                   [m for m in DEFAULT_ADV_METHODS if m in available], format_func=title,
+                                   key="explain_adv_methods"))
     label = int(probs.argmax())                                       # push away from the prediction
-    if not st.toggle("Attack this image", key="explain_adv_on",
-                     help="Runs on request: an attack recomputes the model's gradients and every "
-                          "chosen map, which a shared classroom server should not do unasked."):
-        st.caption("Switch on to run the attack; the slider then updates it live.")
+    if not st.toggle(_("Attack this image"), key="explain_adv_on",
+                     help=_("Runs on request: an attack recomputes the model's gradients and every "
+                            "chosen map, which a shared classroom server should not do unasked.")):
+        st.caption(_("Switch on to run the attack; the slider then updates it live."))
         return
-    res = cp.adversarial(choice.path, choice.mtime, x_np, label, methods, method, float(eps))
+    res = cp.adversarial(choice.path, choice.mtime, x_np, label, methods, method, float(eps), language())
     m1, m2, m3 = st.columns(3)
-    m1.metric(f"Before: {res.probs_before[res.pred_before]:.0%}", classes[res.pred_before])
-    m2.metric(f"After {method}: {res.probs_after[res.pred_after]:.0%}", classes[res.pred_after])
-    m3.metric(f"P({classes[label]}) after the attack", f"{res.probs_after[label]:.1%}",
+    m1.metric(_("Before: {p:.0%}").format(p=res.probs_before[res.pred_before]), classes[res.pred_before])
+    m2.metric(_("After {attack}: {p:.0%}").format(attack=method, p=res.probs_after[res.pred_after]),
+              classes[res.pred_after])
+    m3.metric(_("P({name}) after the attack").format(name=classes[label]), f"{res.probs_after[label]:.1%}",
               f"{res.probs_after[label] - res.probs_before[label]:+.1%}")
     if res.fooled:
-        note = " (the true class, as it happens)" if inp.label == res.pred_after else ""
-        st.error(f"Fooled: a change of at most {eps:.3f} per pixel turns **{classes[res.pred_before]}** "
-                 f"into **{classes[res.pred_after]}**{note}.")
+        fooled = (_("Fooled: a change of at most {eps:.3f} per pixel turns **{before}** into **{after}** (the true "
+                    "class, as it happens).") if inp.label == res.pred_after else
+                  _("Fooled: a change of at most {eps:.3f} per pixel turns **{before}** into **{after}**."))
+        st.error(fooled.format(eps=eps, before=classes[res.pred_before], after=classes[res.pred_after]))
     else:
-        st.success(f"Not fooled at ε = {eps:.3f}: still **{classes[res.pred_after]}**. Try a larger ε or PGD.")
+        st.success(_("Not fooled at ε = {eps:.3f}: still **{name}**. Try a larger ε or PGD.").format(
+            eps=eps, name=classes[res.pred_after]))
     key = ("adversarial", choice.path, choice.mtime, cache.image_key(x_np), label, methods, method,
            float(eps), tuple(classes))
     images = lambda: figs.adversarial_images_figure(x_np[0], res.perturbation, res.x_adv, eps)  # noqa: E731
@@ -285,8 +306,8 @@ def adversarial_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, classes
         classes[res.pred_after])
     style.chart(cache.figure(key + ("maps",), maps),
                     width="stretch", key="explain_adv_maps")
-    st.caption("Each method's map of the prediction before and after the attack; ρ is the rank "
-               "correlation of |map| between the two. The 'after' maps are drawn over the original image.")
+    st.caption(_("Each method's map of the prediction before and after the attack; ρ is the rank "
+                 "correlation of |map| between the two. The 'after' maps are drawn over the original image."))
     for m, s in res.similarity.items():
         if s.reason:
-            st.info(f"**{m}**: cannot compare, {s.reason}.")
+            st.info(_("**{method}**: cannot compare, {why}.").format(method=title(m), why=s.reason))

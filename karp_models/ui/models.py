@@ -17,6 +17,7 @@ import numpy as np
 import streamlit as st
 
 from karp_models import device as dev
+from karp_models.i18n import L_, _, language
 from karp_models.train.runs import WEIGHTS_DIR, format_metrics, list_runs, shipped_weights
 from karp_models.models import REGISTRY
 from karp_models.train.checkpoints import Checkpoint, CheckpointError, load_checkpoint
@@ -34,31 +35,42 @@ class ModelChoice:
     task: str          # 'image' | 'text'
     dataset: str
     origin: str        # 'shipped' | 'run'
-    metrics: str       # formatted measured metrics
+    metrics: tuple[tuple[str, float], ...]   # the measured metrics (name, value), as saved
     mtime: float       # part of the cache key: a re-saved run is loaded again
 
     @property
     def about(self) -> str:
         """One line under the picker: where the model comes from and how good it is."""
-        where = "shipped with karp" if self.origin == "shipped" else "your saved run"
-        quality = f": {self.metrics}" if self.metrics else ""
-        return f"{where}, {self.model_name} trained on {self.dataset}{quality}"
+        metrics = format_metrics(dict(self.metrics))
+        if self.origin == "shipped":
+            text = _("shipped with karp, {model} trained on {dataset}")
+        else:
+            text = _("your saved run, {model} trained on {dataset}")
+        text = text.format(model=self.model_name, dataset=self.dataset)
+        return _("{about}: {metrics}").format(about=text, metrics=metrics) if metrics else text
 
 
 def _choice(p: Path, meta: dict, origin: str) -> ModelChoice | None:
     spec = REGISTRY.get(meta.get("model", ""))
     if spec is None:
         return None
-    metrics = format_metrics(meta.get("metrics", {}))
+    metrics = tuple((k, float(v)) for k, v in (meta.get("metrics") or {}).items()
+                    if isinstance(v, (int, float)))
     return ModelChoice(label=p.stem, path=str(p), model_name=spec.name, family=spec.family,
                        task=spec.task, dataset=meta.get("dataset", spec.default_dataset),
                        origin=origin, metrics=metrics, mtime=p.stat().st_mtime)
 
 
-@st.cache_data(ttl=10, show_spinner=False)
 def model_choices(task: str | None = None, families: tuple[str, ...] | None = None,
                   models: tuple[str, ...] | None = None) -> list[ModelChoice]:
     """Shipped weights first, then saved runs (newest first), filtered by task/family/model name."""
+    return _model_choices(task, families, models, language())
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _model_choices(task: str | None, families: tuple[str, ...] | None,
+                   models: tuple[str, ...] | None, lang: str) -> list[ModelChoice]:
+    """model_choices; `lang` is part of the cache key (a label may have words in it)."""
     rows = [(p, m, "shipped") for p, m in shipped_weights(WEIGHTS_DIR)]
     try:
         rows += [(p, m, "run") for p, m in list_runs()]
@@ -70,19 +82,22 @@ def model_choices(task: str | None = None, families: tuple[str, ...] | None = No
         if c and (task is None or c.task == task) and (families is None or c.family in families) \
                 and (models is None or c.model_name in models):
             if any(o.label == c.label for o in out):          # a run saved under a shipped name
-                c = dataclasses.replace(c, label=f"{c.label} (your run)")
+                c = dataclasses.replace(c, label=_("{name} (your run)").format(name=c.label))
             out.append(c)
     return out
 
 
-@st.cache_resource(max_entries=12, show_spinner="Loading the model…")
+model_choices.clear = _model_choices.clear  # type: ignore[attr-defined] - st.cache_data's
+
+
+@st.cache_resource(max_entries=12, show_spinner=L_("Loading the model…"))
 def load_model(path: str, mtime: float = 0.0) -> Checkpoint:
     """The checkpoint in eval mode on the app's device. Shared by every session: never mutate it
     (copy.deepcopy first, e.g. to re-initialise layers)."""
     return load_checkpoint(path, dev.pick_device())
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the ImageNet model…")
+@st.cache_resource(max_entries=2, show_spinner=L_("Loading the ImageNet model…"))
 def imagenet_model(name: str, download: bool = False) -> ImageNetModel:
     """Shared by every session; never mutated (features.maximise works on a copy). Imported
     here, not at the top: torchvision's model zoo is only needed by Predict."""
@@ -92,7 +107,7 @@ def imagenet_model(name: str, download: bool = False) -> ImageNetModel:
 
 
 def model_picker(key: str, task: str = "image", *, families: tuple[str, ...] | None = None,
-                 models: tuple[str, ...] | None = None, label: str = "Model",
+                 models: tuple[str, ...] | None = None, label: str | None = None,
                  default: str | None = "fast-fashion-mnist", container=st) -> tuple[Checkpoint, ModelChoice] | None:
     """A selectbox over the matching models, in the page's link (`key` is the URL parameter),
     with a line saying what the chosen one is; returns the loaded checkpoint and its choice, or
@@ -102,25 +117,25 @@ def model_picker(key: str, task: str = "image", *, families: tuple[str, ...] | N
 
     choices = model_choices(task, families, models)
     if not choices:
-        container.warning("No trained model of this kind yet: train one on the **Train** page "
-                          "and save it, or restore the files in `weights/`.")
+        container.warning(_("No trained model of this kind yet: train one on the **Train** page "
+                            "and save it, or restore the files in `weights/`."))
         return None
     stems = [Path(c.path).stem for c in choices]
     index = stems.index(default) if default in stems else 0        # the same for every visitor
     remembered = st.session_state.get(f"karp_model_{task}")
     state.start_with(key, next((c for c in choices if c.path == remembered), None))
-    c = container.selectbox(label, choices, index=index, format_func=lambda c: c.label, key=key,
+    c = container.selectbox(label or _("Model"), choices, index=index, format_func=lambda c: c.label, key=key,
                             bind="query-params")
     container.caption(c.about)
     st.session_state[f"karp_model_{task}"] = c.path
     try:
         return load_model(c.path, c.mtime), c
     except CheckpointError as e:
-        container.error(f"This model cannot be loaded: {e}")
+        container.error(_("This model cannot be loaded: {error}").format(error=e))
         return None
 
 
-@st.cache_data(max_entries=8, show_spinner="Running the model on the test set…")
+@st.cache_data(max_entries=8, show_spinner=L_("Running the model on the test set…"))
 def test_probabilities(path: str, mtime: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities (N, n_classes), labels (N,)) of a checkpoint on its dataset's test split."""
     from karp_models import data

@@ -14,6 +14,7 @@ import torch
 
 from karp_models import imagenet
 from karp_models import preprocess as pp
+from karp_models.i18n import N_, _, join, language
 from karp_models.introspect import features as feat
 from karp_models.introspect import maximise as am
 from karp_models.ui import loaders, style
@@ -22,7 +23,7 @@ from karp_models.ui.figures.predict import filters_figure, objective_figure
 from karp_models.ui.images import display
 from karp_models.ui.models import imagenet_model
 
-SOURCES = ("Upload", "Draw", "Camera", "Test image", "Sample photo")
+SOURCES = (N_("Upload"), N_("Draw"), N_("Camera"), N_("Test image"), N_("Sample photo"))  # shown with _()
 UPLOADED = "predict_uploaded"   # the last upload (a Raw): kept when the person visits another page
 # every file ending the decoder can read (58 with Pillow 13), the usual ones first for the
 # uploader's line of accepted types
@@ -50,7 +51,7 @@ class Target:
 
 def karp_target(ck, choice) -> Target:
     cfg = ck.model.config
-    classes = tuple(ck.meta.get("classes") or [str(i) for i in range(cfg.n_classes)])
+    classes = loaders.class_names(ck.meta.get("classes") or [str(i) for i in range(cfg.n_classes)])
     return Target(model=ck.model, key=f"{choice.path}:{choice.mtime}", classes=classes,
                   dataset=choice.dataset, channels=cfg.in_channels, size=cfg.image_size, resize=None,
                   origin=choice.origin, title=choice.label, meta=ck.meta)
@@ -63,9 +64,9 @@ def imagenet_picker() -> Target | None:
     def label(n: str) -> str:                        # also the page link's value: no state in it
         a = imagenet.ARCHS[n]
         acc = a.weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]
-        return f"{a.title} (ImageNet top-1 {acc:.1f}%)"
+        return _("{model} (ImageNet top-1 {acc:.1f}%)").format(model=a.title, acc=acc)
 
-    name = st.selectbox("ImageNet model", names, format_func=label, key="predict_imagenet",
+    name = st.selectbox(_("ImageNet model"), names, format_func=label, key="predict_imagenet",
                         bind="query-params")
     if not imagenet.is_cached(name):
         if not _download(name):
@@ -73,9 +74,9 @@ def imagenet_picker() -> Target | None:
     try:
         m = imagenet_model(name)
     except imagenet.WeightsUnavailable as e:         # a damaged file: say so, with what to do
-        st.warning(f"**These pretrained weights cannot be used.** {e}")
+        st.warning(_("**These pretrained weights cannot be used.** {error}").format(error=e))
         return None
-    return Target(model=m, key=f"imagenet:{name}", classes=m.classes, dataset="imagenet",
+    return Target(model=m, key=f"imagenet:{name}", classes=loaders.class_names(m.classes), dataset="imagenet",
                   channels=3, size=m.image_size, resize=m.resize_size, origin="imagenet",
                   title=m.title, meta={})
 
@@ -85,23 +86,23 @@ def _download(name: str) -> bool:
     they arrived), or one sentence on what to do offline."""
     a = imagenet.ARCHS[name]
     size = imagenet.size_mb(name)
-    st.info(f"{a.title} needs its ImageNet weights ({size:.0f} MB), which are not on this computer "
-            f"yet. The rest of the page works without them: the input and its preprocessing below.",
-            icon=":material/download:")
-    if not st.button(f"Download them now ({size:.0f} MB)", icon=":material/download:",
+    st.info(_("{model} needs its ImageNet weights ({mb:.0f} MB), which are not on this computer yet. The "
+              "rest of the page works without them: the input and its preprocessing below.").format(
+                  model=a.title, mb=size), icon=":material/download:")
+    if not st.button(_("Download them now ({mb:.0f} MB)").format(mb=size), icon=":material/download:",
                      key=f"predict_download_{name}"):
         return False
-    bar = st.progress(0.0, text="Connecting…")
+    bar = st.progress(0.0, text=_("Connecting…"))
 
     def show(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"Downloading {a.title}: {done / 2**20:.0f} of "
-                                                 f"{total / 2**20:.0f} MB")
+        bar.progress(done / max(total, 1), text=_("Downloading {model}: {done:.0f} of {total:.0f} MB").format(
+            model=a.title, done=done / 2**20, total=total / 2**20))
     try:
         imagenet.download(name, progress=show)
     except imagenet.WeightsUnavailable as e:
         bar.empty()
         st.warning(str(e), icon=":material/wifi_off:")
-        with st.expander("Other ways to get the file"):
+        with st.expander(_("Other ways to get the file")):
             st.code(imagenet.how_to_get(name), language=None, wrap_lines=True)
         return False
     return True
@@ -109,10 +110,10 @@ def _download(name: str) -> bool:
 
 def what_it_knows(t: Target) -> str:
     """What a karp model can recognise, said whenever it is given a photo or a drawing."""
-    return (f"**This model knows only {len(t.classes)} classes: {', '.join(t.classes)}**, learned "
-            f"from small {t.size}×{t.size} pictures on a black background. Anything else (a cat, a "
-            f"cup) is forced into one of them. For photos of everyday things, choose the "
-            f"**ImageNet models** at the top of the page.")
+    return _("**This model knows only {n} classes: {classes}**, learned from small {size}×{size} pictures on "
+             "a black background. Anything else (a cat, a cup) is forced into one of them. For photos of "
+             "everyday things, choose the **ImageNet models** at the top of the page.").format(
+                 n=len(t.classes), classes=join(t.classes), size=t.size)
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -133,12 +134,12 @@ def handle_raw(raw: Raw, t: Target) -> tuple[pp.Decoded | None, pp.Pipeline] | N
     clear message on the page (never a traceback)."""
     style = pp.style_for(t.dataset)
     try:
-        return run_pipeline(raw.data, raw.rgb, raw.name, style, t.size, t.channels, t.resize)
+        return run_pipeline(raw.data, raw.rgb, raw.name, style, t.size, t.channels, t.resize, language())
     except pp.ImageError as e:
-        st.error(f"**This image cannot be used.** {e}", icon=":material/block:")
+        st.error(_("**This image cannot be used.** {error}").format(error=e), icon=":material/block:")
     except Exception as e:  # noqa: BLE001 - any other decoder failure is still a bad file
-        st.error(f"**This image cannot be used.** It could not be read "
-                 f"({type(e).__name__}: {e}). Try another file.", icon=":material/block:")
+        st.error(_("**This image cannot be used.** It could not be read ({error}). Try another file.").format(
+            error=f"{type(e).__name__}: {e}"), icon=":material/block:")
     return None
 
 
@@ -147,25 +148,26 @@ def canvas_input() -> Raw | None:
     try:
         from streamlit_drawable_canvas import st_canvas
     except Exception as e:  # noqa: BLE001 - the package or its frontend is missing
-        st.warning(f"Drawing needs `streamlit-drawable-canvas` ({type(e).__name__}: {e}).")
+        st.warning(_("Drawing needs `streamlit-drawable-canvas` ({error}).").format(
+            error=f"{type(e).__name__}: {e}"))
         return None
     st.write("")                                                      # room for the canvas toolbar
     c1, c2 = st.columns([3, 2])
     with c2:
-        width = st.slider("Pen width", 6, 40, 20, key="predict_pen")
-        st.caption("Draw a digit or a piece of clothing, big, in the middle. The canvas is black "
-                   "with a white pen, as the datasets are. The toolbar above it has undo and reset.")
+        width = st.slider(_("Pen width"), 6, 40, 20, key="predict_pen")
+        st.caption(_("Draw a digit or a piece of clothing, big, in the middle. The canvas is black "
+                     "with a white pen, as the datasets are. The toolbar above it has undo and reset."))
     with c1:
         res = st_canvas(stroke_width=width, stroke_color="#FFFFFF", background_color="#000000",
                         height=280, width=280, drawing_mode="freedraw", return_image_data=True,
                         key="predict_canvas")
     img = getattr(res, "image_data", None) if res is not None else None
     if img is None or np.asarray(img)[..., :3].max() < 10:
-        st.info("Draw something on the canvas.")
+        st.info(_("Draw something on the canvas."))
         return None
     a = np.asarray(img)
     rgb = a[..., :3] if a.shape[-1] == 4 else a                       # black background, opaque
-    return Raw(source="drawing", rgb=np.ascontiguousarray(rgb.astype(np.uint8)), name="drawing")
+    return Raw(source=_("drawing"), rgb=np.ascontiguousarray(rgb.astype(np.uint8)), name="drawing")
 
 
 def test_image_input(t: Target):
@@ -173,19 +175,19 @@ def test_image_input(t: Target):
     from karp_models.ui.selection import test_image
 
     if t.dataset == "imagenet":
-        st.info("ImageNet's images are not shipped with karp: upload a photo, use the camera or "
-                "pick a sample photo.")
+        st.info(_("ImageNet's images are not shipped with karp: upload a photo, use the camera or "
+                  "pick a sample photo."))
         return None
     try:
         ds = loaders.dataset(t.dataset)
     except Exception as e:  # noqa: BLE001 - data.load explains what is missing
-        st.error(f"The dataset {t.dataset!r} is not here: {e}")
+        st.error(_("The dataset {name} is not here: {error}").format(name=repr(t.dataset), error=e))
         return None
     n = len(ds.test_y)
     c1, c2 = st.columns([3, 1])
-    if c2.button("Random", icon=":material/casino:", key="predict_random"):
+    if c2.button(_("Random"), icon=":material/casino:", key="predict_random"):
         st.session_state["predict_test_index"] = int(np.random.default_rng().integers(n))
-    idx = c1.number_input(f"Test image (0 to {n - 1:,})", 0, n - 1, key="predict_test_index",
+    idx = c1.number_input(_("Test image (0 to {last:,})").format(last=n - 1), 0, n - 1, key="predict_test_index",
                           bind="query-params")
     return test_image(ds, int(idx))
 
@@ -201,34 +203,37 @@ def raw_from_source(source: str, t: Target):
     if source == SOURCES[0]:
         common = [f for f in ("PNG", "JPEG", "WEBP", "AVIF", "TIFF", "BMP", "GIF") if f in pp.READABLE.values()]
         others = len(set(pp.READABLE.values())) - len(common)
-        f = st.file_uploader(f"An image file: {', '.join(common)} and {others} other formats; up to "
-                             f"{pp.MAX_PIXELS / 1e6:.0f} megapixels, any colour mode or bit depth",
+        f = st.file_uploader(_("An image file: {formats} and {n} other formats; up to {mp:.0f} megapixels, "
+                               "any colour mode or bit depth").format(formats=", ".join(common), n=others,
+                                                                       mp=pp.MAX_PIXELS / 1e6),
                              type=UPLOAD_TYPES, key="predict_upload", on_change=_upload_changed)
         if f:
-            st.session_state[UPLOADED] = Raw(source=f"upload: {f.name}", data=f.getvalue(), name=f.name)
+            st.session_state[UPLOADED] = Raw(source=_("upload: {file}").format(file=f.name), data=f.getvalue(),
+                                             name=f.name)
         kept = st.session_state.get(UPLOADED)
         if kept is not None and not f:   # the uploader empties when the page is left; the photo stays
             c1, c2 = st.columns([4, 1], vertical_alignment="center")
-            c1.caption(f"Showing **{kept.name}**, uploaded earlier. Upload another file to replace it.")
-            if c2.button("Forget it", key="predict_forget_upload", width="stretch"):
+            c1.caption(_("Showing **{file}**, uploaded earlier. Upload another file to replace it.").format(
+                file=kept.name))
+            if c2.button(_("Forget it"), key="predict_forget_upload", width="stretch"):
                 st.session_state.pop(UPLOADED, None)
                 st.rerun()
         return kept
     if source == SOURCES[1]:
         return canvas_input()
     if source == SOURCES[2]:
-        f = st.camera_input("Take a photo of a shoe, a shirt, a bag, or a digit on paper",
+        f = st.camera_input(_("Take a photo of a shoe, a shirt, a bag, or a digit on paper"),
                             key="predict_camera")
-        return Raw(source="camera photo", data=f.getvalue(), name="camera.jpg") if f else None
+        return Raw(source=_("camera photo"), data=f.getvalue(), name="camera.jpg") if f else None
     if source == SOURCES[3]:
         return test_image_input(t)
     photos = loaders.sample_photos()
     if not photos:
-        st.info("No sample photos here (they come with scikit-image).")
+        st.info(_("No sample photos here (they come with scikit-image)."))
         return None
-    name = st.selectbox("Sample photo (from scikit-image)", list(photos), key="predict_photo",
+    name = st.selectbox(_("Sample photo (from scikit-image)"), list(photos), format_func=_, key="predict_photo",
                         bind="query-params")
-    return Raw(source=f"sample photo: {name}", rgb=np.asarray(photos[name]), name=name)
+    return Raw(source=_("sample photo: {name}").format(name=_(name)), rgb=np.asarray(photos[name]), name=name)
 
 
 # ---------------------------------------------------------------------------- the preprocessing strip
@@ -247,23 +252,24 @@ def show_pipeline(decoded: pp.Decoded | None, pipe: pp.Pipeline) -> None:
     for n in pipe.notes:
         st.warning(n)
     if decoded is not None:
-        st.caption(f"File: {decoded.format}, {decoded.size[0]:,} x {decoded.size[1]:,} pixels, "
-                   f"colour mode {decoded.mode}.")
+        st.caption(_("File: {format}, {w:,} x {h:,} pixels, colour mode {mode}.").format(
+            format=decoded.format, w=decoded.size[0], h=decoded.size[1], mode=decoded.mode))
 
 
 def no_prediction(pipe: pp.Pipeline) -> None:
     """Instead of a prediction for an image with nothing left to see: why, and what to do."""
-    st.warning("**No prediction for this image.** After preprocessing nothing is left for the "
-               "model to see (the note above says why). A network always names one of its "
-               "classes, even for an empty picture, often with a high probability: here that "
-               "would be a guess about nothing. Try an image whose object stands out from its "
-               "background.", icon="🫥")
+    st.warning(_("**No prediction for this image.** After preprocessing nothing is left for the "
+                 "model to see (the note above says why). A network always names one of its "
+                 "classes, even for an empty picture, often with a high probability: here that "
+                 "would be a guess about nothing. Try an image whose object stands out from its "
+                 "background."), icon="🫥")
 
 
 # ---------------------------------------------------------------------------- activation maximisation
 
-AM_PARAMS = {"fourier": "Fourier components (Lucid)", "pixels": "pixels"}
-AM_REG = {"none": (0, 0), "light": (5e-4, 2e-3), "medium": (2e-3, 1e-2), "strong": (5e-3, 3e-2)}
+AM_PARAMS = {"fourier": N_("Fourier components (Lucid)"), "pixels": N_("pixels")}          # shown with _()
+AM_REG = {N_("none"): (0, 0), N_("light"): (5e-4, 2e-3), N_("medium"): (2e-3, 1e-2), N_("strong"): (5e-3, 3e-2)}
+AM_GOALS = (N_("a channel"), N_("a class"))
 
 
 def maximise_tab(t: Target, maps: dict[str, np.ndarray]) -> None:
@@ -271,44 +277,44 @@ def maximise_tab(t: Target, maps: dict[str, np.ndarray]) -> None:
     with whether its objective rose. Defaults: the last feature layer (its units see the whole
     image) and the channel the current image excites most there; a Fourier image without
     penalties (Lucid's). `maps`: the current image's feature maps {layer: (C, H, W)}."""
-    st.markdown("Start from faint noise and change the **image** (not the network) step by step so "
-                "that one channel, or one class score, grows as large as it can. The image is made "
-                "of Fourier components, coarse and fine equally easy to change, and is shifted, "
-                "scaled and turned a little at every step, so it becomes a pattern rather than "
-                "noise (Olah et al., *Feature Visualization*, 2017).")
+    st.markdown(_("Start from faint noise and change the **image** (not the network) step by step so "
+                  "that one channel, or one class score, grows as large as it can. The image is made "
+                  "of Fourier components, coarse and fine equally easy to change, and is shifted, "
+                  "scaled and turned a little at every step, so it becomes a pattern rather than "
+                  "noise (Olah et al., *Feature Visualization*, 2017)."))
     layers = list(maps)
     c1, c2, c3 = st.columns(3)
-    goal = c1.radio("Excite", ["a channel", "a class"], key="predict_am_goal", horizontal=True)
-    if goal == "a channel" and layers:
-        am_layer = c1.selectbox("Layer", layers, index=len(layers) - 1, key="predict_am_layer")
+    goal = c1.radio(_("Excite"), AM_GOALS, format_func=_, key="predict_am_goal", horizontal=True)
+    if goal == AM_GOALS[0] and layers:
+        am_layer = c1.selectbox(_("Layer"), layers, index=len(layers) - 1, key="predict_am_layer")
         strongest = int(maps[am_layer].mean(axis=(1, 2)).argmax())
         am_channel = int(c1.number_input(
-            "Channel", 0, maps[am_layer].shape[0] - 1, strongest,
+            _("Channel"), 0, maps[am_layer].shape[0] - 1, strongest,
             key=f"predict_am_channel_{am_layer}_{strongest}",  # a new image starts at its own channel
-            help=f"Starts at channel {strongest}, the one your image excites most in this layer."))
+            help=_("Starts at channel {n}, the one your image excites most in this layer.").format(n=strongest)))
         am_class = None
     else:
-        if goal == "a channel":
-            st.info("No convolutional layers here: excite a class instead.")
+        if goal == AM_GOALS[0]:
+            st.info(_("No convolutional layers here: excite a class instead."))
         am_layer, am_channel = None, None
-        am_class = c1.selectbox("Class", range(len(t.classes)), key="predict_am_class",
+        am_class = c1.selectbox(_("Class"), range(len(t.classes)), key="predict_am_class",
                                 format_func=lambda i: t.classes[i])
     big_model = t.dataset == "imagenet"
-    steps = c2.slider("Steps", 16, 512 if not big_model else 128, 128 if not big_model else 32,
+    steps = c2.slider(_("Steps"), 16, 512 if not big_model else 128, 128 if not big_model else 32,
                       step=16, key="predict_am_steps")
-    jitter = c2.slider("Jitter (pixels)", 0, 8, 2 if not big_model else 8, key="predict_am_jitter")
-    param = c3.radio("Image made of", list(AM_PARAMS), format_func=AM_PARAMS.get,
+    jitter = c2.slider(_("Jitter (pixels)"), 0, 8, 2 if not big_model else 8, key="predict_am_jitter")
+    param = c3.radio(_("Image made of"), list(AM_PARAMS), format_func=lambda p: _(AM_PARAMS[p]),
                      key="predict_am_param", horizontal=True)
-    reg = c3.select_slider("Penalties on extreme and jumpy pixels", list(AM_REG), "none",
+    reg = c3.select_slider(_("Penalties on extreme and jumpy pixels"), list(AM_REG), "none", format_func=_,
                            key="predict_am_reg")
-    blur = c3.checkbox("Blur every 4 steps (pixels)", False, key="predict_am_blur",
+    blur = c3.checkbox(_("Blur every 4 steps (pixels)"), False, key="predict_am_blur",
                        disabled=param != "pixels")
-    if st.button("▶ Run activation maximisation", key="predict_am_run"):
-        bar = st.progress(0.0, text="Optimising the image…")
+    if st.button(_("▶ Run activation maximisation"), key="predict_am_run"):
+        bar = st.progress(0.0, text=_("Optimising the image…"))
 
         def tick(i: int, n: int, obj: float) -> None:
             if i % 4 == 0 or i == n:
-                bar.progress(i / n, text=f"step {i} of {n}: objective {obj:.3f}")
+                bar.progress(i / n, text=_("step {i} of {n}: objective {value:.3f}").format(i=i, n=n, value=obj))
 
         l2, tv = AM_REG[reg]
         r = am.maximise(t.model, layer=am_layer, channel=am_channel, class_index=am_class,
@@ -321,27 +327,29 @@ def maximise_tab(t: Target, maps: dict[str, np.ndarray]) -> None:
     res = st.session_state.get("predict_am_result")
     if res is None or res[0] != t.key:
         return
-    _, r, yours = res
+    _key, r, yours = res
     if r.target.startswith("class"):
         name = t.classes[int(r.target.split()[1])]
-        what, ref = f"score (logit) of {name}", None
+        what, ref = _("score (logit) of {name}").format(name=name), None
     else:
-        name = r.target
-        what, ref = "mean activation", (None if yours is None else ("your image", yours))
+        n, layer = r.target.removeprefix("channel ").split(" of ", 1)          # "channel 3 of conv2"
+        name = _("channel {n} of {layer}").format(n=n, layer=layer)
+        what, ref = _("mean activation"), (None if yours is None else (_("your image"), yours))
     a1, a2 = st.columns([1, 2])
-    a1.image(display(r.image, side=style.px(300)), caption=f"what excites {name}")
+    a1.image(display(r.image, side=style.px(300)), caption=_("what excites {name}").format(name=name))
     with a2:
         style.chart(objective_figure(r.objective, what, ref), key="predict_am_curve")
         if r.rose:
-            st.markdown(f"The {what} rose from **{r.start:.3f}** (the starting noise) to "
-                        f"**{r.end:.3f}** (this image)" + (f"; your image gives {yours:.3f}."
-                                                           if ref else "."))
+            rose = (_("The {what} rose from **{start:.3f}** (the starting noise) to **{end:.3f}** (this image); "
+                      "your image gives {yours:.3f}.") if ref else
+                    _("The {what} rose from **{start:.3f}** (the starting noise) to **{end:.3f}** (this image)."))
+            st.markdown(rose.format(what=what, start=r.start, end=r.end, yours=yours))
         else:
-            st.warning(f"**The {what} did not rise** ({r.start:.3f} at the start, {r.end:.3f} at "
-                       f"the end): {r.why}", icon="⚠️")
+            st.warning(_("**The {what} did not rise** ({start:.3f} at the start, {end:.3f} at the end): {why}").format(
+                what=what, start=r.start, end=r.end, why=r.why), icon="⚠️")
         p_am = feat.predict(t.model, r.image)
-        st.markdown(f"The model calls this image **{t.classes[int(p_am.argmax())]}** "
-                    f"({p_am.max():.0%}).")
+        st.markdown(_("The model calls this image **{name}** ({p:.0%}).").format(
+            name=t.classes[int(p_am.argmax())], p=p_am.max()))
 
 
 # ---------------------------------------------------------------------------- filter evolution
@@ -350,16 +358,16 @@ def maximise_tab(t: Target, maps: dict[str, np.ndarray]) -> None:
 def _evolution_runs(t: Target) -> tuple[dict[str, list], bool]:
     """{name: [(step, weights)]} of this session's image runs and of the chosen saved run; and
     whether one of them is still training."""
-    from karp_models.ui.training import manager, session_id
+    from karp_models.ui.training import STATES, manager, session_id
 
     runs, active = {}, False
     for j in manager().jobs(session_id()):
         if j.snapshots:
-            runs[f"this session: {j.label} ({j.state})"] = list(j.snapshots)
+            runs[_("this session: {run} ({state})").format(run=j.label, state=_(STATES.get(j.state, j.state)))] = list(j.snapshots)
             active |= j.active
     evo = t.meta.get("filter_evolution")
     if evo:
-        runs[f"saved run: {t.title}"] = [(s, np.asarray(w, np.float32))
+        runs[_("saved run: {run}").format(run=t.title)] = [(s, np.asarray(w, np.float32))
                                          for s, w in zip(evo["steps"], evo["weights"])]
     return runs, active
 
@@ -370,33 +378,33 @@ def evolution_tab(t: Target) -> None:
 
     @st.fragment(run_every=3.0 if active else None)
     def body() -> None:
-        runs, _ = _evolution_runs(t)
+        runs = _evolution_runs(t)[0]
         if not runs:
-            why = ("The shipped weights were trained with the command line, which keeps only the "
-                   "final weights, so there is no history to replay." if t.origin == "shipped" else
-                   "ImageNet weights come finished from torchvision: their training history is "
-                   "not published." if t.origin == "imagenet" else
-                   "This saved run has no snapshots (it was saved before karp kept them).")
-            st.info(f"**Filter evolution is not available for this model.** {why} Train an image "
-                    f"model on the **Train** page: its first-layer filters are photographed at "
-                    f"every preview (every 50 steps), shown here while this browser session "
-                    f"lasts, and 32 of them are kept when you save the run.")
+            why = (_("The shipped weights were trained with the command line, which keeps only the "
+                     "final weights, so there is no history to replay.") if t.origin == "shipped" else
+                   _("ImageNet weights come finished from torchvision: their training history is "
+                     "not published.") if t.origin == "imagenet" else
+                   _("This saved run has no snapshots (it was saved before karp kept them)."))
+            st.info(_("**Filter evolution is not available for this model.** {why} Train an image model on "
+                      "the **Train** page: its first-layer filters are photographed at every preview (every "
+                      "50 steps), shown here while this browser session lasts, and 32 of them are kept when "
+                      "you save the run.").format(why=why))
             return
-        pick = st.selectbox("Run", list(runs), key="predict_evo_run")
+        pick = st.selectbox(_("Run"), list(runs), key="predict_evo_run")
         snaps = runs[pick]
         steps = [s for s, _ in snaps]
         if len(snaps) == 1:
             i = 0
-            st.info(f"One snapshot so far (step {steps[0]:,}); the next comes with the run's next "
-                    f"preview. This view refreshes by itself while the run trains.")
+            st.info(_("One snapshot so far (step {step:,}); the next comes with the run's next preview. "
+                      "This view refreshes by itself while the run trains.").format(step=steps[0]))
         else:
-            i = st.select_slider("Training step", options=list(range(len(steps))),
+            i = st.select_slider(_("Training step"), options=list(range(len(steps))),
                                  value=len(steps) - 1, format_func=lambda k: f"{steps[k]:,}",
                                  key=f"predict_evo_step_{pick}_{len(steps)}")
         scale = feat.evolution_scale(snaps)
-        st.markdown(f"**Step {steps[i]:,}** of {steps[-1]:,}: every filter on one scale across "
-                    f"the run (its largest weight ever), so you see them grow from random noise "
-                    f"into edge and blob detectors.")
+        st.markdown(_("**Step {step:,}** of {last:,}: every filter on one scale across the run (its "
+                      "largest weight ever), so you see them grow from random noise into edge and blob "
+                      "detectors.").format(step=steps[i], last=steps[-1]))
         style.chart(filters_figure(snaps[i][1], scale), key="predict_evo_fig")
 
     body()

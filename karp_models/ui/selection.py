@@ -11,6 +11,8 @@ import numpy as np
 import streamlit as st
 import torch
 
+from karp_models.i18n import _
+
 KEY = "karp_image"
 
 
@@ -32,7 +34,7 @@ def test_image(ds, index: int) -> ImageInput:
     """Test image `index` of an ImageData as an ImageInput."""
     index = int(index) % len(ds.test_y)
     x = ds.test_x[index:index + 1].float() / 255
-    return ImageInput(x=x, dataset=ds.name, source=f"test image #{index}",
+    return ImageInput(x=x, dataset=ds.name, source=_("test image #{index}").format(index=index),
                       label=int(ds.test_y[index]))
 
 

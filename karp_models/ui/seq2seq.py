@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from karp_models.i18n import _
 from karp_models.train import previews
 from karp_models.train.tasks.seq2seq import (DEFAULT_EXAMPLE, LIVE, Translation, extend, live_trainer,
                                               translate)
@@ -55,10 +56,13 @@ def new_run(cfg: TrainConfig = LIVE, **kw) -> LiveRun:
 
 def status_line(run: LiveRun) -> str:
     v = next((r for r in reversed(run.records) if r.val_accuracy is not None), None)
-    acc = f" · held-out dates exactly right: **{v.val_accuracy:.1%}** (step {v.step})" if v else ""
     params = sum(p.numel() for p in run.model.parameters())
-    return (f"Step **{run.step:,}** · {run.trainer.elapsed:.0f} s of training · "
-            f"{params:,} parameters{acc}")
+    line = _("Step **{step:,}** · {s:.0f} s of training · {params:,} parameters").format(
+        step=run.step, s=run.trainer.elapsed, params=params)
+    if v:
+        line += " · " + _("held-out dates exactly right: **{acc:.1%}** (step {step})").format(
+            acc=v.val_accuracy, step=v.step)
+    return line
 
 
 def translation_html(tr: Translation) -> str:
@@ -82,7 +86,7 @@ def draw(run: LiveRun, status, curves, align, tag: str = "page") -> None:
     status.markdown(status_line(run))
     tr = run.last
     with curves.container():
-        st.markdown("**Learning:** training loss and held-out dates translated exactly")
+        st.markdown(_("**Learning:** training loss and held-out dates translated exactly"))
         if run.records:
             recs = [r for r in run.records if not r.final]
             val = [(r.step, r.val_accuracy) for r in run.records if r.val_accuracy is not None]
@@ -90,10 +94,10 @@ def draw(run: LiveRun, status, curves, align, tag: str = "page") -> None:
             style.chart(fig, width="stretch", config={"displayModeBar": False},
                         key=f"seq2seq_curves_{tag}")
         else:
-            st.info("No training yet: the curves appear here when you press **Train**.")
+            st.info(_("No training yet: the curves appear here when you press **Train**."))
     with align.container():
-        st.markdown(f"**Alignment at step {tr.step:,}:** {html.escape(run.example)} → "
-                    f"`{tr.output or '∅'}`")
+        st.markdown(_("**Alignment at step {step:,}:** {source} → `{output}`").format(
+            step=tr.step, source=html.escape(run.example), output=tr.output or "∅"))
         style.chart(alignment_figure(tr, height=460),
                     width="stretch", config={"displayModeBar": False}, key=f"seq2seq_align_{tag}")
 
@@ -110,29 +114,31 @@ def train_live(run: LiveRun, steps: int, status, progress, curves, align, redraw
         run.records.append(rec)
         done = rec.step - start
         progress.progress(min(1.0, done / max(1, steps)),
-                          text=f"Training: step {done:,} of {steps:,} ({run.trainer.elapsed:.0f} s)")
+                          text=_("Training: step {done:,} of {steps:,} ({s:.0f} s)").format(
+                              done=done, steps=steps, s=run.trainer.elapsed))
         if rec.final or rec.step % redraw_every == 0:
             shot = previews.make(task, run.model, run.trainer.device, rec.step)
             if isinstance(shot, Translation):
                 run.last = shot
             draw(run, status, curves, align, tag=f"{rec.step}{'f' if rec.final else ''}")
-    progress.progress(1.0, text=f"Done: {run.step:,} steps in {run.trainer.elapsed:.0f} s of training")
+    progress.progress(1.0, text=_("Done: {steps:,} steps in {s:.0f} s of training").format(
+        steps=run.step, s=run.trainer.elapsed))
     run.step_s = (time.perf_counter() - t0) / max(1, run.step - start)
 
 
 def train_label(run: LiveRun) -> str:
     """The Train button: how many steps, and how long they take here once one press measured it."""
     if run.step == 0:
-        return f"Train {run.budget} steps"
+        return _("Train {n} steps").format(n=run.budget)
     if run.step_s is None:
-        return f"Train {run.budget} more steps"
-    return f"Train {run.budget} more steps (about {max(1, round(run.step_s * run.budget))} s)"
+        return _("Train {n} more steps").format(n=run.budget)
+    return _("Train {n} more steps (about {s} s)").format(n=run.budget, s=max(1, round(run.step_s * run.budget)))
 
 
 def examples_table(run: LiveRun, pairs: Sequence[tuple[str, str]]) -> list[dict]:
     rows = []
     for text, iso in pairs:
         out = translate(run.model, text).output
-        rows.append({"written as": text, "model says": out, "truth": iso,
-                     "result": "right" if out == iso else "wrong"})
+        rows.append({_("written as"): text, _("model says"): out, _("truth"): iso,
+                     _("result"): _("right") if out == iso else _("wrong")})
     return rows

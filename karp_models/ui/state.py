@@ -16,6 +16,8 @@ from typing import Any
 
 import streamlit as st
 
+from karp_models.i18n import _
+
 
 def start_with(key: str, value: Any) -> None:
     """Give widget `key` its first value from elsewhere in the session (None: nothing to give),
@@ -28,5 +30,5 @@ def start_with(key: str, value: Any) -> None:
 
 def share_note(container=st.sidebar) -> None:
     """A line saying that the address bar holds a link to this very view."""
-    container.caption("The address in the browser is a link to this view: share it to open this "
-                      "page with the same model, image, text and settings.")
+    container.caption(_("The address in the browser is a link to this view: share it to open "
+                        "this page with the same model, image, text, settings and language."))

@@ -13,6 +13,8 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
+from karp_models.i18n import _
+
 # --- sizes (px): body text of figures, and labels of dense panels (ticks, small-multiple titles)
 
 SIZE = 18
@@ -194,15 +196,15 @@ def chart(fig: go.Figure, **kwargs: Any) -> Any:
 
 def mark(right: bool) -> str:
     """Markdown for a right / wrong mark."""
-    return ":green[**✓ right**]" if right else ":red[**✗ wrong**]"
+    return _(":green[**✓ right**]") if right else _(":red[**✗ wrong**]")
 
 
 def right_wrong(rows: Any, column: str) -> Any:
-    """A table (rows as dicts, or a DataFrame) whose `column` holds 'right' / 'wrong', with those
-    words coloured: a pandas Styler for st.dataframe."""
+    """A table (rows as dicts, or a DataFrame) whose `column` holds _('right') / _('wrong'), with
+    those words coloured: a pandas Styler for st.dataframe."""
     import pandas as pd
 
     df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-    colour = {"right": f"color: {RIGHT_TEXT}; font-weight: 600",
-              "wrong": f"color: {WRONG_TEXT}; font-weight: 600"}
+    colour = {_("right"): f"color: {RIGHT_TEXT}; font-weight: 600",
+              _("wrong"): f"color: {WRONG_TEXT}; font-weight: 600"}
     return df.style.map(lambda v: colour.get(v, ""), subset=[column])

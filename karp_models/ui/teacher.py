@@ -15,6 +15,8 @@ import time
 
 import streamlit as st
 
+from karp_models.i18n import _
+
 SECRET = "karp_teacher_password"
 ENV = "KARP_TEACHER_PASSWORD"
 UNLOCKED = "teacher_unlocked"  # session_state flag
@@ -57,19 +59,19 @@ def check(attempt: str) -> bool:
 def gate(action: str, key: str, container=st) -> bool:
     """True when unlocked; else a password form saying what it unlocks, and False.
 
-    action: what the password allows, in words ("start training"). key: a page-prefixed widget
+    action: what the password allows, in words (_("start training")). key: a page-prefixed widget
     key prefix (e.g. "train_teacher").
     """
     if unlocked():
         return True
     with container.form(f"{key}_form", border=True):
-        st.markdown(f"**Teacher mode is on.** This is a shared server: the teacher's password "
-                    f"is needed to {action}.")
-        attempt = st.text_input("Teacher password", type="password", key=f"{key}_password")
-        if st.form_submit_button("Unlock"):
+        st.markdown(_("**Teacher mode is on.** This is a shared server: the teacher's password "
+                      "is needed to {action}.").format(action=action))
+        attempt = st.text_input(_("Teacher password"), type="password", key=f"{key}_password")
+        if st.form_submit_button(_("Unlock")):
             if check(attempt):
                 st.rerun()
-            st.error("That is not the teacher's password.")
+            st.error(_("That is not the teacher's password."))
     return False
 
 
@@ -79,11 +81,11 @@ def status_line(container=st) -> None:
         return
     if st.session_state.get(UNLOCKED):
         c1, c2 = container.columns([4, 1], vertical_alignment="center")
-        c1.caption("Teacher mode: this browser tab is unlocked (training, deleting runs, "
-                   "the job limit).")
-        if c2.button("Lock", key="teacher_lock"):
+        c1.caption(_("Teacher mode: this browser tab is unlocked (training, deleting runs, "
+                     "the job limit)."))
+        if c2.button(_("Lock"), key="teacher_lock"):
             st.session_state.pop(UNLOCKED, None)
             st.rerun()
     else:
-        container.caption("Teacher mode: training, deleting saved runs and the job limit need "
-                          "the teacher's password on this shared server.")
+        container.caption(_("Teacher mode: training, deleting saved runs and the job limit "
+                            "need the teacher's password on this shared server."))

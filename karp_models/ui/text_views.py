@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import streamlit as st
 
+from karp_models.i18n import _
 from karp_models.introspect import text as tx
 from karp_models.ui.figures.text import show_char
 
@@ -19,11 +20,12 @@ def prepare_text(text: str, vocab: Sequence[str], limit: int = MAX_CHARS, where=
     each with a message on the page. Returns ([], '') for an empty text."""
     ids, dropped = tx.encode(vocab, text)
     if dropped:
-        where.warning("Left out characters this model never saw in training: "
-                      + " ".join(f"`{show_char(c)}`" for c in dropped[:30]))
+        where.warning(_("Left out characters this model never saw in training: {chars}").format(
+            chars=" ".join(f"`{show_char(c)}`" for c in dropped[:30])))
     if len(ids) > limit:
-        where.info(f"The text has {len(ids):,} characters; only the first {limit:,} are used, "
-                   "so the page stays responsive. Move the window to look at any part of them.")
+        where.info(_("The text has {n:,} characters; only the first {limit:,} are used, so the "
+                     "page stays responsive. Move the window to look at any part of them.").format(
+                         n=len(ids), limit=limit))
         ids = ids[:limit]
     return ids, "".join(vocab[i] for i in ids)
 

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from karp_models.i18n import N_, _
 from karp_models.models import REGISTRY
 from karp_models.train.runs import RunSpec
 from karp_models.train.trainer import OPTIMIZERS, SCHEDULES, TrainConfig
 from karp_models.ui import glossary
 from karp_models.ui.loaders import dataset_statuses
 
-TASKS = {"Image classification": "image", "Character language model": "text"}
+TASKS = {N_("Image classification"): "image", N_("Character language model"): "text"}   # shown with _()
 DEFAULT_MODEL = {"image": "fast", "text": "gpt"}
 # Per model: hyperparameters (and a lighter preset or dataset where the default is slow) that
 # draw a good curve in under a minute with one torch thread of a 2-core laptop CPU.
@@ -36,25 +37,25 @@ RECIPES = {
 LRS = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 4e-3, 6e-3, 1e-2, 3e-2, 1e-1]
 BATCHES = [16, 32, 64, 128, 256, 512]
 
-# What each model is, and what it is good for, for someone who has not met it yet.
+# What each model is, and what it is good for, for someone who has not met it yet (shown with _()).
 MODEL_WORDS = {
-    "classic": ("Classic CNN", "The textbook network: two convolution layers, then a dense "
-                "layer. A good first model to watch learn."),
-    "fast": ("Fast CNN", "Built to learn clothes and digits quickly on a laptop: the best "
-             "accuracy per minute here. Uses BatchNorm."),
-    "tinyvgg": ("TinyVGG", "The network drawn in CNN Explainer (poloclub.github.io/cnn-explainer): "
-                "train it here, then compare with that page."),
-    "resnet18": ("ResNet-18", "A deep network with skip connections, as used on real photos. "
-                 "Slow on a laptop: start with the small digits."),
-    "vit": ("Vision Transformer", "Cuts the image into patches and uses attention instead of "
-            "convolutions; see where it looks on the ViT attention page."),
-    "rnn": ("Simple RNN", "The plainest recurrent network: reads text one character at a time "
-            "and soon forgets what came long before."),
-    "lstm": ("LSTM", "A recurrent network with gated memory cells: learns to close quotes and "
-             "brackets; look at its cells on the RNN neurons page."),
-    "gru": ("GRU", "A simpler gated recurrent network than the LSTM, often as good."),
-    "gpt": ("GPT", "A small transformer like the ones behind chat assistants: attention over the "
-            "last characters; see its heads on the GPT attention page."),
+    "classic": (N_("Classic CNN"), N_("The textbook network: two convolution layers, then a dense "
+                "layer. A good first model to watch learn.")),
+    "fast": (N_("Fast CNN"), N_("Built to learn clothes and digits quickly on a laptop: the best "
+             "accuracy per minute here. Uses BatchNorm.")),
+    "tinyvgg": ("TinyVGG", N_("The network drawn in CNN Explainer (poloclub.github.io/cnn-explainer): "
+                "train it here, then compare with that page.")),
+    "resnet18": ("ResNet-18", N_("A deep network with skip connections, as used on real photos. "
+                 "Slow on a laptop: start with the small digits.")),
+    "vit": (N_("Vision Transformer"), N_("Cuts the image into patches and uses attention instead of "
+            "convolutions; see where it looks on the ViT attention page.")),
+    "rnn": (N_("Simple RNN"), N_("The plainest recurrent network: reads text one character at a time "
+            "and soon forgets what came long before.")),
+    "lstm": ("LSTM", N_("A recurrent network with gated memory cells: learns to close quotes and "
+             "brackets; look at its cells on the RNN neurons page.")),
+    "gru": ("GRU", N_("A simpler gated recurrent network than the LSTM, often as good.")),
+    "gpt": ("GPT", N_("A small transformer like the ones behind chat assistants: attention over the "
+            "last characters; see its heads on the GPT attention page.")),
 }
 
 
@@ -107,55 +108,57 @@ def config(kind: str, steps: int, lr: float, batch: int, optimizer: str = "adamw
 
 def settings(param_count) -> Choice:
     """The form. param_count(model, preset, dataset) -> int | None gives the sizes shown."""
-    task_label = st.radio("Task", list(TASKS), horizontal=True, key="train_task",
+    task_label = st.radio(_("Task"), list(TASKS), format_func=_, horizontal=True, key="train_task",
                           on_change=_task_changed, bind="query-params")
     kind = TASKS[task_label]
     statuses = {s.name: s for s in dataset_statuses() if s.kind == kind}
     models = [n for n, s in REGISTRY.items() if s.task == kind]
     c1, c2, c3 = st.columns([2, 3, 2])
-    model = c2.selectbox("Model", models, index=models.index(DEFAULT_MODEL[kind]), key="train_model",
-                         on_change=_apply_recipe, format_func=lambda n: MODEL_WORDS[n][0],
+    model = c2.selectbox(_("Model"), models, index=models.index(DEFAULT_MODEL[kind]), key="train_model",
+                         on_change=_apply_recipe, format_func=lambda n: _(MODEL_WORDS[n][0]),
                          bind="query-params")
     spec, r = REGISTRY[model], recipe(model)
     names = list(statuses)
     default_ds = next((d for d in (r.get("dataset"), spec.default_dataset) if d in names), names[0])
-    dataset = c1.selectbox("Dataset", names, index=names.index(default_ds), key="train_dataset",
-                           format_func=lambda n: n if statuses[n].available else f"{n} (missing)",
+    dataset = c1.selectbox(_("Dataset"), names, index=names.index(default_ds), key="train_dataset",
+                           format_func=lambda n: n if statuses[n].available else _("{name} (missing)").format(name=n),
                            bind="query-params")
     presets = list(spec.presets)
 
     def preset_words(p: str) -> str:
         n = param_count(model, p, dataset)
-        return f"{p}: {n / 1e6:.2f} M parameters" if n and n >= 1e6 else \
-            f"{p}: {n / 1e3:.0f} k parameters" if n else p
-    preset = c3.selectbox("Size (preset)", presets, index=presets.index(r["preset"]),
+        if not n:
+            return p
+        return (_("{preset}: {m:.2f} M parameters") if n >= 1e6 else _("{preset}: {k:.0f} k parameters")).format(
+            preset=p, m=n / 1e6, k=n / 1e3)
+    preset = c3.selectbox(_("Size (preset)"), presets, index=presets.index(r["preset"]),
                           key="train_preset", format_func=preset_words, bind="query-params",
                           help=glossary.tip("preset", "parameters"))
-    st.caption(glossary.hover(MODEL_WORDS[model][1], "BatchNorm", "attention", "transformer"),
+    st.caption(glossary.hover(_(MODEL_WORDS[model][1]), "BatchNorm", "attention", "transformer"),
                unsafe_allow_html=True)
 
     h = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
-    lr = h[0].select_slider("Learning rate", LRS, value=r["lr"], key="train_lr",
+    lr = h[0].select_slider(_("Learning rate"), LRS, value=r["lr"], key="train_lr",
                             format_func=lambda v: f"{v:g}", bind="query-params",
                             help=glossary.tip("learning rate"))
-    batch = h[1].select_slider("Batch size", BATCHES, value=r["batch_size"], key="train_batch",
+    batch = h[1].select_slider(_("Batch size"), BATCHES, value=r["batch_size"], key="train_batch",
                                bind="query-params", help=glossary.tip("batch size"))
-    steps = h[2].number_input("Steps", min_value=20, max_value=50_000, value=r["steps"], step=50,
+    steps = h[2].number_input(_("Steps"), min_value=20, max_value=50_000, value=r["steps"], step=50,
                               key="train_steps", bind="query-params", help=glossary.tip("step"))
-    augment = h[3].toggle("Augment", value=True, key="train_augment", disabled=kind == "text",
+    augment = h[3].toggle(_("Augment"), value=True, key="train_augment", disabled=kind == "text",
                           bind="query-params", help=glossary.tip("augmentation"))
-    with st.expander("More settings"):
+    with st.expander(_("More settings")):
         a = st.columns(2)
-        optimizer = a[0].selectbox("Optimizer", OPTIMIZERS, key="train_optimizer",
+        optimizer = a[0].selectbox(_("Optimizer"), OPTIMIZERS, key="train_optimizer",
                                    bind="query-params", help=glossary.tip("optimizer"))
-        schedule = a[1].selectbox("Learning-rate schedule", SCHEDULES, key="train_schedule",
+        schedule = a[1].selectbox(_("Learning-rate schedule"), SCHEDULES, key="train_schedule",
                                   bind="query-params")
-        seed = a[0].number_input("Seed", min_value=0, max_value=10_000, value=0, key="train_seed",
+        seed = a[0].number_input(_("Seed"), min_value=0, max_value=10_000, value=0, key="train_seed",
                                  bind="query-params")
-        label = a[1].text_input("Run name on the charts (optional)", key="train_label")
+        label = a[1].text_input(_("Run name on the charts (optional)"), key="train_label")
     ds_status = statuses[dataset]
     if not ds_status.available:
-        st.error(f"**{dataset}** is not on this machine. {ds_status.note}")
+        st.error(_("**{name}** is not on this machine. {note}").format(name=dataset, note=ds_status.note))
         st.code(ds_status.how_to_get, language="bash")
     cfg = config(kind, steps, lr, batch, optimizer, schedule, augment, seed)
     return Choice(kind=kind, model=model, dataset=dataset, preset=preset, config=cfg,
@@ -166,10 +169,10 @@ def duration(seconds: float) -> str:
     """A duration in words: '45 s', '3 min 20 s', '1 h 05 min'."""
     s = int(round(seconds))
     if s < 60:
-        return f"{max(1, s)} s"
+        return _("{s} s").format(s=max(1, s))
     if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+        return _("{min} min {s:02d} s").format(min=s // 60, s=s % 60)
+    return _("{h} h {min:02d} min").format(h=s // 3600, min=s % 3600 // 60)
 
 
 def estimate_text(choice: Choice, device: str, *, busy: bool) -> str:
@@ -183,8 +186,9 @@ def estimate_text(choice: Choice, device: str, *, busy: bool) -> str:
     t = run_timing(choice.model, choice.dataset, choice.preset, choice.config.batch_size,
                    measure=not busy)
     if t is None:
-        return (f"Trains on **{device}**. The time it takes is measured when no other run is "
-                f"training.")
-    return (f"**About {duration(t.seconds(choice.config))}** for {choice.config.steps:,} steps of "
-            f"this {t.params:,}-parameter model on **{device}**: measured here, "
-            f"{t.step_s:.2g} s a step, plus evaluations.")
+        return _("Trains on **{device}**. The time it takes is measured when no other run is training.").format(
+            device=device)
+    return _("**About {time}** for {steps:,} steps of this {params:,}-parameter model on **{device}**: measured "
+             "here, {step_s:.2g} s a step, plus evaluations.").format(
+                 time=duration(t.seconds(choice.config)), steps=choice.config.steps, params=t.params, device=device,
+                 step_s=t.step_s)

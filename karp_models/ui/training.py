@@ -12,15 +12,17 @@ import uuid
 import plotly.graph_objects as go
 import streamlit as st
 
+from karp_models.i18n import N_, _, ngettext
 from karp_models.train.jobs import JobManager, JobStatus, get_manager
 from karp_models.train.previews import Predictions, PreviewFailed, TextSample
 from karp_models.ui import cache, glossary, style
 from karp_models.ui.figures import training as figs
 from karp_models.ui.figures.training import MAX_POINTS, downsample  # noqa: F401 - re-exported
+from karp_models.ui.loaders import class_names
 
-UNITS = {"samples": "images/s", "tokens": "characters/s"}
-STATES = {"queued": "Queued", "running": "Running", "stopped": "Stopped", "done": "Done",
-          "error": "Failed"}
+UNITS = {"samples": N_("{rate:,.0f} images/s"), "tokens": N_("{rate:,.0f} characters/s")}   # shown with _()
+STATES = {"queued": N_("Queued"), "running": N_("Running"), "stopped": N_("Stopped"), "done": N_("Done"),
+          "error": N_("Failed")}
 
 # --- session identity and liveness
 
@@ -88,7 +90,7 @@ def curves_figure(runs: list[JobStatus], metric: str,
 def prediction_grid(p: Predictions, job_id: str = "") -> go.Figure:
     """The fixed 16 test images with the model's current guess: green frame right, red wrong."""
     return cache.figure(("grid", job_id, p.step, p.preds), lambda: figs.prediction_grid(
-        p.images, p.labels, p.preds, p.classes, p.step), live=True)
+        p.images, p.labels, p.preds, class_names(p.classes), p.step), live=True)
 
 
 # --- rendering a snapshot
@@ -96,48 +98,52 @@ def prediction_grid(p: Predictions, job_id: str = "") -> go.Figure:
 
 def fmt_eta(s: float | None) -> str:
     if s is None:
-        return "ETA …"
+        return _("ETA …")
     s = int(round(s))
-    return f"ETA {s // 60} min {s % 60:02d} s" if s >= 60 else f"ETA {s} s"
+    return (_("ETA {min} min {s:02d} s").format(min=s // 60, s=s % 60) if s >= 60
+            else _("ETA {s} s").format(s=s))
 
 
 def progress_text(r: JobStatus) -> str:
-    total = f" / {r.total_steps:,}" if r.total_steps else ""
-    parts = [STATES.get(r.state, r.state), f"step {r.step:,}{total}", f"{r.progress:.0%}"]
+    step = (_("step {step:,} / {total:,}") if r.total_steps else _("step {step:,}")).format(
+        step=r.step, total=r.total_steps)
+    parts = [_(STATES[r.state]) if r.state in STATES else r.state, step, f"{r.progress:.0%}"]
     if r.state == "running":
         parts.append(fmt_eta(r.eta_s))
     if r.throughput:
-        parts.append(f"{r.throughput:,.0f} {UNITS.get(r.unit, r.unit + '/s')}")
+        parts.append(_(UNITS[r.unit]).format(rate=r.throughput) if r.unit in UNITS
+                     else f"{r.throughput:,.0f} {r.unit}/s")
     return " · ".join(parts)
 
 
 def render_status(r: JobStatus, limit: int = 1) -> None:
     """State, queue place, error, progress bar and the latest numbers of one run."""
     if r.state == "queued":
-        at_once = "One training job runs" if limit == 1 else f"{limit} training jobs run"
-        st.info(f"**Waiting in the queue: place {r.queue_position}.** {at_once} "
-                f"at a time on the {r.device.upper()}; this one starts when the jobs before it "
-                f"finish or stop.")
+        st.info(ngettext("**Waiting in the queue: place {place}.** {n} training job runs at a time on the "
+                         "{device}; this one starts when the jobs before it finish or stop.",
+                         "**Waiting in the queue: place {place}.** {n} training jobs run at a time on the "
+                         "{device}; this one starts when the jobs before it finish or stop.", limit).format(
+                             place=r.queue_position, n=limit, device=r.device.upper()))
     elif r.state == "error":
-        st.error(f"**This run failed:** {r.error}")
-        with st.expander("Details (traceback)"):
+        st.error(_("**This run failed:** {error}").format(error=r.error))
+        with st.expander(_("Details (traceback)")):
             st.code(r.error_detail or "", language="text")
     elif r.stop_requested:
-        st.warning("Stopping: one last evaluation on the whole test/validation split…")
+        st.warning(_("Stopping: one last evaluation on the whole test/validation split…"))
     elif r.state == "running" and not r.records:
-        st.info("Loading the data and building the model…")
+        st.info(_("Loading the data and building the model…"))
     st.progress(min(1.0, max(0.0, r.progress)), text=progress_text(r))
     last = r.last
     val = next((q for q in reversed(r.records) if q.val_loss is not None), None)
     c = st.columns(4)
-    c[0].metric("Training loss", f"{last.train_loss:.3f}" if last else "–",
+    c[0].metric(_("Training loss"), f"{last.train_loss:.3f}" if last else "–",
                 help=glossary.tip("loss", "nats"))
-    c[1].metric("Validation loss", f"{val.val_loss:.3f}" if val else "–",
+    c[1].metric(_("Validation loss"), f"{val.val_loss:.3f}" if val else "–",
                 help=glossary.tip("validation", "overfitting"))
-    c[2].metric("Validation accuracy",
+    c[2].metric(_("Validation accuracy"),
                 f"{val.val_accuracy:.1%}" if val and val.val_accuracy is not None else "–",
-                help="The share of validation examples (images, or next characters) it gets right.")
-    c[3].metric("Epochs", f"{last.epoch:.2f}" if last else "–", help=glossary.tip("epoch"))
+                help=_("The share of validation examples (images, or next characters) it gets right."))
+    c[3].metric(_("Epochs"), f"{last.epoch:.2f}" if last else "–", help=glossary.tip("epoch"))
 
 
 def render_preview(r: JobStatus) -> None:
@@ -148,10 +154,10 @@ def render_preview(r: JobStatus) -> None:
         st.plotly_chart(prediction_grid(p, r.job_id), width="stretch",
                         config={"displayModeBar": False}, key="train_grid")
     elif isinstance(p, TextSample):
-        st.markdown(f"**Sampled from the model at step {p.step:,}** "
-                    f"(a new sample every few hundred steps)")
+        st.markdown(_("**Sampled from the model at step {step:,}** (a new sample every few hundred steps)").format(
+            step=p.step))
         st.html(f"<pre style='font-size:19px; line-height:1.35; white-space:pre-wrap; "
                 f"background:#f6f8fa; padding:12px; border-radius:8px'>"
                 f"{html.escape(p.text)}</pre>")
     elif isinstance(p, PreviewFailed):
-        st.caption(f"No preview at step {p.step:,}: {p.message}")
+        st.caption(_("No preview at step {step:,}: {why}").format(step=p.step, why=p.message))

@@ -5,6 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+from karp_models import i18n
 from karp_models.ui import cache
 from karp_models.ui.cache import SharedLRU
 
@@ -119,10 +120,20 @@ def test_figure_and_result_use_their_own_pools():
     key = ("test_ui_cache", object())
     fig = cache.figure(key, go.Figure)
     assert cache.figure(key, lambda: pytest.fail("built twice")) is fig
-    assert key in cache.FIGURES and key not in cache.LIVE
+    assert ("en", *key) in cache.FIGURES and ("en", *key) not in cache.LIVE
     live = cache.figure(key, go.Figure, live=True)
-    assert live is not fig and key in cache.LIVE
+    assert live is not fig and ("en", *key) in cache.LIVE
     assert cache.result(key, lambda: 42) == 42 and cache.RESULTS.get(key) == 42
+
+
+def test_a_figure_is_built_once_per_language():
+    """Its words are in one language: the same key in Chinese is another figure."""
+    key = ("test_ui_cache_language", object())
+    en = cache.figure(key, go.Figure)
+    with i18n.using("zh"):
+        zh = cache.figure(key, go.Figure)
+        assert cache.figure(key, lambda: pytest.fail("built twice")) is zh
+    assert zh is not en and cache.figure(key, lambda: pytest.fail("built twice")) is en
 
 
 def test_image_key_follows_bytes_and_shape():

@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from karp_models.i18n import _
 from karp_models.introspect import attribution as attr
 from karp_models.introspect.similarity import judgeable
 from karp_models.ui import style
@@ -19,9 +20,16 @@ from karp_models.ui.images import display
 
 
 def short(method: str) -> str:
-    """The method's panel title in the 4-column grids (the method table's abbrev)."""
+    """The method's panel title in the 4-column grids (the method table's abbrev), in the current
+    language."""
     m = attr.METHODS.get(method)
-    return m.abbrev if m is not None else method
+    return attr.title(m.abbrev if m is not None else method)
+
+
+def measure_label(key: str) -> str:
+    """A similarity as a legend or a column names it: 'Spearman |map|', 'Spearman signed'."""
+    measure, kind = key.split(" ", 1)
+    return key if kind == "|map|" else _("{measure} signed").format(measure=measure)
 
 
 def overlay_figure(x: np.ndarray, maps: dict[str, np.ndarray], *,
@@ -43,7 +51,7 @@ def overlay_figure(x: np.ndarray, maps: dict[str, np.ndarray], *,
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.02,
                         vertical_spacing=0.1 if rows > 1 else 0.02)
     img = display(x)
-    hover = "row %{y}, col %{x}<br>scaled %{z:.2f}<br>raw %{customdata:.3g}<extra></extra>"
+    hover = _("row %{y}, col %{x}<br>scaled %{z:.2f}<br>raw %{customdata:.3g}") + "<extra></extra>"
     for i, n in enumerate(names):
         r, c = i // cols + 1, i % cols + 1
         fig.add_trace(go.Image(z=img, opacity=1.0 if n == first else 0.55, hoverinfo="skip"), r, c)
@@ -56,7 +64,7 @@ def overlay_figure(x: np.ndarray, maps: dict[str, np.ndarray], *,
         fig.layout[f"yaxis{'' if i == 0 else i + 1}"].scaleanchor = f"x{'' if i == 0 else i + 1}"
     fig.update_annotations(font=style.SMALL_FONT)                    # up to 5 panel titles a row
     # numbers: each map is divided by its own 99th percentile of |value| (attr.normalise)
-    bar = dict(title=dict(text="for the class ↑<br>against ↓<br>(× the map's<br>99th pct.)"),
+    bar = dict(title=dict(text=_("for the class ↑<br>against ↓<br>(× the map's<br>99th pct.)")),
                tickvals=[-1, -0.5, 0, 0.5, 1], ticktext=["−1", "−0.5", "0", "+0.5", "+1"])
     return style.layout(fig, height=height_per_row * rows + 40, plot_bgcolor="white",
                         coloraxis=dict(colorscale=style.ATTRIBUTION_SCALE, cmin=-1, cmax=1,
@@ -69,7 +77,7 @@ def png_panel(x: np.ndarray, maps: dict[str, np.ndarray], title: str) -> bytes:
     from matplotlib.figure import Figure
 
     norm = attr.normalise(maps)
-    names = ["input"] + list(maps)
+    names = [None] + list(maps)                                      # None: the input
     cols = min(5, len(names))
     rows = -(-len(names) // cols)
     cmap = LinearSegmentedColormap.from_list(
@@ -82,13 +90,13 @@ def png_panel(x: np.ndarray, maps: dict[str, np.ndarray], title: str) -> bytes:
     im = None
     for i, n in enumerate(names):
         ax = axes.flat[i]
-        ax.imshow(img, alpha=1.0 if n == "input" else 0.55)
-        if n != "input":
+        ax.imshow(img, alpha=1.0 if n is None else 0.55)
+        if n is not None:
             im = ax.imshow(norm[n], cmap=cmap, vmin=-1, vmax=1)
-        ax.set_title(n, fontsize=14)
+        ax.set_title(_("input") if n is None else attr.title(n), fontsize=14)
     if im is not None:
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7,
-                     label="against (−)  /  for the class (+)")
+                     label=_("against (−)  /  for the class (+)"))
     fig.suptitle(title, fontsize=15)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -112,7 +120,8 @@ def maps_csv(maps: dict[str, attr.Attribution]) -> bytes:
 
 def summary_frame(maps: dict[str, attr.Attribution]) -> pd.DataFrame:
     """One row per method: what it computes, sum, convergence delta, range, time (ms), and
-    whether its map can be judged (else why not)."""
+    whether its map can be judged (else why not). English column names (a CSV's); the page shows
+    summary_table() of it."""
     rows = [{"method": k, "what it computes": attr.METHODS[k].short,
              "sum of attributions": float(a.map.sum()),
              "convergence delta": "–" if a.delta is None else f"{a.delta:.2g}",
@@ -120,6 +129,19 @@ def summary_frame(maps: dict[str, attr.Attribution]) -> pd.DataFrame:
              "can it be judged?": "yes" if (why := judgeable(a.map)) is None else f"no: the map {why}"}
             for k, a in maps.items()]
     return pd.DataFrame(rows).set_index("method")
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """summary_frame's table as the page shows it: headers, method names and words in the
+    current language."""
+    out = df.copy()
+    out["what it computes"] = [_(attr.METHODS[k].short) for k in df.index]
+    out["can it be judged?"] = [_("yes") if v == "yes" else _("no: the map {why}").format(why=v.removeprefix("no: the map "))
+                                for v in df["can it be judged?"]]
+    heads = {"what it computes": _("what it computes"), "sum of attributions": _("sum of attributions"),
+             "convergence delta": _("convergence delta"), "min": _("min"), "max": _("max"), "ms": _("ms"),
+             "can it be judged?": _("can it be judged?")}
+    return out.rename(columns=heads, index=attr.title).rename_axis(_("method"))
 
 
 MEASURE_COLOURS = {"Spearman": style.CATEGORY[0], "SSIM": style.CATEGORY[1], "HOG": style.CATEGORY[2]}
@@ -155,7 +177,7 @@ def sanity_figure(names: Sequence[str], series: dict[str, dict[str, Sequence[flo
                     dash="solid" if kind == "|map|" else "dash")
 
     for key in keys:                                                  # the legend, in thin lines
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines+markers", name=key, legendgroup=key,
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines+markers", name=measure_label(key), legendgroup=key,
                                  line=line(key, 1.5), marker=dict(size=4)), 1, 1)
     for i, m in enumerate(methods):
         r, c = i // cols + 1, i % cols + 1
@@ -163,9 +185,9 @@ def sanity_figure(names: Sequence[str], series: dict[str, dict[str, Sequence[flo
             thick = drivers is not None and key in drivers.get(m, ())
             fig.add_trace(go.Scatter(
                 x=x, y=[None if v is None or not np.isfinite(v) else v for v in ys], mode="lines+markers",
-                name=key, legendgroup=key, showlegend=False, line=line(key, 4 if thick else 1.5),
+                name=measure_label(key), legendgroup=key, showlegend=False, line=line(key, 4 if thick else 1.5),
                 marker=dict(size=7 if thick else 4),
-                hovertemplate=f"{m}<br>{key}: %{{y:.2f}}<extra></extra>"), r, c)
+                hovertemplate=f"{attr.title(m)}<br>{measure_label(key)}: %{{y:.2f}}<extra></extra>"), r, c)
         fig.add_trace(go.Scatter(x=x, y=list(target_prob), mode="lines", name=f"P({class_name})",
                                  legendgroup="p", showlegend=i == 0, hoverinfo="skip",
                                  line=dict(dash="dot", color="black", width=1.5)), r, c)
@@ -183,7 +205,7 @@ def sanity_figure(names: Sequence[str], series: dict[str, dict[str, Sequence[flo
 
 
 def _rho(v: float | None) -> str:
-    return f"ρ = {v:.2f}" if v is not None and np.isfinite(v) else "ρ: cannot judge"
+    return f"ρ = {v:.2f}" if v is not None and np.isfinite(v) else _("ρ: cannot judge")
 
 
 def sanity_maps_figure(x: np.ndarray, original: dict[str, np.ndarray], randomised: dict[str, np.ndarray],
@@ -197,9 +219,10 @@ def sanity_maps_figure(x: np.ndarray, original: dict[str, np.ndarray], randomise
     def title(n: str) -> str:
         k = n.split("|")[0]
         if n.endswith("|o"):
-            return f"{short(k)}: original"
+            return _("{method}: original").format(method=short(k))
         signed = (rho_signed or {}).get(k)
-        return f"{short(k)}: {_rho(rho[k])}" + ("" if signed is None else f"<br>signed map: {_rho(signed)}")
+        words = f"{short(k)}: {_rho(rho[k])}"
+        return words if signed is None else _("{words}<br>signed map: {rho}").format(words=words, rho=_rho(signed))
 
     return overlay_figure(x, pairs, title_of=title, cols=4, first=None, height_per_row=270)
 
@@ -215,9 +238,10 @@ def faithfulness_curve_figure(kind: str, curves: dict[str, tuple[Sequence[float]
     fig = go.Figure()
     for m, (frac, prob, auc) in curves.items():
         fig.add_trace(go.Scatter(x=list(frac), y=list(prob), mode="lines", name=f"{m} ({auc:.2f})"))
-    fig.update_xaxes(title_text="share of pixels " + ("removed" if kind == "deletion" else "added"))
+    fig.update_xaxes(title_text=_("share of pixels removed") if kind == "deletion" else _("share of pixels added"))
     fig.update_yaxes(range=[0, 1.02])
-    return style.layout(fig, height=400, title=f"{kind.capitalize()}: P({class_name})")
+    title = (_("Deletion: P({name})") if kind == "deletion" else _("Insertion: P({name})")).format(name=class_name)
+    return style.layout(fig, height=400, title=title)
 
 
 def adversarial_images_figure(x: np.ndarray, perturbation: np.ndarray, x_adv: np.ndarray,
@@ -229,7 +253,8 @@ def adversarial_images_figure(x: np.ndarray, perturbation: np.ndarray, x_adv: np
     """
     e = max(eps, 1e-6)
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.03,
-                        subplot_titles=["original", f"perturbation (×{1 / e:.0f})", "adversarial"])
+                        subplot_titles=[_("original"), _("perturbation (×{k:.0f})").format(k=1 / e),
+                                        _("adversarial")])
     fig.add_trace(go.Image(z=display(x)), 1, 1)
     fig.add_trace(go.Heatmap(z=perturbation.sum(0) / e / perturbation.shape[0], zmin=-1, zmax=1,
                              colorscale=style.SIGNED_SCALE, showscale=False), 1, 2)
@@ -252,6 +277,6 @@ def adversarial_maps_figure(x: np.ndarray, before: dict[str, np.ndarray], after:
         k = n.split("|")[0]
         if n.endswith("before"):
             return f"{short(k)}: {pred_before}"
-        return f"after: {pred_after}, {_rho(similarity[k])}"
+        return _("after: {name}, {rho}").format(name=pred_after, rho=_rho(similarity[k]))
 
     return overlay_figure(x, maps, title_of=title, cols=4, first=None, height_per_row=280)

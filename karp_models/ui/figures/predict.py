@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from karp_models.i18n import _
 from karp_models.introspect import features as feat
 from karp_models.ui import style
 
@@ -20,7 +21,7 @@ def topk_figure(top: list[tuple[str, float]]) -> go.Figure:
                            text=[f"{v:.1%}" for v in vals], textposition="outside",
                            textfont=dict(size=style.SIZE + 2), cliponaxis=False))
     return style.layout(fig, height=70 + 48 * len(top), margin=dict(l=10, r=60, t=10, b=30),
-                        xaxis=dict(range=[0, 1.12], tickformat=".0%", title="probability"),
+                        xaxis=dict(range=[0, 1.12], tickformat=".0%", title=_("probability")),
                         yaxis=dict(tickfont=dict(size=style.SIZE + 2), type="category"))
 
 
@@ -37,13 +38,13 @@ def filters_figure(w: np.ndarray, scale: float | np.ndarray | None = None,
     if imgs.ndim == 4:
         grid = feat.tile((imgs * 255).astype(np.uint8), cols, gap, fill=255)
         fig = go.Figure(go.Image(z=grid, customdata=idx,
-                                 hovertemplate="filter %{customdata}<extra></extra>"))
+                                 hovertemplate=_("filter %{customdata}") + "<extra></extra>"))
     else:
         grid = feat.tile((imgs * 2 - 1).astype(np.float32), cols, gap)  # NaN gaps
         fig = go.Figure(go.Heatmap(z=grid, zmin=-1, zmax=1, colorscale=style.SIGNED_SCALE,
                                    customdata=idx,
-                                   hovertemplate="filter %{customdata}: %{z:.2f}<extra></extra>",
-                                   colorbar=dict(title="weight", tickvals=[-1, 0, 1],
+                                   hovertemplate=_("filter %{customdata}: %{z:.2f}") + "<extra></extra>",
+                                   colorbar=dict(title=_("weight"), tickvals=[-1, 0, 1],
                                                  ticktext=["−max", "0", "+max"])))
         fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(visible=False)
@@ -61,7 +62,7 @@ def maps_figure(maps: np.ndarray) -> go.Figure:
     rows = -(-C // cols)
     fig = go.Figure(go.Heatmap(z=grid, colorscale=style.HEAT_SCALE, showscale=False,
                                customdata=feat.tile_index(C, cols, H, W),
-                               hovertemplate="channel %{customdata}<extra></extra>"))
+                               hovertemplate=_("channel %{customdata}") + "<extra></extra>"))
     fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
     fig.update_xaxes(visible=False)
     return style.layout(fig, height=int(min(760, max(320, 720 * rows / cols))),
@@ -71,22 +72,23 @@ def maps_figure(maps: np.ndarray) -> go.Figure:
 def channel_figure(m: np.ndarray, title: str) -> go.Figure:
     """One channel's map (H, W) as a square heatmap, value on hover."""
     fig = go.Figure(go.Heatmap(z=m, colorscale=style.HEAT_SCALE,
-                               hovertemplate="row %{y}, column %{x}: %{z:.3f}<extra></extra>"))
+                               hovertemplate=_("row %{y}, column %{x}: %{z:.3f}") + "<extra></extra>"))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
     fig.update_xaxes(constrain="domain")
     return style.layout(fig, height=430, title=title)
 
 
-def objective_figure(values: list[float], what: str = "objective",
+def objective_figure(values: list[float], what: str | None = None,
                      reference: tuple[str, float] | None = None) -> go.Figure:
     """The activation-maximisation objective at every step (`what` it measures, on the y axis),
     with an optional dashed line at a reference level, e.g. ("your image", 0.27)."""
+    what = what or _("objective")
     fig = go.Figure(go.Scatter(y=values, mode="lines", line=dict(width=3, color=style.ACCENT),
-                               name=what, hovertemplate="step %{x}: %{y:.3f}<extra></extra>"))
+                               name=what, hovertemplate=_("step %{x}: %{y:.3f}") + "<extra></extra>"))
     if reference is not None:
         fig.add_hline(y=reference[1], line=dict(dash="dash", color=style.GREY, width=2),
                       annotation_text=f"{reference[0]}: {reference[1]:.3f}",
                       annotation_font=style.SMALL_FONT, annotation_position="bottom right")
-    fig.update_xaxes(title_text="step")
+    fig.update_xaxes(title_text=_("step"))
     fig.update_yaxes(title_text=what)
     return style.big_axes(style.layout(fig, height=300, margin=dict(l=10, r=10, t=10, b=10)))

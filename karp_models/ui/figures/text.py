@@ -16,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from karp_models.i18n import _
 from karp_models.introspect import neurons
 from karp_models.introspect import text as tx
 from karp_models.ui import style
@@ -45,31 +46,33 @@ def attention_heatmap(att: np.ndarray, chars: str, title: str = "") -> go.Figure
     hover = [[f"{labels[q]} (#{q}) → {labels[k]} (#{k})" for k in range(T)] for q in range(T)]
     fig = go.Figure(go.Heatmap(z=att, colorscale=style.WEIGHT_SCALE, zmin=0, zmax=float(max(att.max(), 1e-6)),
                                customdata=hover, hovertemplate="%{customdata}: %{z:.3f}<extra></extra>",
-                               colorbar=dict(title="weight")))
+                               colorbar=dict(title=_("weight"))))
     size = 20 if T <= 24 else 17 if T <= 40 else 13 if T <= 64 else 9   # readable from the back
     ticks = dict(tickmode="array", tickvals=list(range(T)), ticktext=labels,
                  tickfont=dict(size=size, family=style.MONO))
-    fig.update_xaxes(title="attends to (key)", side="top", tickangle=0, **ticks)
-    fig.update_yaxes(title="character (query)", autorange="reversed", scaleanchor="x", **ticks)
+    fig.update_xaxes(title=_("attends to (key)"), side="top", tickangle=0, **ticks)
+    fig.update_yaxes(title=_("character (query)"), autorange="reversed", scaleanchor="x", **ticks)
     return style.layout(fig, height=max(520, min(1000, (size + 8) * T + 200)), title=title,
                         margin=dict(l=10, r=10, t=110 if title else 80, b=10))
 
 
 def model_view(att: np.ndarray, chars: str) -> go.Figure:
     """Every layer (rows) x head (columns) as small heatmaps on one colour scale (BertViz's model view)."""
-    L, H, T, _ = att.shape
+    L, H, T = att.shape[:3]
     fig = make_subplots(rows=L, cols=H, horizontal_spacing=0.02, vertical_spacing=0.03,
-                        row_titles=[f"layer {i}" for i in range(L)], column_titles=[f"head {j}" for j in range(H)])
+                        row_titles=[_("layer {n}").format(n=i) for i in range(L)],
+                        column_titles=[_("head {n}").format(n=j) for j in range(H)])
     labels = [show_char(c) for c in chars]
     hover = [[f"{labels[q]} → {labels[k]}" for k in range(T)] for q in range(T)]
     for i in range(L):
         for j in range(H):
             fig.add_trace(go.Heatmap(z=att[i, j], coloraxis="coloraxis", customdata=hover,
-                                     hovertemplate=f"layer {i} head {j}<br>%{{customdata}}: %{{z:.3f}}<extra></extra>"),
+                                     hovertemplate=_("layer {layer} head {head}").format(layer=i, head=j)
+                                     + "<br>%{customdata}: %{z:.3f}<extra></extra>"),
                           row=i + 1, col=j + 1)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False, autorange="reversed")
-    fig.update_layout(coloraxis=dict(colorscale=style.WEIGHT_SCALE, cmin=0, cmax=1, colorbar=dict(title="weight")),
+    fig.update_layout(coloraxis=dict(colorscale=style.WEIGHT_SCALE, cmin=0, cmax=1, colorbar=dict(title=_("weight"))),
                       font=style.FONT, height=190 * L + 80, margin=dict(l=10, r=60, t=60, b=10))
     return fig
 
@@ -86,11 +89,12 @@ body{font-family:system-ui,sans-serif;margin:6px;color:#222}
 label{font-size:16px}
 </style></head><body>
 <div class="heads" id="heads"></div>
-<label><input type="checkbox" id="boost"> boost faint weights (square root)</label>
+<label><input type="checkbox" id="boost"> <span id="boostlabel"></span></label>
 <div id="info"></div>
 <div id="text"></div>
 <script>
-const D = __DATA__;
+const D = __DATA__, T = D.words;   // T: the page's words, in its language
+document.getElementById('boostlabel').textContent = T.boost;
 const heads = D.heads, chars = D.chars, W = D.w;   // W[h][q][k], k <= q, 0..255
 const on = heads.map(() => true);
 let q = D.query, locked = false;
@@ -98,7 +102,7 @@ function rgb(hex){return [1,3,5].map(i => parseInt(hex.substr(i,2),16));}
 const cols = D.colors.map(rgb);
 const hb = document.getElementById('heads');
 heads.forEach((h, i) => {
-  const b = document.createElement('button'); b.textContent = 'head ' + h;
+  const b = document.createElement('button'); b.textContent = T.head.replace('{n}', h);
   b.style.background = D.colors[i]; b.style.borderColor = D.colors[i]; b.style.color = '#fff';
   b.onclick = () => {on[i] = !on[i]; b.classList.toggle('off', !on[i]); draw();};
   hb.appendChild(b);
@@ -117,11 +121,11 @@ function draw(){
   let best = -1, bestW = -1;
   spans.forEach((s, k) => {
     s.className = k === q ? 'q' : '';
-    if (k > q) {s.style.background = 'transparent'; s.style.color = '#bbb'; s.title = 'in the future: masked'; return;}
+    if (k > q) {s.style.background = 'transparent'; s.style.color = '#bbb'; s.title = T.masked; return;}
     let r = 255, g = 255, b = 255, tips = [];
     heads.forEach((h, i) => {
       if (!on[i]) return;
-      let w = W[i][q][k] / 255; tips.push('head ' + h + ': ' + w.toFixed(3));
+      let w = W[i][q][k] / 255; tips.push(T.head.replace('{n}', h) + ': ' + w.toFixed(3));
       if (w > bestW) {bestW = w; best = k;}
       if (boost) w = Math.sqrt(w);
       r -= w * (255 - cols[i][0]); g -= w * (255 - cols[i][1]); b -= w * (255 - cols[i][2]);
@@ -134,9 +138,10 @@ function draw(){
   const esc = c => c.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
   const show = c => c === ' ' ? '\u2423' : c === '\\n' ? '\u23ce' : esc(c);
   document.getElementById('info').innerHTML =
-    `Character <b>${show(chars[q])}</b> (#${q}) attends most to <b>${best >= 0 ? show(chars[best]) : '-'}</b>` +
-    (best >= 0 ? ` (#${best}, weight ${bestW.toFixed(2)})` : '') +
-    ' &nbsp;·&nbsp; ' + (locked ? 'click another character to move' : 'hover a character, click to keep it');
+    T.attends.replace('{char}', `<b>${show(chars[q])}</b>`).replace('{q}', q)
+             .replace('{best}', `<b>${best >= 0 ? show(chars[best]) : '-'}</b>`) +
+    (best >= 0 ? T.weight.replace('{k}', best).replace('{w}', bestW.toFixed(2)) : '') +
+    ' &nbsp;·&nbsp; ' + (locked ? T.locked : T.hover);
 }
 draw();
 </script></body></html>"""
@@ -151,12 +156,17 @@ def head_view_html(att_layer: np.ndarray, chars: str, heads: Sequence[int] | Non
         att_layer: (n_head, T, T) attention of one layer.
         query: the character selected at first (default: the last one).
     """
-    H, T, _ = att_layer.shape
+    H, T = att_layer.shape[:2]
     heads = list(range(H)) if heads is None else list(heads)
     q8 = np.rint(np.clip(att_layer, 0, 1) * 255).astype(int)
     w = [[q8[h, q, :q + 1].tolist() for q in range(T)] for h in heads]    # lower triangle only
     data = {"heads": heads, "chars": list(chars), "w": w, "query": T - 1 if query is None else int(query),
-            "colors": [style.HEADS[h % len(style.HEADS)] for h in heads]}
+            "colors": [style.HEADS[h % len(style.HEADS)] for h in heads],
+            "words": {"boost": _("boost faint weights (square root)"), "head": _("head {n}"),
+                      "masked": _("in the future: masked"),
+                      "attends": _("Character {char} (#{q}) attends most to {best}"),
+                      "weight": _(" (#{k}, weight {w})"), "locked": _("click another character to move"),
+                      "hover": _("hover a character, click to keep it")}}
     return _HEAD_VIEW.replace("__DATA__", json.dumps(data).replace("</", "<\\/"))
 
 # ---------------------------------------------------------------------------- next character
@@ -192,8 +202,8 @@ def surprise_figure(nc: tx.NextChar, window: tuple[int, int] | None = None) -> g
                                hovertemplate="#%{x} %{customdata}: %{y:.2f}<extra></extra>"))
     if window:
         fig.add_vrect(x0=window[0], x1=window[1], fillcolor="orange", opacity=0.2, line_width=0)
-    return style.layout(fig, height=260, title="Probability given to the real next character",
-                        margin=dict(l=10, r=10, t=40, b=10), xaxis_title="position in the text",
+    return style.layout(fig, height=260, title=_("Probability given to the real next character"),
+                        margin=dict(l=10, r=10, t=40, b=10), xaxis_title=_("position in the text"),
                         yaxis=dict(range=[0, 1]))
 
 # ---------------------------------------------------------------------------- neurons
@@ -214,7 +224,7 @@ def neuron_text_html(text: str, values: np.ndarray, scale: float | None = None) 
 def color_legend_html(scale: float) -> str:
     stops = "".join(f"<span style='background:{style.diverging_css(v)};padding:2px 10px'>{v * scale:+.2f}</span>"
                     for v in (-1, -0.5, 0, 0.5, 1))
-    return f"<div style='font-size:16px;margin:4px 0'>colour = value: {stops}</div>"
+    return f"<div style='font-size:16px;margin:4px 0'>{html.escape(_('colour = value:'))} {stops}</div>"
 
 
 def trace_figure(values: np.ndarray, signal: np.ndarray, text: str, cell_label: str, signal_name: str) -> go.Figure:
@@ -227,28 +237,28 @@ def trace_figure(values: np.ndarray, signal: np.ndarray, text: str, cell_label: 
     fig.add_trace(go.Scatter(x=x, y=signal, name=signal_name, line=dict(width=1.5, color="#555", dash="dot"),
                              hoverinfo="skip"), secondary_y=True)
     fig.update_layout(font=style.FONT, height=300, margin=dict(l=10, r=10, t=30, b=10),
-                      legend=dict(orientation="h", y=1.15), xaxis_title="position in the text")
-    fig.update_yaxes(title_text="cell value", secondary_y=False)
+                      legend=dict(orientation="h", y=1.15), xaxis_title=_("position in the text"))
+    fig.update_yaxes(title_text=_("cell value"), secondary_y=False)
     fig.update_yaxes(title_text=signal_name, secondary_y=True, tickmode="auto", nticks=5, showgrid=False)
     return fig
 
 
 def gate_figure(sats: Sequence[neurons.GateSaturation], layer: int = 0) -> go.Figure:
     """One dot per cell and gate: fraction of steps left-saturated (< 0.1) against right-saturated (> 0.9)."""
-    fig = make_subplots(rows=1, cols=len(sats), subplot_titles=[s.name for s in sats],
+    fig = make_subplots(rows=1, cols=len(sats), subplot_titles=[_(s.name) for s in sats],
                         shared_yaxes=True, horizontal_spacing=0.04)
     for j, s in enumerate(sats):
         H = s.left.shape[1]
-        fig.add_trace(go.Scatter(x=s.left[layer], y=s.right[layer], mode="markers", name=s.name,
+        fig.add_trace(go.Scatter(x=s.left[layer], y=s.right[layer], mode="markers", name=_(s.name),
                                  marker=dict(size=6, opacity=0.6, color=style.HEADS[j]),
                                  customdata=np.arange(H),
-                                 hovertemplate="cell %{customdata}<br>< 0.1: %{x:.0%}<br>> 0.9: %{y:.0%}"
-                                               "<extra></extra>"),
+                                 hovertemplate=_("cell %{customdata}<br>< 0.1: %{x:.0%}<br>> 0.9: %{y:.0%}")
+                                 + "<extra></extra>"),
                       row=1, col=j + 1)
         fig.add_trace(go.Scatter(x=[0, 1], y=[1, 0], mode="lines", line=dict(color="#bbb", dash="dot"),
                                  hoverinfo="skip", showlegend=False), row=1, col=j + 1)
-        fig.update_xaxes(range=[-0.02, 1.02], title_text="fraction < 0.1", tickformat=".0%", row=1, col=j + 1)
+        fig.update_xaxes(range=[-0.02, 1.02], title_text=_("fraction < 0.1"), tickformat=".0%", row=1, col=j + 1)
     fig.update_yaxes(range=[-0.02, 1.02], tickformat=".0%")
-    fig.update_yaxes(title_text="fraction > 0.9", row=1, col=1)
+    fig.update_yaxes(title_text=_("fraction > 0.9"), row=1, col=1)
     fig.update_layout(font=style.FONT, height=420, showlegend=False, margin=dict(l=10, r=10, t=50, b=10))
     return fig

@@ -16,14 +16,15 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
+from karp_models.i18n import N_, _
 from karp_models.introspect.features import tile
 from karp_models.ui import style
 from karp_models.ui.images import display
 
 MAX_POINTS = 500
 COLS = 4                                       # images per row of the prediction grid
-TITLES = {"loss": ("Loss", "cross-entropy (nats)"), "accuracy": ("Validation accuracy", "%"),
-          "lr": ("Learning rate", "lr")}
+TITLES = {"loss": (N_("Loss"), N_("cross-entropy (nats)")), "accuracy": (N_("Validation accuracy"), "%"),
+          "lr": (N_("Learning rate"), "lr")}                                  # shown with _()
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def run_colors(ids: Sequence[str]) -> dict[str, str]:
 
 
 def _name(run: str, what: str) -> str:
-    return " · ".join(p for p in (run, what) if p) or "value"
+    return " · ".join(p for p in (run, what) if p) or _("value")
 
 
 def curves_figure(curves: Sequence[Curve], metric: str) -> go.Figure:
@@ -76,7 +77,7 @@ def curves_figure(curves: Sequence[Curve], metric: str) -> go.Figure:
             x, y = downsample(c.steps, c.train_loss if metric == "loss" else c.lr)
             fig.add_scatter(x=x, y=y, mode="lines" if len(x) > 1 else "markers",  # the first point shows
                             line=dict(color=c.color, width=3), marker=dict(size=9),
-                            name=_name(run, "training" if metric == "loss" else ""),
+                            name=_name(run, _("training") if metric == "loss" else ""),
                             legendgroup=c.key)
         if metric in ("loss", "accuracy"):
             vals = (c.val_loss if metric == "loss" else
@@ -85,14 +86,14 @@ def curves_figure(curves: Sequence[Curve], metric: str) -> go.Figure:
             fig.add_scatter(x=vx, y=vy, mode="lines+markers", marker=dict(size=9),
                             line=dict(color=c.color, width=3,
                                       dash="dash" if metric == "loss" else "solid"),
-                            name=_name(run, "validation" if metric == "loss" else ""),
+                            name=_name(run, _("validation") if metric == "loss" else ""),
                             legendgroup=c.key)
     title, ytitle = TITLES[metric]
-    style.layout(fig, height=260 if metric == "lr" else 380, title=title, hovermode="x unified",
+    style.layout(fig, height=260 if metric == "lr" else 380, title=_(title), hovermode="x unified",
                  legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
                  uirevision="train")                       # keep the zoom while points arrive
-    fig.update_xaxes(title_text="step", rangemode="tozero")
-    fig.update_yaxes(title_text=ytitle)
+    fig.update_xaxes(title_text=_("step"), rangemode="tozero")
+    fig.update_yaxes(title_text=_(ytitle))
     if metric == "lr":
         fig.update_yaxes(exponentformat="e")
     if metric != "loss":
@@ -130,7 +131,7 @@ def prediction_grid(images: np.ndarray, labels: Sequence[int], preds: Sequence[i
     Args:
         images: (N, C, H, W) uint8; labels, preds: (N,) class indices.
     """
-    N, _, H, W = images.shape
+    N, H, W = images.shape[0], images.shape[2], images.shape[3]
     scale = max(1, 96 // H)
     border = max(3, scale * H // 20)
     right = [p == y for p, y in zip(preds, labels)]
@@ -143,11 +144,13 @@ def prediction_grid(images: np.ndarray, labels: Sequence[int], preds: Sequence[i
     gap = _gap(th)
     for k, (y, pred) in enumerate(zip(labels, preds)):
         r, c = divmod(k, COLS)
-        text = f"✓ {classes[pred]}" if right[k] else f"✗ {classes[pred]}<br>(is {classes[y]})"
+        text = f"✓ {classes[pred]}" if right[k] else _("✗ {pred}<br>(is {truth})").format(pred=classes[pred],
+                                                                                         truth=classes[y])
         fig.add_annotation(x=c * (tw + 6) + tw / 2, y=r * (th + gap) + th + gap / 2, text=text,
                            showarrow=False, font=dict(size=style.SMALL, color=style.RIGHT_TEXT
                                                       if right[k] else style.WRONG_TEXT))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return style.layout(fig, height=640, margin=dict(l=0, r=0, t=50, b=0),
-                        title=f"Test images at step {step:,}: {sum(right)} of {N} right")
+                        title=_("Test images at step {step:,}: {right} of {n} right").format(step=step, right=sum(right),
+                                                                                        n=N))

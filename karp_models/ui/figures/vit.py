@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from karp_models.i18n import _
 from karp_models.introspect.vit import ViTAttention, overlay
 from karp_models.ui import style
 from karp_models.ui.images import display, upscale
@@ -24,7 +25,7 @@ def prediction_figure(probs: np.ndarray, classes: Sequence[str], label: int | No
     fig = go.Figure(go.Bar(x=[100 * probs[i] for i in order], y=names, orientation="h",
                            marker_color=colors, text=[f"{100 * probs[i]:.1f}%" for i in order],
                            textposition="auto"))
-    fig.update_xaxes(range=[0, 100], tickvals=[0, 50, 100], title_text="probability (%)",
+    fig.update_xaxes(range=[0, 100], tickvals=[0, 50, 100], title_text=_("probability (%)"),
                      tickfont=style.SMALL_FONT)
     fig.update_yaxes(tickfont=style.FONT)
     return style.layout(fig, height=80 + 44 * len(order), margin=dict(l=10, r=25, t=10, b=10))
@@ -46,8 +47,8 @@ def head_grid_figure(image: np.ndarray, att: ViTAttention, *, smooth: bool = Tru
     L, Hh = att.n_layer, att.n_head
     big = upscale(image, SCALE)
     vmax = float(att.cls_maps.max()) if shared_scale else None
-    titles = [f"L{l + 1} H{h + 1}: CLS keeps {att.cls_self[l, h]:.0%}"
-              for l in range(L) for h in range(Hh)]
+    words = _("L{layer} H{head}: CLS keeps {share:.0%}")
+    titles = [words.format(layer=l + 1, head=h + 1, share=att.cls_self[l, h]) for l in range(L) for h in range(Hh)]
     fig = make_subplots(rows=L, cols=Hh, subplot_titles=titles, horizontal_spacing=0.02,
                         vertical_spacing=0.06)
     for l in range(L):
@@ -68,12 +69,12 @@ def rollout_figure(image: np.ndarray, att: ViTAttention, *, smooth: bool = True,
     big = upscale(image, SCALE)
     mode = "bilinear" if smooth else "nearest"
     panels = [
-        ("input", display(big)),
-        (f"rollout, {att.n_layer} layers", overlay(big, att.rollout_map, alpha=alpha, mode=mode)),
-        ("last layer", overlay(big, att.cls_maps[-1].mean(0), alpha=alpha, mode=mode)),
+        (_("input"), display(big)),
+        (_("rollout, {n} layers").format(n=att.n_layer), overlay(big, att.rollout_map, alpha=alpha, mode=mode)),
+        (_("last layer"), overlay(big, att.cls_maps[-1].mean(0), alpha=alpha, mode=mode)),
     ]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for t, _ in panels], horizontal_spacing=0.03)
-    for i, (_, rgb) in enumerate(panels):
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for t, _rgb in panels], horizontal_spacing=0.03)
+    for i, (_title, rgb) in enumerate(panels):
         fig.add_trace(_image(rgb), row=1, col=i + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
