@@ -75,8 +75,8 @@ else:
     st.dataframe(pd.DataFrame({_("gate"): [_(s.name) for s in sats],
                                _("steps < 0.1 (closed)"): [f"{s.left[layer].mean():.0%}" for s in sats],
                                _("steps > 0.9 (open)"): [f"{s.right[layer].mean():.0%}" for s in sats],
-                               _("cells mostly closed (> 50% of steps)"): [int((s.left[layer] > .5).sum()) for s in sats],
-                               _("cells mostly open (> 50% of steps)"): [int((s.right[layer] > .5).sum()) for s in sats]}),
+                               _("cells mostly closed (over half of the steps)"): [int((s.left[layer] > .5).sum()) for s in sats],
+                               _("cells mostly open (over half of the steps)"): [int((s.right[layer] > .5).sum()) for s in sats]}),
                  hide_index=True)
     st.caption(_("One dot per cell: how often its gate is nearly shut (< 0.1) against nearly fully open (> 0.9) "
                  "over this text, as in Karpathy, Johnson and Fei-Fei (2015), Fig. 3. A forget gate dot near the "

@@ -231,14 +231,14 @@ class Corpus:
 CORPORA = {c.name: c for c in (
     Corpus("tang300", ("tang300",), N_("Three Hundred Tang Poems"), N_("{n:,} poems"),
            N_("each poem its title line 《...》 and its lines (authors dropped), poems set apart by a blank "
-              "line; validation: the poems first in a seeded hash order, up to 10% of the characters")),
+              "line; validation: the poems first in a seeded hash order, up to a tenth of the characters")),
     Corpus("classical-zh", FILES, N_("Tang poems, Song poems, classical sayings, the Analects, the Book of "
                                      "Songs, ci and proverbs"), N_("{n:,} entries"),
            N_("tang300 + song100 + the classical part of chinese (its Debian manual, technical quotes, "
               "modern prose and entries with Latin letters, digits or vernacular particles left out; quotes "
               "of a poem already in the corpus dropped); title line 《...》 when the source names one; "
               "entries set apart by a blank line; validation: the entries first in tang300's hash order, up "
-              "to 10% of the characters")),
+              "to a tenth of the characters")),
 )}
 
 

@@ -96,10 +96,10 @@ def summary(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> None:
     rel = ev.reliability(probs, labels, n_bins)
     c1, c2, c3 = st.columns(3)
     c1.metric(_("Test accuracy"), f"{acc.value:.2%}",
-              delta=_("95% interval {low:.1f}–{high:.1f}%").format(low=100 * acc.low, high=100 * acc.high),
+              delta=_("interval {low:.1f}–{high:.1f}% (95%)").format(low=100 * acc.low, high=100 * acc.high),
               delta_color="off", delta_arrow="off",
               help=_("Top-1 accuracy on the whole test split: the share of test images whose most "
-                     "probable class is the true one.") + "\n\n" + glossary.tip("95% interval"))
+                     "probable class is the true one.") + "\n\n" + glossary.tip("confidence interval"))
     c2.metric(_("Mistakes of {n:,}").format(n=acc.n), f"{acc.n - acc.correct:,}",
               help=_("Test images whose most probable class is not the true one."))
     c3.metric(_("Calibration error"), f"{rel.ece:.2%}",
@@ -173,7 +173,7 @@ def calibration_section(probs: np.ndarray, labels: np.ndarray) -> None:
         st.metric(_("Mean confidence"), f"{conf:.2%}", _("{gap:+.2%} vs accuracy").format(gap=conf - acc),
                   delta_color="off")
         st.markdown(glossary.hover(_(
-            "A model is **calibrated** when, of the images it labels with 80% confidence, 80% "
+            "A model is **calibrated** when, of the images it labels with a confidence of 80%, 80% "
             "are right: each blue bar (accuracy) then reaches its red tick (the mean "
             "confidence) on the dashed diagonal. A tick above its bar is over-confidence, "
             "below it under-confidence. ECE is the gap averaged over the bins, weighted by how "
@@ -289,7 +289,7 @@ def compare_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.ndarr
     d = ev.disagreement(probs, probs_b, labels)
     acc_a, acc_b = ev.accuracy(probs.argmax(1), labels), ev.accuracy(probs_b.argmax(1), labels)
     c1, c2, c3, c4 = st.columns(4)
-    interval = _("95% interval {low:.2%} – {high:.2%}")
+    interval = _("interval {low:.2%} – {high:.2%} (95%)")
     c1.metric(f"A: {name_a}", f"{acc_a.value:.2%}", help=interval.format(low=acc_a.low, high=acc_a.high))
     c2.metric(f"B: {name_b}", f"{acc_b.value:.2%}", help=interval.format(low=acc_b.low, high=acc_b.high))
     c3.metric(_("Images they disagree on"), f"{len(d.indices):,} ({d.rate:.0%})",

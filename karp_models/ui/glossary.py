@@ -110,14 +110,14 @@ TERMS: dict[str, str] = {
     NC_("glossary", "precision"): N_("Of the images the model called this class, the share that really are."),
     NC_("glossary", "recall"): N_("Of the images of this class, the share the model found."),
     NC_("glossary", "calibration"): N_("Whether a model's confidence matches how often it is right: of the answers "
-        "given with 80% confidence, 80% should be right."),
+        "given with a confidence of 80%, eight in ten should be right."),
     NC_("glossary", "ECE"): N_("Expected calibration error: the average gap between how confident the model is and "
-        "how often it is right, weighted by images. 0% is perfectly calibrated."),
+        "how often it is right, weighted by images. An ECE of 0% means perfectly calibrated."),
     NC_("glossary", "McNemar"): N_("McNemar's test compares two models on the images where exactly one is right. A "
         "p-value below 0.05 says the difference is unlikely to be luck."),
     NC_("glossary", "p-value"): N_("How likely a result at least this uneven would be by chance alone; small "
         "(below 0.05) means probably not chance."),
-    NC_("glossary", "95% interval"): N_("Where the accuracy on new images from the same source probably lies (the "
+    NC_("glossary", "confidence interval"): N_("Where the accuracy on new images from the same source probably lies (the "
         "Wilson score interval)."),
     NC_("glossary", "embedding"): N_("The list of numbers a network's last layer makes of an image; similar images "
         "get nearby lists."),
