@@ -11,6 +11,7 @@ from typing import Callable, Iterable
 
 from karp_models.data import chinese, images, text
 from karp_models.data.base import DatasetMissing, DatasetStatus, ImageData, TextData
+from karp_models.i18n import _
 
 Root = str | os.PathLike | None
 
@@ -109,8 +110,8 @@ def download(name: str) -> DatasetStatus:
     if st.available and not st.how_to_get:
         return st
     if spec.download is None:
-        raise DatasetMissing(f"{name} ships in a package, not a download; install it with:\n"
-                             f"  {st.how_to_get}")
+        raise DatasetMissing(_("{name} ships in a package, not a download; install it with:\n  {command}").format(
+            name=name, command=st.how_to_get))
     spec.download()
     return spec.status(None)
 

@@ -43,7 +43,7 @@ class Step:
 
 
 SPECIAL = {"ln_f": NC_("layer", "final norm"), "patch_embed": NC_("layer", "patch embedding"),
-           "head": NC_("layer", "head")}
+           "head": NC_("layer", "head"), "stem.conv": NC_("layer", "stem conv")}
 
 
 def readable(key: str) -> str:

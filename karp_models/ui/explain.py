@@ -66,7 +66,7 @@ def pick_target(probs: np.ndarray, classes, key: str) -> int:
     order = [int(k) for k in np.argsort(-probs)]
     pred = order[0]
     def label(k: int) -> str:
-        return (_("{name} ({p:.1%}) ← prediction") if k == pred else "{name} ({p:.1%})").format(
+        return (_("{name} ({p:.1%}) ← prediction") if k == pred else _("{name} ({p:.1%})")).format(
             name=classes[k], p=probs[k])
     return int(st.selectbox(_("Class to explain"), order, index=0, format_func=label, key=key))
 

@@ -146,7 +146,7 @@ def define(term: str) -> str:
 
 def tip(*terms: str) -> str:
     """The definitions of `terms`, one paragraph each, for a `help=` tooltip."""
-    return "\n\n".join(f"**{word(t)}**: {define(t)}" for t in terms)
+    return "\n\n".join(_("**{term}**: {definition}").format(term=word(t), definition=define(t)) for t in terms)
 
 
 def _span(found: str, term: str) -> str:
@@ -184,4 +184,4 @@ def words(*terms: str, container=st) -> None:
     tables, where no hover reaches)."""
     with container.popover(_("Words on this page"), icon=":material/menu_book:"):
         for t in terms:
-            st.markdown(f"**{word(t)}**: {define(t)}")
+            st.markdown(_("**{term}**: {definition}").format(term=word(t), definition=define(t)))

@@ -20,7 +20,7 @@ from karp_models import i18n
 
 KEY = "karp_lang"           # session state: the chosen language code
 PARAM = "lang"              # the address's parameter: ?lang=zh
-LABEL = "Language · 语言"   # in both languages on purpose: findable by a reader of either
+LABEL = "Language · 语言"   # its accessible name, in both languages: findable by a reader of either
 
 
 def initial() -> str:
@@ -43,7 +43,8 @@ def switch(container=st.sidebar) -> str:
     if st.session_state.get(KEY) not in i18n.LANGUAGES:
         st.session_state[KEY] = initial()
     lang = container.segmented_control(LABEL, list(i18n.LANGUAGES), format_func=i18n.LANGUAGES.get,
-                                       key=KEY, required=True) or i18n.DEFAULT
+                                       key=KEY, required=True,
+                                       label_visibility="collapsed") or i18n.DEFAULT  # names say it
     if st.query_params.get(PARAM) != lang:
         st.query_params[PARAM] = lang
     return lang
