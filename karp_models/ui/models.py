@@ -29,7 +29,7 @@ class ModelChoice:
     path: str          # the .safetensors file
     model_name: str    # registry name: 'fast', 'vit', 'lstm', ...
     family: str        # 'cnn' | 'rnn' | 'transformer'
-    task: str          # 'image' | 'text'
+    task: str          # the kind of data it takes: 'image' | 'text' (the registry's ModelSpec.data)
     dataset: str
     origin: str        # 'shipped' | 'run'
     metrics: str       # formatted measured metrics
@@ -44,7 +44,7 @@ def _choice(p: Path, meta: dict, origin: str) -> ModelChoice | None:
     where = "shipped" if origin == "shipped" else "your run"
     label = f"{p.stem} ({where}: {spec.name} on {meta.get('dataset', '?')}" + (f", {metrics})" if metrics else ")")
     return ModelChoice(label=label, path=str(p), model_name=spec.name, family=spec.family,
-                       task=spec.task, dataset=meta.get("dataset", spec.default_dataset),
+                       task=spec.data, dataset=meta.get("dataset", spec.default_dataset),
                        origin=origin, metrics=metrics, mtime=p.stat().st_mtime)
 
 
