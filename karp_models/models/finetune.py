@@ -160,7 +160,7 @@ class FineTune(nn.Module):
         self.register_buffer("mean", torch.tensor(config.mean, dtype=torch.float32).view(1, C, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.std, dtype=torch.float32).view(1, C, 1, 1), persistent=False)
         for m in self.modules():                                     # hooks and Grad-CAM dislike in-place ops
-            if isinstance(m, nn.ReLU | nn.ReLU6 | nn.Hardswish | nn.Hardsigmoid):
+            if getattr(m, "inplace", False):                         # ReLU, Hardswish, Dropout, ...
                 m.inplace = False
         mine = {id(t): k for k, t in self.state_dict(keep_vars=True).items()}
         theirs = source.state_dict(keep_vars=True)

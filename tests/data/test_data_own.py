@@ -164,7 +164,7 @@ def test_torchvision_transforms_make_the_input():
 def test_save_and_load(tmp_path):
     d = own.build(_classes(), name="shapes", flip_ok=True).data
     back = own.load(own.save(d, tmp_path / "shapes.safetensors"))
-    assert (back.name, back.classes, back.source, back.note, back.flip_ok) == (d.name, d.classes, d.source, d.note, True)
+    assert (back.name, back.classes, back.source, back.note) == (d.name, d.classes, d.source, d.note) and back.flip_ok
     for k in ("train_x", "train_y", "test_x", "test_y"):
         assert torch.equal(getattr(back, k), getattr(d, k)), k
     assert back.mean == pytest.approx(d.mean)

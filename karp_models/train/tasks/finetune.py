@@ -30,7 +30,8 @@ class FineTuning(ImageClassification):
         if model.config.mode != "scratch":
             model.load_backbone(backbone_state(model.config))
 
-    def configure_optimizers(self, model: nn.Module, cfg: Any, device: torch.device) -> dict[str, torch.optim.Optimizer]:
+    def configure_optimizers(self, model: nn.Module, cfg: Any,
+                             device: torch.device) -> dict[str, torch.optim.Optimizer]:
         """One optimiser (named 'model', as the default's) whose groups split decay/no-decay and
         backbone/head; in 'whole' mode the backbone's groups carry lr_scale = backbone_lr_scale."""
         scale = model.config.backbone_lr_scale if model.config.mode == "whole" else 1.0
