@@ -14,6 +14,8 @@ import torch.nn as nn
 from .attention import GPT, GPT_PRESETS, VIT_PRESETS, GPTConfig, ViT, ViTConfig, fit_patch
 from .cnn import CNN, CNNConfig
 from .cnn import PRESETS as CNN_PRESETS
+from .finetune import PRESETS as FINETUNE_PRESETS
+from .finetune import FineTune, FineTuneConfig, fit_data
 from .rnn import CharRNN, RNNConfig
 from .rnn import PRESETS as RNN_PRESETS
 
@@ -61,7 +63,7 @@ _RNN_PRESETS = ("small", "shakespeare", "names", "tiny")
 REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
     _image("classic", "cnn", ("classic-fashion-mnist.safetensors", "classic-mnist.safetensors"),
            "The course network: two 5x5 conv + max-pool layers, then fc 128 and the classifier.",
-           ("classic",), CNNConfig, CNN, CNN_PRESETS, (("arch", "classic"),)),
+           ("classic", "classic-dropout"), CNNConfig, CNN, CNN_PRESETS, (("arch", "classic"),)),
     _image("fast", "cnn", ("fast-fashion-mnist.safetensors",),
            "A BatchNorm CNN built for time-to-accuracy on a CPU: pool early, conv-BN-ReLU, global max-pool.",
            ("fast", "fast-wide"), CNNConfig, CNN, CNN_PRESETS, (("arch", "fast"),)),
@@ -74,6 +76,11 @@ REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
     _image("vit", "transformer", ("vit-fashion-mnist.safetensors",),
            "A small Vision Transformer: 7x7 patches, a CLS token, pre-LN attention blocks, head on CLS.",
            ("fashion", "fashion-p4", "tiny"), ViTConfig, ViT, VIT_PRESETS, fit=fit_patch),
+    ModelSpec("finetune", "cnn", "finetune", "mnist", (),
+              "Transfer learning: a pretrained CNN (karp's, or torchvision's ImageNet ResNet-18, MobileNetV3, "
+              "VGG16) with a new last layer for your classes; the head alone, the whole network, or from scratch.",
+              ("head", "whole", "scratch"), "head", FineTuneConfig, FineTune, FINETUNE_PRESETS,
+              fit=fit_data, data_kind="image"),
     _text("rnn", "rnn", (), "A character-level vanilla (tanh) RNN.",
           _RNN_PRESETS, "small", RNNConfig, CharRNN, RNN_PRESETS, (("cell", "rnn"),)),
     _text("lstm", "rnn", ("lstm-shakespeare.safetensors", "lstm-names.safetensors", "lstm-classical-zh.safetensors"),

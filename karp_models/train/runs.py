@@ -43,7 +43,8 @@ class RunSpec:
     overrides: model config fields (as for build_for). resume_from: a checkpoint saved with its
     trainer state (a saved run) to continue instead of starting fresh. teacher: a trained
     checkpoint of the same dataset to distil from. preview_every: steps between live previews
-    (None: the task's own). label: the run's name on charts.
+    (None: the task's own). label: the run's name on charts. data: the dataset itself when it is
+    not in the data registry (a person's own classes, data.own); `dataset` is then its name.
     """
 
     model: str
@@ -56,6 +57,7 @@ class RunSpec:
     preview_every: int | None = None
     label: str = ""
     teacher: str | None = None
+    data: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -86,7 +88,8 @@ def build_run(spec: RunSpec) -> Prepared:
     """Load the data, build the model (or rebuild a saved run's), its task and a Trainer.
 
     Raises DatasetMissing (no data here), ValueError (unknown model, a model for another kind
-    of data, an unusable teacher) and CheckpointError (a damaged or forged run to resume).
+    of data, an unusable teacher), CheckpointError (a damaged or forged run to resume) and
+    imagenet.WeightsUnavailable (fine-tuning: the backbone's weights are not here).
     """
     from karp_models import data as datasets
     from karp_models.models import REGISTRY, build_for, from_config
@@ -95,8 +98,10 @@ def build_run(spec: RunSpec) -> Prepared:
     if spec.model not in REGISTRY:
         raise ValueError(f"unknown model {spec.model!r}; choose from {', '.join(REGISTRY)}")
     reg = REGISTRY[spec.model]
-    ds = datasets.load(spec.dataset)
-    if datasets.DATASETS[spec.dataset].kind != reg.data:
+    ds = spec.data if spec.data is not None else datasets.load(spec.dataset)
+    kind = ("text" if hasattr(ds, "vocab") else "image") if spec.data is not None \
+        else datasets.DATASETS[spec.dataset].kind
+    if kind != reg.data:
         raise ValueError(f"{spec.model} is a {reg.data} model and {spec.dataset} is not "
                          f"a {reg.data} dataset")
     device = dev.pick_device(spec.device)
@@ -107,6 +112,8 @@ def build_run(spec: RunSpec) -> Prepared:
     else:
         model = build_for(spec.model, ds, preset=spec.preset, **spec.overrides).to(device)
     task = make_task(ds, model, augment=spec.config.augment, shift=spec.config.shift, kind=reg.task)
+    if not spec.resume_from and hasattr(task, "setup"):
+        task.setup(model)  # fine-tuning: the pretrained backbone
     teacher_meta = None
     if spec.teacher:
         teacher, teacher_meta = load_teacher(spec.teacher, spec.dataset, ds)

@@ -153,11 +153,12 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig,
-                   device: torch.device) -> torch.optim.Optimizer:
-    """cfg.optimizer over model's trainable parameters: SGD with Nesterov momentum 0.9, or AdamW
-    with betas (0.9, 0.95) (minGPT's), fused on CUDA."""
-    groups = param_groups(model, cfg.weight_decay)
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device,
+                   groups: list[dict[str, Any]] | None = None) -> torch.optim.Optimizer:
+    """cfg.optimizer over model's trainable parameters (or the given param groups, which may
+    carry an 'lr_scale'): SGD with Nesterov momentum 0.9, or AdamW with betas (0.9, 0.95)
+    (minGPT's), fused on CUDA."""
+    groups = param_groups(model, cfg.weight_decay) if groups is None else groups
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
     extra = {"fused": True} if device.type == "cuda" else {}

@@ -14,11 +14,12 @@ QUICK = {"resnet18": dict(image_size=8), "vit": dict(n_layer=1), "gpt": dict(n_l
 
 
 def test_names_tasks_and_weights_follow_the_contract():
-    assert set(REGISTRY) == {"classic", "fast", "tinyvgg", "resnet18", "vit", "rnn", "lstm", "gru", "gpt"}
+    assert set(REGISTRY) == {"classic", "fast", "tinyvgg", "resnet18", "vit", "finetune", "rnn", "lstm", "gru",
+                             "gpt"}
     for name, spec in REGISTRY.items():
         assert isinstance(spec, ModelSpec) and spec.name == name
-        assert spec.task in ("image", "text") and spec.default_preset in spec.presets
-        assert spec.default_dataset == ("fashion-mnist" if spec.task == "image" else "shakespeare")
+        assert spec.task in ("image", "text", "finetune") and spec.default_preset in spec.presets
+        assert spec.default_dataset == {"image": "fashion-mnist", "text": "shakespeare", "finetune": "mnist"}[spec.task]
         assert all(w.endswith(".safetensors") and "/" not in w for w in spec.weights)
     assert REGISTRY["gpt"].weights[0] == "gpt-shakespeare.safetensors"
     assert REGISTRY["lstm"].weights[0] == "lstm-shakespeare.safetensors"
@@ -48,7 +49,7 @@ def test_from_config_round_trips_through_json(name, preset):
     assert {k: v.shape for k, v in m2.state_dict().items()} == {k: v.shape for k, v in m.state_dict().items()}
     m2.load_state_dict(m.state_dict(), strict=True)
     m.eval(), m2.eval()
-    if REGISTRY[name].task == "image":
+    if REGISTRY[name].data == "image":
         C, S = m.config.in_channels, m.config.image_size
         x = torch.rand(2, C, S, S)
     else:

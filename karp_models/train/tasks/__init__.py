@@ -1,5 +1,6 @@
 """Tasks: what a batch is, a step's loss, evaluation and the live preview, per model family
-(the Task protocol is in base.py; seq2seq.py, the date translator, is imported on its own)."""
+(the Task protocol is in base.py; seq2seq.py, the date translator, is imported on its own;
+finetune.py, fine-tuning from a pretrained backbone, when a run asks for it)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -27,9 +28,17 @@ def _image_classification(data: Any, model: nn.Module, *, augment: bool = True,
     return ImageClassification(data, augment=augment, pad=shift)
 
 
+def _fine_tuning(data: Any, model: nn.Module, *, augment: bool = True, shift: int | None = None,
+                 **_: Any) -> Task:
+    from karp_models.train.tasks.finetune import FineTuning  # loads torchvision's model zoo
+
+    return FineTuning(data, augment=augment, pad=shift)
+
+
 # task kind (models.registry's ModelSpec.task) -> the Task for a dataset and a model; a new family
 # adds its builder here (keyword arguments: augment, shift, block_size; ignore what does not apply)
-TASKS: dict[str, Callable[..., Task]] = {"image": _image_classification, "text": _char_lm}
+TASKS: dict[str, Callable[..., Task]] = {"image": _image_classification, "text": _char_lm,
+                                         "finetune": _fine_tuning}
 
 
 def make_task(data: Any, model: nn.Module, augment: bool = True,
