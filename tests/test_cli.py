@@ -70,3 +70,24 @@ def test_train_from_a_teacher_records_it_and_refuses_another_dataset(digits_ckpt
     code = cli.main(["train", "--model", "vit", "--dataset", "fashion-mnist", "--preset", "tiny", "--steps", "1",
                      "--teacher", str(digits_ckpt), "--out", str(tmp_path / "x.safetensors")])
     assert code == 2 and "trained on 'digits'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--steps", "-5"], "--steps must be at least 1"),
+    (["--steps", "0"], "--steps must be at least 1"),
+    (["--steps", "2", "--config", "{bad"], "--config is not JSON"),
+    (["--steps", "2", "--lr", "-1"], "lr must be positive"),
+])
+def test_bad_train_arguments_are_errors_before_any_training(tmp_path, capsys, args, words):
+    out = tmp_path / "x.safetensors"
+    assert cli.main(["train", "--model", "classic", "--dataset", "digits", *args, "--out", str(out)]) == 2
+    assert words in capsys.readouterr().err and not out.exists()
+
+
+def test_out_must_be_a_file_and_resume_must_match(digits_ckpt, tmp_path, capsys):
+    assert cli.main(["train", "--model", "classic", "--dataset", "digits", "--steps", "2",
+                     "--out", str(tmp_path)]) == 2
+    assert "--out must name a .safetensors file" in capsys.readouterr().err
+    code = cli.main(["train", "--model", "classic", "--dataset", "mnist", "--steps", "60",
+                     "--resume", str(digits_ckpt), "--out", str(tmp_path / "y.safetensors")])
+    assert code == 2 and "trained on 'digits'" in capsys.readouterr().err  # QA: silently relabelled

@@ -74,8 +74,10 @@ def _text(v: Verdict, faith: str, places: str, row: FaithRow | None, class_name:
     if v.status == PASSES:
         return (f"Trust it here: its map depends on what the model learned (sanity check) and the "
                 f"pixels it puts first {needs}." if good else
-                f"Its map depends on what the model learned, but the pixels it puts first {needs}: a "
-                f"real explanation, but a blurry one.")
+                f"Its map depends on what the model learned, but the pixels it puts first {needs}"
+                + (": a real explanation, but a blurry one." if faith == MIDDLE else
+                   ": it reacts to the model, yet it does not point at what the model uses here, "
+                   "so do not read it as the reason for the decision."))
     if v.status == FAILS:
         return (f"The two checks do not contradict each other: the pixels it puts first {needs}, but "
                 "it would put them first for a random model too, so that comes from the image (where "
@@ -90,8 +92,8 @@ def _text(v: Verdict, faith: str, places: str, row: FaithRow | None, class_name:
                 + ("which is why it scores well there" if good else "and even so it scores only "
                    "moderately there" if faith == MIDDLE else "and it scores poorly there")
                 + f"{where}.")
-    return (f"Partly the image, partly the model: {WHAT[v.highest]} survives randomisation, "
-            f"{WHAT[v.lowest]} does not. The pixels it puts first {needs}.")
+    return (f"Partly the image, partly the model. Survives randomisation: {WHAT[v.highest]}. "
+            f"Does not: {WHAT[v.lowest]}. The pixels it puts first {needs}.")
 
 
 def summarise(verdicts: dict[str, Verdict], rows: Sequence[FaithRow], class_name: str) -> dict[str, Summary]:

@@ -32,6 +32,7 @@ from karp_models.train.trainer import TrainConfig, Trainer
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "weights"
 STALE_TEMP_S = 3600.0
+MAX_NAME_BYTES = 160  # a run's file stem; with '.safetensors' and a save's temporary suffix < 255
 
 # --- what a run is, and building it
 
@@ -102,13 +103,19 @@ def build_run(spec: RunSpec) -> Prepared:
     kind = ("text" if hasattr(ds, "vocab") else "image") if spec.data is not None \
         else datasets.DATASETS[spec.dataset].kind
     if kind != reg.data:
-        raise ValueError(f"{spec.model} is a {reg.data} model and {spec.dataset} is not "
-                         f"a {reg.data} dataset")
+        a = "an" if reg.data[:1] in "aeiou" else "a"
+        raise ValueError(f"{spec.model} is {a} {reg.data} model and {spec.dataset} is not "
+                         f"{a} {reg.data} dataset")
     device = dev.pick_device(spec.device)
     torch.manual_seed(spec.config.seed)  # initial weights follow the seed
     if spec.resume_from:
         check_checkpoint(spec.resume_from)  # a forged config must not allocate a giant model
-        model = from_config(spec.model, read_metadata(spec.resume_from)["config"]).to(device)
+        saved = read_metadata(spec.resume_from)
+        if (saved["model"], saved.get("dataset")) != (spec.model, spec.dataset):
+            raise ValueError(f"{spec.resume_from} is {saved['model']} trained on "
+                             f"{saved.get('dataset')!r}: it can only continue as that, not as "
+                             f"{spec.model} on {spec.dataset!r}")
+        model = from_config(spec.model, saved["config"]).to(device)
     else:
         model = build_for(spec.model, ds, preset=spec.preset, **spec.overrides).to(device)
     task = make_task(ds, model, augment=spec.config.augment, shift=spec.config.shift, kind=reg.task)
@@ -230,6 +237,8 @@ def safe_run_name(name: str, max_len: int = 80) -> str:
     s = re.sub(r"[^\w.-]+", "-", s)
     s = re.sub(r"[-.]*-[-.]*", "-", s)  # separators around a dash: one dash
     s = re.sub(r"\.{2,}", ".", s).strip("._-")[:max_len].strip("._-")
+    while len(s.encode()) > MAX_NAME_BYTES:  # file systems count bytes: CJK takes 3 a character
+        s = s[:-1].rstrip("._-")
     if not s:
         raise ValueError(f"{name!r} is not usable as a run name: use letters, digits, - or _")
     return s

@@ -36,6 +36,11 @@ def pick_model():
 def pick_input(ds, choice) -> selection.ImageInput | None:
     """The image to explain: the shared one, a test image, or the n-th most confident mistake."""
     shared = selection.get_image(ds.name)
+    blank = selection.blank_source()
+    if blank is not None:
+        st.info(f"The latest image given to Predict ({blank}) was blank after preprocessing, so "
+                f"there is nothing of it to explain. Explain a test image here, or give Predict "
+                f"another image.")
     options = (["shared"] if shared is not None else []) + ["test", "mistake"]
     source = st.radio("Image to explain", options, format_func=SOURCES.get, horizontal=True,
                       key="explain_source", bind="query-params")

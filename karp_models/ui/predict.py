@@ -336,6 +336,9 @@ def maximise_tab(t: Target, maps: dict[str, np.ndarray]) -> None:
             st.markdown(f"The {what} rose from **{r.start:.3f}** (the starting noise) to "
                         f"**{r.end:.3f}** (this image)" + (f"; your image gives {yours:.3f}."
                                                            if ref else "."))
+            st.caption("The curve is measured on the randomly shifted, scaled and turned copies the "
+                       "optimisation sees at each step; the two numbers on the image itself, as "
+                       "shown, so the end of the curve and the final number differ a little.")
         else:
             st.warning(f"**The {what} did not rise** ({r.start:.3f} at the start, {r.end:.3f} at "
                        f"the end): {r.why}", icon="⚠️")

@@ -17,7 +17,7 @@ import streamlit as st
 from karp_models.train import previews
 from karp_models.train.tasks.seq2seq import (DEFAULT_EXAMPLE, LIVE, Translation, extend, live_trainer,
                                               translate)
-from karp_models.train.trainer import Record, TrainConfig, Trainer
+from karp_models.train.trainer import Record, TrainConfig, Trainer, TrainerBusy
 from karp_models.ui import style
 from karp_models.ui.figures.seq2seq import alignment_figure, curves_figure
 
@@ -102,7 +102,16 @@ def train_live(run: LiveRun, steps: int, status, progress, curves, align, redraw
     """Train `steps` more steps in this script run through the Trainer, redrawing every
     `redraw_every` steps (with a fresh preview of the example).
 
-    A rerun (any click) stops the loop at the next redraw; the run keeps what it learned."""
+    A rerun (any click) stops the loop at the next redraw; the run keeps what it learned. A
+    second press while the first loop is still stopping (Streamlit stops the old script run at
+    its next element, not at once) waits for it: the Trainer runs one loop at a time."""
+    try:
+        _train(run, steps, status, progress, curves, align, redraw_every)
+    except TrainerBusy:
+        progress.warning("The previous training is still stopping: press Train again in a moment.")
+
+
+def _train(run: LiveRun, steps: int, status, progress, curves, align, redraw_every: int) -> None:
     start, t0 = run.step, time.perf_counter()
     extend(run.trainer, steps)
     task = run.trainer.task
