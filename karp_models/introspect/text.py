@@ -1,11 +1,13 @@
-"""Character language models on a text: attention per layer and head, next-character top-k, streamed sampling.
+"""Character language models on a text: what a model reads of a typed text (read: the one rule for characters
+it does not know), attention per layer and head, next-character top-k, streamed sampling.
 
 Works for the char GPT (attention.GPT) and the char RNN / LSTM / GRU (rnn.CharRNN). Pure functions over a
 model and character ids; nothing here knows Streamlit.
 
 Cites: Karpathy, "The Unreasonable Effectiveness of Recurrent Neural Networks" (2015: next-character
 top-5 under every character, sampling with a temperature and a prime text), karpathy/nanoGPT
-`generate` (top-k, context cropped to block_size), Vig 2019 BertViz (head and model views).
+`generate` (top-k, context cropped to block_size), Vig 2019 BertViz (head and model views), Unicode Standard
+Annex #15 (NFKC, compatibility normalisation).
 """
 from __future__ import annotations
 
