@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from karp_models.data import dates
+from karp_models.introspect import text as tx
 from karp_models.train import previews
 from karp_models.train.tasks.seq2seq import (DEFAULT_EXAMPLE, LIVE, Translation, extend, live_trainer,
                                               translate)
 from karp_models.train.trainer import Record, TrainConfig, Trainer, TrainerBusy
 from karp_models.ui import style
 from karp_models.ui.figures.seq2seq import alignment_figure, curves_figure
+from karp_models.ui.text_views import show_reading
 
 KEY = "seq2seq_run"
 
@@ -64,6 +67,15 @@ def status_line(run: LiveRun) -> str:
 def translation_html(tr: Translation) -> str:
     return (f"<div style='font-size:30px; font-family:monospace'>{html.escape(tr.source)} "
             f"&nbsp;→&nbsp; <b>{html.escape(tr.output) or '∅'}</b></div>")
+
+
+def read_date(text: str, where=st) -> str:
+    """What the date model reads of a typed date: introspect.text.read over its source characters (NFKC, so
+    full-width digits and spaces count; lower case, as its letters are; unknown characters listed on the
+    page, never read as <unk>), then dates.normalise (single spaces, at most MAX_SRC characters)."""
+    r = tx.read(dates.SRC_CHARS, text)
+    show_reading(r, where)
+    return dates.normalise(r.text)
 
 
 def get_run() -> LiveRun:
