@@ -14,8 +14,12 @@ import torch.nn as nn
 from .attention import GPT, GPT_PRESETS, VIT_PRESETS, GPTConfig, ViT, ViTConfig, fit_patch
 from .cnn import CNN, CNNConfig
 from .cnn import PRESETS as CNN_PRESETS
+from .gan import DCGAN, GANConfig
+from .gan import PRESETS as GAN_PRESETS
 from .rnn import CharRNN, RNNConfig
 from .rnn import PRESETS as RNN_PRESETS
+from .vae import VAE, VAEConfig
+from .vae import PRESETS as VAE_PRESETS
 
 # ---------------------------------------------------------------------------- spec
 
@@ -23,7 +27,7 @@ from .rnn import PRESETS as RNN_PRESETS
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    family: str                    # 'cnn' | 'rnn' | 'transformer'
+    family: str                    # 'cnn' | 'rnn' | 'transformer' | 'generative'
     task: str                      # what it is trained to do: a key of train.tasks.TASKS ('image', 'text', ...)
     default_dataset: str
     weights: tuple[str, ...]       # shipped files, relative to weights/; the first is the default
@@ -56,7 +60,20 @@ def _text(name: str, family: str, weights: tuple[str, ...], description: str, pr
                      config_class, model_class, table, fixed)
 
 
+def _no_normalisation(preset: Any, values: dict) -> dict:
+    """Generative models see pixels in [0, 1] (or [-1, 1]) as they are: no mean / std."""
+    return {k: v for k, v in values.items() if k not in ("mean", "std")}
+
+
+def _generative(name: str, task: str, weights: tuple[str, ...], description: str, presets: tuple[str, ...],
+                config_class: type, model_class: type, table: dict, conditional: bool) -> ModelSpec:
+    return ModelSpec(name, "generative", task, "fashion-mnist", weights, description, presets, presets[0],
+                     config_class, model_class, table, (("conditional", conditional),), _no_normalisation,
+                     data_kind="image")
+
+
 _RNN_PRESETS = ("small", "shakespeare", "names", "tiny")
+_GAN_PRESETS = ("dcgan", "small", "wgan-gp", "tiny")
 
 REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
     _image("classic", "cnn", ("classic-fashion-mnist.safetensors", "classic-mnist.safetensors"),
@@ -84,6 +101,18 @@ REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
     _text("gpt", "transformer", ("gpt-shakespeare.safetensors", "gpt-classical-zh.safetensors"),
           "A character-level GPT (nanoGPT): causal self-attention over the last block_size characters.",
           ("shakespeare", "small", "names", "nano"), "shakespeare", GPTConfig, GPT, GPT_PRESETS),
+    _generative("dcgan", "gan", (),
+                "DCGAN: a generator draws images from noise, a discriminator learns to tell them from real ones.",
+                _GAN_PRESETS, GANConfig, DCGAN, GAN_PRESETS, conditional=False),
+    _generative("cdcgan", "gan", (),
+                "Conditional DCGAN: the same pair, told which class to draw (and to judge).",
+                _GAN_PRESETS, GANConfig, DCGAN, GAN_PRESETS, conditional=True),
+    _generative("vae", "vae", (),
+                "Convolutional VAE: encodes an image to a small Gaussian latent, decodes samples back to pixels.",
+                ("vae", "2d", "tiny"), VAEConfig, VAE, VAE_PRESETS, conditional=False),
+    _generative("cvae", "vae", (),
+                "Conditional VAE: the same, told the class, so a sample can be asked for one.",
+                ("vae", "2d", "tiny"), VAEConfig, VAE, VAE_PRESETS, conditional=True),
 )}
 
 # ---------------------------------------------------------------------------- builders
