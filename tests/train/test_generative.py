@@ -15,7 +15,8 @@ from karp_models.models import build, build_for
 from karp_models.train import previews
 from karp_models.train.checkpoints import load_checkpoint, load_trainer_state, save_checkpoint
 from karp_models.train.tasks import TASKS, make_task
-from karp_models.train.tasks.generative import COLUMNS, GRID, GANTask, Samples, VAETask
+from karp_models.train.tasks import GANTask, VAETask
+from karp_models.train.tasks.generative import COLUMNS, GRID, Samples
 from karp_models.train.trainer import TrainConfig, Trainer
 from train_helpers import quadrant_images
 

@@ -1,6 +1,6 @@
 """Tasks: what a batch is, a step's loss, evaluation and the live preview, per model family
 (the Task protocol is in base.py; seq2seq.py, the date translator, is imported on its own;
-generative.py: the GAN's two optimisers and the VAE)."""
+gan.py, the two-optimiser GAN, and vae.py share generative.py)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -8,9 +8,10 @@ from typing import Any, Callable
 import torch.nn as nn
 
 from karp_models.train.tasks.base import Distillation, Task, final_metrics, metric_names
-from karp_models.train.tasks.generative import GANTask, VAETask
+from karp_models.train.tasks.gan import GANTask
 from karp_models.train.tasks.images import ImageClassification
 from karp_models.train.tasks.text import CharLM
+from karp_models.train.tasks.vae import VAETask
 
 __all__ = ["Task", "Distillation", "ImageClassification", "CharLM", "GANTask", "VAETask", "TASKS",
            "make_task", "final_metrics", "metric_names"]

@@ -1,11 +1,10 @@
-"""Generative models as Tasks for the one Trainer: a GAN (two optimisers, stepped in DCGAN's order)
-and a VAE (one loss, the negative ELBO), judged by a trained classifier, with a live preview of
-samples from fixed latent vectors and a diversity figure beside them so mode collapse shows.
+"""What the generative tasks share (gan.py: two optimisers; vae.py: the ELBO): real images as
+batches, the classifier that judges samples, fixed latents, the quality figures and the live
+preview, a grid drawn from fixed latent vectors with a diversity figure beside it so mode collapse
+shows (PyTorch's DCGAN example watches a fixed noise batch the same way).
 
-Cites: Radford et al. 2016 and PyTorch's DCGAN example (the training loop: D on real and detached
-fake, then G on the non-saturating loss; Adam 2e-4, beta1 0.5; a fixed noise batch to watch);
-Gulrajani et al. 2017 (the WGAN-GP losses, Adam betas (0, 0.9)); Kingma and Welling 2014 (the
-VAE's ELBO); introspect/generative.py for the metrics (FID's formula in a classifier's features).
+The metrics are introspect/generative.py's: FID's formula (Heusel et al. 2017) in the
+penultimate features of karp's own trained classifier (no Inception weights offline).
 """
 from __future__ import annotations
 
@@ -17,10 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from karp_models.introspect import generative as quality
-from karp_models.train.tasks.base import as_device, fixed_subset
+from karp_models.train.tasks.base import fixed_subset
 from karp_models.train.tasks.images import ImageClassification
 from karp_models.train.trainer import TrainConfig
 
@@ -69,14 +67,14 @@ class Samples:
     reconstructions: np.ndarray | None = None
 
 
-def _uint8(x: torch.Tensor) -> np.ndarray:
+def as_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
 # --- the shared part: data, judge, fixed latents, quality
 
 
-class _Generative:
+class GenerativeTask:
     """Batches of real images (x (B, C, H, W) float in [0, 1], y (B,)) from an ImageData, never
     augmented; the judge (JUDGES[data.name], or `judge`, or none) and the quality figures."""
 
@@ -177,9 +175,15 @@ class _Generative:
             out.update(self._cache["floor"])
         return out
 
-    def _eval_n(self, max_batches: int | None, batch_size: int | None) -> int:
+    def held_out(self, split: str, device: torch.device, max_batches: int | None,
+                 batch_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The evaluation's real images: n of the split (a fixed choice), uint8 (n, C, H, W) and
+        labels (n,) on `device`; n = EVAL_SAMPLES, or max_batches * batch_size, at most the split."""
+        t = self.images._split(split).on(device)
         n = EVAL_SAMPLES if max_batches is None else max_batches * (batch_size or 128)
-        return max(2, min(EVAL_SAMPLES, n, len(self.data.test_x)))
+        n = max(2, min(EVAL_SAMPLES, n, t["x"].shape[0]))
+        idx = fixed_subset(t["x"].shape[0], n).to(device)
+        return t["x"][idx], t["y"][idx]
 
     # --- preview and metadata
 
@@ -209,7 +213,7 @@ class _Generative:
             self._cache.setdefault(f"diversity_real_{n}", quality.mean_pairwise_distance(
                 real.float().div(255).flatten(1)))
         diversity = quality.mean_pairwise_distance(feats) / max(self._cache[f"diversity_real_{n}"], 1e-12)
-        return Samples(step=step, images=_uint8(x), columns=COLUMNS,
+        return Samples(step=step, images=as_uint8(x), columns=COLUMNS,
                        labels=None if labels is None else tuple(labels.tolist()),
                        classes=tuple(self.data.classes), diversity=diversity, **extra,
                        **self._reconstructions(model, device))
@@ -233,139 +237,3 @@ class _Generative:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.images.load_state_dict(state)
-
-
-# --- the GAN
-
-
-class GANTask(_Generative):
-    """Two optimisers, stepped in DCGAN's order each step: the discriminator on real images and
-    detached fakes, then the generator through the updated discriminator. Batches add the
-    latents, drawn from the run's generator: (x, y, z (B, latent)), so a run resumes exactly.
-    Adam without weight decay (cfg.weight_decay is not used), at cfg.lr for both."""
-
-    def batch(self, split: str, batch_size: int, generator: torch.Generator,
-              device: torch.device | str | None = None, augment: bool = True) -> Any:
-        x, y = super().batch(split, batch_size, generator, device)
-        return x, y, torch.randn(batch_size, self.latent, generator=generator).to(x.device)
-
-    def configure_optimizers(self, model: nn.Module, cfg: TrainConfig,
-                             device: torch.device) -> dict[str, torch.optim.Optimizer]:
-        betas = (0.5, 0.999) if model.config.loss == "bce" else (0.0, 0.9)
-        return {"discriminator": torch.optim.Adam(model.discriminator.parameters(), lr=cfg.lr, betas=betas),
-                "generator": torch.optim.Adam(model.generator.parameters(), lr=cfg.lr, betas=betas)}
-
-    def _losses(self, model: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                labels: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        """(d_loss without penalty, d_real, d_fake) logits or critic scores, for images in [-1, 1]."""
-        d_real, d_fake = model.discriminate(real, labels), model.discriminate(fake, labels)
-        if model.config.loss == "bce":
-            d_loss = (F.binary_cross_entropy_with_logits(d_real.float(), torch.ones_like(d_real.float()))
-                      + F.binary_cross_entropy_with_logits(d_fake.float(), torch.zeros_like(d_fake.float())))
-        else:
-            d_loss = d_fake.float().mean() - d_real.float().mean()
-        return d_loss, d_real, d_fake
-
-    def _g_loss(self, model: nn.Module, d_gen: torch.Tensor) -> torch.Tensor:
-        if model.config.loss == "bce":  # non-saturating: maximise log D(G(z))
-            return F.binary_cross_entropy_with_logits(d_gen.float(), torch.ones_like(d_gen.float()))
-        return -d_gen.float().mean()
-
-    @staticmethod
-    def _score(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
-        """D's mean belief that images are real (bce: a probability; wgan-gp: the critic's score)."""
-        return (torch.sigmoid(logits.float()) if model.config.loss == "bce" else logits.float()).mean()
-
-    def training_step(self, model: nn.Module, batch: Any, ctx: Any) -> dict[str, torch.Tensor]:
-        """Returns loss (d_loss + g_loss), d_loss, g_loss, D(x) and D(G(z)) (before D's step)."""
-        from karp_models.models.gan import gradient_penalty
-
-        x, y, z = batch
-        labels = y if self.conditional else None
-        real = x * 2 - 1                                                   # (B, C, H, W) in [-1, 1]
-        fake = model(z, labels)
-        d_loss, d_real, d_fake = self._losses(model, real, fake.detach(), labels)
-        if model.config.loss == "wgan-gp":
-            d_loss = d_loss + model.config.gp_weight * gradient_penalty(
-                model.discriminator, real, fake.detach(), labels)
-        ctx.step("discriminator", d_loss)
-        g_loss = self._g_loss(model, model.discriminate(fake, labels))
-        ctx.step("generator", g_loss)
-        return {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss,
-                "D(x)": self._score(model, d_real), "D(G(z))": self._score(model, d_fake)}
-
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, device: torch.device | str | None = None,
-                 split: str = "test", max_batches: int | None = None,
-                 batch_size: int | None = None) -> dict[str, float]:
-        """On n fixed test images and n samples from fixed latents (n: EVAL_SAMPLES, or
-        max_batches * batch_size, at most the split): the training losses (without the gradient
-        penalty), D(x) and D(G(z)) held out, and the quality figures (see _Generative.quality;
-        the real-image floor only in a full evaluation). Deterministic."""
-        device = as_device(device)
-        n = self._eval_n(max_batches, batch_size)
-        t = self.images._split(split).on(device)
-        idx = fixed_subset(t["x"].shape[0], n).to(device)
-        real = t["x"][idx].float() / 127.5 - 1                              # (n, C, H, W) in [-1, 1]
-        z, labels = self.latents(n, EVAL_SEED)
-        if self.conditional:
-            labels = t["y"][idx]                                            # D judges each real with its class
-        labels = None if labels is None else labels.to(device)
-        fake = self.draw(model, z, labels, device) * 2 - 1
-        was = model.training
-        model.eval()
-        try:
-            d_loss, d_real, d_fake = self._losses(model, real, fake, labels)
-            g_loss = self._g_loss(model, d_fake)
-        finally:
-            model.train(was)
-        out = {"loss": float(d_loss + g_loss), "d_loss": float(d_loss), "g_loss": float(g_loss),
-               "D(x)": float(self._score(model, d_real)), "D(G(z))": float(self._score(model, d_fake))}
-        return out | self.quality(model, device, n, floor=max_batches is None)
-
-
-# --- the VAE
-
-
-class VAETask(_Generative):
-    """One loss, the negative ELBO (recon + beta * kl, nats per image); the trainer steps it.
-    The reparameterisation noise comes from torch's RNG, which the trainer seeds and saves."""
-
-    def training_step(self, model: nn.Module, batch: Any, ctx: Any) -> dict[str, torch.Tensor]:
-        x, y = batch
-        _, losses = model(x, y if self.conditional else None)
-        return losses
-
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, device: torch.device | str | None = None,
-                 split: str = "test", max_batches: int | None = None,
-                 batch_size: int | None = None) -> dict[str, float]:
-        """loss, recon and kl (nats per image) on n fixed test images with noise from EVAL_SEED,
-        and the quality figures of n samples from the prior. Deterministic."""
-        device = as_device(device)
-        n = self._eval_n(max_batches, batch_size)
-        t = self.images._split(split).on(device)
-        idx = fixed_subset(t["x"].shape[0], n).to(device)
-        sums = dict.fromkeys(("loss", "recon", "kl"), 0.0)
-        was = model.training
-        model.eval()
-        try:
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                torch.manual_seed(EVAL_SEED)
-                for i in range(0, n, 500):
-                    sel = idx[i:i + 500]
-                    x = t["x"][sel].float() / 255
-                    _, losses = model(x, t["y"][sel] if self.conditional else None)
-                    for k in sums:
-                        sums[k] += float(losses[k]) * len(sel)
-        finally:
-            model.train(was)
-        return {k: v / n for k, v in sums.items()} | self.quality(model, device, n, floor=max_batches is None)
-
-    def _reconstructions(self, model: nn.Module, device: torch.device) -> dict[str, np.ndarray]:
-        """16 fixed test images and their reconstructions through the encoder's mean."""
-        idx = fixed_subset(len(self.data.test_x), 16)
-        x = self.data.test_x[idx].to(device)
-        labels = self.data.test_y[idx].to(device) if self.conditional else None
-        mu, _ = model.encode(x.float() / 255, labels)
-        return {"originals": x.cpu().numpy(), "reconstructions": _uint8(model.generate(mu, labels))}
