@@ -127,16 +127,14 @@ def test_wgan_gp_steps_with_raw_critic_scores(data, judge):
 @pytest.mark.parametrize("name", ["dcgan", "cdcgan", "cvae"])
 def test_the_fixed_z_grid_is_the_same_whatever_the_rng(data, judge, name):
     model = build_for(name, data, preset="tiny")
-    task = make_task(data, model, kind="gan" if "gan" in name else "vae")
-    task._judge_arg = judge
+    Task = GANTask if "gan" in name else VAETask
+    task = Task(data, model, judge=judge)
     torch.manual_seed(1)
     a = previews.make(task, model, torch.device("cpu"), 10)
     torch.manual_seed(2)
     torch.rand(5)
     b = task.preview(model.eval(), torch.device("cpu"), 10)
-    other = make_task(data, model, kind="gan" if "gan" in name else "vae")
-    other._judge_arg = judge
-    c = other.preview(model, torch.device("cpu"), 10)
+    c = Task(data, model, judge=judge).preview(model, torch.device("cpu"), 10)
     assert isinstance(a, Samples) and a.images.dtype.name == "uint8"
     assert (a.images == b.images).all() and (a.images == c.images).all() and a.diversity == c.diversity
     if model.config.conditional:                                         # a row per class, z shared down a column
@@ -170,8 +168,7 @@ def test_the_figures_tell_real_images_from_collapse_and_noise(data, judge):
 def test_evaluation_is_deterministic_and_leaves_the_rng_and_mode_alone(data, judge, kind):
     name = "dcgan" if kind == "gan" else "vae"
     model = build_for(name, data, preset="tiny")
-    task = make_task(data, model, kind=kind)
-    task._judge_arg = judge
+    task = (GANTask if kind == "gan" else VAETask)(data, model, judge=judge)
     model.train()
     state = torch.get_rng_state()
     a, b = task.evaluate(model), task.evaluate(model, max_batches=2, batch_size=16)

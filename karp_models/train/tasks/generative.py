@@ -108,7 +108,7 @@ class GenerativeTask:
         """The classifier scoring samples, loaded on first use; None when there is none."""
         if self._judge is None and self._judge_arg is not None:
             model = self._judge_arg
-            if model == "auto":
+            if isinstance(model, str):  # 'auto': the shipped classifier for this dataset
                 from karp_models.train.checkpoints import load_checkpoint
 
                 name = JUDGES.get(getattr(self.data, "name", ""))
