@@ -16,8 +16,12 @@ from .cnn import CNN, CNNConfig
 from .cnn import PRESETS as CNN_PRESETS
 from .finetune import PRESETS as FINETUNE_PRESETS
 from .finetune import FineTune, FineTuneConfig, fit_data
+from .gan import DCGAN, GANConfig
+from .gan import PRESETS as GAN_PRESETS
 from .rnn import CharRNN, RNNConfig
 from .rnn import PRESETS as RNN_PRESETS
+from .vae import VAE, VAEConfig
+from .vae import PRESETS as VAE_PRESETS
 
 # ---------------------------------------------------------------------------- spec
 
@@ -25,7 +29,7 @@ from .rnn import PRESETS as RNN_PRESETS
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    family: str                    # 'cnn' | 'rnn' | 'transformer'
+    family: str                    # 'cnn' | 'rnn' | 'transformer' | 'generative'
     task: str                      # what it is trained to do: a key of train.tasks.TASKS ('image', 'text', ...)
     default_dataset: str
     weights: tuple[str, ...]       # shipped files, relative to weights/; the first is the default
@@ -58,7 +62,20 @@ def _text(name: str, family: str, weights: tuple[str, ...], description: str, pr
                      config_class, model_class, table, fixed)
 
 
+def _no_normalisation(preset: Any, values: dict) -> dict:
+    """Generative models see pixels in [0, 1] (or [-1, 1]) as they are: no mean / std."""
+    return {k: v for k, v in values.items() if k not in ("mean", "std")}
+
+
+def _generative(name: str, task: str, weights: tuple[str, ...], description: str, presets: tuple[str, ...],
+                config_class: type, model_class: type, table: dict, conditional: bool) -> ModelSpec:
+    return ModelSpec(name, "generative", task, "fashion-mnist", weights, description, presets, presets[0],
+                     config_class, model_class, table, (("conditional", conditional),), _no_normalisation,
+                     data_kind="image")
+
+
 _RNN_PRESETS = ("small", "shakespeare", "names", "tiny")
+_GAN_PRESETS = ("dcgan", "small", "wgan-gp", "tiny")
 
 REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
     _image("classic", "cnn", ("classic-fashion-mnist.safetensors", "classic-mnist.safetensors"),
@@ -91,6 +108,18 @@ REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
     _text("gpt", "transformer", ("gpt-shakespeare.safetensors", "gpt-classical-zh.safetensors"),
           "A character-level GPT (nanoGPT): causal self-attention over the last block_size characters.",
           ("shakespeare", "small", "names", "nano"), "shakespeare", GPTConfig, GPT, GPT_PRESETS),
+    _generative("dcgan", "gan", ("dcgan-fashion-mnist.safetensors",),
+                "DCGAN: a generator draws images from noise, a discriminator learns to tell them from real ones.",
+                _GAN_PRESETS, GANConfig, DCGAN, GAN_PRESETS, conditional=False),
+    _generative("cdcgan", "gan", ("cdcgan-fashion-mnist.safetensors",),
+                "Conditional DCGAN: the same pair, told which class to draw (and to judge).",
+                _GAN_PRESETS, GANConfig, DCGAN, GAN_PRESETS, conditional=True),
+    _generative("vae", "vae", ("vae-fashion-mnist.safetensors",),
+                "Convolutional VAE: encodes an image to a small Gaussian latent, decodes samples back to pixels.",
+                ("vae", "2d", "tiny"), VAEConfig, VAE, VAE_PRESETS, conditional=False),
+    _generative("cvae", "vae", ("cvae-fashion-mnist.safetensors",),
+                "Conditional VAE: the same, told the class, so a sample can be asked for one.",
+                ("vae", "2d", "tiny"), VAEConfig, VAE, VAE_PRESETS, conditional=True),
 )}
 
 # ---------------------------------------------------------------------------- builders

@@ -15,11 +15,12 @@ QUICK = {"resnet18": dict(image_size=8), "vit": dict(n_layer=1), "gpt": dict(n_l
 
 def test_names_tasks_and_weights_follow_the_contract():
     assert set(REGISTRY) == {"classic", "fast", "tinyvgg", "resnet18", "vit", "finetune", "rnn", "lstm", "gru",
-                             "gpt"}
+                             "gpt", "dcgan", "cdcgan", "vae", "cvae"}
     for name, spec in REGISTRY.items():
         assert isinstance(spec, ModelSpec) and spec.name == name
-        assert spec.task in ("image", "text", "finetune") and spec.default_preset in spec.presets
-        assert spec.default_dataset == {"image": "fashion-mnist", "text": "shakespeare", "finetune": "mnist"}[spec.task]
+        assert spec.task in ("image", "text", "finetune", "gan", "vae") and spec.default_preset in spec.presets
+        assert spec.data in ("image", "text")
+        assert spec.default_dataset == {"text": "shakespeare", "finetune": "mnist"}.get(spec.task, "fashion-mnist")
         assert all(w.endswith(".safetensors") and "/" not in w for w in spec.weights)
     assert REGISTRY["gpt"].weights[0] == "gpt-shakespeare.safetensors"
     assert REGISTRY["lstm"].weights[0] == "lstm-shakespeare.safetensors"
@@ -49,12 +50,21 @@ def test_from_config_round_trips_through_json(name, preset):
     assert {k: v.shape for k, v in m2.state_dict().items()} == {k: v.shape for k, v in m.state_dict().items()}
     m2.load_state_dict(m.state_dict(), strict=True)
     m.eval(), m2.eval()
-    if REGISTRY[name].data == "image":
+    if REGISTRY[name].task in ("image", "finetune", "vae"):
         C, S = m.config.in_channels, m.config.image_size
         x = torch.rand(2, C, S, S)
+    elif REGISTRY[name].task == "gan":
+        x = torch.randn(2, m.config.latent)
     else:
         x = torch.randint(0, m.config.vocab_size, (2, 8))
-    torch.testing.assert_close(m2(x)[0], m(x)[0])
+    labels = torch.tensor([1, 2]) if getattr(m.config, "conditional", False) else None
+    if REGISTRY[name].task == "vae":                                     # a sampled z: the same noise for both
+        torch.testing.assert_close(m2.generate(m2.encode(x, labels)[0], labels),
+                                   m.generate(m.encode(x, labels)[0], labels))
+    elif labels is not None:
+        torch.testing.assert_close(m2(x, labels), m(x, labels))
+    else:
+        torch.testing.assert_close(m2(x)[0], m(x)[0])
 
 
 def test_names_pin_their_architecture():

@@ -1,6 +1,7 @@
 """Tasks: what a batch is, a step's loss, evaluation and the live preview, per model family
 (the Task protocol is in base.py; seq2seq.py, the date translator, is imported on its own;
-finetune.py, fine-tuning from a pretrained backbone, when a run asks for it)."""
+finetune.py, fine-tuning from a pretrained backbone, when a run asks for it; gan.py, the
+two-optimiser GAN, and vae.py share generative.py)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -8,11 +9,13 @@ from typing import Any, Callable
 import torch.nn as nn
 
 from karp_models.train.tasks.base import Distillation, Task, final_metrics, metric_names
+from karp_models.train.tasks.gan import GANTask
 from karp_models.train.tasks.images import ImageClassification
 from karp_models.train.tasks.text import CharLM
+from karp_models.train.tasks.vae import VAETask
 
-__all__ = ["Task", "Distillation", "ImageClassification", "CharLM", "TASKS", "make_task",
-           "final_metrics", "metric_names"]
+__all__ = ["Task", "Distillation", "ImageClassification", "CharLM", "GANTask", "VAETask", "TASKS",
+           "make_task", "final_metrics", "metric_names"]
 
 
 def _char_lm(data: Any, model: nn.Module, *, block_size: int | None = None, **_: Any) -> CharLM:
@@ -35,10 +38,18 @@ def _fine_tuning(data: Any, model: nn.Module, *, augment: bool = True, shift: in
     return FineTuning(data, augment=augment, pad=shift)
 
 
+def _gan(data: Any, model: nn.Module, **_: Any) -> GANTask:
+    return GANTask(data, model)
+
+
+def _vae(data: Any, model: nn.Module, **_: Any) -> VAETask:
+    return VAETask(data, model)
+
+
 # task kind (models.registry's ModelSpec.task) -> the Task for a dataset and a model; a new family
 # adds its builder here (keyword arguments: augment, shift, block_size; ignore what does not apply)
 TASKS: dict[str, Callable[..., Task]] = {"image": _image_classification, "text": _char_lm,
-                                         "finetune": _fine_tuning}
+                                         "finetune": _fine_tuning, "gan": _gan, "vae": _vae}
 
 
 def make_task(data: Any, model: nn.Module, augment: bool = True,
