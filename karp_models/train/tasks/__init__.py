@@ -7,10 +7,11 @@ from typing import Any, Callable
 import torch.nn as nn
 
 from karp_models.train.tasks.base import Distillation, Task, final_metrics, metric_names
+from karp_models.train.tasks.captioning import ImageCaptioning
 from karp_models.train.tasks.images import ImageClassification
 from karp_models.train.tasks.text import CharLM
 
-__all__ = ["Task", "Distillation", "ImageClassification", "CharLM", "TASKS", "make_task",
+__all__ = ["Task", "Distillation", "ImageClassification", "CharLM", "ImageCaptioning", "TASKS", "make_task",
            "final_metrics", "metric_names"]
 
 
@@ -27,9 +28,14 @@ def _image_classification(data: Any, model: nn.Module, *, augment: bool = True,
     return ImageClassification(data, augment=augment, pad=shift)
 
 
+def _captioning(data: Any, model: nn.Module, **_: Any) -> ImageCaptioning:
+    return ImageCaptioning(data)
+
+
 # task kind (models.registry's ModelSpec.task) -> the Task for a dataset and a model; a new family
 # adds its builder here (keyword arguments: augment, shift, block_size; ignore what does not apply)
-TASKS: dict[str, Callable[..., Task]] = {"image": _image_classification, "text": _char_lm}
+TASKS: dict[str, Callable[..., Task]] = {"image": _image_classification, "text": _char_lm,
+                                         "caption": _captioning}
 
 
 def make_task(data: Any, model: nn.Module, augment: bool = True,
