@@ -45,35 +45,53 @@ def cider_d(hypotheses: Sequence[Words], references: Sequence[Sequence[Words]],
     Its quirks are kept so the numbers compare with published ones: the length in the penalty
     counts bigrams, and the idf uses log(number of images) - log(document frequency).
     """
-    refs = [[_ngrams(r, n) for r in rs] for rs in references]
+    grams: dict[tuple, Counter] = {}                   # a caption's n-grams, counted once per corpus
+
+    def count(words: Words) -> Counter:
+        key = tuple(words)
+        if key not in grams:
+            grams[key] = _ngrams(key, n)
+        return grams[key]
+
+    refs = [[tuple(r) for r in rs] for rs in references]
     df: dict[tuple, float] = defaultdict(float)
     for rs in refs:
-        for g in {g for r in rs for g in r}:
+        for g in {g for r in rs for g in count(r)}:
             df[g] += 1
     log_n = math.log(float(len(refs)))
+    vecs: dict[tuple, tuple] = {}
 
-    def vec(counts: Counter) -> tuple[list[dict], list[float], int]:
+    def vec(words: tuple) -> tuple[list[dict], list[float], int]:
+        if words in vecs:
+            return vecs[words]
         v: list[dict] = [defaultdict(float) for _ in range(n)]
         norm, length = [0.0] * n, 0
-        for g, tf in counts.items():
+        for g, tf in count(words).items():
             k = len(g) - 1
-            v[k][g] = float(tf) * (log_n - math.log(max(1.0, df[g])))
+            v[k][g] = float(tf) * (log_n - math.log(max(1.0, df.get(g, 0.0))))
             norm[k] += v[k][g] ** 2
             if k == 1:
                 length += tf
-        return v, [math.sqrt(x) for x in norm], length
+        vecs[words] = v, [math.sqrt(x) for x in norm], length
+        return vecs[words]
+
+    sims: dict[tuple, np.ndarray] = {}
+
+    def sim(hyp: tuple, ref: tuple) -> np.ndarray:
+        """Clipped cosine similarity per n, times the length penalty."""
+        if (hyp, ref) not in sims:
+            (vh, nh, lh), (vr, nr, lr) = vec(hyp), vec(ref)
+            val = np.zeros(n)
+            for k in range(n):
+                val[k] = sum(min(w, vr[k].get(g, 0.0)) * vr[k].get(g, 0.0) for g, w in vh[k].items())
+                if nh[k] != 0 and nr[k] != 0:
+                    val[k] /= nh[k] * nr[k]
+            sims[hyp, ref] = val * math.exp(-((lh - lr) ** 2) / (2 * sigma ** 2))
+        return sims[hyp, ref]
 
     scores = []
     for hyp, rs in zip(hypotheses, refs):
-        vh, nh, lh = vec(_ngrams(hyp, n))
-        total = np.zeros(n)
-        for r in rs:
-            vr, nr, lr = vec(r)
-            for k in range(n):
-                val = sum(min(w, vr[k][g]) * vr[k][g] for g, w in vh[k].items())
-                if nh[k] != 0 and nr[k] != 0:
-                    val /= nh[k] * nr[k]
-                total[k] += val * math.exp(-((lh - lr) ** 2) / (2 * sigma ** 2))
+        total = sum(sim(tuple(hyp), r) for r in rs)
         scores.append(total.mean() / len(rs) * 10.0)
     s = np.array(scores)
     return float(s.mean()) if len(s) else 0.0, s
