@@ -1,6 +1,6 @@
 """Captioning speed on the CPU (1 torch thread, as the app runs on 2 cores): training seconds
 (evaluations excluded) until Show, Attend and Tell's greedy captions of 500 held-out scenes reach
-BLEU-4 >= 0.80 (the shipped recipe, through the one Trainer: batch 64, AdamW at 3e-3, one-cycle
+BLEU-4 >= 0.70 (the shipped recipe, through the one Trainer: batch 64, AdamW at 3e-3, one-cycle
 over 3,000 steps), and the time to caption one scene greedily and with a beam of 3."""
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from karp_models.train.checkpoints import load_checkpoint  # noqa: E402
 from karp_models.train.tasks import make_task  # noqa: E402
 from karp_models.train.trainer import TrainConfig, Trainer  # noqa: E402
 
-TARGET = 0.80               # BLEU-4 of greedy captions on 500 fixed held-out scenes
+TARGET = 0.70               # BLEU-4 of greedy captions on 500 fixed held-out scenes
 RECIPE = TrainConfig(steps=3000, batch_size=64, lr=3e-3, eval_every=100, eval_batches=5)  # 5 x 100 scenes
 
 
@@ -49,11 +49,11 @@ def run(line) -> None:
             stop.set()
     if reached:
         r, t = reached
-        line("caption_attention_time_to_bleu4_0.80", t, "s",
+        line("caption_attention_time_to_bleu4_0.70", t, "s",
              f"training time to step {r.step}: BLEU-4 {r.scalars['val_bleu4']:.3f}, "
              f"{r.val_accuracy:.1%} of 500 held-out scenes exactly right")
     else:
-        line("caption_attention_time_to_bleu4_0.80", float("nan"), "s", f"not reached in {RECIPE.steps} steps")
+        line("caption_attention_time_to_bleu4_0.70", float("nan"), "s", f"not reached in {RECIPE.steps} steps")
 
     shipped = load_checkpoint(ROOT / "weights" / "caption-attention-scenes.safetensors").model
     x = ds.test_x[:1].float() / 255

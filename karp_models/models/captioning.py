@@ -1,15 +1,19 @@
 """Image captioning: a CNN reads the picture into a grid of feature vectors and an LSTM writes
-the caption word by word, either from one image vector (no attention) or looking at the grid
-again before every word (soft attention), whose weights are returned so a class can watch them.
+the caption word by word, either from one vector for the whole image (no attention) or looking
+at the grid again before every word (soft attention), whose weights are returned so a class can
+watch them. Both share everything else, so they differ only in where each word's context comes from.
 
-Cites: Vinyals et al. 2015, "Show and Tell" (the image vector is the LSTM's first input, then
-<s> and the words); Xu et al. 2015, "Show, Attend and Tell" (soft attention
+Cites: Xu et al. 2015, "Show, Attend and Tell" (soft attention
 e_ti = w^T tanh(W_a a_i + W_h h_{t-1}), alpha = softmax(e), the gate beta = sigmoid(f_beta(h_{t-1})),
-h_0 and c_0 from the mean annotation, the deep output layer of eq. 7). Departures: a learned
-position embedding is added to each grid cell, so an attended vector also says where it is
-(the paper's 14x14 VGG features carry that in their wide receptive fields; our small CNN's do
-not); the doubly stochastic penalty (eq. 14) is left out: with 64 cells and about 8 words it
-cannot be met and only pulls attention flat. Beam search as in Sutskever et al. 2014.
+h_0 and c_0 from the image, the deep output layer of eq. 7); without attention the context is one
+vector made from the whole grid (so it still knows where things are) and fed at every step, as
+in Donahue et al. 2015 (LRCN) and Mao et al. 2015 (m-RNN): fed only once, as the first input
+(Vinyals et al. 2015, "Show and Tell"), a CNN trained from scratch learnt nothing of the scene in
+1,000 steps here. Departures: a learned position embedding is added to each grid cell, so an
+attended vector also says where it is (the paper's 14x14 VGG features carry that in their wide
+receptive fields; our small CNN's do not); the doubly stochastic penalty (eq. 14) is left out:
+with 64 cells and about 8 words it cannot be met and only pulls attention flat. Beam search as
+in Sutskever et al. 2014.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ class CaptionConfig:
     channels: tuple[int, ...] = (16, 32, 64)   # each halves the side: 64 px -> an 8x8 grid
     n_embd: int = 64               # word embedding (and the deep output's width)
     n_hidden: int = 256            # LSTM state
-    attention: bool = False        # False: Show and Tell; True: Show, Attend and Tell
+    attention: bool = False        # True: Show, Attend and Tell; False: one image vector at every step
     attn_dim: int = 128
     dropout: float = 0.1
     max_len: int = 14              # words a caption may have, with </s>
@@ -112,44 +116,43 @@ class Captioner(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         if c.attention:
             self.pos = nn.Parameter(torch.zeros(1, L, D))                  # where each cell is
-            self.init_h, self.init_c = nn.Linear(D, H), nn.Linear(D, H)
             self.attend = SoftAttention(D, H, c.attn_dim)
             self.f_beta = nn.Linear(H, 1)
-            self.lstm = nn.LSTMCell(E + D, H)
-            self.L_h, self.L_z = nn.Linear(H, E), nn.Linear(D, E, bias=False)
-            self.L_o = nn.Linear(E, c.vocab_size)
         else:
-            self.image_in = nn.Linear(L * D, E)                            # the image as word -1
-            self.lstm = nn.LSTMCell(E, H)
-            self.head = nn.Linear(H, c.vocab_size)
+            self.image_in = nn.Linear(L * D, D)                            # one vector: what is where
+        self.init_h, self.init_c = nn.Linear(D, H), nn.Linear(D, H)
+        self.lstm = nn.LSTMCell(E + D, H)
+        self.L_h, self.L_z = nn.Linear(H, E), nn.Linear(D, E, bias=False)
+        self.L_o = nn.Linear(E, c.vocab_size)
 
     # -- one step of the decoder, shared by teacher forcing, greedy and beam search
 
     def start(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The decoder's state before <s>: (h, c) and, with attention, the annotations and W_a a."""
+        """The decoder's state before <s>: (h, c, the image vector) or, with attention,
+        (h, c, the annotations, W_a a); h and c from the image (Xu et al.'s initialisation)."""
         a = self.encoder(images)                                           # (B, L, D)
-        if not self.config.attention:
-            v = self.drop(self.image_in(a.flatten(1)))                     # (B, E)
-            h, c = self.lstm(v)                                            # (B, H) each
-            return h, c
-        a = a + self.pos
-        mean = a.mean(1)                                                   # (B, D)
-        h, c = torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean))
-        return h, c, a, self.attend.W_a(a)
+        if self.config.attention:
+            a = a + self.pos
+            ctx: tuple[torch.Tensor, ...] = (a, self.attend.W_a(a))
+            summary = a.mean(1)                                            # (B, D)
+        else:
+            summary = self.drop(self.image_in(a.flatten(1)))               # (B, D)
+            ctx = (summary,)
+        return torch.tanh(self.init_h(summary)), torch.tanh(self.init_c(summary)), *ctx
 
     def step(self, y_prev: torch.Tensor, state: tuple[torch.Tensor, ...]
              ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor | None]:
         """logits (B, V) for the next word after y_prev (B,), the new state, and alpha (B, L) or None."""
         emb = self.drop(self.embed(y_prev))                                # (B, E)
-        if not self.config.attention:
-            h, c = self.lstm(emb, state)
-            return self.head(self.drop(h)), (h, c), None
-        h, c, a, Wa = state
-        z, alpha = self.attend(a, Wa, h)                                   # (B, D), (B, L)
-        z = torch.sigmoid(self.f_beta(h)) * z                              # gated context
+        h, c, *ctx = state
+        if self.config.attention:
+            z, alpha = self.attend(ctx[0], ctx[1], h)                      # (B, D), (B, L)
+            z = torch.sigmoid(self.f_beta(h)) * z                          # gated context
+        else:
+            z, alpha = ctx[0], None                                        # the same vector every step
         h, c = self.lstm(torch.cat([emb, z], -1), (h, c))                  # (B, H)
         logits = self.L_o(self.drop(emb + self.L_h(h) + self.L_z(z)))      # deep output, (B, V)
-        return logits, (h, c, a, Wa), alpha
+        return logits, (h, c, *ctx), alpha
 
     @staticmethod
     def select(state: tuple[torch.Tensor, ...], idx: torch.Tensor) -> tuple[torch.Tensor, ...]:

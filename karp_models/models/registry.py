@@ -92,10 +92,10 @@ REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
     _text("gpt", "transformer", ("gpt-shakespeare.safetensors", "gpt-classical-zh.safetensors"),
           "A character-level GPT (nanoGPT): causal self-attention over the last block_size characters.",
           ("shakespeare", "small", "names", "nano"), "shakespeare", GPTConfig, GPT, GPT_PRESETS),
-    _caption("caption-lstm", (),
-             "Show and Tell: a CNN reads the scene into one vector, an LSTM writes the caption from it.",
+    _caption("caption-lstm", ("caption-lstm-scenes.safetensors",),
+             "A CNN reads the scene into one vector; an LSTM writes the caption, seeing that vector at every word.",
              attention=False),
-    _caption("caption-attention", (),
+    _caption("caption-attention", ("caption-attention-scenes.safetensors",),
              "Show, Attend and Tell: the LSTM looks again at the CNN's 8x8 grid (soft attention) before each word.",
              attention=True),
 )}
