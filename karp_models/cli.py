@@ -226,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distill-temperature", dest="distill_temperature", type=float,
                    help="0: hard distillation on the teacher's top class (default); > 0: soft, at this T")
     p.add_argument("--eval-every", dest="eval_every", type=int)
+    p.add_argument("--eval-batches", dest="eval_batches", type=int,
+                   help="batches in each interval evaluation (default 20; the final one uses the whole split)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--shift", type=int, help="images: pixels of random shift when augmenting "
                    "(default: an eighth of the side, at most 4; 0: flips only)")

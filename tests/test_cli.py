@@ -115,3 +115,26 @@ def test_a_generator_trains_and_eval_reproduces_its_frechet_distance(model, digi
     assert f"test fd {m['test_fd']:.4g}" in printed
     assert cli.main(["eval", "--weights", str(out)]) == 0
     assert "match" in capsys.readouterr().out
+
+
+def test_a_captioner_trains_and_eval_reproduces_its_scores(tmp_path, capsys):
+    from karp_models import data
+
+    if not data.status("scenes").available:
+        pytest.skip("the scenes are composed from fashion-mnist, which is not here")
+    out = tmp_path / "cap.safetensors"
+    assert cli.main(["train", "--model", "caption-attention", "--dataset", "scenes", "--preset", "tiny",
+                     "--steps", "8", "--batch-size", "32", "--eval-every", "0", "--out", str(out)]) == 0
+    meta = read_metadata(out)
+    m = meta["metrics"]
+    assert meta["model"] == "caption-attention" and meta["language"] == "en" and len(meta["vocab"]) == 42
+    assert {"test_loss", "test_bleu4", "test_cider", "test_accuracy", "test_items_match",
+            "test_novel_accuracy", "test_attention_on_item", "test_attention_chance"} <= set(m)
+    assert 0 < m["test_loss"] < 3.8                                   # ln(42) = 3.74 untrained
+    capsys.readouterr()
+    assert cli.main(["eval", "--weights", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "match" in text and f"test bleu4 {m['test_bleu4']:.4g}" in text
+    assert cli.main(["train", "--model", "caption-lstm", "--dataset", "fashion-mnist", "--steps", "1",
+                     "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert "scenes model" in capsys.readouterr().err

@@ -12,6 +12,8 @@ from typing import Any
 import torch.nn as nn
 
 from .attention import GPT, GPT_PRESETS, VIT_PRESETS, GPTConfig, ViT, ViTConfig, fit_patch
+from .captioning import PRESETS as CAPTION_PRESETS
+from .captioning import CaptionConfig, Captioner
 from .cnn import CNN, CNNConfig
 from .cnn import PRESETS as CNN_PRESETS
 from .finetune import PRESETS as FINETUNE_PRESETS
@@ -29,8 +31,8 @@ from .vae import PRESETS as VAE_PRESETS
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    family: str                    # 'cnn' | 'rnn' | 'transformer' | 'generative'
-    task: str                      # what it is trained to do: a key of train.tasks.TASKS ('image', 'text', ...)
+    family: str                    # 'cnn' | 'rnn' | 'transformer' | 'generative' | 'captioning'
+    task: str                      # what it is trained to do: a key of train.tasks.TASKS ('image', 'text', 'caption', ...)
     default_dataset: str
     weights: tuple[str, ...]       # shipped files, relative to weights/; the first is the default
     description: str
@@ -72,6 +74,12 @@ def _generative(name: str, task: str, weights: tuple[str, ...], description: str
     return ModelSpec(name, "generative", task, "fashion-mnist", weights, description, presets, presets[0],
                      config_class, model_class, table, (("conditional", conditional),), _no_normalisation,
                      data_kind="image")
+
+
+def _caption(name: str, weights: tuple[str, ...], description: str, attention: bool) -> ModelSpec:
+    return ModelSpec(name, "captioning", "caption", "scenes", weights, description, ("scenes", "tiny"),
+                     "scenes", CaptionConfig, Captioner, CAPTION_PRESETS, (("attention", attention),),
+                     data_kind="scenes")
 
 
 _RNN_PRESETS = ("small", "shakespeare", "names", "tiny")
@@ -120,6 +128,12 @@ REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
     _generative("cvae", "vae", ("cvae-fashion-mnist.safetensors",),
                 "Conditional VAE: the same, told the class, so a sample can be asked for one.",
                 ("vae", "2d", "tiny"), VAEConfig, VAE, VAE_PRESETS, conditional=True),
+    _caption("caption-lstm", ("caption-lstm-scenes.safetensors",),
+             "A CNN reads the scene into one vector; an LSTM writes the caption, seeing that vector at every word.",
+             attention=False),
+    _caption("caption-attention", ("caption-attention-scenes.safetensors",),
+             "Show, Attend and Tell: the LSTM looks again at the CNN's 8x8 grid (soft attention) before each word.",
+             attention=True),
 )}
 
 # ---------------------------------------------------------------------------- builders
@@ -162,23 +176,46 @@ def build(name: str, *, preset: str | None = None, **config_fields: Any) -> nn.M
     return spec.model_class(replace(spec.preset_table[preset], **values))
 
 
+def _text_fields(name: str, data: Any) -> dict[str, Any]:
+    if not hasattr(data, "vocab_size") or hasattr(data, "channels"):
+        raise TypeError(f"{name!r} is a text model; it needs a TextData, got {type(data).__name__}")
+    return {"vocab_size": int(data.vocab_size)}
+
+
+def _image_fields(name: str, data: Any) -> dict[str, Any]:
+    if not hasattr(data, "channels"):
+        raise TypeError(f"{name!r} is an image model; it needs an ImageData, got {type(data).__name__}")
+    size = data.size
+    H, W = (size, size) if isinstance(size, int) else tuple(size)
+    if H != W:
+        raise ValueError(f"{name!r} needs square images, {data.name!r} is {H}x{W}")
+    return {"in_channels": int(data.channels), "image_size": int(H),
+            "mean": tuple(float(m) for m in data.mean), "std": tuple(float(s) for s in data.std)}
+
+
+def _classifier_fields(name: str, data: Any) -> dict[str, Any]:
+    if not hasattr(data, "n_classes"):
+        raise TypeError(f"{name!r} is an image model; it needs an ImageData, got {type(data).__name__}")
+    return {**_image_fields(name, data), "n_classes": int(data.n_classes)}
+
+
+def _caption_fields(name: str, data: Any) -> dict[str, Any]:
+    if not (hasattr(data, "channels") and hasattr(data, "vocab")):
+        raise TypeError(f"{name!r} is a captioning model; it needs a CaptionData, got {type(data).__name__}")
+    return {**_image_fields(name, data), "vocab_size": int(data.vocab_size), "max_len": int(data.max_len) + 2,
+            "pad": data.PAD, "bos": data.BOS, "eos": data.EOS}
+
+
+# the kind of data a model trains on (ModelSpec.data) -> the config fields a dataset fixes
+FROM_DATA: dict[str, Callable[[str, Any], dict[str, Any]]] = {
+    "text": _text_fields, "image": _classifier_fields, "scenes": _caption_fields}
+
+
 def build_for(name: str, data: Any, *, preset: str | None = None, **overrides: Any) -> nn.Module:
-    """Build model `name` shaped for a dataset (ImageData: channels, size, classes, mean, std; TextData: vocab)."""
+    """Build model `name` shaped for a dataset (ImageData: channels, size, classes, mean, std;
+    TextData: vocab; CaptionData: channels, size, mean, std, vocab, longest caption)."""
     spec = _spec(name)
-    if spec.data == "text":
-        if not hasattr(data, "vocab_size"):
-            raise TypeError(f"{name!r} is a text model; it needs a TextData, got {type(data).__name__}")
-        from_data = {"vocab_size": int(data.vocab_size)}
-    else:
-        if not hasattr(data, "channels"):
-            raise TypeError(f"{name!r} is an image model; it needs an ImageData, got {type(data).__name__}")
-        size = data.size
-        H, W = (size, size) if isinstance(size, int) else tuple(size)
-        if H != W:
-            raise ValueError(f"{name!r} needs square images, {data.name!r} is {H}x{W}")
-        from_data = {"in_channels": int(data.channels), "image_size": int(H), "n_classes": int(data.n_classes),
-                     "mean": tuple(float(m) for m in data.mean), "std": tuple(float(s) for s in data.std)}
-    values = {**from_data, **overrides}
+    values = {**FROM_DATA[spec.data](name, data), **overrides}
     if spec.fit is not None:
         values = spec.fit(spec.preset_table[_preset(spec, preset)], values)
     return build(name, preset=preset, **values)

@@ -178,10 +178,10 @@ def cli_command(spec: RunSpec) -> str:
              "schedule": "--schedule", "weight_decay": "--weight-decay", "warmup": "--warmup",
              "final_lr": "--final-lr",
              "grad_clip": "--grad-clip", "label_smoothing": "--label-smoothing", "shift": "--shift",
-             "eval_every": "--eval-every", "seed": "--seed"}
+             "eval_every": "--eval-every", "eval_batches": "--eval-batches", "seed": "--seed"}
     for k, flag in flags.items():
         v = getattr(c, k)
-        if v != getattr(d, k):
+        if v != getattr(d, k) and v is not None:
             args += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
     if not c.augment:
         args.append("--no-augment")

@@ -10,12 +10,13 @@ import torch.nn as nn
 
 from karp_models.train.tasks.base import Distillation, Task, final_metrics, metric_names
 from karp_models.train.tasks.gan import GANTask
+from karp_models.train.tasks.captioning import ImageCaptioning
 from karp_models.train.tasks.images import ImageClassification
 from karp_models.train.tasks.text import CharLM
 from karp_models.train.tasks.vae import VAETask
 
-__all__ = ["Task", "Distillation", "ImageClassification", "CharLM", "GANTask", "VAETask", "TASKS",
-           "make_task", "final_metrics", "metric_names"]
+__all__ = ["Task", "Distillation", "ImageClassification", "CharLM", "ImageCaptioning", "GANTask", "VAETask",
+           "TASKS", "make_task", "final_metrics", "metric_names"]
 
 
 def _char_lm(data: Any, model: nn.Module, *, block_size: int | None = None, **_: Any) -> CharLM:
@@ -46,10 +47,15 @@ def _vae(data: Any, model: nn.Module, **_: Any) -> VAETask:
     return VAETask(data, model)
 
 
+def _captioning(data: Any, model: nn.Module, **_: Any) -> ImageCaptioning:
+    return ImageCaptioning(data)
+
+
 # task kind (models.registry's ModelSpec.task) -> the Task for a dataset and a model; a new family
 # adds its builder here (keyword arguments: augment, shift, block_size; ignore what does not apply)
 TASKS: dict[str, Callable[..., Task]] = {"image": _image_classification, "text": _char_lm,
-                                         "finetune": _fine_tuning, "gan": _gan, "vae": _vae}
+                                         "finetune": _fine_tuning, "gan": _gan, "vae": _vae,
+                                         "caption": _captioning}
 
 
 def make_task(data: Any, model: nn.Module, augment: bool = True,
