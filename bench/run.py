@@ -225,7 +225,9 @@ GPT_RECIPE = dict(steps=800, batch_size=32, lr=5e-3, eval_every=50, eval_batches
 # Sections in their own files (one per issue); each module has run(line) and runs standalone.
 SECTIONS: dict[str, str] = {"predict": "bench_predict", "explain": "bench_explain",
                             "evaluate": "bench_evaluate", "text": "bench_text",
-                            "seq2seq": "bench_seq2seq", "load": "bench_load"}
+                            "seq2seq": "bench_seq2seq", "finetune": "bench_finetune",
+                            "generative": "bench_generative", "captioning": "bench_captioning",
+                            "load": "bench_load"}
 ON_REQUEST = {"load"}  # minutes of simulated classroom: only with --only load
 THROUGHPUT = [("fast", "fashion-mnist", None, 256), ("vit", "fashion-mnist", None, 256),
               ("gpt", "shakespeare", "shakespeare", 32), ("lstm", "shakespeare", "shakespeare", 32)]

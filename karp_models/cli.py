@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -92,23 +93,34 @@ def cmd_train(a: argparse.Namespace) -> int:
     from karp_models.train.runs import RunSpec, build_run, format_metrics, run_metadata
     from karp_models.train.tasks import final_metrics
 
-    threads = dev.set_threads()
-    spec = RunSpec(model=a.model, dataset=a.dataset or getattr(REGISTRY.get(a.model), "default_dataset", ""),
-                   config=train_config_from_args(a), preset=a.preset,
-                   overrides=json.loads(a.config) if a.config else {}, resume_from=a.resume,
-                   device=a.device, teacher=a.teacher)
-    try:
+    dev.set_threads()
+    out = Path(a.out)
+    try:  # everything a user can get wrong is said before any training
+        if a.steps is not None and a.steps < 1:
+            raise ValueError(f"--steps must be at least 1, got {a.steps}")
+        if out.is_dir() or out.suffix != ".safetensors":
+            raise ValueError(f"--out must name a .safetensors file, got {a.out}")
+        try:
+            overrides = json.loads(a.config) if a.config else {}
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--config is not JSON ({e}): e.g. '{{\"dropout\": 0.1}}'") from None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out.parent, os.W_OK):
+            raise ValueError(f"cannot write to {out.parent}")
+        spec = RunSpec(model=a.model, dataset=a.dataset or getattr(REGISTRY.get(a.model), "default_dataset", ""),
+                       config=train_config_from_args(a), preset=a.preset, overrides=overrides,
+                       resume_from=a.resume, device=a.device, teacher=a.teacher)
         prepared = build_run(spec)
     except data.DatasetMissing as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except (ValueError, CheckpointError) as e:
+    except (ValueError, TypeError, CheckpointError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     trainer, cfg, ds = prepared.trainer, spec.config, prepared.data
     n_params = sum(p.numel() for p in trainer.model.parameters())
     print(f"{spec.model} ({prepared.preset}) on {spec.dataset}: {n_params:,} params; "
-          f"{dev.describe_device(trainer.device)}; {threads} threads")
+          f"{dev.describe_device(trainer.device)}")
     print(f"budget: {cfg.steps or '-'} steps / {cfg.minutes or '-'} min; {ds.source}")
 
     total = cfg.steps
@@ -128,10 +140,12 @@ def cmd_train(a: argparse.Namespace) -> int:
     metrics = final_metrics(trainer.task, trainer.model, trainer.device)
     meta = run_metadata(spec, prepared, metrics,
                         command="python -m karp_models " + shlex.join(sys.argv[1:]))
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, trainer.model, model_name=spec.model, meta=meta,
-                    trainer=trainer if a.save_optimizer else None)
+    try:
+        save_checkpoint(out, trainer.model, model_name=spec.model, meta=meta,
+                        trainer=trainer if a.save_optimizer else None)
+    except OSError as e:
+        print(f"error: the trained model could not be saved to {out}: {e}", file=sys.stderr)
+        return 1
     print(f"{trainer.task.eval_split}: {format_metrics(metrics)}; saved {out}")
     return 0
 
@@ -212,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distill-temperature", dest="distill_temperature", type=float,
                    help="0: hard distillation on the teacher's top class (default); > 0: soft, at this T")
     p.add_argument("--eval-every", dest="eval_every", type=int)
+    p.add_argument("--eval-batches", dest="eval_batches", type=int,
+                   help="batches in each interval evaluation (default 20; the final one uses the whole split)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--shift", type=int, help="images: pixels of random shift when augmenting "
                    "(default: an eighth of the side, at most 4; 0: flips only)")

@@ -1,12 +1,12 @@
-"""ImageNet models from torchvision (ResNet-18, MobileNetV3-Large, ViT-B/16) with torchvision's own
-pretrained-weights loading, for photos of everyday things.
+"""ImageNet models from torchvision (ResNet-18, MobileNetV3-Large, VGG16, ViT-B/16) with torchvision's
+own pretrained-weights loading, for photos of everyday things and as backbones to fine-tune.
 
 Weights come from the torch hub cache (`$TORCH_HOME/hub/checkpoints/<file>`, by default
 ~/.cache/torch) exactly as `torchvision.models.resnet18(weights="IMAGENET1K_V1")` finds them; a
 download is only tried when asked for and the host answers. Offline and not cached,
-`load()` raises WeightsUnavailable whose message says how to get the file. Loading is
-`weights.get_state_dict(check_hash=True, weights_only=True)` (torchvision's builders call the
-same, without weights_only) into a model built with weights=None.
+`state_dict()` and `load()` raise WeightsUnavailable whose message says how to get the file.
+Loading is `weights.get_state_dict(check_hash=True, weights_only=True)` (torchvision's builders
+call the same, without weights_only) into a model built with weights=None.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ ARCHS: dict[str, Arch] = {a.name: a for a in (
     Arch("resnet18", "ResNet-18", tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1),
     Arch("mobilenet_v3_large", "MobileNetV3-Large", tvm.mobilenet_v3_large,
          tvm.MobileNet_V3_Large_Weights.IMAGENET1K_V2),
+    Arch("vgg16", "VGG16", tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1),
     Arch("vit_b_16", "ViT-B/16", tvm.vit_b_16, tvm.ViT_B_16_Weights.IMAGENET1K_V1),
 )}
 
@@ -175,9 +176,9 @@ class ImageNetModel(nn.Module):
         return logits, loss
 
 
-def load(name: str, *, download: bool = False, device: torch.device | str = "cpu") -> ImageNetModel:
-    """The pretrained model in eval mode, from the torch hub cache (or downloaded into it when
-    download=True and the host answers). Raises WeightsUnavailable with how_to_get(name)."""
+def state_dict(name: str, *, download: bool = False) -> dict[str, torch.Tensor]:
+    """The pretrained weights as torchvision names them, from the torch hub cache (or downloaded
+    into it when download=True and the host answers). Raises WeightsUnavailable with what to do."""
     if name not in ARCHS:
         raise KeyError(f"unknown ImageNet model {name!r}; choose from {', '.join(ARCHS)}")
     a = ARCHS[name]
@@ -188,13 +189,20 @@ def load(name: str, *, download: bool = False, device: torch.device | str = "cpu
             raise WeightsUnavailable(_("{host} cannot be reached (no internet?).").format(
                 host=urlparse(a.weights.url).hostname) + "\n\n" + how_to_get(name))
     try:
-        state = a.weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
+        return a.weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
     except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:  # URLError: OSError
         if not is_cached(name) or "HTTP" in str(e) or "URL" in type(e).__name__:
             raise WeightsUnavailable(_("The download failed ({error}).").format(
                 error=f"{type(e).__name__}: {e}") + "\n\n" + how_to_get(name)) from None
         raise WeightsUnavailable(_("{file} is damaged or not a weights file ({error}); delete it and get it "
                                    "again.").format(file=cached_file(name), error=f"{type(e).__name__}: {e}")) from None
+
+
+def load(name: str, *, download: bool = False, device: torch.device | str = "cpu") -> ImageNetModel:
+    """The pretrained model in eval mode, from the torch hub cache (or downloaded into it when
+    download=True and the host answers). Raises WeightsUnavailable with how_to_get(name)."""
+    state = state_dict(name, download=download)
+    a = ARCHS[name]
     net = a.builder(weights=None)
     try:
         net.load_state_dict(state)

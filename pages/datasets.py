@@ -7,7 +7,7 @@ from karp_models.ui.figures.datasets import class_counts, class_montage
 from karp_models.ui.loaders import class_names, dataset, dataset_statuses, sample_photos
 
 st.title(_("Datasets"))
-statuses = {s.name: s for s in dataset_statuses()}
+statuses = {s.name: s for s in dataset_statuses() if s.kind in ("image", "text")}  # scenes: their own page
 names = list(statuses)
 name = st.selectbox(_("Dataset"), names, key="datasets_name", bind="query-params",
                     format_func=lambda n: n if statuses[n].available else _("{name} (missing)").format(name=n))

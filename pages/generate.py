@@ -4,12 +4,13 @@ import time
 import streamlit as st
 
 from karp_models.i18n import _
-from karp_models.introspect.text import encode, generate_stream
-from karp_models.ui import glossary, style
+from karp_models.introspect.text import generate_stream
+from karp_models.ui import glossary, state, style
 from karp_models.ui.models import model_picker
 from karp_models.ui.compute import cached_next_chars
 from karp_models.ui.figures.text import surprise_figure, topk_html
-from karp_models.ui.text_views import prepare_text, sample_passage, vocab_of
+from karp_models.ui.text_views import (default_prime, prepare_prime, prepare_text, sample_passage,
+                                        vocab_of)
 
 st.title(_("Generate text"))
 st.markdown(glossary.hover(_(
@@ -33,6 +34,7 @@ if len(ids) < 2:
 else:
     nc = cached_next_chars(str(ck.path), choice.mtime, tuple(ids), tuple(vocab))
     shown = min(60, len(ids))
+    state.forget_outside("generate_start", 0, len(ids) - shown)          # a shorter text than before
     start = (st.slider(_("Show from character"), 0, len(ids) - shown, 0, key="generate_start",
                        bind="query-params") if len(ids) > shown else 0)
     style.chart(surprise_figure(nc, (start, start + shown - 1)), width="stretch")
@@ -46,20 +48,17 @@ st.header(_("Generate"))
 c1, c2, c3, c4 = st.columns(4)
 temperature = c1.slider(_("Temperature"), 0.0, 2.0, 0.8, 0.05, key="generate_temperature",
                         bind="query-params", help=glossary.tip("temperature"))
+state.forget_outside("generate_top_k", 0, len(vocab))                  # a smaller vocabulary than before
 top_k = c2.number_input(_("Top-k (0 = all)"), 0, len(vocab), 0, key="generate_top_k", bind="query-params",
                         help=glossary.tip("top-k"))
 length = c3.slider(_("Characters"), 20, 1000, 300, 10, key="generate_length", bind="query-params")
 seed = c4.number_input(_("Seed"), 0, 2**31 - 1, 0, key="generate_seed", bind="query-params",
                        help=_("Same seed, same text."))
-prime = st.text_input(_("Prime text (the model reads it first)"), "ROMEO.\n" if choice.dataset == "shakespeare"
-                      else "", key=f"generate_prime_{choice.dataset}", bind="query-params")
-prime_ids, dropped = encode(vocab, prime)
-if dropped:
-    st.warning(_("Left out characters the model does not know: {chars}").format(chars=repr(dropped)))
-if not prime_ids:                                                    # start from a newline, as training text does
-    prime_ids, prime = ([vocab.index("\n")], "") if "\n" in vocab else ([0], vocab[0])
+prime = st.text_input(_("Prime text (the model reads it first)"), default_prime(choice.dataset),
+                      key=f"generate_prime_{choice.dataset}", bind="query-params")
+prime_ids, prime_read = prepare_prime(prime, vocab)
 if st.button(_("Generate"), key="generate_go", type="primary"):
-    out, box, last = prime, st.empty(), 0.0
+    out, box, last = prime_read, st.empty(), 0.0
     for ch in generate_stream(ck.model, prime_ids, vocab, int(length), float(temperature), int(top_k) or None,
                               int(seed)):
         out += ch
@@ -67,6 +66,11 @@ if st.button(_("Generate"), key="generate_go", type="primary"):
             box.code(out + "▌", language=None)
             last = time.monotonic()
     box.code(out, language=None)
-    st.session_state["generate_last"] = (choice.path, out)
-elif st.session_state.get("generate_last", ("", ""))[0] == choice.path:
+    st.session_state["generate_last"] = (choice.path, out, len(prime_read))
+elif st.session_state.get("generate_last", ("",))[0] == choice.path:
     st.code(st.session_state["generate_last"][1], language=None)
+if st.session_state.get("generate_last", ("",))[0] == choice.path:
+    _path, out, n = st.session_state["generate_last"]
+    st.caption((_("The first {n} characters are the prime as the model read it; the other {m} the model wrote.")
+                if n else _("The model started from a new line and wrote all {m} characters.")).format(
+                    n=n, m=len(out) - n))

@@ -10,7 +10,7 @@ from karp_models.ui.compute import look
 from karp_models.ui.figures import predict as figs
 from karp_models.ui.images import display
 from karp_models.ui.models import model_picker
-from karp_models.ui.selection import ImageInput, set_image
+from karp_models.ui.selection import ImageInput, set_blank, set_image
 
 st.title(_("Predict and look inside"))
 style.projector_css()
@@ -59,6 +59,8 @@ else:
     inp = ImageInput.from_array(x, dataset=target.dataset, source=got.source, original=original)
 if pipe is None or not pipe.blank:                 # a blank image is not passed on to Explain
     set_image(inp)
+else:
+    set_blank(inp.source)
 
 if pipe is not None:
     with st.expander(_("How the image becomes the model's input ({recipe} recipe: {n} steps)").format(

@@ -1,5 +1,6 @@
 """RNN neurons: text coloured by one LSTM/GRU cell, a search for cells that track quotes, line position or
-brackets, and how often the gates saturate (Karpathy, Johnson and Fei-Fei 2015)."""
+brackets (and, in Chinese verse, the position in the phrase and the couplet), and how often the gates saturate
+(Karpathy, Johnson and Fei-Fei 2015)."""
 import pandas as pd
 import streamlit as st
 
@@ -39,14 +40,19 @@ key = c1.radio(_("State"), list(names), format_func=lambda k: _(names[k]), key="
 layer = (c2.selectbox(_("Layer"), range(cfg.n_layer), key="rnn_neurons_layer", bind="query-params")
          if cfg.n_layer > 1 else 0)
 sig = signals(text)
-signal = c3.selectbox(_("Search for a cell that tracks"), list(sig), index=1, format_func=_, key="rnn_neurons_signal",
-                      bind="query-params")
+verse = "position in phrase" in sig                                # Chinese verse: its own choice, its signals first
+signal = c3.selectbox(_("Search for a cell that tracks"), list(sig), index=0, format_func=_,
+                      key="rnn_neurons_verse_signal" if verse else "rnn_neurons_signal", bind="query-params")
 search = (choice.path, text, key, layer, signal)
 if st.session_state.get("rnn_neurons_search", search) != search:
     st.session_state.pop("rnn_neurons_cell", None)                  # a new search: its best cell
 st.session_state["rnn_neurons_search"] = search
 
 st.header(_("Cell search"))
+if verse:
+    st.caption(_("In Chinese verse a line is a couplet: two phrases of five or seven characters, closed by ， "
+                 "and 。. Karpathy's line-length cell has a twin here: a cell that counts along the phrase, or "
+                 "knows which half of the couplet it is in."))
 ranked = [s for s in search_cells(states[key], sig[signal], top=10 * cfg.n_layer) if s.layer == layer][:10]
 if sig[signal].std() == 0:
     st.info(_("This text has no variation in '{signal}' (no quotes or brackets?): nothing to correlate with. "

@@ -58,18 +58,23 @@ if run.step:
 st.subheader(_("Try it: type a date"))
 text = st.text_input(_("A date, written any way (lower-cased; at most 40 characters)"),
                      value="mar 3, 21", key="seq2seq_text", bind="query-params")
-tr = translate(run.model, text)
-st.html(ui.translation_html(tr))
-if dates.parse_iso(tr.output):
-    st.markdown(_("A real date. Whether it is *your* date: slashes are read American "
-                  "(month/day/year), dots and numeric dashes European (day.month.year), and "
-                  "two-digit years mean 1950 to 2049."))
+source = ui.read_date(text)                     # what the model reads: unknown characters listed, not "?"
+if not source:
+    st.info(_("The model read none of it. Type a date in digits, English month names or Chinese "
+              "(2026年11月30日)."))
 else:
-    st.markdown(_("Not a valid ISO date yet: train the model first.") if run.step == 0
-                else _("Not a valid ISO date."))
-st.markdown(_("**Where it looked while writing each character**"))
-style.chart(ui.alignment_figure(tr, height=460),
-            width="stretch", config={"displayModeBar": False}, key="seq2seq_try")
+    tr = translate(run.model, source)
+    st.html(ui.translation_html(tr))
+    if dates.parse_iso(tr.output):
+        st.markdown(_("A real date. Whether it is *your* date: slashes are read American "
+                      "(month/day/year), dots and numeric dashes European (day.month.year), and "
+                      "two-digit years mean 1950 to 2049."))
+    else:
+        st.markdown(_("Not a valid ISO date yet: train the model first.") if run.step == 0
+                    else _("Not a valid ISO date."))
+    st.markdown(_("**Where it looked while writing each character**"))
+    style.chart(ui.alignment_figure(tr, height=460),
+                width="stretch", config={"displayModeBar": False}, key="seq2seq_try")
 
 with st.expander(_("Held-out dates (never seen in training) and the formats it learns")):
     st.dataframe(style.right_wrong(ui.examples_table(run, dates.examples(10, seed=7, split="val")),

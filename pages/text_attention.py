@@ -2,11 +2,11 @@
 import streamlit as st
 
 from karp_models.i18n import _
-from karp_models.ui import glossary, style
+from karp_models.ui import glossary, state, style
 from karp_models.ui.models import model_picker
 from karp_models.ui.compute import cached_attention
-from karp_models.ui.figures.text import (attention_heatmap, head_view_html, model_view, sharpest_head,
-                                         show_char)
+from karp_models.ui.figures.text import (attention_heatmap, head_view_height, head_view_html, model_view,
+                                         sharpest_head, show_char)
 from karp_models.ui.text_views import prepare_text, sample_passage, vocab_of
 
 st.title(_("GPT attention"))
@@ -31,11 +31,13 @@ if len(ids) < 2:
 # the model never sees more than block_size characters at once: look at one window of them
 c1, c2 = st.columns(2)
 longest = min(cfg.block_size, len(ids))
+state.forget_outside("text_attention_length", 2, longest)             # a shorter text than before
 length = (c1.slider(_("Window length (characters)"), 2, longest, min(32, longest), key="text_attention_length",
                     bind="query-params",
                     help=_("This GPT's context is {n} characters; longer windows get smaller labels.").format(
                         n=cfg.block_size))
           if longest > 2 else longest)
+state.forget_outside("text_attention_start", 0, len(ids) - length)
 start = (c2.slider(_("Window start"), 0, len(ids) - length, 0, key="text_attention_start", bind="query-params")
          if len(ids) > length else 0)
 window, chars = tuple(ids[start:start + length]), text[start:start + length]
@@ -62,8 +64,7 @@ with tab_head:
     hl = st.selectbox(_("Layer"), range(L), first[0], key="text_attention_head_layer", bind="query-params")
     st.caption(_("Hover a character (click to keep it): the text before it lights up in each head's colour, "
                  "as strongly as that head attends there. Toggle heads with their buttons."))
-    rows = 1 + len(chars) // 45 + chars.count("\n")
-    st.iframe(head_view_html(att[hl], chars), height=min(900, 160 + 46 * rows))   # offline HTML + JS, no CDN
+    st.iframe(head_view_html(att[hl], chars), height=head_view_height(chars))   # offline HTML + JS, no CDN
 with tab_model:
     st.caption(_("All layers (rows) and heads (columns) for this window, on one colour scale. "
                  "Look for diagonal heads (the previous character), vertical stripes (one character everyone "

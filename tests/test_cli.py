@@ -70,3 +70,71 @@ def test_train_from_a_teacher_records_it_and_refuses_another_dataset(digits_ckpt
     code = cli.main(["train", "--model", "vit", "--dataset", "fashion-mnist", "--preset", "tiny", "--steps", "1",
                      "--teacher", str(digits_ckpt), "--out", str(tmp_path / "x.safetensors")])
     assert code == 2 and "trained on 'digits'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--steps", "-5"], "--steps must be at least 1"),
+    (["--steps", "0"], "--steps must be at least 1"),
+    (["--steps", "2", "--config", "{bad"], "--config is not JSON"),
+    (["--steps", "2", "--lr", "-1"], "lr must be positive"),
+])
+def test_bad_train_arguments_are_errors_before_any_training(tmp_path, capsys, args, words):
+    out = tmp_path / "x.safetensors"
+    assert cli.main(["train", "--model", "classic", "--dataset", "digits", *args, "--out", str(out)]) == 2
+    assert words in capsys.readouterr().err and not out.exists()
+
+
+def test_out_must_be_a_file_and_resume_must_match(digits_ckpt, tmp_path, capsys):
+    assert cli.main(["train", "--model", "classic", "--dataset", "digits", "--steps", "2",
+                     "--out", str(tmp_path)]) == 2
+    assert "--out must name a .safetensors file" in capsys.readouterr().err
+    code = cli.main(["train", "--model", "classic", "--dataset", "mnist", "--steps", "60",
+                     "--resume", str(digits_ckpt), "--out", str(tmp_path / "y.safetensors")])
+    assert code == 2 and "trained on 'digits'" in capsys.readouterr().err  # QA: silently relabelled
+
+
+@pytest.mark.parametrize("model", ["dcgan", "cvae"])
+def test_a_generator_trains_and_eval_reproduces_its_frechet_distance(model, digits_ckpt, tmp_path,
+                                                                      capsys, monkeypatch):
+    from karp_models.train.tasks import generative
+
+    # the digits classifier trained above judges the samples, as fast-fashion-mnist does Fashion-MNIST's
+    monkeypatch.setattr(generative, "WEIGHTS", digits_ckpt.parent)
+    monkeypatch.setattr(generative, "JUDGES", {"digits": digits_ckpt.name})
+    out = tmp_path / f"{model}-digits.safetensors"
+    assert cli.main(["train", "--model", model, "--dataset", "digits", "--preset", "tiny", "--steps", "20",
+                     "--batch-size", "32", "--lr", "1e-3", "--eval-every", "10", "--grad-clip", "0",
+                     "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    meta = read_metadata(out)
+    m = meta["metrics"]
+    assert {"test_loss", "test_fd", "test_coverage", "test_confidence", "test_real_fd",
+            "test_real_coverage", "test_real_confidence"} <= set(m)
+    assert m["test_real_fd"] < m["test_fd"]                              # 20 steps: far from real digits
+    assert meta["judge"]["file"] == digits_ckpt.name and meta["latent"] > 0
+    assert f"test fd {m['test_fd']:.4g}" in printed
+    assert cli.main(["eval", "--weights", str(out)]) == 0
+    assert "match" in capsys.readouterr().out
+
+
+def test_a_captioner_trains_and_eval_reproduces_its_scores(tmp_path, capsys):
+    from karp_models import data
+
+    if not data.status("scenes").available:
+        pytest.skip("the scenes are composed from fashion-mnist, which is not here")
+    out = tmp_path / "cap.safetensors"
+    assert cli.main(["train", "--model", "caption-attention", "--dataset", "scenes", "--preset", "tiny",
+                     "--steps", "8", "--batch-size", "32", "--eval-every", "0", "--out", str(out)]) == 0
+    meta = read_metadata(out)
+    m = meta["metrics"]
+    assert meta["model"] == "caption-attention" and meta["language"] == "en" and len(meta["vocab"]) == 42
+    assert {"test_loss", "test_bleu4", "test_cider", "test_accuracy", "test_items_match",
+            "test_novel_accuracy", "test_attention_on_item", "test_attention_chance"} <= set(m)
+    assert 0 < m["test_loss"] < 3.8                                   # ln(42) = 3.74 untrained
+    capsys.readouterr()
+    assert cli.main(["eval", "--weights", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "match" in text and f"test bleu4 {m['test_bleu4']:.4g}" in text
+    assert cli.main(["train", "--model", "caption-lstm", "--dataset", "fashion-mnist", "--steps", "1",
+                     "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert "scenes model" in capsys.readouterr().err

@@ -15,12 +15,12 @@ PKG = ROOT / "karp_models"
 # words go through); ui may import all but the CLI
 ALLOWED = {
     "device": set(),
-    "data": set(),
+    "data": {"preprocess"},         # a person's own images are read as Predict reads them
     "models": set(),
     "preprocess": set(),
     "introspect": {"models", "device"},
     "imagenet": {"introspect", "models", "device"},
-    "train": {"data", "models", "introspect", "device"},
+    "train": {"data", "models", "introspect", "device", "imagenet"},  # fine-tuning's pretrained weights
     "ui": {"data", "models", "introspect", "train", "device", "preprocess", "imagenet"},
     "cli": {"data", "models", "train", "device"},
     "__main__": {"cli"},

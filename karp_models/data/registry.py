@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Iterable
 
-from karp_models.data import chinese, images, text
-from karp_models.data.base import DatasetMissing, DatasetStatus, ImageData, TextData
+from karp_models.data import caption_folder, chinese, images, scenes, text
+from karp_models.data.base import CaptionData, DatasetMissing, DatasetStatus, ImageData, TextData
 from karp_models.i18n import _
 
 Root = str | os.PathLike | None
@@ -25,9 +26,9 @@ class UnknownDataset(DatasetMissing, ValueError):
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
-    kind: str  # 'image' | 'text'
+    kind: str  # 'image' | 'text' | 'scenes' (captioned images)
     status: Callable[[Root], DatasetStatus]
-    load: Callable[[Root], ImageData | TextData]
+    load: Callable[[Root], ImageData | TextData | CaptionData]
     download: Callable[[], None] | None  # None: ships inside an installed package
     takes_root: bool  # load(root=...) reads a folder the user names
 
@@ -42,6 +43,11 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
     DatasetSpec("names", "text", text.names_status, text.load_names, None, False),
     DatasetSpec("tang300", "text", chinese.tang300_status, chinese.load_tang300, None, True),
     DatasetSpec("classical-zh", "text", chinese.classical_status, chinese.load_classical, None, True),
+    DatasetSpec("scenes", "scenes", partial(scenes.status, "en"), partial(scenes.load, "en"),
+                images.download_fashion, True),
+    DatasetSpec("scenes-zh", "scenes", partial(scenes.status, "zh"), partial(scenes.load, "zh"),
+                images.download_fashion, True),
+    DatasetSpec("captions-folder", "scenes", caption_folder.status, caption_folder.load, None, True),
 )}
 
 
@@ -78,17 +84,19 @@ def statuses() -> list[DatasetStatus]:
     return [status(n) for n in DATASETS]
 
 
-def load(name: str, *, root: Root = None) -> ImageData | TextData:
+def load(name: str, *, root: Root = None) -> ImageData | TextData | CaptionData:
     """Load a dataset into memory with its fixed splits (cached on disk and in this process).
 
     Args:
         name: one of list_datasets().
         root: a folder holding the files (fashion-mnist, mnist: the four IDX files, .gz or not,
             directly or under <Name>/raw/; cifar10: the folder holding cifar-10-batches-py/;
-            tang300, classical-zh: the fortune files tang300, song100, chinese of fortunes-zh).
+            tang300, classical-zh: the fortune files tang300, song100, chinese of fortunes-zh;
+            scenes, scenes-zh: Fashion-MNIST's IDX files, the scenes are composed from them;
+            captions-folder: an image folder and a captions file, see data/caption_folder.py).
 
     Returns:
-        ImageData or TextData, frozen; its tensors are shared with other callers: do not modify them.
+        ImageData, TextData or CaptionData, frozen; its tensors are shared with other callers: do not modify them.
 
     Raises:
         DatasetMissing: the data is not on this machine; the message has the command that gets it.

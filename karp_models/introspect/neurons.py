@@ -4,6 +4,8 @@ Cites: Karpathy, Johnson and Fei-Fei 2015, "Visualizing and Understanding Recurr
 (arXiv:1506.02078): cells that track quotes, line length and bracket depth (their Fig. 2), and the
 gate-saturation plot (their Fig. 3: for each cell, the fraction of steps a gate is left-saturated
 < 0.1 against right-saturated > 0.9). Karpathy's 2015 char-rnn post for the text coloured by a cell.
+Chinese verse's twin of the line-length cell: position in the phrase, five- against seven-character
+phrases and the two phrases of a couplet (verse_signals; issue 17, item 3).
 """
 from __future__ import annotations
 
@@ -47,30 +49,71 @@ def state_names(cell: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------- signals
 
 
-def signals(text: str) -> dict[str, np.ndarray]:
-    """Indicator signals over a text, one value per character (T,), for the cell search.
+PHRASE_END = "，。？！；"       # the marks that close a phrase of Chinese verse (and prose)
+OPEN, CLOSE = "([{（《〈", ")]}）》〉"
 
-    inside quotes: 1 from an opening '"' up to its closing '"' (both included), else 0.
+
+def signals(text: str) -> dict[str, np.ndarray]:
+    """Signals over a text, one value per character (T,), for the cell search, the most telling first.
+
     position in line: characters since the last newline (0 at the start of a line).
-    bracket depth: how many ( [ { are open at this character, counting the opening one.
+    inside quotes: 1 from an opening '"' or '“' up to its closing '"' or '”' (both included), else 0.
+    bracket depth: how many ( [ { （ 《 〈 are open at this character, counting the opening one.
+
+    A text with Chinese phrase marks (，。？！；) gets the verse signals first (verse_signals).
     """
     T = len(text)
     quote, pos, depth = np.zeros(T), np.zeros(T), np.zeros(T)
     inside, col, d = False, 0, 0
     for t, ch in enumerate(text):
-        if ch == '"':
-            inside = not inside
+        if ch in '"“”':
+            inside = not inside if ch == '"' else ch == "“"
             quote[t] = 1.0                                            # both quote marks count as inside
         else:
             quote[t] = float(inside)
         pos[t] = col
         col = 0 if ch == "\n" else col + 1
-        if ch in "([{":
+        if ch in OPEN:
             d += 1
         depth[t] = d
-        if ch in ")]}":
+        if ch in CLOSE:
             d = max(d - 1, 0)
-    return {N_("inside quotes"): quote, N_("position in line"): pos, N_("bracket depth"): depth}
+    out = {N_("position in line"): pos, N_("inside quotes"): quote, N_("bracket depth"): depth}
+    if any(ch in PHRASE_END for ch in text):
+        out = verse_signals(text) | out
+    return out
+
+
+def verse_signals(text: str) -> dict[str, np.ndarray]:
+    """The line structure of Chinese verse, one value per character (T,): the twin of Karpathy's line-length
+    cell for poems written in lines of two phrases (床前明月光，疑是地上霜。).
+
+    A phrase is the characters after a phrase mark (，。？！；) or a line start, up to and including the next
+    phrase mark; a newline starts a line and belongs to no phrase.
+
+    position in phrase: characters since the last phrase mark or line start (0 on a phrase's first character;
+        its closing mark gets the phrase's length, as a newline gets the line's in 'position in line').
+    seven-character phrase: +1 on a phrase of seven characters and its mark, -1 on one of five, 0 elsewhere
+        (other lengths, a line without a mark such as a 《title》, newlines).
+    second phrase of the couplet: 1 on the even-numbered phrases of a line (the second, fourth, ...) and their
+        marks, 0 on the odd-numbered ones and on newlines.
+    """
+    T = len(text)
+    pos, seven, second = np.zeros(T), np.zeros(T), np.zeros(T)
+    col, k, begin = 0, 0, 0                                           # column in the phrase, phrase index in the line
+    for t, ch in enumerate(text):
+        if ch == "\n":
+            pos[t], col, k, begin = col, 0, 0, t + 1
+            continue
+        pos[t] = col
+        second[t] = k % 2
+        if ch in PHRASE_END:
+            seven[begin:t + 1] = {7: 1.0, 5: -1.0}.get(t - begin, 0.0)
+            col, k, begin = 0, k + 1, t + 1
+        else:
+            col += 1
+    return {N_("position in phrase"): pos, N_("seven-character phrase"): seven,
+            N_("second phrase of the couplet"): second}
 
 # ---------------------------------------------------------------------------- search
 

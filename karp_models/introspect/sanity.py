@@ -12,6 +12,7 @@ that cannot be judged (zero everywhere, constant, not finite) gets "cannot judge
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -181,7 +182,7 @@ def verdict(method: str, final: Similarity, on_object: float = float("nan")) -> 
         text = _("⚠️ **{method} fails**: with every layer random its map is still like the original by "
                  "every measure (even the least alike, {measure}, is {value:.2f}). It shows the image "
                  "more than what the model learned: do not trust it to explain this model.").format(
-                     method=method, measure=measure_name(lo), value=vals[lo]) + outline
+                     method=name, measure=measure_name(lo), value=vals[lo]) + outline
     elif vals[hi] < PARTLY:
         status = PASSES
         text = _("✅ **{method} passes**: with every layer random its map is unlike the original by "
@@ -199,6 +200,26 @@ def verdict(method: str, final: Similarity, on_object: float = float("nan")) -> 
         text = " ".join((_("**{method} depends on the model in part.**").format(method=name),
                          kept + (outline if hi == "Spearman |map|" else ""), lost))
     return Verdict(method, status, dict(vals), hi, lo, on_object, None, text)
+
+def decide(method: str, sims: list[Similarity], on_object: list[float], names: list[str]) -> Verdict:
+    """The verdict from a method's similarities at every step (index 0: the trained model): the
+    last randomised step whose map can be judged decides, so one blank map at the end does not
+    hide what the steps before showed. A map that is judgeable for the trained model and blank
+    for every randomised one vanished with the weights: it passes."""
+    if len(sims) < 2 or not sims[0].values and sims[0].reason:
+        return verdict(method, sims[0] if sims else Similarity({}, "no map"), float("nan"))
+    last = next((i for i in range(len(sims) - 1, 0, -1) if sims[i].values), None)
+    if last is None:
+        text = _("✅ **{method} passes**: {reason}, as with every other randomised layer: what it showed "
+                 "came from what the model learned.").format(method=title(method), reason=sims[-1].reason)
+        return Verdict(method, PASSES, {}, None, None, float("nan"), None, text)
+    v = verdict(method, sims[last], on_object[last])
+    if last == len(sims) - 1:
+        return v
+    note = " " + _("(Judged with the layers down to {layer} random; {reason}.)").format(
+        layer=names[last], reason=sims[-1].reason)
+    return dataclasses.replace(v, text=v.text + note)
+
 
 # ---------------------------------------------------------------------------- the check
 
@@ -297,5 +318,5 @@ def cascading_randomisation(model: nn.Module, x: torch.Tensor, target: int, meth
         compare_all(now, _("its map with the layers down to {layer} random").format(layer=step.name))
         if progress:
             progress(i, total, _("randomised {layer}").format(layer=step.label))
-    verdicts = {k: verdict(k, sim[k][-1], on_object[k][-1]) for k in methods}
+    verdicts = {k: decide(k, sim[k], on_object[k], names) for k in methods}
     return SanityResult(labels, names, maps, sim, on_object, probs, verdicts, time.perf_counter() - t0, seed)

@@ -1,15 +1,18 @@
-"""Character language models on a text: attention per layer and head, next-character top-k, streamed sampling.
+"""Character language models on a text: what a model reads of a typed text (read: the one rule for characters
+it does not know), attention per layer and head, next-character top-k, streamed sampling.
 
 Works for the char GPT (attention.GPT) and the char RNN / LSTM / GRU (rnn.CharRNN). Pure functions over a
 model and character ids; nothing here knows Streamlit.
 
 Cites: Karpathy, "The Unreasonable Effectiveness of Recurrent Neural Networks" (2015: next-character
 top-5 under every character, sampling with a temperature and a prime text), karpathy/nanoGPT
-`generate` (top-k, context cropped to block_size), Vig 2019 BertViz (head and model views).
+`generate` (top-k, context cropped to block_size), Vig 2019 BertViz (head and model views), Unicode Standard
+Annex #15 (NFKC, compatibility normalisation).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,12 +22,95 @@ import torch.nn.functional as F
 
 # ---------------------------------------------------------------------------- text <-> ids
 
+# Marks that are the same punctuation written another way, tried in order when a vocabulary lacks the
+# typed one (after NFKC, which already maps full-width ASCII forms): the Chinese full stop and the
+# ASCII one, corner brackets as the mainland's curly quotes (data.chinese.normalise_zh's table),
+# curly quotes as ASCII ones, the middle dots as one.
+SAME_MARK: dict[str, tuple[str, ...]] = {
+    ".": ("。",), "。": (".",), "「": ("“", '"'), "」": ("”", '"'), "『": ("‘", "'"), "』": ("’", "'"),
+    "“": ('"',), "”": ('"',), "‘": ("'",), "’": ("'",), "・": ("·",), "‧": ("·",), "•": ("·",),
+}
 
-def encode(vocab: Sequence[str], text: str) -> tuple[list[int], str]:
-    """Ids of the characters of `text` that are in `vocab`, and the characters dropped (sorted, once each)."""
+
+@dataclass(frozen=True)
+class Reading:
+    """What a character model reads of a typed text: the one policy every text page uses (issue 17, item 4).
+
+    Attributes:
+        ids: (T,) vocabulary ids of the characters read, in order.
+        text: the characters read, ''.join(vocab[i] for i in ids): all a page may show as the model's input.
+        unknown: the typed characters the model cannot read (left out), each once, in the order first typed.
+        replaced: (typed, read as) pairs for characters read in the vocabulary's own form (NFKC, case,
+            punctuation), each once, in the order first typed.
+        left_out: how many typed characters were left out (unknown counts each occurrence).
+    """
+    ids: list[int]
+    text: str
+    unknown: str = ""
+    replaced: tuple[tuple[str, str], ...] = ()
+    left_out: int = 0
+
+
+def _one_case(vocab: Sequence[str]) -> Callable[[str], str] | None:
+    """str.lower for a vocabulary whose letters are all small, str.upper for all capitals, else None."""
+    lower = any(ch.islower() for ch in vocab)
+    upper = any(ch.isupper() for ch in vocab)
+    return str.lower if lower and not upper else str.upper if upper and not lower else None
+
+
+def read(vocab: Sequence[str], text: str) -> Reading:
+    """The characters of `text` a model with this vocabulary reads, by one rule decided by what the
+    vocabulary contains (no language flag):
+
+    1. A character in the vocabulary is read as it is ('…' stays '…' though NFKC would make it '...').
+    2. Line endings become '\\n'; a sequence the vocabulary writes as one character is read as it
+       ('...' as '…' when the vocabulary has '…' and no '.').
+    3. Any other character is NFKC-normalised (full-width Ａ１， to A1,, ligatures split), then each
+       resulting character is read as itself, or in its case when the vocabulary's letters have one
+       case only, or in the vocabulary's compatibility form (',' as '，' when the vocabulary has '，'
+       and not ','), or as the same mark written another way (SAME_MARK: '.' as '。').
+    4. A typed character that cannot be read so is left out and listed once, in the order typed.
+
+    For the classical-zh vocabulary this reads Chinese text as data.chinese.normalise_zh writes the
+    corpus (NFKC, then ，。？！：；（） in full width), except that spaces are left out as unknown.
+    """
     stoi = {ch: i for i, ch in enumerate(vocab)}
-    dropped = "".join(sorted({ch for ch in text if ch not in stoi}))
-    return [stoi[ch] for ch in text if ch in stoi], dropped
+    fold = _one_case(vocab)
+    compat: dict[str, str] = {}                                       # NFKC form -> the vocabulary's form
+    for v in vocab:
+        n = unicodedata.normalize("NFKC", v)
+        if n != v and not all(ch in stoi for ch in n):
+            compat.setdefault(n, v)
+    replaced: dict[str, str] = {}
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    for seq, v in compat.items():
+        if len(seq) > 1 and seq in text:
+            text = text.replace(seq, v)
+            replaced[seq] = v
+
+    def as_vocab(ch: str) -> str | None:                                # one NFKC character
+        for c in (ch, fold(ch) if fold else ch, compat.get(ch, ch), *SAME_MARK.get(ch, ())):
+            if c and all(x in stoi for x in c):
+                return c
+        return None
+
+    out: list[str] = []
+    unknown: dict[str, None] = {}
+    left_out = 0
+    for ch in text:
+        if ch in stoi:
+            out.append(ch)
+            continue
+        parts = [as_vocab(c) for c in unicodedata.normalize("NFKC", ch)]
+        if parts and all(p is not None for p in parts):
+            out.append(form := "".join(parts))
+            replaced.setdefault(ch, form)
+        else:
+            unknown.setdefault(ch)
+            left_out += 1
+    s = "".join(out)
+    return Reading(ids=[stoi[c] for c in s], text=s, unknown="".join(unknown),
+                   replaced=tuple(replaced.items()), left_out=left_out)
 
 
 def is_gpt(model: nn.Module) -> bool:

@@ -80,10 +80,14 @@ def _text(v: Verdict, faith: str, places: str, row: FaithRow | None, class_name:
     if places:
         needs = _("{needs} ({places})").format(needs=needs, places=places)
     if v.status == PASSES:
-        return (_("Trust it here: its map depends on what the model learned (sanity check) and the pixels "
-                  "it puts first {needs}.") if good else
-                _("Its map depends on what the model learned, but the pixels it puts first {needs}: a real "
-                  "explanation, but a blurry one.")).format(needs=needs)
+        if good:
+            return _("Trust it here: its map depends on what the model learned (sanity check) and the pixels "
+                     "it puts first {needs}.").format(needs=needs)
+        return (_("Its map depends on what the model learned, but the pixels it puts first {needs}: a real "
+                  "explanation, but a blurry one.") if faith == MIDDLE else
+                _("Its map depends on what the model learned, but the pixels it puts first {needs}: it reacts "
+                  "to the model, yet it does not point at what the model uses here, so do not read it as the "
+                  "reason for the decision.")).format(needs=needs)
     if v.status == FAILS:
         return (_("The two checks do not contradict each other: the pixels it puts first {needs}, but it "
                   "would put them first for a random model too, so that comes from the image (where the "
@@ -109,7 +113,7 @@ def _text(v: Verdict, faith: str, places: str, row: FaithRow | None, class_name:
                      "poorly there.")
         text = text.format(name=class_name)
         return text[:-1] + f" ({places})." if places else text
-    return _("Partly the image, partly the model: {kept} survives randomisation, {lost} does not. The "
+    return _("Partly the image, partly the model. Survives randomisation: {kept}. Does not: {lost}. The "
              "pixels it puts first {needs}.").format(kept=what(v.highest), lost=what(v.lowest), needs=needs)
 
 

@@ -50,6 +50,7 @@ class CNNConfig:
 
 PRESETS: dict[str, CNNConfig] = {
     "classic": CNNConfig(arch="classic"),
+    "classic-dropout": CNNConfig(arch="classic", dropout=0.5),   # the course's CIFAR-10 network (75% there)
     "fast": CNNConfig(arch="fast", widths=(24, 32, 64, 128)),
     "fast-wide": CNNConfig(arch="fast", widths=(32, 48, 96, 192)),
     "tinyvgg": CNNConfig(arch="tinyvgg"),

@@ -399,7 +399,8 @@ def load_trainer_state(path: str | os.PathLike, trainer: Any) -> None:
     header, metadata = _header(path)
     parsed = _parse(path, metadata)
     if "_trainer" not in parsed:
-        raise CheckpointError(_("{path} holds no trainer state (save it with trainer=... to resume)").format(path=path))
+        raise CheckpointError(_("{path} holds no trainer state, so it cannot be continued: train it with "
+                                "--save-optimizer (or save the run from the app)").format(path=path))
     n = len(TRAINER_PREFIX)
     extra = {k[n:]: v for k, v in _read_tensors(
         path, [k for k in header if k.startswith(TRAINER_PREFIX)]).items()}

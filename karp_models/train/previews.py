@@ -50,6 +50,27 @@ class Predictions:
 
 
 @dataclass(frozen=True)
+class Captions:
+    """A captioner's greedy captions of a few fixed test scenes: each caption's words (without
+    </s>), the probability of each word and of the closing </s>, the attention map each word was
+    written with (n, T, g, g), rows past a caption's end meaningless; None without attention),
+    the first reference, and whether each caption states its scene exactly (None for photos)."""
+
+    step: int
+    images: np.ndarray  # (n, C, H, W) uint8
+    words: tuple[tuple[str, ...], ...]
+    probs: tuple[tuple[float, ...], ...]
+    attention: np.ndarray | None
+    references: tuple[str, ...]
+    correct: tuple[bool, ...] | None
+    language: str = "en"
+
+    def caption(self, i: int) -> str:
+        """Caption i as a person writes it (Chinese words joined without spaces)."""
+        return ("" if self.language == "zh" else " ").join(self.words[i])
+
+
+@dataclass(frozen=True)
 class PreviewFailed:
     """A preview that raised: the message, so the run goes on and the page says why."""
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from karp_models import device as dev
-from karp_models.i18n import _, using
+from karp_models.i18n import N_, _, using
 from karp_models.train import previews
 from karp_models.train.checkpoints import (CheckpointError, check_checkpoint, load_checkpoint,
                                            load_trainer_state, read_metadata, save_checkpoint)
@@ -33,6 +33,7 @@ from karp_models.train.trainer import TrainConfig, Trainer
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "weights"
 STALE_TEMP_S = 3600.0
+MAX_NAME_BYTES = 160  # a run's file stem; with '.safetensors' and a save's temporary suffix < 255
 
 # --- what a run is, and building it
 
@@ -44,7 +45,8 @@ class RunSpec:
     overrides: model config fields (as for build_for). resume_from: a checkpoint saved with its
     trainer state (a saved run) to continue instead of starting fresh. teacher: a trained
     checkpoint of the same dataset to distil from. preview_every: steps between live previews
-    (None: the task's own). label: the run's name on charts.
+    (None: the task's own). label: the run's name on charts. data: the dataset itself when it is
+    not in the data registry (a person's own classes, data.own); `dataset` is then its name.
     """
 
     model: str
@@ -57,6 +59,7 @@ class RunSpec:
     preview_every: int | None = None
     label: str = ""
     teacher: str | None = None
+    data: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -87,7 +90,8 @@ def build_run(spec: RunSpec) -> Prepared:
     """Load the data, build the model (or rebuild a saved run's), its task and a Trainer.
 
     Raises DatasetMissing (no data here), ValueError (unknown model, a model for another kind
-    of data, an unusable teacher) and CheckpointError (a damaged or forged run to resume).
+    of data, an unusable teacher), CheckpointError (a damaged or forged run to resume) and
+    imagenet.WeightsUnavailable (fine-tuning: the backbone's weights are not here).
     """
     from karp_models import data as datasets
     from karp_models.models import REGISTRY, build_for, from_config
@@ -96,18 +100,28 @@ def build_run(spec: RunSpec) -> Prepared:
     if spec.model not in REGISTRY:
         raise ValueError(f"unknown model {spec.model!r}; choose from {', '.join(REGISTRY)}")
     reg = REGISTRY[spec.model]
-    ds = datasets.load(spec.dataset)
-    if datasets.DATASETS[spec.dataset].kind != reg.data:
-        raise ValueError(f"{spec.model} is a {reg.data} model and {spec.dataset} is not "
-                         f"a {reg.data} dataset")
+    ds = spec.data if spec.data is not None else datasets.load(spec.dataset)
+    kind = ("text" if hasattr(ds, "vocab") else "image") if spec.data is not None \
+        else datasets.DATASETS[spec.dataset].kind
+    if kind != reg.data:
+        a = "an" if reg.data[:1] in "aeiou" else "a"
+        raise ValueError(f"{spec.model} is {a} {reg.data} model and {spec.dataset} is not "
+                         f"{a} {reg.data} dataset")
     device = dev.pick_device(spec.device)
     torch.manual_seed(spec.config.seed)  # initial weights follow the seed
     if spec.resume_from:
         check_checkpoint(spec.resume_from)  # a forged config must not allocate a giant model
-        model = from_config(spec.model, read_metadata(spec.resume_from)["config"]).to(device)
+        saved = read_metadata(spec.resume_from)
+        if (saved["model"], saved.get("dataset")) != (spec.model, spec.dataset):
+            raise ValueError(f"{spec.resume_from} is {saved['model']} trained on "
+                             f"{saved.get('dataset')!r}: it can only continue as that, not as "
+                             f"{spec.model} on {spec.dataset!r}")
+        model = from_config(spec.model, saved["config"]).to(device)
     else:
         model = build_for(spec.model, ds, preset=spec.preset, **spec.overrides).to(device)
     task = make_task(ds, model, augment=spec.config.augment, shift=spec.config.shift, kind=reg.task)
+    if not spec.resume_from and hasattr(task, "setup"):
+        task.setup(model)  # fine-tuning: the pretrained backbone
     teacher_meta = None
     if spec.teacher:
         teacher, teacher_meta = load_teacher(spec.teacher, spec.dataset, ds)
@@ -167,10 +181,10 @@ def cli_command(spec: RunSpec) -> str:
              "schedule": "--schedule", "weight_decay": "--weight-decay", "warmup": "--warmup",
              "final_lr": "--final-lr",
              "grad_clip": "--grad-clip", "label_smoothing": "--label-smoothing", "shift": "--shift",
-             "eval_every": "--eval-every", "seed": "--seed"}
+             "eval_every": "--eval-every", "eval_batches": "--eval-batches", "seed": "--seed"}
     for k, flag in flags.items():
         v = getattr(c, k)
-        if v != getattr(d, k):
+        if v != getattr(d, k) and v is not None:
             args += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
     if not c.augment:
         args.append("--no-augment")
@@ -227,6 +241,8 @@ def safe_run_name(name: str, max_len: int = 80) -> str:
     s = re.sub(r"[^\w.-]+", "-", s)
     s = re.sub(r"[-.]*-[-.]*", "-", s)  # separators around a dash: one dash
     s = re.sub(r"\.{2,}", ".", s).strip("._-")[:max_len].strip("._-")
+    while len(s.encode()) > MAX_NAME_BYTES:  # file systems count bytes: CJK takes 3 a character
+        s = s[:-1].rstrip("._-")
     if not s:
         raise ValueError(_("{name} is not usable as a run name: use letters, digits, - or _").format(
             name=repr(name)))
@@ -307,9 +323,28 @@ def format_metrics(m: dict) -> str:
     keys = [("test_accuracy", _("test acc {value:.2%}")), ("test_loss", _("test loss {value:.4f}")),
             ("val_loss", _("val loss {value:.4f} nats/char")), ("val_accuracy", _("val acc {value:.2%}"))]
     known = [f.format(value=m[k]) for k, f in keys if m.get(k) is not None]
-    other = [f"{k.replace('_', ' ')} {v:.4g}" for k, v in m.items()
-             if k not in dict(keys) and isinstance(v, (int, float))]
+    other = [_metric(k, v) for k, v in m.items() if k not in dict(keys) and isinstance(v, (int, float))]
     return ", ".join(known + other)
+
+
+# the other numbers tasks measure (generators, captioners), by their key without the split; named
+# in English by the key's own words, so the CLI and the README read as before
+METRIC_NAMES = {"bleu4": N_("bleu4"), "cider": N_("cider"), "items_match": N_("items match"),
+                "novel_accuracy": N_("novel accuracy"), "attention_on_item": N_("attention on item"),
+                "attention_chance": N_("attention chance"), "d_loss": N_("d loss"), "g_loss": N_("g loss"),
+                "fd": N_("fd"), "coverage": N_("coverage"), "confidence": N_("confidence"),
+                "real_fd": N_("real fd"), "real_coverage": N_("real coverage"),
+                "real_confidence": N_("real confidence"), "recon": N_("recon"), "kl": N_("kl")}
+SPLITS = {"test": N_("test {metric} {value:.4g}"), "val": N_("val {metric} {value:.4g}")}
+
+
+def _metric(key: str, value: float) -> str:
+    """'test fd 21.22': a measured number by its split and name, in the current language."""
+    split, _sep, name = key.partition("_")
+    if split not in SPLITS or not name:
+        split, name = "", key
+    words = _(METRIC_NAMES[name]) if name in METRIC_NAMES else name.replace("_", " ")
+    return (_(SPLITS[split]) if split else "{metric} {value:.4g}").format(metric=words, value=value)
 
 
 def weights_markdown(rows: list[tuple[Path, dict]]) -> str:

@@ -153,15 +153,20 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig,
-                   device: torch.device) -> torch.optim.Optimizer:
-    """cfg.optimizer over model's trainable parameters: SGD with Nesterov momentum 0.9, or AdamW
-    with betas (0.9, 0.95) (minGPT's), fused on CUDA."""
-    groups = param_groups(model, cfg.weight_decay)
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device,
+                   groups: list[dict[str, Any]] | None = None) -> torch.optim.Optimizer:
+    """cfg.optimizer over model's trainable parameters (or the given param groups, which may
+    carry an 'lr_scale'): SGD with Nesterov momentum 0.9, or AdamW with betas (0.9, 0.95)
+    (minGPT's), fused on CUDA."""
+    groups = param_groups(model, cfg.weight_decay) if groups is None else groups
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
     extra = {"fused": True} if device.type == "cuda" else {}
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), **extra)
+
+
+class TrainerBusy(RuntimeError):
+    """run() was called while another run() of the same trainer is still going."""
 
 
 class StepContext:
@@ -235,6 +240,7 @@ class Trainer:
         self.elapsed = 0.0
         self.history: list[Record] = []
         self._global_rng: dict[str, torch.Tensor] | None = None  # torch's RNG, while paused
+        self._busy = threading.Lock()  # one run() at a time: two loops must never step one model
 
     # --- budget
 
@@ -272,7 +278,7 @@ class Trainer:
         return {k: v.detach().float() for k, v in losses.items()}
 
     def run(self, stop: threading.Event | None = None, log_every: int = 10,
-            quick_stop: bool = False) -> Iterator[Record]:
+            quick_stop: bool = False, wait_s: float = 30.0) -> Iterator[Record]:
         """Train until the budget is used up or `stop` is set (checked before every step).
 
         Yields a Record every log_every steps, one with validation every cfg.eval_every steps,
@@ -281,7 +287,20 @@ class Trainer:
         Torch's global RNG (dropout) is the run's own: seeded with cfg.seed on a fresh run, put
         aside while the generator is paused at a yield and reinstalled when it resumes, so what
         the consumer does between records (sampling text, building a model) does not change it.
+
+        A second run() of the same trainer while one is still going (a page rerun that starts
+        the loop again before the old one has stopped) waits up to wait_s seconds for it, then
+        raises TrainerBusy.
         """
+        if not self._busy.acquire(timeout=wait_s):
+            raise TrainerBusy("this trainer is already training in another loop")
+        try:
+            yield from self._run(stop, log_every, quick_stop)
+        finally:
+            self._busy.release()
+
+    def _run(self, stop: threading.Event | None, log_every: int,
+             quick_stop: bool) -> Iterator[Record]:
         cfg, model, task, device = self.cfg, self.model, self.task, self.device
         self._enter_rng()
         B = cfg.batch_size

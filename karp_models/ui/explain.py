@@ -37,6 +37,11 @@ def pick_model():
 def pick_input(ds, choice) -> selection.ImageInput | None:
     """The image to explain: the shared one, a test image, or the n-th most confident mistake."""
     shared = selection.get_image(ds.name)
+    blank = selection.blank_source()
+    if blank is not None:
+        st.info(_("The latest image given to Predict ({source}) was blank after preprocessing, so there is "
+                  "nothing of it to explain. Explain a test image here, or give Predict another image.").format(
+                      source=blank))
     options = (["shared"] if shared is not None else []) + ["test", "mistake"]
     source = st.radio(_("Image to explain"), options, format_func=lambda k: _(SOURCES[k]), horizontal=True,
                       key="explain_source", bind="query-params")

@@ -49,8 +49,9 @@ def status_frame(statuses: list[data.DatasetStatus]) -> pd.DataFrame:
     rows = []
     for s in statuses:
         sizes = " / ".join(_("{n:,} {split}").format(n=v, split=pgettext("split", k)) for k, v in (s.sizes or {}).items())
-        if s.vocab_size:
-            sizes = _("{sizes} · {n} characters").format(sizes=sizes, n=s.vocab_size)
+        if s.vocab_size:                                   # scenes' captions are read word by word
+            sizes = (_("{sizes} · {n} words") if s.kind == "scenes" else _("{sizes} · {n} characters")).format(
+                sizes=sizes, n=s.vocab_size)
         rows.append({_("dataset"): s.name, _("status"): _("available") if s.available else _("missing"),
                      _("splits"): sizes, _("source"): s.source})
     return pd.DataFrame(rows).set_index(_("dataset"))

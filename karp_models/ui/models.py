@@ -26,13 +26,19 @@ if TYPE_CHECKING:
     from karp_models.imagenet import ImageNetModel
 
 
+# a model's task (the registry's ModelSpec.task) -> the pickers it appears in: image classifiers
+# (Predict, Explain, Evaluate) or character language models (the text pages); a fine-tuned
+# network is an image classifier; a generator or captioner has pickers of its own
+PICKED_AS = {"image": "image", "finetune": "image", "text": "text"}
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     label: str         # what the picker shows and the page's link holds: the file's name
     path: str          # the .safetensors file
     model_name: str    # registry name: 'fast', 'vit', 'lstm', ...
     family: str        # 'cnn' | 'rnn' | 'transformer'
-    task: str          # 'image' | 'text'
+    task: str          # the kind of data it takes: 'image' | 'text' (the registry's ModelSpec.data)
     dataset: str
     origin: str        # 'shipped' | 'run'
     metrics: tuple[tuple[str, float], ...]   # the measured metrics (name, value), as saved
@@ -57,7 +63,8 @@ def _choice(p: Path, meta: dict, origin: str) -> ModelChoice | None:
     metrics = tuple((k, float(v)) for k, v in (meta.get("metrics") or {}).items()
                     if isinstance(v, (int, float)))
     return ModelChoice(label=p.stem, path=str(p), model_name=spec.name, family=spec.family,
-                       task=spec.task, dataset=meta.get("dataset", spec.default_dataset),
+                       task=PICKED_AS.get(spec.task, spec.task),
+                       dataset=meta.get("dataset", spec.default_dataset),
                        origin=origin, metrics=metrics, mtime=p.stat().st_mtime)
 
 

@@ -344,6 +344,9 @@ def maximise_tab(t: Target, maps: dict[str, np.ndarray]) -> None:
                       "your image gives {yours:.3f}.") if ref else
                     _("The {what} rose from **{start:.3f}** (the starting noise) to **{end:.3f}** (this image)."))
             st.markdown(rose.format(what=what, start=r.start, end=r.end, yours=yours))
+            st.caption(_("The curve is measured on the randomly shifted, scaled and turned copies the "
+                         "optimisation sees at each step; the two numbers on the image itself, as shown, so "
+                         "the end of the curve and the final number differ a little."))
         else:
             st.warning(_("**The {what} did not rise** ({start:.3f} at the start, {end:.3f} at the end): {why}").format(
                 what=what, start=r.start, end=r.end, why=r.why), icon="⚠️")

@@ -38,8 +38,24 @@ def test_image(ds, index: int) -> ImageInput:
                       label=int(ds.test_y[index]))
 
 
+BLANK = "karp_image_blank"  # the source of the last image Predict refused as blank
+
+
 def set_image(inp: ImageInput) -> None:
     st.session_state[KEY] = inp
+    st.session_state.pop(BLANK, None)
+
+
+def set_blank(source: str) -> None:
+    """The person's latest image was blank after preprocessing: nothing to pass on; other pages
+    say so instead of showing the image before it."""
+    st.session_state.pop(KEY, None)
+    st.session_state[BLANK] = source
+
+
+def blank_source() -> str | None:
+    """The source of the latest image if Predict found it blank, else None."""
+    return st.session_state.get(BLANK)
 
 
 def get_image(dataset: str | None = None) -> ImageInput | None:

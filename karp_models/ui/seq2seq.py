@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from karp_models.data import dates
 from karp_models.i18n import _
+from karp_models.introspect import text as tx
 from karp_models.train import previews
 from karp_models.train.tasks.seq2seq import (DEFAULT_EXAMPLE, LIVE, Translation, extend, live_trainer,
                                               translate)
-from karp_models.train.trainer import Record, TrainConfig, Trainer
+from karp_models.train.trainer import Record, TrainConfig, Trainer, TrainerBusy
 from karp_models.ui import style
 from karp_models.ui.figures.seq2seq import alignment_figure, curves_figure
+from karp_models.ui.text_views import show_reading
 
 KEY = "seq2seq_run"
 
@@ -70,6 +73,15 @@ def translation_html(tr: Translation) -> str:
             f"&nbsp;→&nbsp; <b>{html.escape(tr.output) or '∅'}</b></div>")
 
 
+def read_date(text: str, where=st) -> str:
+    """What the date model reads of a typed date: introspect.text.read over its source characters (NFKC, so
+    full-width digits and spaces count; lower case, as its letters are; unknown characters listed on the
+    page, never read as <unk>), then dates.normalise (single spaces, at most MAX_SRC characters)."""
+    r = tx.read(dates.SRC_CHARS, text)
+    show_reading(r, where)
+    return dates.normalise(r.text)
+
+
 def get_run() -> LiveRun:
     """This session's run, created (untrained) on first use."""
     if KEY not in st.session_state:
@@ -106,7 +118,16 @@ def train_live(run: LiveRun, steps: int, status, progress, curves, align, redraw
     """Train `steps` more steps in this script run through the Trainer, redrawing every
     `redraw_every` steps (with a fresh preview of the example).
 
-    A rerun (any click) stops the loop at the next redraw; the run keeps what it learned."""
+    A rerun (any click) stops the loop at the next redraw; the run keeps what it learned. A
+    second press while the first loop is still stopping (Streamlit stops the old script run at
+    its next element, not at once) waits for it: the Trainer runs one loop at a time."""
+    try:
+        _train(run, steps, status, progress, curves, align, redraw_every)
+    except TrainerBusy:
+        progress.warning(_("The previous training is still stopping: press Train again in a moment."))
+
+
+def _train(run: LiveRun, steps: int, status, progress, curves, align, redraw_every: int) -> None:
     start, t0 = run.step, time.perf_counter()
     extend(run.trainer, steps)
     task = run.trainer.task

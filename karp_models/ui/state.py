@@ -28,6 +28,14 @@ def start_with(key: str, value: Any) -> None:
     st.session_state[key] = value
 
 
+def forget_outside(key: str, lo: float, hi: float) -> None:
+    """Forget widget `key`'s kept value when it lies outside [lo, hi] (its range shrank: a shorter text), so
+    the widget starts again from its default instead of refusing the value. Call before the widget is drawn."""
+    v = st.session_state.get(key)
+    if v is not None and not lo <= v <= hi:
+        del st.session_state[key]
+
+
 def share_note(container=st.sidebar) -> None:
     """A line saying that the address bar holds a link to this very view."""
     container.caption(_("The address in the browser is a link to this view: share it to open "

@@ -97,13 +97,18 @@ def figure_strings(obj, parent: str = ""):
             yield from figure_strings(v, parent)
 
 
+def words_in(values) -> bool:
+    """Does a column or index hold text (pandas' str dtype, or objects)?"""
+    return values.dtype == object or pd.api.types.is_string_dtype(values.dtype)
+
+
 def frame_strings(df: pd.DataFrame, data_columns: set[str]):
     yield from (str(c) for c in df.columns)
     yield from (str(n) for n in df.index.names if n)
-    if df.index.dtype == object:
+    if words_in(df.index):
         yield from (str(i) for i in df.index)
     for c in df.columns:
-        if c not in data_columns and df[c].dtype == object:
+        if c not in data_columns and words_in(df[c]):
             yield from (str(v) for v in df[c])
 
 
@@ -184,6 +189,13 @@ def open_in(page: str, *, locale: str | None = "zh-CN", link_lang: str | None = 
         at.switch_page(f"pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def test_table_cells_are_read():
+    """Cells of text columns count, whatever dtype pandas gives text (object or str)."""
+    df = pd.DataFrame({"名称": ["中文", "some english words"], "数": [1, 2]}).set_index("名称")
+    found = [s for s in frame_strings(df, set()) if english(s)]
+    assert found == ["some english words"]
 
 
 def test_the_heuristic_finds_english_and_passes_chinese():

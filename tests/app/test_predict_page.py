@@ -227,13 +227,17 @@ def test_a_16_bit_partial_range_upload_is_read_by_its_range_and_predicted(at):
 ])
 def test_a_blank_upload_gets_no_prediction_but_a_message(at, name, data):
     _source(at, "Upload")
-    before = at.session_state[IMAGE_KEY].source                           # (an earlier upload is kept)
     at.get("file_uploader")[0].upload(name, data, "image/png").run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("No prediction for this image" in w.value for w in at.warning)
     assert any("nothing for the model to see" in w.value for w in at.warning)
     assert not any(m.value.startswith("###") and "%" in m.value for m in at.markdown)
-    assert at.session_state[IMAGE_KEY].source == before                   # not passed to Explain
+    assert IMAGE_KEY not in at.session_state                              # not passed to Explain:
+    assert at.session_state["karp_image_blank"] == f"upload: {name}"     # Explain says why instead
+    at.switch_page("pages/explain.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"upload: {name}" in i.value and "blank" in i.value for i in at.info)
+    at.switch_page("pages/predict.py").run()
 
 
 def test_the_uploader_accepts_every_ending_the_decoder_reads(at):

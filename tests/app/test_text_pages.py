@@ -1,6 +1,7 @@
 """AppTest: the text pages (GPT attention, Generate text, RNN neurons) read a typed text and draw it."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from karp_models.models.rnn import PRESETS, CharRNN
@@ -98,3 +99,80 @@ def test_view_builders_are_offline_and_mark_what_they_should():
                   np.array([0.9, 0.4, np.nan]))
     cells = topk_html(nc).split("<div style=")[1:]                        # the guesses, column by column
     assert [("outline" in c) for c in cells] == [True, False, False, True, False, False]
+
+
+# ---------------------------------------------------------------------------- Chinese text and models
+
+POEM_TYPED = "床前明月光,疑是地上霜.\n举头望明月，低头思故乡。Hi 月"            # ASCII marks, Latin letters, a space
+POEM_READ = "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。月"
+
+
+def pick(at, key: str, label: str):
+    box = at.selectbox(key=key)
+    box.select_index(box.options.index(label)).run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def unknown_warning(at) -> str:
+    """The page's list of characters the model did not read, as shown (bold, an em space apart)."""
+    texts = [w.value for w in at.warning if "did not read" in w.value]
+    assert len(texts) == 1, texts
+    return texts[0].split("**")[1]
+
+
+def test_pickers_offer_the_chinese_models_to_the_pages_that_can_show_them():
+    for page, key, has, lacks in (("text_attention.py", "text_attention_model", "gpt-classical-zh", "lstm-classical-zh"),
+                                  ("generate.py", "generate_model", "lstm-classical-zh", None),
+                                  ("rnn_neurons.py", "rnn_neurons_model", "lstm-classical-zh", "gpt-classical-zh")):
+        options = open_page(page).selectbox(key=key).options
+        assert has in options and lacks not in options
+
+
+def test_attention_page_reads_chinese_and_lists_what_it_did_not_read():
+    at = open_page("text_attention.py")
+    pick(at, "text_attention_model", "gpt-classical-zh")
+    assert at.text_area(key="text_attention_text_classical-zh").value.startswith("《梦李白·其二》\n")  # a Tang poem
+    at.text_area(key="text_attention_text_classical-zh").set_value(POEM_TYPED).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert unknown_warning(at) == "H\u2003i\u2003␣"                       # once each, in the order typed
+    window = next(c.value for c in at.caption if "read as a fresh context" in c.value)
+    assert window.endswith(": " + POEM_READ.replace("\n", "⏎")) and window.startswith(f"Characters 0–{len(POEM_READ) - 1}")
+    labels = json.loads(charts(at)[0].proto.spec)["layout"]["xaxis"]["ticktext"]
+    assert "".join(labels) == POEM_READ.replace("\n", "⏎")
+    assert len(at.get("iframe")) == 1
+
+
+def test_generate_page_shows_only_what_the_chinese_model_read_and_wrote():
+    import re
+
+    at = open_page("generate.py")
+    pick(at, "generate_model", "lstm-classical-zh")
+    assert at.text_input(key="generate_prime_classical-zh").value == "《春望》\n"
+    at.text_area(key="generate_text_classical-zh").set_value(POEM_TYPED).run()
+    assert unknown_warning(at) == "H\u2003i\u2003␣"
+    grid = at.get("html")[0].proto.body                                # the top-5 grid: one column per character read
+    assert "".join(re.findall(r"class='k5h' title='#\d+'>(.*?)</div>", grid)) == POEM_READ.replace("\n", "⏎")
+    at.slider(key="generate_length").set_value(20)
+    at.text_input(key="generate_prime_classical-zh").set_value("Spring 春望,")
+    at.button(key="generate_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [w.value.split("**")[1] for w in at.warning if "The prime shown" in w.value] == ["S\u2003p\u2003r\u2003i\u2003n\u2003g\u2003␣"]
+    out = at.code[0].value
+    assert out.startswith("春望，") and len(out) == 3 + 20                 # the prime read, then 20 written
+    assert not set(out) & set("Spring ,")
+    assert any("The first 3 characters are the prime" in c.value for c in at.caption)
+
+
+def test_neurons_page_offers_verse_signals_and_finds_the_phrase_cell():
+    at = open_page("rnn_neurons.py")
+    pick(at, "rnn_neurons_model", "lstm-classical-zh")
+    signal = at.selectbox(key="rnn_neurons_verse_signal")
+    assert signal.value == "position in phrase" and signal.options[:3] == [
+        "position in phrase", "seven-character phrase", "second phrase of the couplet"]
+    table = at.dataframe[0].value                                       # the default passage: Tang poems
+    assert table["cell"].iloc[0] == 146 and table["correlation"].iloc[0] > 0.7   # measured: 0.745 on all of tang300 val
+    at.text_area(key="rnn_neurons_text_classical-zh").set_value(POEM_TYPED * 4).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert unknown_warning(at) == "H\u2003i\u2003␣"
+    coloured = at.get("html")[-1].proto.body
+    assert "月" in coloured and ">H<" not in coloured and ">i<" not in coloured

@@ -76,3 +76,20 @@ def test_alignment_labels_shrink_for_long_inputs_and_stay_readable():
     assert x_font("3/3/2021") == 16
     assert 10 < x_font("wednesday, the 3rd of march, 2021") < 16
     assert x_font("x" * 200) == 10
+
+
+def test_seq2seq_page_reads_chinese_dates_and_lists_what_it_cannot_read():
+    at = open_page("seq2seq.py")
+    at.session_state["seq2seq_run"] = new_run(replace(LIVE, steps=5, batch_size=8, eval_every=5), preset="tiny", n_val=8)
+    for typed, read, unknown in (("２０２６年11月30日", "2026年11月30日", None),            # full-width digits: NFKC
+                                 ("二〇二六年十一月三十日", "二〇二六年十一月三十日", None),
+                                 ("2026年11月30號　星期一", "2026年11月30 星期一", "號")):
+        at.text_input(key="seq2seq_text").input(typed).run()
+        assert not at.exception, [e.value for e in at.exception]
+        shown = at.get("html")[0].proto.body                          # source → output
+        assert shown.startswith(f"<div style='font-size:30px; font-family:monospace'>{read} &nbsp;→")
+        warned = [w.value for w in at.warning if "did not read" in w.value]
+        assert [w.split("**")[1] for w in warned] == ([unknown] if unknown else [])
+    at.text_input(key="seq2seq_text").input("號").run()               # nothing read: said, not translated as "?"
+    assert not at.exception and any("read none of it" in i.value for i in at.info)
+    assert not [h for h in at.get("html") if "→" in h.proto.body] and not at.get("plotly_chart")[1:]

@@ -108,6 +108,20 @@ def test_punctuation_is_normalised_to_full_width_chinese_forms():
 # --- the datasets
 
 
+def test_regular_verse_and_the_first_poem_of_a_text():
+    poem = "《静夜思》\n床前明月光，疑是地上霜。\n举头望明月，低头思故乡。"
+    seven = "《黄鹤楼》\n昔人已乘黄鹤去，此地空余黄鹤楼。"
+    saying = "《论语》\n学而不思则罔，思而不学则殆。"              # 6 + 6: not a poem's lines
+    assert zh.is_regular_verse(poem) and zh.is_regular_verse(seven) and zh.is_regular_verse(poem.split("\n", 1)[1])
+    assert not zh.is_regular_verse(saying) and not zh.is_regular_verse("《题》") and not zh.is_regular_verse("")
+    assert not zh.is_regular_verse("《杂》\n床前明月光，疑是地上霜。\n红军不怕远征难，")   # one line is not a couplet
+    text = saying + "\n\n" + poem + "\n\n" + seven + "\n\n"
+    first, second = len(saying) + 2, len(saying) + len(poem) + 4
+    assert zh.first_verse(text) == first and zh.first_verse(text, 1) == first and zh.first_verse(text, first) == first
+    assert zh.first_verse(text, first + 1) == second                  # inside a poem: from the next entry
+    assert zh.first_verse(saying) == 0 and zh.first_verse(text, second + 3) == second + 3   # none: where it started
+
+
 def test_tang300_entries_split_and_vocabulary(fortunes):
     d = data.load("tang300")
     train, val = d.decode(d.train_ids), d.decode(d.val_ids)

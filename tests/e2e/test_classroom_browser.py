@@ -204,7 +204,7 @@ def test_a_link_opens_the_same_view_in_a_fresh_browser(server):
         await act.wait_idle(student, 120)
         await student.get_by_text("test image #7").first.wait_for(timeout=120_000)
         picker = student.get_by_test_id("stSelectbox").filter(has_text="Model").first
-        assert await picker.locator("input").input_value() == "classic-fashion-mnist"
+        await async_api.expect(picker.locator("input")).to_have_value("classic-fashion-mnist", timeout=60_000)
         assert await student.get_by_role("tab", name="Sanity check", selected=True).count() == 1
 
         await act.go(teacher, "GPT attention", timeout_s=120)
@@ -214,11 +214,12 @@ def test_a_link_opens_the_same_view_in_a_fresh_browser(server):
         await act.wait_idle(teacher, 120)
         await student.goto(teacher.url)
         await act.wait_idle(student, 120)
-        assert await student.get_by_label("Text").input_value() == typed
+        # a fresh page reports "not running" before its first run begins: wait for the value itself
+        await async_api.expect(student.get_by_label("Text")).to_have_value(typed, timeout=60_000)
         # and the teacher's own text survives a visit to another page
         await act.go(teacher, "Home")
         await act.go(teacher, "GPT attention", timeout_s=120)
-        assert await teacher.get_by_label("Text").input_value() == typed
+        await async_api.expect(teacher.get_by_label("Text")).to_have_value(typed, timeout=60_000)
         assert await act.exceptions(student) == [] and await act.exceptions(teacher) == []
 
     in_browser(server, steps, pages=2)

@@ -62,9 +62,40 @@ def test_lstm_gates_recompose_the_cell_and_hidden_state():
 
 def test_signals_quotes_line_position_and_brackets():
     s = neurons.signals('a "bc" d\n(x[y])z')
+    assert list(s) == ["position in line", "inside quotes", "bracket depth"]
     assert s["inside quotes"].tolist() == [0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
     assert s["position in line"].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4, 5, 6]
     assert s["bracket depth"].tolist() == [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 1, 0]
+
+
+POEM = "《题》\n白日依山尽，黄河入海流。\n两个黄鹂鸣翠柳，一行白鹭上青天。\n"
+
+
+def test_verse_signals_by_hand_on_a_small_poem():
+    s = neurons.signals(POEM)
+    assert list(s)[:3] == ["position in phrase", "seven-character phrase", "second phrase of the couplet"]
+    title, five, seven = [0, 1, 2, 3], list(range(6)), list(range(8))   # a title line has no phrase mark
+    assert s["position in phrase"].tolist() == title + five + five + [0] + seven + seven + [0]
+    assert s["seven-character phrase"].tolist() == [0] * 4 + [-1] * 12 + [0] + [1] * 16 + [0]
+    assert s["second phrase of the couplet"].tolist() == [0] * 4 + [0] * 6 + [1] * 6 + [0] + [0] * 8 + [1] * 8 + [0]
+    assert s["position in line"][15] == 11 and s["bracket depth"][:4].tolist() == [1, 1, 1, 0]   # 《》 count
+    assert "position in phrase" not in neurons.signals("no phrase marks here\n")
+    assert neurons.signals("“曰，善”。")["inside quotes"].tolist() == [1, 1, 1, 1, 1, 0]
+
+
+def test_cell_search_finds_planted_verse_cells():
+    text = (POEM + "《又》\n千山鸟飞绝，万径人踪灭。\n") * 5
+    sig = neurons.signals(text)
+    rng = np.random.default_rng(1)
+    T, H = len(text), 48
+    state = rng.normal(size=(T, 1, H))
+    state[:, 0, 11] = 0.3 * sig["position in phrase"] + 0.2 * rng.normal(size=T)   # a noisy phrase counter
+    state[:, 0, 29] = -sig["second phrase of the couplet"]                          # a perfect couplet cell
+    best = neurons.search_cells(state, sig["position in phrase"], top=3)
+    ref = np.corrcoef(state[:, 0, 11], sig["position in phrase"])[0, 1]
+    assert best[0].cell == 11 and best[0].score == pytest.approx(ref) and abs(best[1].score) < 0.3
+    couplet = neurons.search_cells(state, sig["second phrase of the couplet"], top=1)[0]
+    assert couplet.cell == 29 and couplet.score == pytest.approx(-1.0)
 
 
 def test_cell_search_finds_a_planted_cell():

@@ -134,3 +134,25 @@ def test_a_sign_that_flips_while_the_outline_stays_is_partly():
 def test_a_map_without_values_cannot_be_judged():
     v = S.verdict("Grad-CAM", Similarity({}, "its map for the trained model is zero everywhere"))
     assert v.status == S.CANNOT and not v.flagged and v.reason in v.text and "passes" not in v.text
+
+
+def test_a_blank_map_at_the_last_step_does_not_hide_the_steps_before():
+    """QA: Guided Grad-CAM stayed alike (a fail) until the last step's map went blank; Grad-CAM
+    changed at once (a pass) and then went blank. The last judgeable step decides; a map that
+    vanishes for every randomised model passes; a blank original cannot be judged."""
+    blank = Similarity({}, "its map with the layers down to stem random is zero everywhere")
+    alike = _sim(Spearman_abs=0.95, SSIM_abs=0.9, HOG_abs=0.92)
+    unlike = _sim(Spearman_abs=0.05, SSIM_abs=0.1, HOG_abs=0.2)
+    orig = _sim(Spearman_abs=1.0, SSIM_abs=1.0, HOG_abs=1.0)
+    names = ["original", "fc (output)", "conv2", "stem (input)"]
+    hid_fail = S.decide("Guided Grad-CAM", [orig, alike, alike, blank], [1.0] * 4, names)
+    assert hid_fail.status == S.FAILS and "conv2" in hid_fail.text and "zero everywhere" in hid_fail.text
+    hid_pass = S.decide("Grad-CAM", [orig, unlike, blank, blank], [1.0] * 4, names)
+    assert hid_pass.status == S.PASSES and "fc (output)" in hid_pass.text
+    vanished = S.decide("Grad-CAM", [orig, blank, blank, blank], [1.0] * 4, names)
+    assert vanished.status == S.PASSES and "zero everywhere" in vanished.text
+    nothing = S.decide("Grad-CAM", [Similarity({}, "its map for the trained model is zero everywhere")] * 4,
+                       [float("nan")] * 4, names)
+    assert nothing.status == S.CANNOT
+    assert S.decide("Saliency", [orig, alike, alike, unlike], [1.0] * 4, names).text == \
+        S.verdict("Saliency", unlike, 1.0).text                     # the last step, when it can be judged

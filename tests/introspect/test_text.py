@@ -32,9 +32,65 @@ def ids_of(n: int, seed: int = 0) -> list[int]:
     return torch.randint(len(VOCAB), (n,), generator=torch.Generator().manual_seed(seed)).tolist()
 
 
-def test_encode_drops_unknown_characters():
-    ids, dropped = tx.encode(VOCAB, "abZ c!Z")
-    assert "".join(VOCAB[i] for i in ids) == "ab c" and dropped == "!Z"
+# ---------------------------------------------------------------------------- the reading policy
+
+ZH = tuple("\n，。？！：；（）“”‘’·…、《》床前明月光疑是地上霜举头望低思故乡静夜")   # the corpus's marks, full width
+LATIN = tuple("\n !\"',.:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def test_read_leaves_out_unknown_characters_listed_once_in_the_order_typed():
+    r = tx.read(VOCAB, "xa!zxb!")
+    assert r.text == "ab" and [VOCAB[i] for i in r.ids] == ["a", "b"]
+    assert r.unknown == "x!z" and r.left_out == 5 and r.replaced == ()
+
+
+def test_read_nfkc_full_width_and_ligatures():
+    r = tx.read(LATIN, "Ｔｏ ｂｅ，ｏｒ ２ ﬁsh")                  # full-width letters, digit, comma; the fi ligature
+    assert r.text == "To be,or 2 fish" and r.unknown == ""
+    assert ("，", ",") in r.replaced and ("ﬁ", "fi") in r.replaced and ("Ｔ", "T") in r.replaced
+    assert tx.read(LATIN, "“Don’t…”").text == "\"Don't...\""      # typographic marks as this vocabulary writes them
+
+
+def test_read_folds_case_only_when_the_vocabulary_has_one_case():
+    lower = tuple("\nabcdefghijklmnopqrstuvwxyz")
+    assert tx.read(lower, "Anna ZOE").text == "annazoe" and tx.read(lower, "Anna").replaced == (("A", "a"),)
+    assert tx.read(tuple("ABC"), "cab").text == "CAB"
+    both = tuple("Aab")                                                # two cases: no folding
+    r = tx.read(both, "Bba")
+    assert r.text == "ba" and r.unknown == "B"
+    assert tx.read(ZH, "Ab").unknown == "Ab"                           # no letters at all: nothing to fold to
+
+
+def test_read_chinese_punctuation_as_data_chinese_normalise_zh_writes_the_corpus():
+    from karp_models.data.chinese import normalise_zh
+
+    for typed in ("床前明月光,疑是地上霜.", "床前明月光，疑是地上霜。", "举头望明月?低头思故乡!", "「静夜思」：『静』...",
+                  "（静・夜）;思", "床前\r\n明月光", "故乡…"):
+        r = tx.read(ZH, typed)
+        assert r.unknown == "" and r.text == normalise_zh(typed), typed
+    r = tx.read(ZH, "床前 明月光")                                      # spaces: not in the vocabulary, so left out
+    assert r.text == "床前明月光" and r.unknown == " "
+
+
+def test_read_keeps_the_vocabularys_own_characters_even_where_nfkc_would_change_them():
+    assert tx.read(ZH, "…").text == "…" and tx.read(ZH, "…").replaced == ()   # NFKC would make it '...'
+    assert tx.read(ZH, "...").replaced == (("...", "…"),)
+    assert tx.read(LATIN, "。").text == "."                              # the other way round
+
+
+def test_read_a_date_for_the_seq2seq_source_vocabulary():
+    from karp_models.data import dates
+
+    r = tx.read(dates.SRC_CHARS, "２０２６年１１月３０日　星期一")
+    assert r.text == "2026年11月30日 星期一" and r.unknown == ""
+    r = tx.read(dates.SRC_CHARS, "二零二六年十一月三十號, MAR")
+    assert r.text == "二二六年十一月三十, mar" and r.unknown == "零號"
+
+
+def test_read_empty_and_all_unknown_text():
+    assert tx.read(VOCAB, "") == tx.Reading(ids=[], text="")
+    r = tx.read(VOCAB, "ZZYX!YZ")
+    assert r.ids == [] and r.text == "" and r.unknown == "ZYX!" and r.left_out == 7
 
 
 def test_attention_rows_sum_to_one_and_nothing_above_the_diagonal(gpt):

@@ -14,11 +14,14 @@ QUICK = {"resnet18": dict(image_size=8), "vit": dict(n_layer=1), "gpt": dict(n_l
 
 
 def test_names_tasks_and_weights_follow_the_contract():
-    assert set(REGISTRY) == {"classic", "fast", "tinyvgg", "resnet18", "vit", "rnn", "lstm", "gru", "gpt"}
+    assert set(REGISTRY) == {"classic", "fast", "tinyvgg", "resnet18", "vit", "finetune", "rnn", "lstm", "gru",
+                             "gpt", "dcgan", "cdcgan", "vae", "cvae", "caption-lstm", "caption-attention"}
+    defaults = {"text": "shakespeare", "finetune": "mnist", "caption": "scenes"}
     for name, spec in REGISTRY.items():
         assert isinstance(spec, ModelSpec) and spec.name == name
-        assert spec.task in ("image", "text") and spec.default_preset in spec.presets
-        assert spec.default_dataset == ("fashion-mnist" if spec.task == "image" else "shakespeare")
+        assert spec.task in ("image", "text", "finetune", "gan", "vae", "caption") and spec.default_preset in spec.presets
+        assert spec.data == {"text": "text", "caption": "scenes"}.get(spec.task, "image")
+        assert spec.default_dataset == defaults.get(spec.task, "fashion-mnist")
         assert all(w.endswith(".safetensors") and "/" not in w for w in spec.weights)
     assert REGISTRY["gpt"].weights[0] == "gpt-shakespeare.safetensors"
     assert REGISTRY["lstm"].weights[0] == "lstm-shakespeare.safetensors"
@@ -48,12 +51,21 @@ def test_from_config_round_trips_through_json(name, preset):
     assert {k: v.shape for k, v in m2.state_dict().items()} == {k: v.shape for k, v in m.state_dict().items()}
     m2.load_state_dict(m.state_dict(), strict=True)
     m.eval(), m2.eval()
-    if REGISTRY[name].task == "image":
+    if REGISTRY[name].task in ("image", "finetune", "vae", "caption"):
         C, S = m.config.in_channels, m.config.image_size
         x = torch.rand(2, C, S, S)
+    elif REGISTRY[name].task == "gan":
+        x = torch.randn(2, m.config.latent)
     else:
         x = torch.randint(0, m.config.vocab_size, (2, 8))
-    torch.testing.assert_close(m2(x)[0], m(x)[0])
+    labels = torch.tensor([1, 2]) if getattr(m.config, "conditional", False) else None
+    if REGISTRY[name].task == "vae":                                     # a sampled z: the same noise for both
+        torch.testing.assert_close(m2.generate(m2.encode(x, labels)[0], labels),
+                                   m.generate(m.encode(x, labels)[0], labels))
+    elif labels is not None:
+        torch.testing.assert_close(m2(x, labels), m(x, labels))
+    else:
+        torch.testing.assert_close(m2(x)[0], m(x)[0])
 
 
 def test_names_pin_their_architecture():
@@ -93,6 +105,17 @@ def test_build_for_reads_shapes_from_the_data():
         build_for("fast", text)
     with pytest.raises(ValueError):
         build_for("fast", SimpleNamespace(**{**vars(image), "size": (16, 20)}))
+    scenes = SimpleNamespace(**{**{k: v for k, v in vars(image).items() if k != "n_classes"}, "size": (32, 32),
+                                "vocab": ("<pad>",) * 9, "vocab_size": 9, "max_len": 7, "PAD": 0, "BOS": 1, "EOS": 2})
+    for name in ("caption-lstm", "caption-attention"):
+        c = build_for(name, scenes, preset="tiny").config
+        assert (c.in_channels, c.image_size, c.vocab_size, c.max_len, c.mean) == (3, 32, 9, 9, image.mean)
+        with pytest.raises(TypeError):
+            build_for(name, image)
+    with pytest.raises(TypeError):
+        build_for("fast", scenes)                                      # a captioned set has no classes
+    with pytest.raises(TypeError):
+        build_for("gpt", scenes)
 
 
 @pytest.mark.parametrize("C,S,patch", [(1, 28, 7), (3, 32, 4), (1, 8, 4)])

@@ -368,3 +368,13 @@ def test_text_run_shows_a_fresh_sample(tmp_path):
         assert len(seen | {40}) >= 2  # a new sample during training, not only at the end
     finally:
         m.shutdown()
+
+
+@pytest.mark.parametrize("name", ["名" * 100, "\U00020000" * 80, "é" * 200])
+def test_long_names_in_any_script_fit_the_file_system(tmp_path, name):
+    """QA: 100 CJK characters made '[Errno 36] File name too long' (the limit counted
+    characters; file systems count bytes)."""
+    p = runs.run_path(name, tmp_path)
+    assert len(p.name.encode()) + len(".x.12345678.tmp") < 255
+    p.write_bytes(b"x")                                    # the name really works on this disk
+    assert p.read_bytes() == b"x"

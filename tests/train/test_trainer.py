@@ -393,3 +393,26 @@ def test_quick_stop_ends_with_the_interval_subset_and_a_finished_run_with_the_wh
     done.task.evaluate = lambda *a, **k: calls.append(k.get("max_batches")) or evaluate2(*a, **k)
     list(done.run(stop=threading.Event(), quick_stop=True))
     assert calls == [3, None]
+
+
+def test_one_loop_at_a_time():
+    """A page rerun that starts the loop again before the old one stopped must not step the same
+    model twice at once (QA: 'modified by an inplace operation'): the second run() waits for the
+    first, and says so when it cannot."""
+    from karp_models.train.trainer import TrainerBusy
+
+    tr = image_trainer(steps=40, eval_every=0)
+    first = tr.run(log_every=5)
+    next(first)                                      # the first loop is going (paused at a record)
+    with pytest.raises(TrainerBusy):
+        next(tr.run(wait_s=0.1))
+    done = threading.Event()
+
+    def finish():
+        time.sleep(0.3)
+        first.close()                                # the old script run unwinds
+        done.set()
+
+    threading.Thread(target=finish).start()
+    recs = list(tr.run(log_every=5, wait_s=5))       # waits for the first, then trains on
+    assert done.is_set() and recs[-1].final and tr.step == 40

@@ -134,6 +134,17 @@ def test_attention_views():
     assert style.diverging_css(1.0) in html and style.diverging_css(-1.0) in html
 
 
+def test_characters_are_shown_readably_in_messages_and_labels():
+    assert [txf.show_char(c) for c in " \n\t\u3000\u200b\u0301a月"] == ["␣", "⏎", "⇥", "U+3000", "U+200B", "◌\u0301",
+                                                                    "a", "月"]
+    assert txf.char_list("Hi *") == "**H\u2003i\u2003␣\u2003\\***"       # bold, em spaces, Markdown escaped
+    assert txf.char_list("abcdef", limit=4).endswith("\u2003d** and 2 more")
+    assert txf.replaced_list([(",", "，"), ("Ａ", "a")]) == "**,→，**\u2003**Ａ→a**"
+    assert txf.head_view_height("x" * 44) == txf.head_view_height("月" * 22) < txf.head_view_height("月" * 23)
+    heat = txf.attention_heatmap(np.eye(3), "月\u3000光")
+    assert list(heat.layout.xaxis.ticktext) == ["月", "U+3000", "光"]
+
+
 def test_style_colours():
     assert style.diverging_css(0) == "rgb(255,255,255)"
     assert style.diverging_css(5) == style.diverging_css(1) == "rgb(255,65,55)"

@@ -1,5 +1,7 @@
 """Tasks: what a batch is, a step's loss, evaluation and the live preview, per model family
-(the Task protocol is in base.py; seq2seq.py, the date translator, is imported on its own)."""
+(the Task protocol is in base.py; seq2seq.py, the date translator, is imported on its own;
+finetune.py, fine-tuning from a pretrained backbone, when a run asks for it; gan.py, the
+two-optimiser GAN, and vae.py share generative.py)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -7,11 +9,14 @@ from typing import Any, Callable
 import torch.nn as nn
 
 from karp_models.train.tasks.base import Distillation, Task, final_metrics, metric_names
+from karp_models.train.tasks.gan import GANTask
+from karp_models.train.tasks.captioning import ImageCaptioning
 from karp_models.train.tasks.images import ImageClassification
 from karp_models.train.tasks.text import CharLM
+from karp_models.train.tasks.vae import VAETask
 
-__all__ = ["Task", "Distillation", "ImageClassification", "CharLM", "TASKS", "make_task",
-           "final_metrics", "metric_names"]
+__all__ = ["Task", "Distillation", "ImageClassification", "CharLM", "ImageCaptioning", "GANTask", "VAETask",
+           "TASKS", "make_task", "final_metrics", "metric_names"]
 
 
 def _char_lm(data: Any, model: nn.Module, *, block_size: int | None = None, **_: Any) -> CharLM:
@@ -27,9 +32,30 @@ def _image_classification(data: Any, model: nn.Module, *, augment: bool = True,
     return ImageClassification(data, augment=augment, pad=shift)
 
 
+def _fine_tuning(data: Any, model: nn.Module, *, augment: bool = True, shift: int | None = None,
+                 **_: Any) -> Task:
+    from karp_models.train.tasks.finetune import FineTuning  # loads torchvision's model zoo
+
+    return FineTuning(data, augment=augment, pad=shift)
+
+
+def _gan(data: Any, model: nn.Module, **_: Any) -> GANTask:
+    return GANTask(data, model)
+
+
+def _vae(data: Any, model: nn.Module, **_: Any) -> VAETask:
+    return VAETask(data, model)
+
+
+def _captioning(data: Any, model: nn.Module, **_: Any) -> ImageCaptioning:
+    return ImageCaptioning(data)
+
+
 # task kind (models.registry's ModelSpec.task) -> the Task for a dataset and a model; a new family
 # adds its builder here (keyword arguments: augment, shift, block_size; ignore what does not apply)
-TASKS: dict[str, Callable[..., Task]] = {"image": _image_classification, "text": _char_lm}
+TASKS: dict[str, Callable[..., Task]] = {"image": _image_classification, "text": _char_lm,
+                                         "finetune": _fine_tuning, "gan": _gan, "vae": _vae,
+                                         "caption": _captioning}
 
 
 def make_task(data: Any, model: nn.Module, augment: bool = True,

@@ -11,9 +11,10 @@ How the families to come plug in:
   and whose training_step calls ctx.step('discriminator', d_loss), then
   ctx.step('generator', g_loss), returning {'loss': ..., 'd_loss': ..., 'g_loss': ...,
   'D(x)': ..., 'D(G(z))': ...}; the extra names reach the curves as Record.scalars.
-- fine-tuning is a Task over a model whose backbone has requires_grad False: the default
-  optimiser (make_optimizer) only takes trainable parameters, and a configure_optimizers may
-  give the head and the unfrozen layers their own 'lr_scale' (discriminative learning rates).
+- fine-tuning (finetune.py) is a Task over a model whose backbone has requires_grad False: the
+  default optimiser (make_optimizer) only takes trainable parameters, and its
+  configure_optimizers gives the pretrained layers their own 'lr_scale' (discriminative
+  learning rates); its setup(model) loads the pretrained weights at a fresh run's start.
 - seq2seq and captioning are Tasks whose batches are (source, target) sequences.
 """
 from __future__ import annotations
@@ -34,7 +35,9 @@ class Task(Protocol):
     -> {name: optimizer} (default: one, from trainer.make_optimizer), preview(model, device,
     step) -> a frozen preview for the live view and preview_every (steps between them),
     meta() -> JSON-able facts a checkpoint needs (classes, vocabulary), state_dict() and
-    load_state_dict() (where it is in its data, for resuming)."""
+    load_state_dict() (where it is in its data, for resuming), setup(model) (what a fresh run
+    starts from beyond the model's own initialisation: fine-tuning's pretrained weights; not
+    called on resume)."""
 
     unit: str              # what throughput counts: 'samples' or 'tokens'
     items_per_epoch: int   # units in one pass over the training split

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,8 +26,38 @@ from karp_models.ui import style
 
 
 def show_char(ch: str) -> str:
-    """A character as a label: space as ␣, newline as ⏎, tab as ⇥."""
-    return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(ch, ch)
+    """A character as a label: space as ␣, newline as ⏎, tab as ⇥, another invisible character (a
+    control, format or other space character) by its code point (U+3000), a combining mark on ◌."""
+    if ch in _SHOWN:
+        return _SHOWN[ch]
+    cat = unicodedata.category(ch) if len(ch) == 1 else ""
+    if cat in ("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"):
+        return f"U+{ord(ch):04X}"
+    return "◌" + ch if cat in ("Mn", "Me") else ch
+
+
+_SHOWN = {" ": "␣", "\n": "⏎", "\t": "⇥"}
+
+
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
+
+
+def _md(s: str) -> str:
+    """`s` shown character by character (show_char), Markdown's special characters escaped."""
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in "".join(show_char(c) for c in s))
+
+
+def char_list(chars: str, limit: int = 40) -> str:
+    """Characters for a Markdown message, readable (not Python's quote style): in bold, an em space apart, each
+    shown by show_char (␣ for a space, U+3000 for an ideographic one); the first `limit`, then how many more."""
+    more = len(chars) - limit
+    return "**" + "\u2003".join(_md(c) for c in chars[:limit]) + "**" + (
+        "" if more <= 0 else " " + _("and {n} more").format(n=more))
+
+
+def replaced_list(pairs: Sequence[tuple[str, str]], limit: int = 20) -> str:
+    """(typed, read as) pairs for a Markdown message, **Ａ→a**, an em space apart; the first `limit`."""
+    return "\u2003".join(f"**{_md(a)}→{_md(b)}**" for a, b in pairs[:limit]) + ("" if len(pairs) <= limit else " …")
 
 
 # ---------------------------------------------------------------------------- attention
@@ -145,6 +176,13 @@ function draw(){
 }
 draw();
 </script></body></html>"""
+
+
+def head_view_height(chars: str) -> int:
+    """Pixels the head view needs for `chars` at 24 px: 45 narrow characters a row (a wide, CJK one counts two),
+    plus its newlines, plus the buttons and the line of information; at most 900."""
+    width = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in chars)
+    return min(900, 160 + 46 * (1 + width // 45 + chars.count("\n")))
 
 
 def head_view_html(att_layer: np.ndarray, chars: str, heads: Sequence[int] | None = None,

@@ -89,9 +89,12 @@ def curves_figure(curves: Sequence[Curve], metric: str) -> go.Figure:
                             name=_name(run, _("validation") if metric == "loss" else ""),
                             legendgroup=c.key)
     title, ytitle = TITLES[metric]
-    style.layout(fig, height=260 if metric == "lr" else 380, title=_(title), hovermode="x unified",
-                 legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
-                 uirevision="train")                       # keep the zoom while points arrive
+    rows = -(-len(fig.data) // 2) if metric == "loss" else 0  # legend rows under the axis, two a row
+    style.layout(fig, height=(260 if metric == "lr" else 380) + 28 * rows, title=_(title),
+                 hovermode="x unified", uirevision="train",  # keep the zoom while points arrive
+                 legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, x=0))
+    if rows:  # the legend sits in the bottom margin, below the axis title, never over it
+        fig.update_layout(margin=dict(b=56 + 28 * rows))
     fig.update_xaxes(title_text=_("step"), rangemode="tozero")
     fig.update_yaxes(title_text=_(ytitle))
     if metric == "lr":
