@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import streamlit as st
 from google.protobuf.json_format import MessageToDict
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
@@ -136,6 +137,22 @@ def shown(at: AppTest) -> list[tuple[str, str]]:
 
 def untranslated(at: AppTest, where: str) -> list[str]:
     return [f"{where} [{kind}] {run!r} in {text[:100]!r}" for kind, text in shown(at) for run in english(text)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def a_process_as_fresh_as_before():
+    """A loaded dataset is cached once per process with the words (source, note) of its first
+    load; pages show a status's words instead, which follow the session. These Chinese sessions
+    load datasets first, so afterwards the data caches are emptied: later tests, which compare a
+    dataset's words with its status in English, find the process as a fresh one."""
+    yield
+    from karp_models.data import caption_folder, chinese, images, scenes, text
+    for module in (caption_folder, chinese, images, scenes, text):
+        for obj in vars(module).values():
+            if callable(getattr(obj, "cache_clear", None)):
+                obj.cache_clear()
+    st.cache_resource.clear()
+    st.cache_data.clear()
 
 
 _driven: list[AppTest] = []      # the sessions this test drives, the latest last
