@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from karp_models import device as dev
-from karp_models.i18n import N_, _, using
+from karp_models.i18n import N_, _, join, using
 from karp_models.train import previews
 from karp_models.train.checkpoints import (CheckpointError, check_checkpoint, load_checkpoint,
                                            load_trainer_state, read_metadata, save_checkpoint)
@@ -324,7 +324,7 @@ def format_metrics(m: dict) -> str:
             ("val_loss", _("val loss {value:.4f} nats/char")), ("val_accuracy", _("val acc {value:.2%}"))]
     known = [f.format(value=m[k]) for k, f in keys if m.get(k) is not None]
     other = [_metric(k, v) for k, v in m.items() if k not in dict(keys) and isinstance(v, (int, float))]
-    return ", ".join(known + other)
+    return join(known + other)                                    # "a, b" (Chinese: "a、b")
 
 
 # the other numbers tasks measure (generators, captioners), by their key without the split; named
