@@ -41,6 +41,14 @@ if [ ! -e /usr/share/games/fortunes/tang300 ] && [ "$(id -u)" = 0 ] && command -
     || echo "note: apt could not install fortunes-zh; the app says how to get the Chinese datasets"
 fi
 
+# Chinese glyphs (the browser pages and the PNGs the app exports): Debian's fonts-noto-cjk where apt
+# is usable as root; elsewhere install a CJK font yourself, or Chinese shows as boxes.
+if ! fc-list :lang=zh 2>/dev/null | grep -q . && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing Debian's fonts-noto-cjk"
+  apt-get install -y -qq fonts-noto-cjk || { apt-get update -qq && apt-get install -y -qq fonts-noto-cjk; } \
+    || echo "note: apt could not install fonts-noto-cjk; Chinese text may show as boxes"
+fi
+
 # The browser test uses Debian's chromium (never playwright's own download).
 if [ "$mode" = test ] && ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "== installing Debian's chromium for the browser test"

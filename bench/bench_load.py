@@ -259,7 +259,7 @@ async def classroom(base: str, pid: int, n: int, trainers: int, budget_s: float,
 
     async def student(i: int, browser):
         await asyncio.sleep(i * 0.5)  # the class arrives over a few seconds
-        ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+        ctx = await browser.new_context(viewport={"width": 1280, "height": 900}, locale=act.LOCALE)
         page = await ctx.new_page()
         step = "open"
         try:

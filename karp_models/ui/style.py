@@ -8,6 +8,7 @@ enlarges them in presentation mode, and may call `projector_css()` for larger te
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import plotly.graph_objects as go
@@ -23,6 +24,10 @@ FONT = dict(size=SIZE)
 SMALL_FONT = dict(size=SMALL)
 TITLE_FONT = dict(size=SIZE + 2)
 MONO = "Courier New, monospace"
+# matplotlib (the PNGs a page exports): its own DejaVu Sans for Latin, then the first CJK font
+# installed for Chinese, glyph by glyph (matplotlib's font fallback); Debian's fonts-noto-cjk first
+CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei",
+             "Droid Sans Fallback")
 MARGIN = dict(l=10, r=10, t=50, b=10)    # room for a title or subplot titles; else pass t=10
 
 # --- palettes
@@ -49,6 +54,16 @@ ATTRIBUTION_SCALE = [
 SIGNED_SCALE = "RdBu_r"      # opaque signed values: weights, perturbations
 HEAT_SCALE = "Viridis"       # unsigned activations
 WEIGHT_SCALE = "Blues"       # attention weights, counts
+
+
+@functools.cache
+def mpl_fonts() -> list[str]:
+    """The font families for text in a matplotlib figure: ["DejaVu Sans", <a CJK font>], without
+    the CJK one when none is installed (then Chinese shows as boxes: install fonts-noto-cjk)."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans"] + [f for f in CJK_FONTS if f in installed][:1]
 
 
 def rgba(css: str) -> tuple[float, float, float, float]:

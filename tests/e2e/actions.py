@@ -26,6 +26,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
 EXCEPTION = "[data-testid='stException']"
+# the browser's language: the app opens in it (st.context.locale) and these steps find English
+# labels, so every browser is English whatever the machine's language
+LOCALE = "en-US"
 
 # --- the app's pages, as app.py lists them
 

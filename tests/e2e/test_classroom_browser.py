@@ -49,7 +49,8 @@ def in_browser(base: str, steps, size=(1280, 720), pages: int = 1) -> None:
             try:
                 tabs = []
                 for _ in range(pages):
-                    context = await browser.new_context(viewport={"width": size[0], "height": size[1]})
+                    context = await browser.new_context(viewport={"width": size[0], "height": size[1]},
+                                                        locale=act.LOCALE)
                     tab = await context.new_page()
                     await act.open_app(tab, base)
                     tabs.append(tab)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from actions import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, stop_server  # noqa: E402
+from actions import CHROMIUM, CHROMIUM_ARGS, LOCALE, free_port, start_server, stop_server  # noqa: E402
 
 if not Path(CHROMIUM).exists():
     pytest.skip("Chromium is absent: apt-get install chromium", allow_module_level=True)
@@ -19,7 +19,7 @@ def test_a_page_link_as_first_visit_gets_the_app_navigation():
     try:
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page()
+            page = browser.new_page(locale=LOCALE)
             page.goto(f"http://localhost:{port}/vit_attention", timeout=90_000)
             page.get_by_role("heading", name="ViT attention").wait_for(timeout=90_000)
             nav = page.get_by_test_id("stSidebarNav")

@@ -1,10 +1,13 @@
 """Browser end-to-end suite (issue 9): the real app in Debian's headless Chromium. Open every page
 app.py lists, through the sidebar, and fail on any exception box; run one prediction on Predict,
-one explanation on Explain and one short training on Train. Page actions: tests/e2e/actions.py.
+one explanation on Explain and one short training on Train; all in an English browser
+(act.LOCALE). And a Chinese browser: the app opens in Chinese, drawn in a CJK font, never boxes.
+Page actions: tests/e2e/actions.py.
 """
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from pathlib import Path
 
@@ -31,13 +34,14 @@ def server(tmp_path_factory):
         act.stop_server(proc)
 
 
-def in_browser(base: str, steps) -> None:
-    """Run `await steps(page)` in a fresh browser page opened on the app's home."""
+def in_browser(base: str, steps, locale: str = act.LOCALE) -> None:
+    """Run `await steps(page)` in a fresh browser page, whose language is `locale`, opened on the
+    app's home."""
     async def main():
         async with async_api.async_playwright() as p:
             browser = await p.chromium.launch(executable_path=act.CHROMIUM, args=act.CHROMIUM_ARGS)
             try:
-                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+                page = await browser.new_page(viewport={"width": 1400, "height": 1000}, locale=locale)
                 await act.open_app(page, base)
                 await steps(page)
             finally:
@@ -100,3 +104,49 @@ def test_one_short_training(server):
         assert await act.exceptions(page) == []
 
     in_browser(server, steps)
+
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+async def fonts_drawing(page, selector: str) -> tuple[str, dict[str, int]]:
+    """The text of the first element matching `selector`, and the fonts Chromium drew its glyphs
+    with ({family: glyphs}; DevTools' CSS.getPlatformFontsForNode)."""
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("DOM.enable")
+    await cdp.send("CSS.enable")
+    root = (await cdp.send("DOM.getDocument", {"depth": 0}))["root"]["nodeId"]
+    node = (await cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector}))["nodeId"]
+    assert node, f"nothing matches {selector}"
+    fonts = (await cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node}))["fonts"]
+    text = await page.locator(selector).first.text_content()
+    return text, {f["familyName"]: f["glyphCount"] for f in fonts}
+
+
+def test_a_chinese_browser_gets_the_app_in_chinese_drawn_in_a_cjk_font(server):
+    """A browser whose language is Chinese opens the app in Chinese (st.context.locale) and the
+    address keeps ?lang=zh; the Chinese of the page and of a chart is drawn in a CJK font (Debian's
+    fonts-noto-cjk), glyph for glyph, never boxes."""
+    seen = {}
+
+    async def steps(page):
+        title = page.get_by_role("heading", level=1).first
+        await title.wait_for(timeout=60_000)
+        assert CJK.search(await title.text_content())
+        assert "lang=zh" in page.url
+        seen["title"] = await fonts_drawing(page, "h1")
+        await act.go(page, "数据集", timeout_s=120)                      # Datasets: class names on a chart
+        await page.locator(".js-plotly-plot svg text").first.wait_for(timeout=60_000)
+        await page.evaluate("""() => {
+            const t = [...document.querySelectorAll('.js-plotly-plot svg text')]
+                .find(e => /[\u4e00-\u9fff]/.test(e.textContent));
+            if (t) t.setAttribute('data-karp-probe', '1');
+        }""")
+        seen["chart"] = await fonts_drawing(page, "[data-karp-probe]")
+        assert await act.exceptions(page) == []
+
+    in_browser(server, steps, locale="zh-CN")
+    print(seen)
+    for where, (text, fonts) in seen.items():
+        cjk_glyphs = sum(n for family, n in fonts.items() if "CJK" in family)
+        assert cjk_glyphs >= len(CJK.findall(text)) > 0, (where, text, fonts)

@@ -47,7 +47,7 @@ def test_start_a_run_and_watch_the_chart_grow(server):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=act.CHROMIUM, args=act.CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale=act.LOCALE)
             # in through the home page and the sidebar, as a person does (a deep link to /train
             # on a fresh server shows the bare pages/ file until app.py has run once)
             page.goto(server + "/", timeout=60_000)

@@ -1,9 +1,12 @@
 """ui.figures.explain: overlays on one signed scale, the sanity check, faithfulness, adversarial."""
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
 import plotly.graph_objects as go
+import pytest
 
+from karp_models import i18n
 from karp_models.introspect import attribution as attr
 from karp_models.ui import style
 from karp_models.ui.figures import explain as ex
@@ -87,6 +90,19 @@ def test_adversarial_figures():
                                       {"Saliency": 0.5, "IG": float("nan")}, "Shirt", "Coat")
     assert [a.text for a in maps.layout.annotations] == ["Saliency: Shirt", "after: Coat, ρ = 0.50",
                                                          "IG: Shirt", "after: Coat, ρ: cannot judge"]
+
+
+def test_png_panel_in_chinese_draws_every_glyph_from_a_font_that_has_it(monkeypatch):
+    """The exported PNG in Chinese: titles and the colour bar's label in a CJK font (Debian's
+    fonts-noto-cjk), never boxes; matplotlib says so when a glyph is missing from every font."""
+    assert any("CJK" in f for f in style.mpl_fonts()), "no CJK font here: apt-get install fonts-noto-cjk"
+    with i18n.using("zh"), warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Glyph .* missing")
+        png = ex.png_panel(X, MAPS, "测试图像 #0（T恤/上衣）")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setattr(style, "mpl_fonts", lambda: ["DejaVu Sans"])   # the check can fail: Latin only
+    with i18n.using("zh"), pytest.warns(UserWarning, match="Glyph .* missing"):
+        ex.png_panel(X, MAPS, "短靴")
 
 
 def test_png_panel_and_exports():

@@ -82,6 +82,7 @@ def png_panel(x: np.ndarray, maps: dict[str, np.ndarray], title: str) -> bytes:
     rows = -(-len(names) // cols)
     cmap = LinearSegmentedColormap.from_list(
         "karp", [(p, style.rgba(c)) for p, c in style.ATTRIBUTION_SCALE])
+    fonts = style.mpl_fonts()                                        # Chinese titles: a CJK font
     fig = Figure(figsize=(3.2 * cols + 1, 3.4 * rows + 0.6))
     axes = fig.subplots(rows, cols, squeeze=False)
     img = display(x)
@@ -93,11 +94,11 @@ def png_panel(x: np.ndarray, maps: dict[str, np.ndarray], title: str) -> bytes:
         ax.imshow(img, alpha=1.0 if n is None else 0.55)
         if n is not None:
             im = ax.imshow(norm[n], cmap=cmap, vmin=-1, vmax=1)
-        ax.set_title(_("input") if n is None else attr.title(n), fontsize=14)
+        ax.set_title(_("input") if n is None else attr.title(n), fontsize=14, fontfamily=fonts)
     if im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7,
-                     label=_("against (−)  /  for the class (+)"))
-    fig.suptitle(title, fontsize=15)
+        bar = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.7)
+        bar.set_label(_("against (−)  /  for the class (+)"), fontfamily=fonts)
+    fig.suptitle(title, fontsize=15, fontfamily=fonts)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     return buf.getvalue()
