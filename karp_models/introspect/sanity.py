@@ -167,7 +167,7 @@ def verdict(method: str, final: Similarity, on_object: float = float("nan")) -> 
     `final` has no values (its reason is said)."""
     name = title(method)
     if not final.values:
-        text = _("❔ **{method} cannot be judged**: {reason}. A map that ranks no pixel can neither "
+        text = _("**{method} cannot be judged**: {reason}. A map that ranks no pixel can neither "
                  "pass nor fail.").format(method=name, reason=final.reason)
         return Verdict(method, CANNOT, {}, None, None, on_object, final.reason, text)
     vals = final.values
@@ -179,13 +179,13 @@ def verdict(method: str, final: Similarity, on_object: float = float("nan")) -> 
                               value=on_object)
     if vals[lo] >= STILL_SIMILAR:
         status = FAILS
-        text = _("⚠️ **{method} fails**: with every layer random its map is still like the original by "
+        text = _("**{method} fails**: with every layer random its map is still like the original by "
                  "every measure (even the least alike, {measure}, is {value:.2f}). It shows the image "
                  "more than what the model learned: do not trust it to explain this model.").format(
                      method=name, measure=measure_name(lo), value=vals[lo]) + outline
     elif vals[hi] < PARTLY:
         status = PASSES
-        text = _("✅ **{method} passes**: with every layer random its map is unlike the original by "
+        text = _("**{method} passes**: with every layer random its map is unlike the original by "
                  "every measure (even the most alike, {measure}, is only {value:.2f}), so it depends on "
                  "what the model learned.").format(method=name, measure=measure_name(hi), value=vals[hi])
     else:
@@ -210,7 +210,7 @@ def decide(method: str, sims: list[Similarity], on_object: list[float], names: l
         return verdict(method, sims[0] if sims else Similarity({}, "no map"), float("nan"))
     last = next((i for i in range(len(sims) - 1, 0, -1) if sims[i].values), None)
     if last is None:
-        text = _("✅ **{method} passes**: {reason}, as with every other randomised layer: what it showed "
+        text = _("**{method} passes**: {reason}, as with every other randomised layer: what it showed "
                  "came from what the model learned.").format(method=title(method), reason=sims[-1].reason)
         return Verdict(method, PASSES, {}, None, None, float("nan"), None, text)
     v = verdict(method, sims[last], on_object[last])

@@ -71,7 +71,7 @@ def _text(v: Verdict, faith: str, places: str, row: FaithRow | None, class_name:
         return _("Cannot judge its faithfulness: {reason}.").format(reason=row.reason)
     if faith == TIED:
         return _("Deletion and insertion cannot tell the methods apart here (they all tie), so only the "
-                 "sanity check speaks: {verdict}").format(verdict=v.text.lstrip("✅⚠️❔ ").replace("**", ""))
+                 "sanity check speaks: {verdict}").format(verdict=v.text.replace("**", ""))
     if faith in (ALONE, NONE):
         return _("Choose more methods to compare its faithfulness with.")
     good = faith == HIGH

@@ -127,8 +127,9 @@ def _requested(name: str, key: str, label: str, caption: str) -> bool:
     return True
 
 
-BOX = {sanity.PASSES: st.success, sanity.PARTLY_DEPENDS: st.warning, sanity.FAILS: st.error,
-       sanity.CANNOT: st.info}
+# a verdict's box: its colour and a Material icon (emoji are boxes where no emoji font is installed)
+BOX = {sanity.PASSES: (st.success, ":material/check_circle:"), sanity.PARTLY_DEPENDS: (st.warning, ":material/rule:"),
+       sanity.FAILS: (st.error, ":material/warning:"), sanity.CANNOT: (st.info, ":material/help:")}
 TITLE = {sanity.PASSES: N_("passes"), sanity.PARTLY_DEPENDS: N_("partly"), sanity.FAILS: N_("fails"),
          sanity.CANNOT: N_("cannot judge")}                                   # shown with _()
 
@@ -159,7 +160,8 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
     cols = st.columns(2)
     for i, v in enumerate(res.verdicts.values()):                    # two a row: fits a projector
         with cols[i % 2]:
-            BOX[v.status](v.text)
+            box, icon = BOX[v.status]
+            box(v.text, icon=icon)
     fig = cache.figure(("sanity lines", choice.path, choice.mtime, cache.image_key(x_np), target, methods),
                        lambda: figs.sanity_figure(
                            res.names, {k: res.measures(k) for k in res.similarity}, res.target_prob, classes[target],
@@ -178,7 +180,9 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
     final = final.rename(columns=figs.measure_label, index=title)
     final.insert(0, _("verdict"), [_(TITLE[v.status]) for v in res.verdicts.values()])
     final.index.name = _("with every layer random")
-    st.dataframe(final.style.format("{:.2f}", na_rep="–", subset=list(final.columns[1:]))
+    numbers = list(final.columns[1:])                    # as text: st.dataframe shows a missing value as "None"
+    final[numbers] = final[numbers].map(lambda v: "–" if pd.isna(v) else f"{v:.2f}")
+    st.dataframe(final.style
                  .apply(lambda col: ["background-color: #fde68a" if col.name in drivers[m] else ""
                                      for m in col.index], axis=0), width="stretch")
     st.caption(_("Highlighted: the similarity that decides each verdict (for 'partly': what stays and what "
@@ -254,7 +258,7 @@ def together(choice, x_np: np.ndarray, target: int, classes, methods: tuple[str,
     (the page draws it under both tabs, after both have run)."""
     res = cp.sanity_check(choice.path, choice.mtime, x_np, target, methods, 0, compute=False)
     rows = cp.faithfulness(choice.path, choice.mtime, x_np, target, methods, compute=False)
-    st.markdown(_("##### 🧭 The two checks together"))
+    st.markdown(_("##### :material/explore: The two checks together"))
     if res is None or rows is None:
         st.caption(_("Run the sanity check and the faithfulness measures (each on its tab) to read one "
                      "summary per method here: they ask different questions, and this says how their "

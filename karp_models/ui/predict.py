@@ -262,7 +262,7 @@ def no_prediction(pipe: pp.Pipeline) -> None:
                  "model to see (the note above says why). A network always names one of its "
                  "classes, even for an empty picture, often with a high probability: here that "
                  "would be a guess about nothing. Try an image whose object stands out from its "
-                 "background."), icon="🫥")
+                 "background."), icon=":material/hide_image:")
 
 
 # ---------------------------------------------------------------------------- activation maximisation
@@ -345,11 +345,11 @@ def maximise_tab(t: Target, maps: dict[str, np.ndarray]) -> None:
                     _("The {what} rose from **{start:.3f}** (the starting noise) to **{end:.3f}** (this image)."))
             st.markdown(rose.format(what=what, start=r.start, end=r.end, yours=yours))
             st.caption(_("The curve is measured on the randomly shifted, scaled and turned copies the "
-                         "optimisation sees at each step; the two numbers on the image itself, as shown, so "
-                         "the end of the curve and the final number differ a little."))
+                         "optimisation sees at each step; the numbers above are measured on the image itself, "
+                         "as shown, so the end of the curve and the last number differ."))
         else:
             st.warning(_("**The {what} did not rise** ({start:.3f} at the start, {end:.3f} at the end): {why}").format(
-                what=what, start=r.start, end=r.end, why=r.why), icon="⚠️")
+                what=what, start=r.start, end=r.end, why=r.why), icon=":material/warning:")
         p_am = feat.predict(t.model, r.image)
         st.markdown(_("The model calls this image **{name}** ({p:.0%}).").format(
             name=t.classes[int(p_am.argmax())], p=p_am.max()))

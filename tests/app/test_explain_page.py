@@ -123,7 +123,7 @@ def test_a_class_with_no_evidence_cannot_pass_the_sanity_check(at):
     at.button(key="explain_sanity_run").click().run()
     _ok(at)
     assert not any("Grad-CAM passes" in b for b in _boxes(at))       # was a green box, rho 0.00
-    assert any(i.value.startswith("**Grad-CAM cannot be judged**") and i.icon == "❔" for i in at.info)
+    assert any(i.value.startswith("**Grad-CAM cannot be judged**") and i.icon == ":material/help:" for i in at.info)
 
 
 def test_adversarial_slider(at):
