@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 
 # a model's task (the registry's ModelSpec.task) -> the pickers it appears in: image classifiers
 # (Predict, Explain, Evaluate) or character language models (the text pages); a fine-tuned
-# network is an image classifier; a generator or captioner has pickers of its own
-PICKED_AS = {"image": "image", "finetune": "image", "text": "text"}
+# network is an image classifier; GANs and VAEs are generators (Generate images); a captioner
+# has pickers of its own
+PICKED_AS = {"image": "image", "finetune": "image", "text": "text", "gan": "generator",
+             "vae": "generator"}
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,26 @@ class ModelChoice:
         return f"{where}, {self.model_name} trained on {self.dataset}{quality}"
 
 
+def generator_metrics(m: dict) -> str:
+    """A generator's quality in one short phrase: its Frechet distance beside real images', and
+    the judge's coverage (the full list of figures is in the file's metadata)."""
+    from karp_models.i18n import _
+
+    if m.get("test_fd") is None:
+        return format_metrics(m)
+    text = _("Frechet distance {fd:.1f}").format(fd=m["test_fd"])
+    if m.get("test_real_fd") is not None:
+        text += " " + _("(real images: {fd:.2f})").format(fd=m["test_real_fd"])
+    if m.get("test_coverage") is not None:
+        text += ", " + _("class coverage {c:.0%}").format(c=m["test_coverage"])
+    return text
+
+
 def _choice(p: Path, meta: dict, origin: str) -> ModelChoice | None:
     spec = REGISTRY.get(meta.get("model", ""))
     if spec is None:
         return None
-    metrics = format_metrics(meta.get("metrics", {}))
+    metrics = (generator_metrics if spec.family == "generative" else format_metrics)(meta.get("metrics", {}))
     return ModelChoice(label=p.stem, path=str(p), model_name=spec.name, family=spec.family,
                        task=PICKED_AS.get(spec.task, spec.task),
                        dataset=meta.get("dataset", spec.default_dataset),
