@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from karp_models.i18n import _
+from karp_models.i18n import N_, _
 from karp_models.models import REGISTRY
 from karp_models.train.jobs import JobManager, JobStatus, QueueFull
 from karp_models.train.runs import delete_run, list_runs, runs_dir, spec_from_run
@@ -35,7 +35,7 @@ OPEN_IN = {
     "rnn": [("pages/generate.py", "Open in Generate text", ":material/edit_note:", "generate_model"),
             ("pages/rnn_neurons.py", "Open in RNN neurons", ":material/neurology:",
              "rnn_neurons_model")],
-    "generative": [("pages/generate_images.py", "Open in Generate images", ":material/palette:",
+    "generative": [("pages/generate_images.py", N_("Open in Generate images"), ":material/palette:",
                     "generate_images_model")],
 }
 

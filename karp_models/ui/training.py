@@ -121,7 +121,8 @@ def headline(r: JobStatus, n: int = 4) -> list[tuple[str, str]]:
             key = name if chart.train else f"val_{name}"
             v = next((q.scalars[key] for q in reversed(r.records) if key in q.scalars), None)
             text = "–" if v is None else f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
-            out.append((_(label), text))
+            label = _(label)
+            out.append((label[:1].upper() + label[1:], text))
     return out[:n]
 
 
@@ -174,7 +175,7 @@ def render_status(r: JobStatus, limit: int = 1) -> None:
         for col, (label, value) in zip(c, shown):
             col.metric(label, value)
         if len(shown) < 4:
-            c[len(shown)].metric("Epochs", f"{last.epoch:.2f}" if last else "–",
+            c[len(shown)].metric(_("Epochs"), f"{last.epoch:.2f}" if last else "–",
                                  help=glossary.tip("epoch"))
         return
     val = next((q for q in reversed(r.records) if q.val_loss is not None), None)

@@ -34,7 +34,7 @@ class GANTask(GenerativeTask):
         probability = getattr(model.config, "loss", "bce") == "bce"
         self.charts = (
             Chart(N_("Generator and discriminator losses"), ("g_loss", "d_loss"),
-                  (N_("generator"), N_("discriminator")), N_("loss")),
+                  (N_("generator loss"), N_("discriminator loss")), N_("loss")),
             Chart(N_("What the discriminator says"), ("D(x)", "D(G(z))"),
                   (N_("D(x): real images"), N_("D(G(z)): generated images")),
                   N_("mean probability of 'real'") if probability else N_("mean critic score")),

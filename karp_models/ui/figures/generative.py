@@ -100,9 +100,9 @@ def diversity_figure(history: Sequence[tuple[int, float, int | None]], predicted
                     name=_("diversity"), row=1, col=1,
                     hovertemplate=_("step %{x:,}: %{y:.2f}") + "<extra></extra>")
     fig.add_hline(y=1.0, line=dict(color=style.GREY, dash="dash", width=2), row=1, col=1,
-                  annotation_text=_("real images"), annotation_position="top left",
+                  annotation_text=_("real images"), annotation_position="bottom right",
                   annotation_font_size=style.SMALL)
-    top = max([1.15] + [d * 1.1 for d in div])
+    top = max([1.2] + [d * 1.1 for d in div])
     fig.update_yaxes(range=[0, top], title_text=_("vs real") if judged else _("vs real (pixels)"),
                      row=1, col=1)
     fig.update_xaxes(title_text=_("step"), rangemode="tozero", row=1, col=1)
@@ -181,9 +181,10 @@ def latent_map(xy: np.ndarray, labels: np.ndarray, classes: Sequence[str], grid:
                         hoverinfo="skip")
     fig.update_xaxes(title_text=axes[0], range=[grid[:, 0].min(), grid[:, 0].max()])
     fig.update_yaxes(title_text=axes[1], range=[grid[:, 1].min(), grid[:, 1].max()])
-    style.layout(fig, height=560, clickmode="event+select", dragmode=False, hovermode="closest",
-                 legend=dict(itemsizing="constant", font=dict(size=style.SMALL)),
-                 margin=dict(l=10, r=10, t=10, b=10))
+    style.layout(fig, height=640, clickmode="event+select", dragmode=False, hovermode="closest",
+                 legend=dict(itemsizing="constant", font=dict(size=style.SMALL), orientation="h",
+                             yref="container", yanchor="bottom", y=0, x=0),
+                 margin=dict(l=10, r=10, t=10, b=120))
     return style.big_axes(fig)
 
 
@@ -196,8 +197,8 @@ def verdict_figure(rows: Sequence[tuple[str, float]], probability: bool, highlig
     fig = go.Figure(go.Bar(
         y=names, x=vals, orientation="h",
         marker_color=[style.ACCENT if i == highlight else style.MUTED for i in range(len(rows))],
-        text=[f"{v:.0%}" if probability else f"{v:.2f}" for v in vals], textposition="outside",
-        hoverinfo="skip"))
+        text=[f"{v:.0%}" if probability else f"{v:.2f}" for v in vals], textposition="auto",
+        insidetextfont=dict(color="white"), hoverinfo="skip"))
     fig.update_yaxes(autorange="reversed")
     if probability:
         fig.add_vline(x=0.5, line=dict(color=style.GREY, dash="dash", width=2))
