@@ -6,6 +6,7 @@ import streamlit as st
 
 from karp_models.i18n import N_, _
 from karp_models.ui import generate_images as ui
+from karp_models.ui import generator_views as views
 from karp_models.ui import style
 
 st.title(_("Generate images"))
@@ -30,10 +31,10 @@ with grid_col:
 VIEWS = {N_("Interpolate"): ui.interpolate_view, N_("Latent arithmetic"): ui.arithmetic_view}
 if g.kind == "vae":
     VIEWS[N_("Latent map")] = lambda g, grid: ui.map_view(g)
-    VIEWS[N_("Your image")] = ui.reconstruct_view
+    VIEWS[N_("Your image")] = views.reconstruct_view
 else:
-    VIEWS[N_("The discriminator's verdict")] = ui.verdict_view
-VIEWS[N_("Time-lapse of training")] = lambda g, grid: ui.timelapse_view(g)
+    VIEWS[N_("The discriminator's verdict")] = views.verdict_view
+VIEWS[N_("Time-lapse of training")] = lambda g, grid: views.timelapse_view(g)
 
 view = st.segmented_control(_("View"), list(VIEWS), default=list(VIEWS)[0], format_func=_,
                             key=f"generate_images_view_{g.kind}", bind="query-params")

@@ -219,11 +219,17 @@ def render_samples(p: Samples, job_id: str = "") -> None:
         rows = [_(p.classes[p.labels[i]]) for i in range(0, len(p.labels), p.columns)]
     left, right = st.columns([3, 2])
     with left:
-        title = _("Samples at step {step}: the same {n} latent vectors every time").format(
-            step=f"{p.step:,}", n=len(p.images))
+        title = _("Samples at step {step}").format(step=f"{p.step:,}")
         fig = cache.figure(("samples", job_id, p.step, lang), lambda: gen_figs.sample_grid(
             p.images, p.columns, scale=2, title=title, row_labels=rows), live=True)
         style.chart(fig, key="train_samples", config={"displayModeBar": False})
+        if rows:
+            st.caption(_("Drawn from the same {n} latent vectors at every step, one row per class "
+                         "(a column shares its z): the pictures change only because the "
+                         "generator learns.").format(n=p.columns))
+        else:
+            st.caption(_("Drawn from the same {n} latent vectors at every step: the pictures "
+                         "change only because the generator learns.").format(n=len(p.images)))
     with right:
         fig = cache.figure(("diversity", job_id, p.step, lang), lambda: gen_figs.diversity_figure(
             p.history or ((p.step, p.diversity, p.distinct),), p.predicted,

@@ -171,7 +171,7 @@ def test_a_gan_trains_live_with_its_grid_diversity_and_curves(app, tmp_path):
     assert not at.exception, [e.value for e in at.exception]
     t = titles()
     for title in ("Generator and discriminator losses", "What the discriminator says",
-                  "Frechet distance to the test images", "Samples at step 60"):
+                  "Frechet distance (lower is better)", "Samples at step 60"):
         assert any(title in s for s in t), (title, t)
     assert [m.label for m in at.metric] == ["Generator loss", "Discriminator loss", "D(x): real images",
                                             "D(G(z)): generated images"]

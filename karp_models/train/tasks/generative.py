@@ -44,9 +44,8 @@ RECIPES = {
 
 # the quality curve both families draw live: measured at every evaluation on eval_batches *
 # batch_size samples, at the end on EVAL_SAMPLES, beside real images' own distance (the floor)
-FD_CHART = Chart(N_("Frechet distance to the test images (lower is better)"), ("fd",),
-                 (N_("generated samples"),), N_("Frechet distance (log scale)"), train=False,
-                 floor="real_fd", log=True)
+FD_CHART = Chart(N_("Frechet distance (lower is better)"), ("fd",), (N_("Frechet distance"),),
+                 N_("to the test images (log scale)"), train=False, floor="real_fd", log=True)
 
 # --- the live preview
 

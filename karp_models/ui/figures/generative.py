@@ -69,8 +69,9 @@ def sample_grid(images: np.ndarray, columns: int, *, scale: int = 2, title: str 
     left = 0
     if row_labels:
         for r, label in enumerate(row_labels):
-            fig.add_annotation(x=-6, y=r * (th + GAP) + th / 2, text=label, xanchor="right",
-                               showarrow=False, font=dict(size=style.SMALL))
+            fig.add_annotation(x=0, xref="paper", xshift=-6, y=r * (th + GAP) + th / 2,
+                               text=label, xanchor="right", showarrow=False,
+                               font=dict(size=style.SMALL))
         left = 8 + 9 * max(len(s) for s in row_labels)
     rows = -(-N // columns)
     height = rows * (th + GAP) + (50 if title else 10)

@@ -98,7 +98,9 @@ def curves_figure(curves: Sequence[Curve], metric: str) -> go.Figure:
     fig.update_xaxes(title_text="step", rangemode="tozero")
     fig.update_yaxes(title_text=ytitle)
     if metric == "lr":
-        fig.update_yaxes(exponentformat="e")
+        top = max((v for c in curves for v in c.lr if v is not None), default=0.0)
+        fig.update_yaxes(exponentformat="e", range=[0, top * 1.1] if top > 0 else None)  # a constant
+        # rate is a line at its height, not at the middle of plotly's default +-1 range
     if metric != "loss":
         fig.update_layout(showlegend=False)
     return style.big_axes(fig)
@@ -222,5 +224,5 @@ def scalars_figure(runs: Sequence[Scalars], title: str, names: Sequence[str], la
                  legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, x=0),
                  margin=dict(b=56 + 28 * rows))
     fig.update_xaxes(title_text=_("step"), rangemode="tozero")
-    fig.update_yaxes(title_text=axis, type="log" if log else "linear")
+    fig.update_yaxes(title_text=axis, type="log" if log else "linear", dtick=1 if log else None)
     return style.big_axes(fig)
