@@ -154,7 +154,7 @@ def show_grid(g: Generator, grid: Grid, seed: int) -> None:
         rows = [_(g.classes[int(k)]) for k in grid.labels[::grid.columns]]
     key = ("genimg_grid", g.path, g.mtime, cache.image_key(grid.z),
            None if grid.labels is None else cache.image_key(grid.labels), language())
-    fig = cache.figure(key, lambda: figs.sample_grid(grid.images, grid.columns, scale=2,
+    fig = cache.figure(key, lambda: figs.sample_grid(grid.images, grid.columns, scale=figs.scale_for(g.size),
                                                      row_labels=rows, numbers=True))
     style.chart(fig, key=f"{P}_grid", config={"displayModeBar": False})
     st.caption(_("Each picture is the generator's output for one random vector z of {d} numbers; "
@@ -189,10 +189,10 @@ def interpolate_view(g: Generator, grid: Grid) -> None:
     captions = [_("A")] + [f"{v:.2f}" for v in t[1:-1]] + [_("B")]
     left, right = st.columns([3, 2])
     with left:
-        style.chart(figs.strip(paths["slerp"][1], captions, scale=2,
+        style.chart(figs.strip(paths["slerp"][1], captions, scale=figs.scale_for(g.size),
                                title=_("Spherical (slerp): along the sphere where z usually lies")),
                     key=f"{P}_slerp", config={"displayModeBar": False})
-        style.chart(figs.strip(paths["lerp"][1], captions, scale=2,
+        style.chart(figs.strip(paths["lerp"][1], captions, scale=figs.scale_for(g.size),
                                title=_("Straight line (lerp): through the middle of the sphere")),
                     key=f"{P}_lerp", config={"displayModeBar": False})
     with right:
@@ -239,7 +239,7 @@ def arithmetic_view(g: Generator, grid: Grid) -> None:
     captions = [_("a"), _("− b"), _("+ c"), _("= a − b + c")]
     left, right = st.columns([3, 2])
     with left:
-        style.chart(figs.strip(images, captions, scale=4, highlight=(3,)), key=f"{P}_arithmetic",
+        style.chart(figs.strip(images, captions, scale=figs.scale_for(g.size, 112), highlight=(3,)), key=f"{P}_arithmetic",
                     config={"displayModeBar": False})
     right.caption(_("Each of the first three pictures is drawn from the mean of its samples' "
                     "vectors; the last from the sum. When the result looks like a mix of the "

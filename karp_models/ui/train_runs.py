@@ -164,13 +164,13 @@ def task_charts(cur: JobStatus, chosen: list[JobStatus], colors: dict[str, str])
     for col, i in zip((left, right), (0, 1)):
         if i < len(charts):
             with col:
-                style.chart(ui.chart_figure(chosen, charts[i], colors), key=f"train_chart_{i}")
+                ui.show_chart(chosen, cur, charts[i], colors, key=f"train_chart_{i}")
     ui.render_preview(cur)
     rest = charts[2:]
     left, right = st.columns([3, 2])
     for i, chart in enumerate(rest):
         with left:
-            style.chart(ui.chart_figure(chosen, chart, colors), key=f"train_chart_{i + 2}")
+            ui.show_chart(chosen, cur, chart, colors, key=f"train_chart_{i + 2}")
     with right:
         style.chart(ui.curves_figure(chosen, "lr", colors), key="train_lr_chart")
 

@@ -112,6 +112,24 @@ def chart_figure(runs: list[JobStatus], chart: Chart, colors: dict[str, str] | N
         val=chart.val, log=chart.log, floor_label=_("real images")), live=True)
 
 
+def has_values(runs: list[JobStatus], chart: Chart) -> bool:
+    """Whether any run has a value of the chart yet (training or evaluations)."""
+    keys = [n for n in chart.names if chart.train] + [f"val_{n}" for n in chart.names if chart.val]
+    return any(k in q.scalars for r in runs for q in r.records for k in keys)
+
+
+def show_chart(runs: list[JobStatus], cur: JobStatus, chart: Chart, colors: dict[str, str],
+               key: str) -> None:
+    """A task's chart, or a line saying why it is empty (nothing yet, or not measured here:
+    a Frechet distance needs a trained classifier of the dataset)."""
+    if has_values(runs, chart):
+        style.chart(chart_figure(runs, chart, colors), key=key)
+    elif cur.active:
+        st.caption(_("**{title}**: nothing measured yet.").format(title=_(chart.title)))
+    else:
+        st.caption(_("**{title}**: not measured for this run.").format(title=_(chart.title)))
+
+
 def headline(r: JobStatus, n: int = 4) -> list[tuple[str, str]]:
     """Up to n (label, value) of a run with named charts: each chart's values in order, the
     latest training value (or, for a chart of evaluations only, the latest evaluation's)."""
@@ -221,7 +239,8 @@ def render_samples(p: Samples, job_id: str = "") -> None:
     with left:
         title = _("Samples at step {step}").format(step=f"{p.step:,}")
         fig = cache.figure(("samples", job_id, p.step, lang), lambda: gen_figs.sample_grid(
-            p.images, p.columns, scale=2, title=title, row_labels=rows), live=True)
+            p.images, p.columns, scale=gen_figs.scale_for(p.images.shape[-1]), title=title,
+            row_labels=rows), live=True)
         style.chart(fig, key="train_samples", config={"displayModeBar": False})
         if rows:
             st.caption(_("Drawn from the same {n} latent vectors at every step, one row per class "
@@ -239,7 +258,8 @@ def render_samples(p: Samples, job_id: str = "") -> None:
     if p.originals is not None and p.reconstructions is not None:
         both = np.concatenate([p.originals, p.reconstructions])
         fig = cache.figure(("reconstructions", job_id, p.step, lang), lambda: gen_figs.sample_grid(
-            both, len(p.originals), scale=2, row_labels=[_("test image"), _("reconstructed")],
+            both, len(p.originals), scale=gen_figs.scale_for(both.shape[-1]),
+            row_labels=[_("test image"), _("reconstructed")],
             title=_("Reconstructions at step {step} (through the encoder's mean)").format(
                 step=f"{p.step:,}")), live=True)
         style.chart(fig, key="train_reconstructions", config={"displayModeBar": False})

@@ -36,6 +36,11 @@ def _image_figure(rgb: np.ndarray) -> go.Figure:
     return fig
 
 
+def scale_for(size: int, px: int = 56) -> int:
+    """The enlargement that shows a size x size image about px pixels wide (at least 2)."""
+    return max(2, px // max(1, size))
+
+
 def tiles(images: np.ndarray, scale: int) -> np.ndarray:
     """Images (N, C, H, W) uint8 as enlarged RGB tiles (N, H * scale, W * scale, 3)."""
     return np.stack([display(img, scale=scale) for img in images])
@@ -215,10 +220,11 @@ def verdict_figure(rows: Sequence[tuple[str, float]], probability: bool, highlig
 
 def timelapse(snapshots: Sequence[tuple[int, np.ndarray]], columns: int,
               row_labels: Sequence[str] | None, step_word: str, play: str, pause: str,
-              scale: int = 2) -> go.Figure:
+              scale: int | None = None) -> go.Figure:
     """The grids kept over a run [(step, images (N, C, H, W) uint8)] as one animated figure: a
     slider over the steps and Play / Pause buttons, all in the browser (no rerun per frame).
     Starts at the last grid (the trained model); Play runs from the first."""
+    scale = scale or scale_for(snapshots[-1][1].shape[-1])
     pngs = [_png(tile(tiles(images, scale), columns, gap=GAP, fill=255)) for _s, images in snapshots]
     last = len(snapshots) - 1
     fig = sample_grid(snapshots[last][1], columns, scale=scale, row_labels=row_labels)
