@@ -13,6 +13,7 @@ import streamlit as st
 import torch
 
 from karp_models import imagenet
+from karp_models.i18n import _
 from karp_models import preprocess as pp
 from karp_models.introspect import features as feat
 from karp_models.introspect import maximise as am
@@ -153,7 +154,7 @@ def canvas_input(key: str = "predict") -> Raw | None:
     st.write("")                                                      # room for the canvas toolbar
     c1, c2 = st.columns([3, 2])
     with c2:
-        width = st.slider("Pen width", 6, 40, 20, key=f"{key}_pen")
+        width = st.slider(_("Pen width"), 6, 40, 20, key=f"{key}_pen")
         st.caption("Draw a digit or a piece of clothing, big, in the middle. The canvas is black "
                    "with a white pen, as the datasets are. The toolbar above it has undo and reset.")
     with c1:

@@ -142,7 +142,7 @@ def config(kind: str, steps: int, lr: float, batch: int, optimizer: str = "adamw
 
 def settings(param_count) -> Choice:
     """The form. param_count(model, preset, dataset) -> int | None gives the sizes shown."""
-    task_label = st.radio("Task", list(TASKS), format_func=_, horizontal=True, key="train_task",
+    task_label = st.radio(_("Task"), list(TASKS), format_func=_, horizontal=True, key="train_task",
                           on_change=_task_changed, bind="query-params")
     kind = TASKS[task_label]
     statuses = {s.name: s for s in dataset_statuses() if s.kind == DATA_KIND.get(kind, kind)}
@@ -177,7 +177,7 @@ def settings(param_count) -> Choice:
                                bind="query-params", help=glossary.tip("batch size"))
     steps = h[2].number_input("Steps", min_value=20, max_value=50_000, value=r["steps"], step=50,
                               key="train_steps", bind="query-params", help=glossary.tip("step"))
-    augment = h[3].toggle("Augment", value=True, key="train_augment", disabled=kind != "image",
+    augment = h[3].toggle(_("Augment"), value=True, key="train_augment", disabled=kind != "image",
                           bind="query-params", help=glossary.tip("augmentation"))
     with st.expander("More settings"):
         a = st.columns(2)

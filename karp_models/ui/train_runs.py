@@ -219,7 +219,7 @@ def saved_runs(mgr: JobManager, sid: str) -> None:
                 if loss is not None and acc is not None else
                 _("step {step} of {budget} · Frechet distance {fd:.1f}").format(
                     step=f"{tr.get('steps', 0):,}", budget=budget, fd=fd)
-                if fd is not None else "no metrics")
+                if fd is not None else _("no metrics"))
             if cols[2].button("Continue", key=f"train_continue_{path.stem}", width="stretch",
                               disabled=not teacher.unlocked(),
                               help="Train further from exactly where it was saved (weights, "
