@@ -263,6 +263,7 @@ class JobManager:
                 with self._lock:
                     job.prepared = prepared
                     job.params = sum(t.numel() for t in prepared.trainer.model.parameters())
+                    job.charts = tuple(getattr(prepared.trainer.task, "charts", ()))
                     job.records.extend(getattr(prepared.trainer, "history", []) or [])
             trainer = job.prepared.trainer
             if job.stop_event.is_set():  # stopped while loading: no last evaluation needed

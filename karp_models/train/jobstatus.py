@@ -26,7 +26,8 @@ class JobStatus:
     (None until it can be estimated); throughput is `unit`s (samples or tokens) per second;
     queue_position counts from 1 among jobs waiting for the same device. preview is the task's
     latest (train/previews.py); snapshots are (step, array) kept over the run (a CNN's first
-    conv weights).
+    conv weights, a generator's grids), saved under snapshot_key; charts: the task's named
+    curves (previews.Chart), empty until the run is built or for a task without them.
     """
 
     job_id: str
@@ -52,6 +53,8 @@ class JobStatus:
     saved: tuple[str, ...]
     snapshots: tuple[tuple[int, np.ndarray], ...] = ()
     wall_s: float = 0.0        # seconds on the clock the job has worked (building it included)
+    snapshot_key: str = "snapshots"
+    charts: tuple[Any, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -97,6 +100,7 @@ class Job:
     snapshots: list[tuple[int, np.ndarray]] = field(default_factory=list)
     snapshot_key: str = "snapshots"  # the metadata entry they are saved under
     language: str = "en"             # its words' language: the session's that started it
+    charts: tuple[Any, ...] = ()     # the task's named curves (previews.Chart)
 
 
 def _throughput(recs: tuple[Record, ...]) -> float:
@@ -140,5 +144,5 @@ def snapshot(job: Job, queue: list[Job]) -> JobStatus:
         queue_position=qpos, stop_requested=job.stop_event.is_set() and job.state == RUNNING,
         error=job.error, error_detail=job.error_detail, preview=job.preview,
         params=job.params, device=job.device_key, created=job.created,
-        saved=tuple(job.saved), snapshots=tuple(job.snapshots),
-        wall_s=job.wall_s + (time.monotonic() - job.t_work if job.t_work is not None else 0.0))
+        saved=tuple(job.saved), snapshots=tuple(job.snapshots), snapshot_key=job.snapshot_key,
+        charts=job.charts, wall_s=job.wall_s + (time.monotonic() - job.t_work if job.t_work is not None else 0.0))

@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 
 # a model's task (the registry's ModelSpec.task) -> the pickers it appears in: image classifiers
 # (Predict, Explain, Evaluate) or character language models (the text pages); a fine-tuned
-# network is an image classifier; a generator or captioner has pickers of its own
-PICKED_AS = {"image": "image", "finetune": "image", "text": "text"}
+# network is an image classifier; GANs and VAEs are generators (Generate images); a captioner
+# has pickers of its own
+PICKED_AS = {"image": "image", "finetune": "image", "text": "text", "gan": "generator",
+             "vae": "generator"}
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,26 @@ class ModelChoice:
     @property
     def about(self) -> str:
         """One line under the picker: where the model comes from and how good it is."""
-        metrics = format_metrics(dict(self.metrics))
+        metrics = (generator_metrics if self.family == "generative" else format_metrics)(dict(self.metrics))
         if self.origin == "shipped":
             text = _("shipped with karp, {model} trained on {dataset}")
         else:
             text = _("your saved run, {model} trained on {dataset}")
         text = text.format(model=self.model_name, dataset=self.dataset)
         return _("{about}: {metrics}").format(about=text, metrics=metrics) if metrics else text
+
+
+def generator_metrics(m: dict) -> str:
+    """A generator's quality in one short phrase: its Frechet distance beside real images', and
+    the judge's coverage (the full list of figures is in the file's metadata)."""
+    if m.get("test_fd") is None:
+        return format_metrics(m)
+    text = _("Frechet distance {fd:.1f}").format(fd=m["test_fd"])
+    if m.get("test_real_fd") is not None:
+        text += " " + _("(real images: {fd:.2f})").format(fd=m["test_real_fd"])
+    if m.get("test_coverage") is not None:
+        text += ", " + _("class coverage {c:.0%}").format(c=m["test_coverage"])
+    return text
 
 
 def _choice(p: Path, meta: dict, origin: str) -> ModelChoice | None:

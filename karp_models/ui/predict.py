@@ -143,8 +143,9 @@ def handle_raw(raw: Raw, t: Target) -> tuple[pp.Decoded | None, pp.Pipeline] | N
     return None
 
 
-def canvas_input() -> Raw | None:
-    """A black 280x280 canvas to draw on in white (like MNIST's bright ink on black)."""
+def canvas_input(key: str = "predict") -> Raw | None:
+    """A black 280x280 canvas to draw on in white (like MNIST's bright ink on black); `key`: the
+    page's widget-key prefix."""
     try:
         from streamlit_drawable_canvas import st_canvas
     except Exception as e:  # noqa: BLE001 - the package or its frontend is missing
@@ -154,13 +155,13 @@ def canvas_input() -> Raw | None:
     st.write("")                                                      # room for the canvas toolbar
     c1, c2 = st.columns([3, 2])
     with c2:
-        width = st.slider(_("Pen width"), 6, 40, 20, key="predict_pen")
+        width = st.slider(_("Pen width"), 6, 40, 20, key=f"{key}_pen")
         st.caption(_("Draw a digit or a piece of clothing, big, in the middle. The canvas is black "
                      "with a white pen, as the datasets are. The toolbar above it has undo and reset."))
     with c1:
         res = st_canvas(stroke_width=width, stroke_color="#FFFFFF", background_color="#000000",
                         height=280, width=280, drawing_mode="freedraw", return_image_data=True,
-                        key="predict_canvas")
+                        key=f"{key}_canvas")
     img = getattr(res, "image_data", None) if res is not None else None
     if img is None or np.asarray(img)[..., :3].max() < 10:
         st.info(_("Draw something on the canvas."))
@@ -361,11 +362,12 @@ def maximise_tab(t: Target, maps: dict[str, np.ndarray]) -> None:
 def _evolution_runs(t: Target) -> tuple[dict[str, list], bool]:
     """{name: [(step, weights)]} of this session's image runs and of the chosen saved run; and
     whether one of them is still training."""
+    from karp_models.train.previews import Predictions
     from karp_models.ui.training import STATES, manager, session_id
 
     runs, active = {}, False
     for j in manager().jobs(session_id()):
-        if j.snapshots:
+        if j.snapshots and j.snapshot_key == Predictions.snapshot_key:  # not a generator's grids
             runs[_("this session: {run} ({state})").format(run=j.label, state=_(STATES.get(j.state, j.state)))] = list(j.snapshots)
             active |= j.active
     evo = t.meta.get("filter_evolution")

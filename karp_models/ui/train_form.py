@@ -8,6 +8,7 @@ model resets the hyperparameters to its recipe.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import streamlit as st
@@ -15,12 +16,15 @@ import streamlit as st
 from karp_models.i18n import N_, _
 from karp_models.models import REGISTRY
 from karp_models.train.runs import RunSpec
+from karp_models.train.tasks.generative import RECIPES as GENERATIVE_RECIPES
 from karp_models.train.trainer import OPTIMIZERS, SCHEDULES, TrainConfig
 from karp_models.ui import glossary
 from karp_models.ui.loaders import dataset_statuses
 
-TASKS = {N_("Image classification"): "image", N_("Character language model"): "text"}   # shown with _()
-DEFAULT_MODEL = {"image": "fast", "text": "gpt"}
+TASKS = {N_("Image classification"): "image", N_("Character language model"): "text",
+         N_("Generate images (GAN, VAE)"): "generative"}                   # shown with _()
+DEFAULT_MODEL = {"image": "fast", "text": "gpt", "generative": "dcgan"}
+DATA_KIND = {"generative": "image"}              # the kind of dataset a form task trains on
 # Per model: hyperparameters (and a lighter preset or dataset where the default is slow) that
 # draw a good curve in under a minute with one torch thread of a 2-core laptop CPU.
 RECIPES = {
@@ -33,8 +37,14 @@ RECIPES = {
     "lstm": dict(lr=3e-3, batch_size=32, steps=1500, preset="small"),
     "gru": dict(lr=3e-3, batch_size=32, steps=1200, preset="small"),
     "gpt": dict(lr=3e-3, batch_size=32, steps=1500, preset="nano"),
+    # generators: DCGAN's Adam 2e-4 at a constant rate (the CLI's recipe, tasks.generative), the
+    # small preset: shapes of clothes appear within a few hundred steps
+    "dcgan": dict(lr=2e-4, batch_size=64, steps=400, preset="small", schedule="constant"),
+    "cdcgan": dict(lr=2e-4, batch_size=64, steps=400, preset="small", schedule="constant"),
+    "vae": dict(lr=1e-3, batch_size=128, steps=300, schedule="cosine"),
+    "cvae": dict(lr=1e-3, batch_size=128, steps=300, schedule="cosine"),
 }
-LRS = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 4e-3, 6e-3, 1e-2, 3e-2, 1e-1]
+LRS = [1e-4, 2e-4, 3e-4, 1e-3, 2e-3, 3e-3, 4e-3, 6e-3, 1e-2, 3e-2, 1e-1]
 BATCHES = [16, 32, 64, 128, 256, 512]
 
 # What each model is, and what it is good for, for someone who has not met it yet (shown with _()).
@@ -56,7 +66,24 @@ MODEL_WORDS = {
     "gru": ("GRU", N_("A simpler gated recurrent network than the LSTM, often as good.")),
     "gpt": ("GPT", N_("A small transformer like the ones behind chat assistants: attention over the "
             "last characters; see its heads on the GPT attention page.")),
+    "dcgan": ("DCGAN", N_("Two networks in a contest: a generator draws images from random "
+                          "numbers, a discriminator tries to tell them from real ones. Watch the "
+                          "same 64 random inputs turn into clothes.")),
+    "cdcgan": (N_("Conditional DCGAN"), N_("The same contest, with the class given to both "
+                                           "networks: each row of the grid asks for one class.")),
+    "vae": (N_("Variational autoencoder (VAE)"), N_("Squeezes each image into a few numbers and "
+                                                    "rebuilds it; drawing random numbers then gives "
+                                                    "new images, blurrier than a GAN's but steady "
+                                                    "to train.")),
+    "cvae": (N_("Conditional VAE"), N_("A VAE told the class of each image, so it can be asked "
+                                       "for one.")),
 }
+
+
+def form_kind(model: str) -> str:
+    """The form's task a registered model is listed under: generators together, else its task."""
+    spec = REGISTRY[model]
+    return "generative" if spec.family == "generative" else spec.task
 
 
 @dataclass(frozen=True)
@@ -87,7 +114,8 @@ def _apply_recipe() -> None:
     """The model changed: its hyperparameters (and its dataset, where the recipe names one)."""
     r = recipe(st.session_state["train_model"])
     st.session_state.update(train_lr=r["lr"], train_batch=r["batch_size"],
-                            train_steps=r["steps"], train_preset=r["preset"])
+                            train_steps=r["steps"], train_preset=r["preset"],
+                            train_schedule=r.get("schedule", SCHEDULES[0]))
     if r.get("dataset"):
         st.session_state["train_dataset"] = r["dataset"]
 
@@ -98,12 +126,18 @@ def _task_changed() -> None:
 
 
 def config(kind: str, steps: int, lr: float, batch: int, optimizer: str = "adamw",
-           schedule: str = "onecycle", augment: bool = True, seed: int = 0) -> TrainConfig:
-    """The TrainConfig of a run started from the page: about 15 validation points per run."""
-    return TrainConfig(steps=int(steps), lr=lr, batch_size=batch, optimizer=optimizer,
-                       schedule=schedule, augment=bool(augment), seed=int(seed),
-                       eval_every=max(20, int(steps) // 15),
-                       eval_batches=4 if kind == "text" else max(2, 1024 // batch))
+           schedule: str = "onecycle", augment: bool = True, seed: int = 0,
+           model: str | None = None) -> TrainConfig:
+    """The TrainConfig of a run started from the page: about 15 validation points per run. A
+    generator starts from its task's recipe (no warm-up, clipping, decay or augmentation)."""
+    base = TrainConfig(steps=1)
+    if kind == "generative" and model is not None:
+        base = GENERATIVE_RECIPES[REGISTRY[model].task]
+    return dataclasses.replace(base, steps=int(steps), minutes=None, lr=lr, batch_size=batch,
+                               optimizer=optimizer, schedule=schedule,
+                               augment=bool(augment) and kind != "generative", seed=int(seed),
+                               eval_every=max(20, int(steps) // 15),
+                               eval_batches=4 if kind == "text" else max(2, 1024 // batch))
 
 
 def settings(param_count) -> Choice:
@@ -111,8 +145,8 @@ def settings(param_count) -> Choice:
     task_label = st.radio(_("Task"), list(TASKS), format_func=_, horizontal=True, key="train_task",
                           on_change=_task_changed, bind="query-params")
     kind = TASKS[task_label]
-    statuses = {s.name: s for s in dataset_statuses() if s.kind == kind}
-    models = [n for n, s in REGISTRY.items() if s.task == kind]
+    statuses = {s.name: s for s in dataset_statuses() if s.kind == DATA_KIND.get(kind, kind)}
+    models = [n for n in REGISTRY if form_kind(n) == kind]
     c1, c2, c3 = st.columns([2, 3, 2])
     model = c2.selectbox(_("Model"), models, index=models.index(DEFAULT_MODEL[kind]), key="train_model",
                          on_change=_apply_recipe, format_func=lambda n: _(MODEL_WORDS[n][0]),
@@ -145,13 +179,18 @@ def settings(param_count) -> Choice:
                                bind="query-params", help=glossary.tip("batch size"))
     steps = h[2].number_input(_("Steps"), min_value=20, max_value=50_000, value=r["steps"], step=50,
                               key="train_steps", bind="query-params", help=glossary.tip("step"))
-    augment = h[3].toggle(_("Augment"), value=True, key="train_augment", disabled=kind == "text",
+    augment = h[3].toggle(_("Augment"), value=True, key="train_augment", disabled=kind != "image",
                           bind="query-params", help=glossary.tip("augmentation"))
     with st.expander(_("More settings")):
         a = st.columns(2)
+        two = spec.task == "gan"              # the task brings its own two optimisers
         optimizer = a[0].selectbox(_("Optimizer"), OPTIMIZERS, key="train_optimizer",
-                                   bind="query-params", help=glossary.tip("optimizer"))
+                                   bind="query-params", disabled=two,
+                                   help=_("A GAN trains with two Adam optimisers, one for each "
+                                          "network (DCGAN's recipe): this setting is not used.")
+                                   if two else glossary.tip("optimizer"))
         schedule = a[1].selectbox(_("Learning-rate schedule"), SCHEDULES, key="train_schedule",
+                                  index=SCHEDULES.index(r.get("schedule", SCHEDULES[0])),
                                   bind="query-params")
         seed = a[0].number_input(_("Seed"), min_value=0, max_value=10_000, value=0, key="train_seed",
                                  bind="query-params")
@@ -160,7 +199,7 @@ def settings(param_count) -> Choice:
     if not ds_status.available:
         st.error(_("**{name}** is not on this machine. {note}").format(name=dataset, note=ds_status.note))
         st.code(ds_status.how_to_get, language="bash")
-    cfg = config(kind, steps, lr, batch, optimizer, schedule, augment, seed)
+    cfg = config(kind, steps, lr, batch, optimizer, schedule, augment, seed, model=model)
     return Choice(kind=kind, model=model, dataset=dataset, preset=preset, config=cfg,
                   label=label, available=ds_status.available)
 

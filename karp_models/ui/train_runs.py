@@ -17,6 +17,7 @@ from karp_models.train.jobs import JobManager, JobStatus, QueueFull
 from karp_models.train.runs import delete_run, list_runs, runs_dir, spec_from_run
 from karp_models.ui import style, teacher
 from karp_models.ui import training as ui
+from karp_models.ui.models import PICKED_AS
 from karp_models.ui.train_form import duration
 
 SCROLL = "train_scroll"                # session flag: bring the live view into sight once
@@ -34,6 +35,8 @@ OPEN_IN = {
     "rnn": [("pages/generate.py", N_("Open in Generate text"), ":material/edit_note:", "generate_model"),
             ("pages/rnn_neurons.py", N_("Open in RNN neurons"), ":material/neurology:",
              "rnn_neurons_model")],
+    "generative": [("pages/generate_images.py", N_("Open in Generate images"), ":material/palette:",
+                    "generate_images_model")],
 }
 
 
@@ -43,8 +46,11 @@ def open_buttons(path: Path, model: str, container=st) -> None:
     if spec is None:
         return
     group = "image" if spec.task == "image" else spec.family
-    cols = container.columns(len(OPEN_IN[group]))
-    for col, (page, label, icon, key) in zip(cols, OPEN_IN[group]):
+    links = OPEN_IN.get(group, [])
+    if not links:
+        return
+    cols = container.columns(len(links))
+    for col, (page, label, icon, key) in zip(cols, links):
         col.page_link(page, label=_(label), icon=icon, query_params={key: path.stem}, width="stretch")
 
 
@@ -81,7 +87,7 @@ def _save_box(mgr: JobManager, cur: JobStatus, container) -> None:
                         path = mgr.save(cur.job_id, name)
                     st.session_state["train_flash"] = str(path)
                     task = REGISTRY[cur.spec.model].task          # the other pages open with it
-                    st.session_state[f"karp_model_{task}"] = str(path)
+                    st.session_state[f"karp_model_{PICKED_AS.get(task, task)}"] = str(path)
                     st.rerun()  # the saved-runs list below is outside this fragment
                 except (ValueError, FileExistsError, OSError) as e:
                     st.error(str(e))
@@ -144,6 +150,36 @@ def live_view(mgr: JobManager, sid: str, polling: bool) -> None:
                      format_func=lambda j: by_id[j].label) if len(by_id) > 1 else [cur.job_id]
     chosen = [by_id[j] for j in shown or [cur.job_id]]
     colors = ui.run_colors(runs)
+    if cur.charts:
+        task_charts(cur, chosen, colors)
+    else:
+        class_charts(cur, chosen, colors)
+    if polling != any(r.active for r in runs):
+        st.rerun()  # start or stop polling: run_every is fixed when the fragment is declared
+
+
+def task_charts(cur: JobStatus, chosen: list[JobStatus], colors: dict[str, str]) -> None:
+    """A run whose task names its curves (a GAN, a VAE): the first two side by side, the
+    preview (a generator's grid), then the others with the learning rate."""
+    charts = list(cur.charts)
+    left, right = st.columns([3, 2])
+    for col, i in zip((left, right), (0, 1)):
+        if i < len(charts):
+            with col:
+                ui.show_chart(chosen, cur, charts[i], colors, key=f"train_chart_{i}")
+    ui.render_preview(cur)
+    rest = charts[2:]
+    left, right = st.columns([3, 2])
+    for i, chart in enumerate(rest):
+        with left:
+            ui.show_chart(chosen, cur, chart, colors, key=f"train_chart_{i + 2}")
+    with right:
+        style.chart(ui.curves_figure(chosen, "lr", colors), key="train_lr_chart")
+
+
+def class_charts(cur: JobStatus, chosen: list[JobStatus], colors: dict[str, str]) -> None:
+    """The loss, accuracy and learning-rate curves, and the preview (a classifier's grid, a
+    text sample)."""
     left, right = st.columns([3, 2])
     with left:
         style.chart(ui.curves_figure(chosen, "loss", colors), key="train_loss_chart")
@@ -154,8 +190,6 @@ def live_view(mgr: JobManager, sid: str, polling: bool) -> None:
         ui.render_preview(cur)
     with right:
         style.chart(ui.curves_figure(chosen, "lr", colors), key="train_lr_chart")
-    if polling != any(r.active for r in runs):
-        st.rerun()  # start or stop polling: run_every is fixed when the fragment is declared
 
 
 # --- saved runs and the shared server
@@ -182,10 +216,14 @@ def saved_runs(mgr: JobManager, sid: str) -> None:
             cols[0].markdown(f"**{path.stem}**  \n" + _("{model} on {dataset}").format(
                 model=meta.get("model"), dataset=meta.get("dataset")))
             budget = f"{cfg['steps']:,}" if cfg.get("steps") else "–"
+            fd = m.get("test_fd")
             cols[1].markdown(
                 _("step {step:,} of {budget} · loss {loss:.3f} · accuracy {acc:.1%}").format(
                     step=tr.get("steps", 0), budget=budget, loss=loss, acc=acc)
-                if loss is not None and acc is not None else _("no metrics"))
+                if loss is not None and acc is not None else
+                _("step {step} of {budget} · Frechet distance {fd:.1f}").format(
+                    step=f"{tr.get('steps', 0):,}", budget=budget, fd=fd)
+                if fd is not None else _("no metrics"))
             if cols[2].button(_("Continue"), key=f"train_continue_{path.stem}", width="stretch",
                               disabled=not teacher.unlocked(),
                               help=_("Train further from exactly where it was saved (weights, "

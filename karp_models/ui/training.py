@@ -9,13 +9,16 @@ from __future__ import annotations
 import html
 import uuid
 
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from karp_models.i18n import N_, _, ngettext
+from karp_models.i18n import N_, _, language, ngettext
 from karp_models.train.jobs import JobManager, JobStatus, get_manager
-from karp_models.train.previews import Predictions, PreviewFailed, TextSample
+from karp_models.train.previews import Chart, Predictions, PreviewFailed, TextSample
+from karp_models.train.tasks.generative import Samples
 from karp_models.ui import cache, glossary, style
+from karp_models.ui.figures import generative as gen_figs
 from karp_models.ui.figures import training as figs
 from karp_models.ui.figures.training import MAX_POINTS, downsample  # noqa: F401 - re-exported
 from karp_models.ui.loaders import class_names
@@ -87,6 +90,61 @@ def curves_figure(runs: list[JobStatus], metric: str,
         [_curve(r, colors.get(r.job_id, style.RUNS[0])) for r in runs], metric), live=True)
 
 
+def _scalars(r: JobStatus, color: str, chart: Chart) -> figs.Scalars:
+    val = [q for q in r.records if q.val_loss is not None or any(k.startswith("val_") for k in q.scalars)]
+    floor = next((q.scalars.get(f"val_{chart.floor}") for q in reversed(r.records) if q.final),
+                 None) if chart.floor else None
+    return figs.Scalars(key=r.job_id, label=r.label, color=color, steps=[q.step for q in r.records],
+                        values={n: [q.scalars.get(n) for q in r.records] for n in chart.names},
+                        val_steps=[q.step for q in val],
+                        val_values={n: [q.scalars.get(f"val_{n}") for q in val] for n in chart.names},
+                        floor=floor)
+
+
+def chart_figure(runs: list[JobStatus], chart: Chart, colors: dict[str, str] | None = None) -> go.Figure:
+    """One of a task's named charts (previews.Chart) with every run overlaid; cached like the
+    curves (per set of records and language)."""
+    colors = colors or run_colors(runs)
+    key = ("chart", chart, language(), tuple((r.job_id, len(r.records), r.label, colors.get(r.job_id))
+                                             for r in runs))
+    return cache.figure(key, lambda: figs.scalars_figure(
+        [_scalars(r, colors.get(r.job_id, style.RUNS[0]), chart) for r in runs], _(chart.title),
+        chart.names, [_(lab) for lab in chart.labels], _(chart.axis), train=chart.train,
+        val=chart.val, log=chart.log, floor_label=_("real images")), live=True)
+
+
+def has_values(runs: list[JobStatus], chart: Chart) -> bool:
+    """Whether any run has a value of the chart yet (training or evaluations)."""
+    keys = [n for n in chart.names if chart.train] + [f"val_{n}" for n in chart.names if chart.val]
+    return any(k in q.scalars for r in runs for q in r.records for k in keys)
+
+
+def show_chart(runs: list[JobStatus], cur: JobStatus, chart: Chart, colors: dict[str, str],
+               key: str) -> None:
+    """A task's chart, or a line saying why it is empty (nothing yet, or not measured here:
+    a Frechet distance needs a trained classifier of the dataset)."""
+    if has_values(runs, chart):
+        style.chart(chart_figure(runs, chart, colors), key=key)
+    elif cur.active:
+        st.caption(_("**{title}**: nothing measured yet.").format(title=_(chart.title)))
+    else:
+        st.caption(_("**{title}**: not measured for this run.").format(title=_(chart.title)))
+
+
+def headline(r: JobStatus, n: int = 4) -> list[tuple[str, str]]:
+    """Up to n (label, value) of a run with named charts: each chart's values in order, the
+    latest training value (or, for a chart of evaluations only, the latest evaluation's)."""
+    out = []
+    for chart in r.charts:
+        for name, label in zip(chart.names, chart.labels):
+            key = name if chart.train else f"val_{name}"
+            v = next((q.scalars[key] for q in reversed(r.records) if key in q.scalars), None)
+            text = "–" if v is None else f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+            label = _(label)
+            out.append((label[:1].upper() + label[1:], text))
+    return out[:n]
+
+
 def prediction_grid(p: Predictions, job_id: str = "") -> go.Figure:
     """The fixed 16 test images with the model's current guess: green frame right, red wrong."""
     return cache.figure(("grid", job_id, p.step, p.preds), lambda: figs.prediction_grid(
@@ -134,6 +192,15 @@ def render_status(r: JobStatus, limit: int = 1) -> None:
         st.info(_("Loading the data and building the model…"))
     st.progress(min(1.0, max(0.0, r.progress)), text=progress_text(r))
     last = r.last
+    if r.charts:                               # the task names its own numbers (a GAN, a VAE)
+        shown = headline(r)
+        c = st.columns(4)
+        for col, (label, value) in zip(c, shown):
+            col.metric(label, value)
+        if len(shown) < 4:
+            c[len(shown)].metric(_("Epochs"), f"{last.epoch:.2f}" if last else "–",
+                                 help=glossary.tip("epoch"))
+        return
     val = next((q for q in reversed(r.records) if q.val_loss is not None), None)
     c = st.columns(4)
     c[0].metric(_("Training loss"), f"{last.train_loss:.3f}" if last else "–",
@@ -159,5 +226,63 @@ def render_preview(r: JobStatus) -> None:
         st.html(f"<pre style='font-size:19px; line-height:1.35; white-space:pre-wrap; "
                 f"background:#f6f8fa; padding:12px; border-radius:8px'>"
                 f"{html.escape(p.text)}</pre>")
+    elif isinstance(p, Samples):
+        render_samples(p, r.job_id)
     elif isinstance(p, PreviewFailed):
         st.caption(_("No preview at step {step:,}: {why}").format(step=p.step, why=p.message))
+
+
+def render_samples(p: Samples, job_id: str = "") -> None:
+    """A generator's live preview: the grid drawn from the same latents at every preview, and
+    beside it the diversity over the run and the classes the judge sees, so a collapse onto a
+    few images shows as it happens; a VAE adds its reconstructions of fixed test images."""
+    lang = language()
+    rows = None
+    if p.labels is not None:                     # conditional: one row per class
+        rows = [_(p.classes[p.labels[i]]) for i in range(0, len(p.labels), p.columns)]
+    left, right = st.columns([3, 2])
+    with left:
+        title = _("Samples at step {step}").format(step=f"{p.step:,}")
+        fig = cache.figure(("samples", job_id, p.step, lang), lambda: gen_figs.sample_grid(
+            p.images, p.columns, scale=gen_figs.scale_for(p.images.shape[-1]), title=title,
+            row_labels=rows), live=True)
+        style.chart(fig, key="train_samples", config={"displayModeBar": False})
+        if rows:
+            st.caption(_("Drawn from the same {n} latent vectors at every step, one row per class "
+                         "(a column shares its z): the pictures change only because the "
+                         "generator learns.").format(n=p.columns))
+        else:
+            st.caption(_("Drawn from the same {n} latent vectors at every step: the pictures "
+                         "change only because the generator learns.").format(n=len(p.images)))
+    with right:
+        fig = cache.figure(("diversity", job_id, p.step, lang), lambda: gen_figs.diversity_figure(
+            p.history or ((p.step, p.diversity, p.distinct),), p.predicted,
+            [_(c) for c in p.classes], judged=p.predicted is not None), live=True)
+        style.chart(fig, key="train_diversity", config={"displayModeBar": False})
+        st.caption(diversity_words(p))
+    if p.originals is not None and p.reconstructions is not None:
+        both = np.concatenate([p.originals, p.reconstructions])
+        fig = cache.figure(("reconstructions", job_id, p.step, lang), lambda: gen_figs.sample_grid(
+            both, len(p.originals), scale=gen_figs.scale_for(both.shape[-1]),
+            row_labels=[_("test image"), _("reconstructed")],
+            title=_("Reconstructions at step {step} (through the encoder's mean)").format(
+                step=f"{p.step:,}")), live=True)
+        style.chart(fig, key="train_reconstructions", config={"displayModeBar": False})
+
+
+def diversity_words(p: Samples) -> str:
+    """The diversity figure in words, with the sign of a collapse when there is one."""
+    text = _("Diversity {d:.2f}: the samples differ from each other {pct:.0%} as much as real "
+             "test images do.").format(d=p.diversity, pct=p.diversity)
+    if p.distinct is not None:
+        text += " " + _("The judge (karp's trained classifier) sees {k} of the {n} classes among "
+                        "them.").format(k=p.distinct, n=len(p.classes))
+    best = max((h[1] for h in p.history), default=p.diversity)
+    if p.diversity < 0.5 and best >= 0.6 and p.diversity < 0.7 * best:
+        text += " " + _("It has fallen from {best:.2f}: the generator is drawing fewer kinds of "
+                        "image, the sign of mode collapse.").format(best=best)
+    elif p.diversity < 0.5:
+        text += " " + _("Far below 1: early in training every sample is much the same blur; if "
+                        "it stays low, the generator draws only a few kinds of image (mode "
+                        "collapse).")
+    return text

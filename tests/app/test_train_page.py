@@ -134,3 +134,61 @@ def test_runs_survive_a_page_switch(tmp_path, monkeypatch):
         assert get_manager().status(job.job_id).state == "running"
     finally:
         get_manager().stop(job.job_id, wait=True)
+
+
+def test_a_gan_trains_live_with_its_grid_diversity_and_curves(app, tmp_path):
+    """A tiny DCGAN from the Train page through the same queue: the recipe's settings, the two
+    losses and D's verdicts as curves, the grid of the fixed latents with its diversity, the
+    Frechet distance at evaluations, and its grids saved with the run."""
+    at = app
+    at.radio(key="train_task").set_value("Generate images (GAN, VAE)").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="train_model").value == "dcgan"
+    assert at.select_slider(key="train_lr").value == 2e-4                 # DCGAN's recipe
+    assert at.selectbox(key="train_schedule").value == "constant"
+    assert at.selectbox(key="train_optimizer").disabled                  # two Adams of its own
+    at.selectbox(key="train_preset").set_value("tiny").run()
+    at.number_input(key="train_steps").set_value(60).run()
+    at.button(key="train_start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    def titles() -> list[str]:
+        return [json.dumps(json.loads(c.proto.spec)["layout"].get("title", "")) for c in at.get("plotly_chart")]
+
+    t0 = time.monotonic()
+    while not any("Samples at step" in t for t in titles()):
+        assert time.monotonic() - t0 < 120, "no sample grid after 120 s"
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    sid = at.session_state["train_session_id"]
+    (job,) = get_manager().jobs(sid)
+    while get_manager().status(job.job_id).active:   # the page's reruns keep the session alive
+        assert time.monotonic() - t0 < 400, "the run did not finish in 400 s"
+        time.sleep(2)
+        at.run()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    t = titles()
+    for title in ("Generator and discriminator losses", "What the discriminator says",
+                  "Frechet distance (lower is better)", "Samples at step 60"):
+        assert any(title in s for s in t), (title, t)
+    assert [m.label for m in at.metric] == ["Generator loss", "Discriminator loss", "D(x): real images",
+                                            "D(G(z)): generated images"]
+    assert all(float(m.value) > 0 for m in at.metric)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    fd = next(c for c in charts if "Frechet" in json.dumps(c["layout"].get("title", "")))
+    assert sum(len(tr.get("x") or []) for tr in fd["data"]) >= 3        # every evaluation's distance
+    diversity = next(c for c in charts if "Diversity of the samples" in json.dumps(c["layout"]))
+    assert [tr["x"] for tr in diversity["data"]][0][-1] == 60            # the figure over the run
+    assert any("Diversity" in c.value and "classes" in c.value for c in at.caption)
+
+    at.text_input(key="train_save_name").set_value("tiny gan")
+    next(b for b in at.button if "Save run" in b.label).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    from karp_models.train.checkpoints import read_metadata
+    meta = read_metadata(tmp_path / "runs" / "tiny-gan.safetensors")
+    assert meta["sample_grids"]["steps"][-1] == 60 and meta["metrics"]["test_fd"] > 0
+    links = {p.proto.label for p in at.get("page_link")}
+    assert "Open in Generate images" in links

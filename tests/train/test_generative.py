@@ -220,3 +220,63 @@ def test_a_run_resumes_exactly_through_a_checkpoint_and_loads_by_name(data, tmp_
     z, labels = torch.randn(3, ck.model.config.latent), torch.tensor([0, 1, 2])
     torch.testing.assert_close(ck.model.generate(z, labels), first.model.eval().generate(z, labels))
     assert ck.meta["conditional"] is True and ck.meta["latent"] == ck.model.config.latent
+
+
+# --- what the live view and the time-lapse get
+
+
+def test_the_preview_keeps_the_diversity_history_and_its_grid_as_the_snapshot(data, judge):
+    model, task = gan(data, judge)
+    shots: list = []
+    for step in (0, 10, 20, 20, 30):                                    # 20 twice: redone, kept once
+        p = previews.make(task, model, torch.device("cpu"), step)
+        previews.keep_snapshot(shots, p)
+    assert [h[0] for h in p.history] == [0, 10, 20, 30]
+    assert p.history[-1] == (30, p.diversity, p.distinct)
+    assert [s for s, _ in shots] == [0, 10, 20, 30] and p.snapshot_key == "sample_grids"
+    assert shots[-1][1] is p.images and p.images.dtype.name == "uint8"
+    again = previews.make(task, model, torch.device("cpu"), 5)          # an earlier step: a resumed run
+    assert [h[0] for h in again.history] == [0, 5]
+
+
+def test_sample_grids_are_saved_as_png_and_read_back_exactly():
+    g = torch.Generator().manual_seed(0)
+    grids = [(s, torch.randint(0, 256, (80, 1, 28, 28), generator=g, dtype=torch.uint8).numpy())
+             for s in range(0, 1000, 25)]                                 # 40 grids
+    meta = previews.snapshots_meta(grids)
+    assert set(meta) == {"steps", "shape", "png"} and len(meta["steps"]) == 32
+    assert meta["steps"][0] == 0 and meta["steps"][-1] == 975
+    back = previews.snapshots_from_meta(meta)
+    by_step = dict(grids)
+    for step, a in back:
+        assert a.dtype.name == "uint8" and (a == by_step[step]).all()
+    rgb = [(0, torch.randint(0, 256, (4, 3, 8, 8), generator=g, dtype=torch.uint8).numpy())]
+    assert (previews.snapshots_from_meta(previews.snapshots_meta(rgb))[0][1] == rgb[0][1]).all()
+    weights = [(0, torch.randn(4, 1, 3, 3, generator=g).numpy()), (50, torch.randn(4, 1, 3, 3, generator=g).numpy())]
+    back = previews.snapshots_from_meta(previews.snapshots_meta(weights))
+    assert [s for s, _ in back] == [0, 50] and abs(back[1][1] - weights[1][1]).max() < 1e-4
+    for forged in ({"steps": [0]}, {"steps": [0], "shape": [1, 1, 8, 8], "png": ["!!"]},
+                   {"steps": [0], "shape": [10 ** 6, 1, 28, 28], "png": [meta["png"][0]]},
+                   {"steps": [0, 1], "shape": [80, 1, 28, 28], "png": [meta["png"][0]]},
+                   {"steps": [0], "shape": [40, 1, 28, 28], "png": [meta["png"][0]]}):
+        with pytest.raises(ValueError):
+            previews.snapshots_from_meta(forged)
+
+
+def test_the_job_queue_passes_the_tasks_charts_and_grids_without_knowing_the_family(data, judge):
+    from karp_models.train.jobs import JobManager
+    from karp_models.train.runs import Prepared, RunSpec
+
+    def builder(spec):
+        model, task = gan(data, judge)
+        return Prepared(trainer=Trainer(model, task, spec.config, "cpu"), data=data)
+
+    mgr = JobManager(builder=builder, set_threads=False)
+    jid = mgr.submit("s", RunSpec(model="dcgan", dataset="quadrants", config=TrainConfig(steps=40, **CFG)))
+    st = mgr.wait(jid, timeout=120)
+    assert st.state == "done", st.error_detail
+    assert [c.names for c in st.charts] == [("g_loss", "d_loss"), ("D(x)", "D(G(z))"), ("fd",)]
+    assert st.snapshot_key == "sample_grids" and [s for s, _ in st.snapshots] == [0, 30, 40]
+    assert isinstance(st.preview, Samples) and st.preview.step == 40
+    assert {"g_loss", "d_loss", "D(x)", "D(G(z))"} <= set(st.records[-1].scalars)
+    mgr.shutdown()

@@ -12,9 +12,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from karp_models.i18n import N_
 from karp_models.models.gan import gradient_penalty
+from karp_models.train.previews import Chart
 from karp_models.train.tasks.base import as_device
-from karp_models.train.tasks.generative import EVAL_SEED, GenerativeTask
+from karp_models.train.tasks.generative import EVAL_SEED, FD_CHART, GenerativeTask
 from karp_models.train.trainer import TrainConfig
 
 # --- the GAN
@@ -24,7 +26,19 @@ class GANTask(GenerativeTask):
     """Two optimisers, stepped in DCGAN's order each step: the discriminator on real images and
     detached fakes, then the generator through the updated discriminator. Batches add the
     latents, drawn from the run's generator: (x, y, z (B, latent)), so a run resumes exactly.
-    Adam without weight decay (cfg.weight_decay is not used), at cfg.lr for both."""
+    Adam without weight decay (cfg.weight_decay is not used), at cfg.lr for both. `charts`: the
+    live curves, the two losses and D's two verdicts (probabilities; WGAN-GP: critic scores)."""
+
+    def __init__(self, data: Any, model: nn.Module, judge: nn.Module | None | str = "auto"):
+        super().__init__(data, model, judge)
+        probability = getattr(model.config, "loss", "bce") == "bce"
+        self.charts = (
+            Chart(N_("Generator and discriminator losses"), ("g_loss", "d_loss"),
+                  (N_("generator loss"), N_("discriminator loss")), N_("loss")),
+            Chart(N_("What the discriminator says"), ("D(x)", "D(G(z))"),
+                  (N_("D(x): real images"), N_("D(G(z)): generated images")),
+                  N_("mean probability of 'real'") if probability else N_("mean critic score")),
+            FD_CHART)
 
     def batch(self, split: str, batch_size: int, generator: torch.Generator,
               device: torch.device | str | None = None, augment: bool = True) -> Any:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from karp_models.i18n import N_
 from karp_models.introspect import generative as quality
+from karp_models.train.previews import Chart
 from karp_models.train.tasks.base import fixed_subset
 from karp_models.train.tasks.images import ImageClassification
 from karp_models.train.trainer import TrainConfig
@@ -40,6 +42,11 @@ RECIPES = {
                        eval_batches=20),
 }
 
+# the quality curve both families draw live: measured at every evaluation on eval_batches *
+# batch_size samples, at the end on EVAL_SAMPLES, beside real images' own distance (the floor)
+FD_CHART = Chart(N_("Frechet distance (lower is better)"), ("fd",), (N_("Frechet distance"),),
+                 N_("to the test images (log scale)"), train=False, floor="real_fd", log=True)
+
 # --- the live preview
 
 
@@ -53,6 +60,10 @@ class Samples:
     pixels without a judge): about 1 as varied as real images, towards 0 as they collapse onto
     one. predicted / distinct: the judge's class per sample and how many classes it sees.
     VAE: originals and reconstructions, (16, C, H, W) uint8 each (fixed test images, through mu).
+    history: (step, diversity, distinct or None) of every preview of this run so far, oldest
+    first (this one last): a fall in diversity is mode collapse as it happens. `snapshot` (the
+    images) is kept over the run under `snapshot_key` (train/previews.keep_snapshot), for the
+    time-lapse.
     """
 
     step: int
@@ -65,10 +76,34 @@ class Samples:
     distinct: int | None = None
     originals: np.ndarray | None = None
     reconstructions: np.ndarray | None = None
+    history: tuple[tuple[int, float, int | None], ...] = ()
+    snapshot_key: ClassVar[str] = "sample_grids"
+
+    @property
+    def snapshot(self) -> np.ndarray:
+        return self.images
 
 
 def as_uint8(x: torch.Tensor) -> np.ndarray:
     return (x.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def fixed_latents(n: int, latent: int, seed: int) -> torch.Tensor:
+    """n latents z (n, latent) ~ N(0, I) from `seed`, drawn on the CPU by their own generator:
+    the same on every device and whatever else used torch's RNG."""
+    return torch.randn(n, latent, generator=torch.Generator().manual_seed(int(seed)))
+
+
+def grid_latents(latent: int, seed: int, n_classes: int | None = None, n: int = GRID,
+                 columns: int = COLUMNS) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The latents of a sample grid: n from `seed` (unconditional), or for a conditional model
+    (n_classes given) `columns` latents repeated in one row per class, with the labels
+    (n_classes * columns,): column j shows the same z in every row. The live preview's grid is
+    grid_latents(latent, GRID_SEED[, K])."""
+    if n_classes is None:
+        return fixed_latents(n, latent, seed), None
+    z = fixed_latents(columns, latent, seed)
+    return z.repeat(n_classes, 1), torch.arange(n_classes).repeat_interleave(columns)   # (K * c, latent), (K * c,)
 
 
 # --- the shared part: data, judge, fixed latents, quality
@@ -80,7 +115,7 @@ class GenerativeTask:
 
     unit = "samples"
     eval_split = "test"
-    preview_every = 50
+    preview_every = 25          # a grid costs a few milliseconds: often, so the time-lapse is smooth
 
     def __init__(self, data: Any, model: nn.Module, judge: nn.Module | None | str = "auto"):
         self.data = data
@@ -135,7 +170,7 @@ class GenerativeTask:
     def latents(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """n latents z (n, latent) ~ N(0, I) from `seed`, and for a conditional model the labels
         (n,) cycling over the classes (balanced). On the CPU, so every device draws the same."""
-        z = torch.randn(n, self.latent, generator=torch.Generator().manual_seed(seed))
+        z = fixed_latents(n, self.latent, seed)
         return z, (torch.arange(n) % self.n_classes if self.conditional else None)
 
     @torch.no_grad()
@@ -188,11 +223,7 @@ class GenerativeTask:
     # --- preview and metadata
 
     def _grid_latents(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if not self.conditional:
-            return self.latents(GRID, GRID_SEED)
-        z, _ = self.latents(COLUMNS, GRID_SEED)
-        K = self.n_classes
-        return z.repeat(K, 1), torch.arange(K).repeat_interleave(COLUMNS)        # (K * 8, latent), (K * 8,)
+        return grid_latents(self.latent, GRID_SEED, self.n_classes if self.conditional else None)
 
     def preview(self, model: nn.Module, device: torch.device, step: int) -> Samples:
         """Samples from the fixed latents (the same every call), the judge's view of them and
@@ -213,10 +244,13 @@ class GenerativeTask:
             self._cache.setdefault(f"diversity_real_{n}", quality.mean_pairwise_distance(
                 real.float().div(255).flatten(1)))
         diversity = quality.mean_pairwise_distance(feats) / max(self._cache[f"diversity_real_{n}"], 1e-12)
+        history = [h for h in self._cache.get("history", ()) if h[0] < step]   # a rerun step replaces
+        history.append((step, diversity, extra.get("distinct")))
+        self._cache["history"] = history
         return Samples(step=step, images=as_uint8(x), columns=COLUMNS,
                        labels=None if labels is None else tuple(labels.tolist()),
                        classes=tuple(self.data.classes), diversity=diversity, **extra,
-                       **self._reconstructions(model, device))
+                       history=tuple(history), **self._reconstructions(model, device))
 
     def _reconstructions(self, model: nn.Module, device: torch.device) -> dict[str, np.ndarray]:
         return {}

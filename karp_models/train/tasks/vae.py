@@ -10,15 +10,23 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from karp_models.i18n import N_
+from karp_models.train.previews import Chart
 from karp_models.train.tasks.base import as_device, fixed_subset
-from karp_models.train.tasks.generative import EVAL_SEED, GenerativeTask, as_uint8
+from karp_models.train.tasks.generative import EVAL_SEED, FD_CHART, GenerativeTask, as_uint8
 
 # --- the VAE
 
 
 class VAETask(GenerativeTask):
     """One loss, the negative ELBO (recon + beta * kl, nats per image); the trainer steps it.
-    The reparameterisation noise comes from torch's RNG, which the trainer seeds and saves."""
+    The reparameterisation noise comes from torch's RNG, which the trainer seeds and saves.
+    `charts`: the live curves, the loss's two terms and the Frechet distance."""
+
+    charts = (Chart(N_("The two terms of the loss (the negative ELBO)"), ("recon", "kl"),
+                    (N_("reconstruction"), N_("KL divergence")), N_("nats per image (log scale)"),
+                    log=True),
+              FD_CHART)
 
     def training_step(self, model: nn.Module, batch: Any, ctx: Any) -> dict[str, torch.Tensor]:
         x, y = batch

@@ -98,7 +98,9 @@ def curves_figure(curves: Sequence[Curve], metric: str) -> go.Figure:
     fig.update_xaxes(title_text=_("step"), rangemode="tozero")
     fig.update_yaxes(title_text=_(ytitle))
     if metric == "lr":
-        fig.update_yaxes(exponentformat="e")
+        top = max((v for c in curves for v in c.lr if v is not None), default=0.0)
+        fig.update_yaxes(exponentformat="e", range=[0, top * 1.1] if top > 0 else None)  # a constant
+        # rate is a line at its height, not at the middle of plotly's default +-1 range
     if metric != "loss":
         fig.update_layout(showlegend=False)
     return style.big_axes(fig)
@@ -157,3 +159,72 @@ def prediction_grid(images: np.ndarray, labels: Sequence[int], preds: Sequence[i
     return style.layout(fig, height=640, margin=dict(l=0, r=0, t=50, b=0),
                         title=_("Test images at step {step:,}: {right} of {n} right").format(step=step, right=sum(right),
                                                                                         n=N))
+
+
+# --- a task's named curves (previews.Chart: a GAN's two losses, a VAE's ELBO terms, ...)
+
+NAME_COLORS = (style.BLUE, style.WRONG, style.GREEN, "#9467bd")   # one run: a colour per name
+NAME_DASH = ("solid", "dot", "dashdot", "longdash")               # several runs: a dash per name
+
+
+@dataclass(frozen=True)
+class Scalars:
+    """One run's named values: at the training records (values: name -> one value or None per
+    step of `steps`) and at the evaluations (val_values: name -> one per val_steps); floor: the
+    chart's reference line from the final evaluation, when there is one."""
+
+    key: str
+    label: str
+    color: str
+    steps: Sequence[int]
+    values: dict[str, Sequence[float | None]]
+    val_steps: Sequence[int] = ()
+    val_values: dict[str, Sequence[float | None]] = None  # type: ignore[assignment]
+    floor: float | None = None
+
+
+def scalars_figure(runs: Sequence[Scalars], title: str, names: Sequence[str], labels: Sequence[str],
+                   axis: str, *, train: bool = True, val: bool = True, log: bool = False,
+                   floor_label: str = "") -> go.Figure:
+    """One chart of named values over steps, every run overlaid (downsampled like the loss).
+
+    With one run each name has its own colour; with several, each run its colour and each name
+    its dash. Training values are lines; evaluations' values (val) are markers joined by a
+    dashed line (a solid one when there are no training values); a run's floor is a dotted
+    horizontal line. labels: the names as the legend says them (translated by the caller)."""
+    fig = go.Figure()
+    many = len(runs) > 1
+    for r in runs:
+        for i, (name, label) in enumerate(zip(names, labels)):
+            color = r.color if many else NAME_COLORS[i % len(NAME_COLORS)]
+            dash = NAME_DASH[i % len(NAME_DASH)] if many else "solid"
+            if train:
+                pts = [(s, v) for s, v in zip(r.steps, r.values.get(name, ())) if v is not None]
+                if pts:
+                    x, y = downsample([p[0] for p in pts], [p[1] for p in pts])
+                    fig.add_scatter(x=x, y=y, mode="lines" if len(x) > 1 else "markers",
+                                    line=dict(color=color, width=3, dash=dash), marker=dict(size=9),
+                                    name=_name(r.label if many else "", label), legendgroup=r.key)
+            if val:
+                pts = [(s, v) for s, v in zip(r.val_steps, (r.val_values or {}).get(name, ()))
+                       if v is not None]
+                if pts:
+                    x, y = downsample([p[0] for p in pts], [p[1] for p in pts])
+                    fig.add_scatter(x=x, y=y, mode="lines+markers", marker=dict(size=9),
+                                    line=dict(color=color, width=3 if not train else 2,
+                                              dash="dash" if train else dash),
+                                    name=_name(r.label if many else "",
+                                               _("{name}, held out").format(name=label) if train
+                                               else label),
+                                    legendgroup=r.key)
+        if r.floor is not None:
+            fig.add_hline(y=r.floor, line=dict(color=r.color if many else style.GREY, dash="dot", width=2),
+                          annotation_text=floor_label, annotation_position="top right",
+                          annotation_font_size=style.SMALL)
+    rows = -(-len(fig.data) // 2)                                 # legend rows under the axis
+    style.layout(fig, height=380 + 28 * rows, title=title, hovermode="x unified", uirevision="train",
+                 legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, x=0),
+                 margin=dict(b=56 + 28 * rows))
+    fig.update_xaxes(title_text=_("step"), rangemode="tozero")
+    fig.update_yaxes(title_text=axis, type="log" if log else "linear", dtick=1 if log else None)
+    return style.big_axes(fig)
