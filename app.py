@@ -2,6 +2,7 @@
 mode and the device badge."""
 import streamlit as st
 
+from karp_models.i18n import _
 from karp_models.ui import state, style
 from karp_models.ui.widgets import device_badge
 
@@ -22,6 +23,7 @@ pages = {
         st.Page("pages/predict.py", title="Predict and look inside", icon=":material/image_search:"),
         st.Page("pages/explain.py", title="Explain", icon=":material/lightbulb:"),
         st.Page("pages/vit_attention.py", title="ViT attention", icon=":material/grid_view:"),
+        st.Page("pages/captioning.py", title=_("Image captioning"), icon=":material/subtitles:"),
     ],
     "Text": [
         st.Page("pages/text_attention.py", title="GPT attention", icon=":material/text_fields:"),

@@ -12,14 +12,16 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from karp_models.i18n import N_, _
 from karp_models.models import REGISTRY
 from karp_models.train.runs import RunSpec
 from karp_models.train.trainer import OPTIMIZERS, SCHEDULES, TrainConfig
 from karp_models.ui import glossary
 from karp_models.ui.loaders import dataset_statuses
 
-TASKS = {"Image classification": "image", "Character language model": "text"}
-DEFAULT_MODEL = {"image": "fast", "text": "gpt"}
+TASKS = {"Image classification": "image", "Character language model": "text",
+         N_("Image captioning"): "caption"}
+DEFAULT_MODEL = {"image": "fast", "text": "gpt", "caption": "caption-attention"}
 # Per model: hyperparameters (and a lighter preset or dataset where the default is slow) that
 # draw a good curve in under a minute with one torch thread of a 2-core laptop CPU.
 RECIPES = {
@@ -32,6 +34,10 @@ RECIPES = {
     "lstm": dict(lr=3e-3, batch_size=32, steps=1500, preset="small"),
     "gru": dict(lr=3e-3, batch_size=32, steps=1200, preset="small"),
     "gpt": dict(lr=3e-3, batch_size=32, steps=1500, preset="nano"),
+    # captioners learn slowly (the shipped ones took 2,000-2,500 steps of 64): a few minutes
+    # shows the curve fall and the sample captions turn from one repeated word into sentences
+    "caption-lstm": dict(lr=3e-3, batch_size=32, steps=300),
+    "caption-attention": dict(lr=3e-3, batch_size=32, steps=300),
 }
 LRS = [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 4e-3, 6e-3, 1e-2, 3e-2, 1e-1]
 BATCHES = [16, 32, 64, 128, 256, 512]
@@ -55,6 +61,12 @@ MODEL_WORDS = {
     "gru": ("GRU", "A simpler gated recurrent network than the LSTM, often as good."),
     "gpt": ("GPT", "A small transformer like the ones behind chat assistants: attention over the "
             "last characters; see its heads on the GPT attention page."),
+    "caption-lstm": (N_("Captioner without attention"), N_(
+        "A CNN reads the whole scene into one vector and an LSTM writes a sentence about it, word "
+        "by word (Show and Tell, 2015).")),
+    "caption-attention": (N_("Captioner with attention"), N_(
+        "The same CNN and LSTM, but before each word the LSTM looks again at the part of the "
+        "picture it needs (Show, Attend and Tell, 2015); see where on the Image captioning page.")),
 }
 
 
@@ -98,23 +110,25 @@ def _task_changed() -> None:
 
 def config(kind: str, steps: int, lr: float, batch: int, optimizer: str = "adamw",
            schedule: str = "onecycle", augment: bool = True, seed: int = 0) -> TrainConfig:
-    """The TrainConfig of a run started from the page: about 15 validation points per run."""
+    """The TrainConfig of a run started from the page: about 15 validation points per run, each
+    on 4 batches of text, about 128 captioned images (each written word by word) or 1,024 images."""
+    evals = {"text": 4, "caption": max(1, 128 // batch)}.get(kind, max(2, 1024 // batch))
     return TrainConfig(steps=int(steps), lr=lr, batch_size=batch, optimizer=optimizer,
                        schedule=schedule, augment=bool(augment), seed=int(seed),
-                       eval_every=max(20, int(steps) // 15),
-                       eval_batches=4 if kind == "text" else max(2, 1024 // batch))
+                       eval_every=max(20, int(steps) // 15), eval_batches=evals)
 
 
 def settings(param_count) -> Choice:
     """The form. param_count(model, preset, dataset) -> int | None gives the sizes shown."""
-    task_label = st.radio("Task", list(TASKS), horizontal=True, key="train_task",
+    task_label = st.radio("Task", list(TASKS), horizontal=True, key="train_task", format_func=_,
                           on_change=_task_changed, bind="query-params")
     kind = TASKS[task_label]
-    statuses = {s.name: s for s in dataset_statuses() if s.kind == kind}
+    data_kind = REGISTRY[DEFAULT_MODEL[kind]].data        # what the task's models train on
+    statuses = {s.name: s for s in dataset_statuses() if s.kind == data_kind}
     models = [n for n, s in REGISTRY.items() if s.task == kind]
     c1, c2, c3 = st.columns([2, 3, 2])
     model = c2.selectbox("Model", models, index=models.index(DEFAULT_MODEL[kind]), key="train_model",
-                         on_change=_apply_recipe, format_func=lambda n: MODEL_WORDS[n][0],
+                         on_change=_apply_recipe, format_func=lambda n: _(MODEL_WORDS[n][0]),
                          bind="query-params")
     spec, r = REGISTRY[model], recipe(model)
     names = list(statuses)
@@ -131,7 +145,7 @@ def settings(param_count) -> Choice:
     preset = c3.selectbox("Size (preset)", presets, index=presets.index(r["preset"]),
                           key="train_preset", format_func=preset_words, bind="query-params",
                           help=glossary.tip("preset", "parameters"))
-    st.caption(glossary.hover(MODEL_WORDS[model][1], "BatchNorm", "attention", "transformer"),
+    st.caption(glossary.hover(_(MODEL_WORDS[model][1]), "BatchNorm", "attention", "transformer"),
                unsafe_allow_html=True)
 
     h = st.columns([3, 3, 2, 2], vertical_alignment="bottom")
@@ -142,7 +156,7 @@ def settings(param_count) -> Choice:
                                bind="query-params", help=glossary.tip("batch size"))
     steps = h[2].number_input("Steps", min_value=20, max_value=50_000, value=r["steps"], step=50,
                               key="train_steps", bind="query-params", help=glossary.tip("step"))
-    augment = h[3].toggle("Augment", value=True, key="train_augment", disabled=kind == "text",
+    augment = h[3].toggle("Augment", value=True, key="train_augment", disabled=kind != "image",
                           bind="query-params", help=glossary.tip("augmentation"))
     with st.expander("More settings"):
         a = st.columns(2)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from karp_models.i18n import N_, _
 from karp_models.models import REGISTRY
 from karp_models.train.jobs import JobManager, JobStatus, QueueFull
 from karp_models.train.runs import delete_run, list_runs, runs_dir, spec_from_run
@@ -33,6 +34,8 @@ OPEN_IN = {
     "rnn": [("pages/generate.py", "Open in Generate text", ":material/edit_note:", "generate_model"),
             ("pages/rnn_neurons.py", "Open in RNN neurons", ":material/neurology:",
              "rnn_neurons_model")],
+    "captioning": [("pages/captioning.py", N_("Open in Image captioning"), ":material/subtitles:",
+                    "captioning_model")],
 }
 
 
@@ -42,9 +45,11 @@ def open_buttons(path: Path, model: str, container=st) -> None:
     if spec is None:
         return
     group = "image" if spec.task == "image" else spec.family
+    if group not in OPEN_IN:                     # a family no page opens yet
+        return
     cols = container.columns(len(OPEN_IN[group]))
     for col, (page, label, icon, key) in zip(cols, OPEN_IN[group]):
-        col.page_link(page, label=label, icon=icon, query_params={key: path.stem}, width="stretch")
+        col.page_link(page, label=_(label), icon=icon, query_params={key: path.stem}, width="stretch")
 
 
 def scroll_into_view() -> None:

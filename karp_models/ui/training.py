@@ -13,8 +13,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from karp_models.train.jobs import JobManager, JobStatus, get_manager
-from karp_models.train.previews import Predictions, PreviewFailed, TextSample
+from karp_models.train.previews import Captions, Predictions, PreviewFailed, TextSample
 from karp_models.ui import cache, glossary, style
+from karp_models.ui.caption_views import preview_html
 from karp_models.ui.figures import training as figs
 from karp_models.ui.figures.training import MAX_POINTS, downsample  # noqa: F401 - re-exported
 
@@ -142,7 +143,8 @@ def render_status(r: JobStatus, limit: int = 1) -> None:
 
 def render_preview(r: JobStatus) -> None:
     """The task's live preview: for image models the prediction grid; for text models the
-    latest generated sample; a preview that failed says why."""
+    latest generated sample; for captioners their captions of a few test scenes; a preview
+    that failed says why."""
     p = r.preview
     if isinstance(p, Predictions):
         st.plotly_chart(prediction_grid(p, r.job_id), width="stretch",
@@ -153,5 +155,8 @@ def render_preview(r: JobStatus) -> None:
         st.html(f"<pre style='font-size:19px; line-height:1.35; white-space:pre-wrap; "
                 f"background:#f6f8fa; padding:12px; border-radius:8px'>"
                 f"{html.escape(p.text)}</pre>")
+    elif isinstance(p, Captions):
+        st.html(preview_html(p.images, p.words, p.probs, p.references, p.correct, p.step,
+                             p.language, columns=2))
     elif isinstance(p, PreviewFailed):
         st.caption(f"No preview at step {p.step:,}: {p.message}")
