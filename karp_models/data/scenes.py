@@ -24,6 +24,7 @@ from karp_models.data import grammar, images
 from karp_models.data.base import CaptionData, DatasetMissing, DatasetStatus, channel_stats, pad_refs
 from karp_models.data.cache import cached_arrays, source_key
 from karp_models.data.grammar import Layout
+from karp_models.i18n import N_
 
 CANVAS = 64
 SIZES = (16, 26)             # an item's side in pixels, both ends included
@@ -195,16 +196,17 @@ def layout_of(boxes: np.ndarray, classes: np.ndarray) -> tuple[Layout | None, st
     the one relation that holds: side by side when one group lies wholly left of the other and
     they overlap in height ("left"), one above the other when wholly above and overlapping in
     width ("above"). A diagonal or interleaved pair, a single item, or three classes have no
-    caption in the grammar. The generator's scenes all satisfy this (tests check it)."""
+    caption in the grammar (the reason is English, marked for the catalog: show it with _()).
+    The generator's scenes all satisfy this (tests check it)."""
     keep = np.asarray(classes) >= 0
     boxes, classes = np.asarray(boxes)[keep], np.asarray(classes)[keep]
     kinds = list(dict.fromkeys(int(c) for c in classes))                   # first seen first
     if not 2 <= len(classes) <= MAX_ITEMS:
-        return None, f"the grammar describes 2 to {MAX_ITEMS} items, not {len(classes)}"
+        return None, N_("the grammar describes scenes of 2 to 4 items")
     if len(kinds) == 1:
         return Layout(((kinds[0], len(classes)),)), ""
     if len(kinds) > 2:
-        return None, "the grammar names at most two kinds of item in a scene"
+        return None, N_("the grammar names at most two kinds of item in a scene")
     a, b = (boxes[classes == k] for k in kinds)
     na, nb = len(a), len(b)
 
@@ -225,8 +227,8 @@ def layout_of(boxes: np.ndarray, classes: np.ndarray) -> tuple[Layout | None, st
         second = (kinds[1], nb) if first[0] == kinds[0] else (kinds[0], na)
         return Layout((first, second), "above"), ""
     if side or stacked:
-        return None, "the two kinds of item are placed diagonally: neither side by side nor one above the other"
-    return None, "the two kinds of item are mixed together: neither group is wholly on one side of the other"
+        return None, N_("the two kinds of item are placed diagonally: neither side by side nor one above the other")
+    return None, N_("the two kinds of item are mixed together: neither group is wholly on one side of the other")
 
 
 def generate(split: str, n: int, pool_x: np.ndarray, pool_y: np.ndarray) -> dict[str, np.ndarray]:

@@ -34,10 +34,12 @@ def _shade(p: float) -> str:
 
 
 def words_html(words: Sequence[str], probs: Sequence[float], language: str = "en", *,
-               size: int = 22, show_probs: bool = True, selected: int | None = None) -> str:
+               size: int = 22, show_probs: bool = True, selected: int | None = None,
+               prefix: str = "") -> str:
     """A caption as a row of words, each shaded by how unsure the model was (below UNSURE) and,
     with show_probs, its probability in % under it; `selected` (a word's index) is outlined.
-    Chinese words sit side by side without spaces, as they are written."""
+    Chinese words sit side by side without spaces, as they are written. `prefix`: HTML put
+    before the first word (a mark)."""
     gap = "0.05em" if language == "zh" else "0.35em"
     cells = []
     for t, w in enumerate(words):
@@ -50,7 +52,7 @@ def words_html(words: Sequence[str], probs: Sequence[float], language: str = "en
                      f"margin-right:{gap}; padding:0 0.15em; border-radius:4px; {ring}"
                      f"background:{_shade(p) if p == p else 'none'}'>"
                      f"<div style='font-size:{size}px; line-height:1.25'>{html.escape(w)}</div>{under}</span>")
-    return "<div style='line-height:1.2'>" + "".join(cells) + "</div>"
+    return "<div style='line-height:1.2'>" + prefix + "".join(cells) + "</div>"
 
 
 def preview_html(images: np.ndarray, words: Sequence[Sequence[str]], probs: Sequence[Sequence[float]],
@@ -72,16 +74,19 @@ def preview_html(images: np.ndarray, words: Sequence[Sequence[str]], probs: Sequ
     for i in range(n):
         ok = None if correct is None else bool(correct[i])
         colour = "#d1d5db" if ok is None else style.RIGHT if ok else style.WRONG
-        mark = "" if ok is None else ("✓ " if ok else "✗ ")
-        said = words_html(words[i], probs[i], language, size=19, show_probs=False) if words[i] else \
-            f"<i>{html.escape(_('(nothing: it ended at once)'))}</i>"
+        mark = "" if ok is None else (f"<b style='font-size:19px; color:{colour}; margin-right:0.3em'>"
+                                      f"{'✓' if ok else '✗'}</b>")
+        nothing = _("(nothing: it ended at once)")
+        said = words_html(words[i], probs[i], language, size=19, show_probs=False, prefix=mark) \
+            if words[i] else f"{mark}<i>{html.escape(nothing)}</i>"
+        reference = _("reference: {text}").format(text=references[i])
         cards.append(
             f"<div style='display:flex; gap:10px; align-items:flex-start; border:3px solid {colour}; "
             f"border-radius:8px; padding:6px'>"
             f"<img src='{png_uri(images[i], 96)}' width='96' height='96' style='image-rendering:pixelated'>"
-            f"<div><div style='font-size:19px; font-weight:600; color:{colour}'>{mark}</div>{said}"
+            f"<div>{said}"
             f"<div style='font-size:15px; color:#4b5563; margin-top:4px'>"
-            f"{html.escape(_('reference: {text}').format(text=references[i]))}</div></div></div>")
+            f"{html.escape(reference)}</div></div></div>")
     legend = _("Shaded words: the model gave them less than {p:.0%} probability.").format(p=UNSURE)
     return (f"<div style='font-size:19px; font-weight:600; margin-bottom:6px'>{html.escape(head)}</div>"
             f"<div style='display:grid; grid-template-columns:repeat({columns}, minmax(0, 1fr)); gap:8px'>"

@@ -306,6 +306,7 @@ def word_row(cap: Caption, noun_class: dict[str, int]) -> int:
             st.session_state.get(WORD) not in steps:
         st.session_state[WORD] = first                  # a new caption: start at its first noun
         st.session_state["captioning_word_of"] = (cap.words, cap.width)
+    style.wrap_buttons(WORD)
     t = st.pills(_("Word"), steps, format_func=lambda t: labs[t], key=WORD, label_visibility="collapsed")
     return first if t is None else int(t)
 
