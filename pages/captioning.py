@@ -22,7 +22,9 @@ ck, choice = picked
 lang, size = ui.language(ck), ck.model.config.image_size
 width = top[2].slider(_("Beam width"), 1, 10, 3, key="captioning_beam", bind="query-params",
                       help=_("Beam search keeps this many half-written captions at each step and "
-                             "returns the most probable whole one; width 1 is greedy decoding."))
+                             "returns the most probable whole one; width 1 is greedy decoding. "
+                             "Every word lowers a caption's probability, so a wide beam may "
+                             "prefer a short caption."))
 scene = ui.pick_scene(ck, choice, ui.scene_data(choice), container=top[1])
 if scene is None or (scene.pipeline is not None and not ui.show_upload(scene)):
     st.stop()

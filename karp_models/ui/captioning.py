@@ -261,7 +261,7 @@ def verdict(cap: Caption, scene: Scene, lang: str) -> tuple[bool | None, str]:
     if said is None:
         return False, _("not a sentence the scenes' grammar can read")
     if scene.layout is None:
-        return None, _("a sentence of the grammar (not checked: nothing says what the picture shows)")
+        return None, _("a sentence of the grammar; not checked")
     if said == scene.layout:
         return True, _("states the scene exactly")
     if said.items() == scene.layout.items():
@@ -282,6 +282,9 @@ def show_caption(title: str, cap: Caption, scene: Scene, lang: str) -> None:
 
 def show_scene_truth(scene: Scene, lang: str) -> None:
     """What the scene is: the grammar's first wording (or why it has none)."""
+    if scene.pipeline is not None:
+        st.markdown(_("**The scene:** not known, because {why}.").format(why=scene.why))
+        return
     if scene.layout is None:
         st.markdown(_("**The scene:** the grammar cannot state it exactly, because {why}.").format(why=scene.why))
         return

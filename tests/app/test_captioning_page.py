@@ -185,6 +185,7 @@ def test_an_uploaded_scene_is_read_as_the_scenes_are_drawn_and_captioned(at, sce
     pipe = pp.preprocess(big, "scene", size=64)
     assert words_shown(at, caption_of(models[ATTENTION], pipe.x).words)
     assert "not checked" in shown(at)                                  # nobody said what it shows
+    assert any("**The scene:** not known" in m.value for m in at.markdown)
     assert any("upload: scene.png" in c.value for c in at.caption)
 
 

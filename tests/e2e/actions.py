@@ -33,7 +33,7 @@ EXCEPTION = "[data-testid='stException']"
 def app_pages(app: Path = ROOT / "app.py") -> list[tuple[str, str]]:
     """(file, title) of every st.Page in app.py, in order."""
     text = app.read_text()
-    return re.findall(r'st\.Page\(\s*"([^"]+)"\s*,\s*title="([^"]+)"', text)
+    return re.findall(r'st\.Page\(\s*"([^"]+)"\s*,\s*title=(?:_\()?"([^"]+)"', text)   # a title may be _("...")
 
 
 # --- the server
