@@ -113,7 +113,7 @@ def scene_data(choice: ModelChoice):
         return None
 
 
-def test_scene(choice: ModelChoice, data) -> Scene | None:
+def scene_from_tests(choice: ModelChoice, data) -> Scene | None:
     """A test scene: which ones (all, held-out or seen compositions, the model's mistakes), then
     its number among them, or a random one."""
     keys = ["all"] + (["novel", "seen"] if data.novel is not None else []) + \
@@ -242,7 +242,7 @@ def pick_scene(ck, choice: ModelChoice, data, container=st) -> Scene | None:
     source = container.radio(_("Scene"), keys, format_func=lambda k: _(SOURCES[k]), horizontal=True,
                       key="captioning_source", bind="query-params")
     if source == "test":
-        return test_scene(choice, data)
+        return scene_from_tests(choice, data)
     if source == "compose":
         return composed_scene(language(ck))
     return uploaded_scene(ck, choice)
