@@ -26,6 +26,7 @@ pages = {
         st.Page("pages/explain.py", title=_("Explain"), icon=":material/lightbulb:"),
         st.Page("pages/vit_attention.py", title=_("ViT attention"), icon=":material/grid_view:"),
         st.Page("pages/generate_images.py", title=_("Generate images"), icon=":material/palette:"),
+        st.Page("pages/captioning.py", title=_("Image captioning"), icon=":material/subtitles:"),
     ],
     _("Text"): [
         st.Page("pages/text_attention.py", title=_("GPT attention"), icon=":material/text_fields:"),

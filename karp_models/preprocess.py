@@ -476,13 +476,14 @@ def _center_of_mass(img: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float
 
 # --------------------------------------------------------------------------- recipes
 
-STYLES = ("fashion", "mnist", "digits", "photo", "imagenet")
+STYLES = ("fashion", "mnist", "digits", "photo", "imagenet", "scene")
 
 
 def style_for(dataset: str) -> str:
     """The recipe that matches how `dataset`'s images were made."""
     return {"fashion-mnist": "fashion", "mnist": "mnist", "digits": "digits",
-            "cifar10": "photo", "imagenet": "imagenet"}.get(dataset, "fashion")
+            "cifar10": "photo", "imagenet": "imagenet", "scenes": "scene",
+            "scenes-zh": "scene"}.get(dataset, "fashion")
 
 
 def preprocess(rgb: np.ndarray | Decoded, style: str = "fashion", *, size: int = 28,
@@ -495,7 +496,9 @@ def preprocess(rgb: np.ndarray | Decoded, style: str = "fashion", *, size: int =
         style: 'fashion' (grayscale, object bright on black, crop to the object, keep the aspect
             ratio, pad, resize), 'mnist' (the same, then a 20x20 box centred by mass in 28x28),
             'digits' (as fashion, 8x8, no margin), 'photo' (centre square crop, resize: CIFAR),
-            'imagenet' (resize the shorter side to `resize`, centre crop `size`).
+            'imagenet' (resize the shorter side to `resize`, centre crop `size`), 'scene' (the
+            composed captioning scenes: grayscale, items bright on black, the whole picture padded
+            to a square and resized, so every item keeps its place and relative size).
         size: the model's input side; channels: 1 (grayscale) or 3.
     Returns:
         Pipeline(steps, x (channels, size, size) float32 in [0, 1], style).
@@ -546,6 +549,8 @@ def preprocess(rgb: np.ndarray | Decoded, style: str = "fashion", *, size: int =
     obj, note = _to_black_background(gray)
     steps.append(Step(_("object bright on black"), obj, note))
     box = _object_box(obj)
+    if style == "scene":
+        return _scene(steps, obj, box, size)
     notes: tuple[str, ...] = ()
     if box is None:
         notes = (_("the image is blank after removing the background: no pixel stands out from "
@@ -577,6 +582,30 @@ def preprocess(rgb: np.ndarray | Decoded, style: str = "fashion", *, size: int =
     if channels == 3:
         x = np.repeat(x, 3, axis=0)
     return Pipeline(steps, np.ascontiguousarray(x), style, notes, blank=box is None)
+
+
+def _scene(steps: list[Step], obj: np.ndarray, box: tuple[int, int, int, int] | None, size: int) -> Pipeline:
+    """The 'scene' recipe's end: pad the whole picture (items bright on black) to a square, keeping
+    every item where it is, and resize it to size x size."""
+    side = max(obj.shape)
+    sq = _pad_center(obj, side)
+    steps.append(Step("pad to a square", sq, "the items keep their places"))
+    out = cv2.resize(sq, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
+    steps.append(Step(f"resize to {size} x {size}", out))
+    notes: tuple[str, ...] = ()
+    blank = box is None or out.max() < 16
+    if box is None:
+        notes = (("the image is blank after removing the background: no pixel stands out from "
+                  "it (the brightest is less than 16 of 255 above it), so there is nothing for "
+                  "the model to see"),)
+    elif blank:
+        notes = ("the items are too small to survive the resize to the scene's size: draw or "
+                 "photograph them bigger",)
+    elif (box[1] - box[0]) * (box[3] - box[2]) > 0.9 * obj.size:
+        notes = ("the background is not plain, so almost the whole picture counts as items: the "
+                 "scenes show a few things on black; photograph them on a plain sheet",)
+    return Pipeline(steps, np.ascontiguousarray(out[None].astype(np.float32) / 255), "scene", notes,
+                    blank=blank)
 
 
 def preprocess_file(data: bytes, name: str = "", style: str = "fashion", **kw) -> tuple[Decoded, Pipeline]:

@@ -459,3 +459,30 @@ def test_colour_modes_and_transparency_decode_to_the_right_pixels(name, data, ex
     for (r, c), v in expect.items():
         want = (v, v, v) if isinstance(v, int) else v
         assert np.abs(d.rgb[r, c].astype(int) - want).max() <= 1, (name, r, c, d.rgb[r, c], want)
+
+
+def test_scene_recipe_keeps_every_item_in_its_place():
+    """A composed 64x64 scene shown 4x larger on white, as a printout or a screen shot of it would
+    be, comes back to the scene itself."""
+    scene = np.zeros((64, 64), np.uint8)
+    scene[10:30, 4:20] = 200                                               # one item, top left
+    scene[40:60, 40:52] = 160                                              # another, bottom right
+    big = np.repeat(np.repeat(255 - scene, 4, 0), 4, 1)                    # (256, 256), dark on white
+    pipe = pp.preprocess(np.stack([big] * 3, -1), "scene", size=64)
+    assert pipe.x.shape == (1, 64, 64) and not pipe.blank and pipe.style == "scene"
+    assert np.abs(pipe.x[0] * 255 - scene).mean() < 3                     # the same picture
+    assert pp.style_for("scenes") == pp.style_for("scenes-zh") == "scene"
+    wide = pp.preprocess(np.stack([np.pad(255 - scene, ((0, 0), (32, 32)), constant_values=255)] * 3, -1),
+                         "scene", size=64)                                 # padded, never stretched
+    half = scene.reshape(32, 2, 32, 2).mean((1, 3))                       # the scene at half size, centred
+    assert np.abs(wide.x[0, 16:48, 16:48] * 255 - half).mean() < 3
+    wide.x[0, 16:48, 16:48] = 0
+    assert wide.x.max() < 0.02                                             # and nothing around it
+    assert [s.name for s in wide.steps][-2:] == ["pad to a square", "resize to 64 x 64"]
+
+
+@pytest.mark.parametrize("img", [np.zeros((64, 64, 3), np.uint8), np.full((1, 1, 3), 200, np.uint8),
+                                 np.full((300, 500), 90, np.uint8)])
+def test_scene_recipe_calls_an_empty_picture_blank(img):
+    pipe = pp.preprocess(img, "scene", size=64)
+    assert pipe.blank and pipe.notes and pipe.x.shape == (1, 64, 64)

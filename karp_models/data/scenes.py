@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import os
 import random
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,7 +24,7 @@ from karp_models.data import grammar, images
 from karp_models.data.base import CaptionData, DatasetMissing, DatasetStatus, channel_stats, pad_refs
 from karp_models.data.cache import cached_arrays, source_key
 from karp_models.data.grammar import Layout
-from karp_models.i18n import _
+from karp_models.i18n import N_, _
 
 CANVAS = 64
 SIZES = (16, 26)             # an item's side in pixels, both ends included
@@ -47,7 +49,7 @@ def _overlaps(box: tuple[int, int, int], boxes: list[tuple[int, int, int]], gap:
 def _place_in(rng: random.Random, regions: list[tuple[int, int]], placed: list) -> bool:
     """Squares (x, y, side) for items whose x must lie in their (lo, hi) region; False if stuck."""
     for lo, hi in regions:
-        for _ in range(30):
+        for _attempt in range(30):
             s = rng.randint(SIZES[0], min(SIZES[1], hi - lo))
             box = (rng.randint(lo, hi - s), rng.randint(0, CANVAS - s), s)
             if not _overlaps(box, placed):
@@ -95,26 +97,41 @@ def compose(rng: random.Random, layout: Layout, pool_x: np.ndarray, by_class: li
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One scene: the canvas (1, 64, 64) uint8, item boxes (K, 4) tight around the item's pixels
     (x0, y0, x1, y1, end exclusive) and item classes (K,), both padded to MAX_ITEMS with -1."""
-    import cv2
-
     cls = [c for c, n in layout.groups for _ in range(n)]
     while True:
         squares, items, tight = place(rng, layout), [], []
         for (x, y, s), c in zip(squares, cls):
-            item = pool_x[rng.choice(by_class[c]), 0]                                   # (28, 28)
-            item = cv2.resize(item, (s, s), interpolation=cv2.INTER_AREA)                # (s, s)
-            ys, xs = np.nonzero(item > 25)
-            tight.append((x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1) if len(xs)
-                         else (x, y, x + s, y + s))
+            item, box = _resized(pool_x[rng.choice(by_class[c]), 0], x, y, s)
+            tight.append(box)
             items.append(item)
         if layout.relation is None or _across(np.array(tight), layout.groups[0][1], layout.relation) >= 4:
             break
+    return _paint(squares, items, tight, cls)
+
+
+def _resized(item: np.ndarray, x: int, y: int, s: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A 28x28 item resized to s x s (area averaging) and its tight box on the canvas when its
+    top-left corner is at (x, y): (x0, y0, x1, y1), end exclusive (the square if it is blank)."""
+    import cv2
+
+    item = cv2.resize(item, (s, s), interpolation=cv2.INTER_AREA)                        # (s, s)
+    ys, xs = np.nonzero(item > 25)
+    box = (x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1) if len(xs) else (x, y, x + s, y + s)
+    return item, tuple(int(v) for v in box)
+
+
+def _paint(squares: list, items: list[np.ndarray], tight: list, cls: list[int]
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Items on a black canvas (brightest wins where they overlap; a square past the edge is cut),
+    with boxes and classes padded to MAX_ITEMS with -1."""
     canvas = np.zeros((CANVAS, CANVAS), np.uint8)
     for (x, y, s), item in zip(squares, items):
-        np.maximum(canvas[y:y + s, x:x + s], item, out=canvas[y:y + s, x:x + s])
+        y1, x1 = min(CANVAS, y + s), min(CANVAS, x + s)
+        np.maximum(canvas[y:y1, x:x1], item[:y1 - y, :x1 - x], out=canvas[y:y1, x:x1])
     boxes = np.full((MAX_ITEMS, 4), -1, np.int64)
     classes = np.full(MAX_ITEMS, -1, np.int64)
-    boxes[:len(tight)], classes[:len(cls)] = tight, cls
+    boxes[:len(tight)] = np.minimum(np.array(tight, np.int64).reshape(-1, 4), CANVAS)
+    classes[:len(cls)] = cls
     return canvas[None], boxes, classes
 
 
@@ -124,6 +141,94 @@ def _across(boxes: np.ndarray, na: int, relation: str) -> int:
     lo, hi = (1, 3) if relation == "left" else (0, 2)
     a, b = boxes[:na], boxes[na:]
     return int(min(a[:, hi].max(), b[:, hi].max()) - max(a[:, lo].min(), b[:, lo].min()))
+
+
+# ---------------------------------------------------------------------------- a person's own scene
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One item a person places: its class (0-9), the top-left corner (x, y) of its square and the
+    square's side, in canvas pixels (the scenes use sides 16 to 26), and which picture of the
+    class (an index into that class's pictures, wrapping round)."""
+
+    cls: int
+    x: int
+    y: int
+    side: int
+    pick: int = 0
+
+
+def compose_placed(items: Sequence[Placed], pool_x: np.ndarray, pool_y: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A scene from items placed by hand, drawn as the generator draws them: canvas (1, 64, 64)
+    uint8, tight boxes (K, 4) and classes (K,) padded to MAX_ITEMS with -1.
+
+    Args:
+        items: 1 to MAX_ITEMS Placed items; each square must start on the canvas (0 <= x, y < 64)
+            and have a side of 4 to 64 pixels (a part past the right or bottom edge is cut off).
+        pool_x, pool_y: the item pictures (N, 1, 28, 28) uint8 and their classes (N,).
+    Raises:
+        ValueError: no items, too many, an unknown class, or a square off the canvas.
+    """
+    if not 1 <= len(items) <= MAX_ITEMS:
+        raise ValueError(f"a scene has 1 to {MAX_ITEMS} items, not {len(items)}")
+    squares, pictures, tight = [], [], []
+    for it in items:
+        of_class = np.flatnonzero(pool_y == it.cls)
+        if not len(of_class):
+            raise ValueError(f"no picture of class {it.cls} in the pool")
+        if not (0 <= it.x < CANVAS and 0 <= it.y < CANVAS and 4 <= it.side <= CANVAS):
+            raise ValueError(f"item square (x={it.x}, y={it.y}, side={it.side}) is not on the "
+                             f"{CANVAS}x{CANVAS} canvas")
+        item, box = _resized(pool_x[of_class[it.pick % len(of_class)], 0], it.x, it.y, it.side)
+        squares.append((it.x, it.y, it.side))
+        pictures.append(item)
+        tight.append(box)
+    return _paint(squares, pictures, tight, [it.cls for it in items])
+
+
+def layout_of(boxes: np.ndarray, classes: np.ndarray) -> tuple[Layout | None, str]:
+    """What the grammar can say of a scene exactly, from its item boxes (K, 4) (x0, y0, x1, y1,
+    end exclusive) and classes (K,) (rows of -1 ignored): (layout, '') or (None, why not).
+
+    Two or more items of one class are one group ("three bags"); two classes are two groups in
+    the one relation that holds: side by side when one group lies wholly left of the other and
+    they overlap in height ("left"), one above the other when wholly above and overlapping in
+    width ("above"). A diagonal or interleaved pair, a single item, or three classes have no
+    caption in the grammar (the reason is English, marked for the catalog: show it with _()).
+    The generator's scenes all satisfy this (tests check it)."""
+    keep = np.asarray(classes) >= 0
+    boxes, classes = np.asarray(boxes)[keep], np.asarray(classes)[keep]
+    kinds = list(dict.fromkeys(int(c) for c in classes))                   # first seen first
+    if not 2 <= len(classes) <= MAX_ITEMS:
+        return None, N_("the grammar describes scenes of 2 to 4 items")
+    if len(kinds) == 1:
+        return Layout(((kinds[0], len(classes)),)), ""
+    if len(kinds) > 2:
+        return None, N_("the grammar names at most two kinds of item in a scene")
+    a, b = (boxes[classes == k] for k in kinds)
+    na, nb = len(a), len(b)
+
+    def before(p: np.ndarray, q: np.ndarray, lo: int, hi: int) -> bool:
+        return bool(p[:, hi].max() <= q[:, lo].min())
+
+    def overlap(lo: int, hi: int) -> bool:
+        return min(a[:, hi].max(), b[:, hi].max()) > max(a[:, lo].min(), b[:, lo].min())
+
+    side = before(a, b, 0, 2) or before(b, a, 0, 2)
+    stacked = before(a, b, 1, 3) or before(b, a, 1, 3)
+    if side and overlap(1, 3):
+        first = (kinds[0], na) if before(a, b, 0, 2) else (kinds[1], nb)
+        second = (kinds[1], nb) if first[0] == kinds[0] else (kinds[0], na)
+        return Layout((first, second), "left"), ""
+    if stacked and overlap(0, 2):
+        first = (kinds[0], na) if before(a, b, 1, 3) else (kinds[1], nb)
+        second = (kinds[1], nb) if first[0] == kinds[0] else (kinds[0], na)
+        return Layout((first, second), "above"), ""
+    if side or stacked:
+        return None, N_("the two kinds of item are placed diagonally: neither side by side nor one above the other")
+    return None, N_("the two kinds of item are mixed together: neither group is wholly on one side of the other")
 
 
 def generate(split: str, n: int, pool_x: np.ndarray, pool_y: np.ndarray) -> dict[str, np.ndarray]:

@@ -42,9 +42,11 @@ class Timing:
 
 
 def _eval_items(data) -> int:
-    """Items in the held-out split a final evaluation covers: test images, or characters."""
-    if hasattr(data, "test_y"):
-        return int(len(data.test_y))
+    """Items in the held-out split a final evaluation covers: test images (labelled or
+    captioned), or characters."""
+    for name in ("test_y", "test_x"):
+        if hasattr(data, name):
+            return int(len(getattr(data, name)))
     return int(len(data.val_ids))
 
 

@@ -130,11 +130,13 @@ def imagenet_model(name: str, download: bool = False) -> ImageNetModel:
 
 def model_picker(key: str, task: str = "image", *, families: tuple[str, ...] | None = None,
                  models: tuple[str, ...] | None = None, label: str | None = None,
-                 default: str | None = "fast-fashion-mnist", container=st) -> tuple[Checkpoint, ModelChoice] | None:
+                 default: str | None = "fast-fashion-mnist", container=st,
+                 show_about: bool = True) -> tuple[Checkpoint, ModelChoice] | None:
     """A selectbox over the matching models, in the page's link (`key` is the URL parameter),
     with a line saying what the chosen one is; returns the loaded checkpoint and its choice, or
     None (with a message on the page) when there is none or it cannot be loaded. The model
-    chosen on another page comes first; `default` is the file stem used otherwise."""
+    chosen on another page comes first; `default` is the file stem used otherwise. show_about
+    False leaves the line out (the page says it elsewhere: ModelChoice.about)."""
     from karp_models.ui import state
 
     choices = model_choices(task, families, models)
@@ -148,7 +150,8 @@ def model_picker(key: str, task: str = "image", *, families: tuple[str, ...] | N
     state.start_with(key, next((c for c in choices if c.path == remembered), None))
     c = container.selectbox(label or _("Model"), choices, index=index, format_func=lambda c: c.label, key=key,
                             bind="query-params")
-    container.caption(c.about)
+    if show_about:
+        container.caption(c.about)
     st.session_state[f"karp_model_{task}"] = c.path
     try:
         return load_model(c.path, c.mtime), c

@@ -150,6 +150,12 @@ html {font-size: 20px;}
 </style>"""
 
 
+def wrap_buttons(key: str) -> None:
+    """Let the buttons of the pills or segmented control with widget key `key` wrap onto more
+    lines instead of scrolling sideways out of sight (a caption's words in a narrow column)."""
+    st.html(f"<style>.st-key-{key} [role='radiogroup'] {{flex-wrap: wrap; overflow-x: visible;}}</style>")
+
+
 def presenting() -> bool:
     """True when this session has presentation mode on."""
     return bool(st.session_state.get(PRESENT_KEY, False))

@@ -37,6 +37,8 @@ OPEN_IN = {
              "rnn_neurons_model")],
     "generative": [("pages/generate_images.py", N_("Open in Generate images"), ":material/palette:",
                     "generate_images_model")],
+    "captioning": [("pages/captioning.py", N_("Open in Image captioning"), ":material/subtitles:",
+                    "captioning_model")],
 }
 
 

@@ -15,9 +15,10 @@ import streamlit as st
 
 from karp_models.i18n import N_, _, language, ngettext
 from karp_models.train.jobs import JobManager, JobStatus, get_manager
-from karp_models.train.previews import Chart, Predictions, PreviewFailed, TextSample
+from karp_models.train.previews import Captions, Chart, Predictions, PreviewFailed, TextSample
 from karp_models.train.tasks.generative import Samples
 from karp_models.ui import cache, glossary, style
+from karp_models.ui.caption_views import preview_html
 from karp_models.ui.figures import generative as gen_figs
 from karp_models.ui.figures import training as figs
 from karp_models.ui.figures.training import MAX_POINTS, downsample  # noqa: F401 - re-exported
@@ -215,7 +216,8 @@ def render_status(r: JobStatus, limit: int = 1) -> None:
 
 def render_preview(r: JobStatus) -> None:
     """The task's live preview: for image models the prediction grid; for text models the
-    latest generated sample; a preview that failed says why."""
+    latest generated sample; for captioners their captions of a few test scenes; a preview
+    that failed says why."""
     p = r.preview
     if isinstance(p, Predictions):
         st.plotly_chart(prediction_grid(p, r.job_id), width="stretch",
@@ -228,6 +230,9 @@ def render_preview(r: JobStatus) -> None:
                 f"{html.escape(p.text)}</pre>")
     elif isinstance(p, Samples):
         render_samples(p, r.job_id)
+    elif isinstance(p, Captions):
+        st.html(preview_html(p.images, p.words, p.probs, p.references, p.correct, p.step,
+                             p.language, columns=2))
     elif isinstance(p, PreviewFailed):
         st.caption(_("No preview at step {step:,}: {why}").format(step=p.step, why=p.message))
 

@@ -192,3 +192,43 @@ def test_a_gan_trains_live_with_its_grid_diversity_and_curves(app, tmp_path):
     assert meta["sample_grids"]["steps"][-1] == 60 and meta["metrics"]["test_fd"] > 0
     links = {p.proto.label for p in at.get("page_link")}
     assert "Open in Generate images" in links
+
+
+def test_a_tiny_captioner_trains_from_the_page_and_shows_sample_captions(app, tmp_path):
+    """The captioning task through the same form and queue: its datasets and models, a run
+    whose live preview is captions of test scenes, saved and opened on the captioning page."""
+    at = app
+    at.radio(key="train_task").set_value("Image captioning").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="train_model").value == "caption-attention"
+    assert set(at.selectbox(key="train_model").options) == {"Captioner without attention",
+                                                            "Captioner with attention"}
+    assert {"scenes", "scenes-zh"} <= set(at.selectbox(key="train_dataset").options)
+    assert at.toggle(key="train_augment").disabled                   # nothing to augment in a sentence
+    at.selectbox(key="train_preset").set_value("tiny")
+    at.select_slider(key="train_batch").set_value(16)
+    at.number_input(key="train_steps").set_value(40)
+    at.button(key="train_start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    sid = at.session_state["train_session_id"]
+    (job,) = get_manager().jobs(sid)
+    assert job.spec.model == "caption-attention" and job.spec.dataset == "scenes"
+    get_manager().wait(job.job_id, timeout=240)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert get_manager().status(job.job_id).state == "done"
+    shown = " ".join(h.proto.body for h in at.get("html"))
+    assert "Captions of 6 test scenes at step 40" in shown and "reference: " in shown
+    assert "state their scene exactly" in shown                      # judged by the grammar
+    p = get_manager().status(job.job_id).preview
+    for words in p.words:                                            # each caption is on the page
+        assert all(w in shown for w in words)
+    assert loss_points(at) >= 2
+
+    at.text_input(key="train_save_name").set_value("tiny captioner")
+    next(b for b in at.button if "Save run" in b.label).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert (tmp_path / "runs" / "tiny-captioner.safetensors").is_file()
+    links = {p.proto.label: p.proto.page for p in at.get("page_link")}
+    assert "Open in Image captioning" in links
+    assert at.session_state["karp_model_caption"].endswith("tiny-captioner.safetensors")

@@ -156,3 +156,58 @@ def test_the_real_datasets_when_fashion_mnist_is_here():
         _check_scene(zh, a, "test", i)
     assert zh.text(zh.references("test", 0)[0]) == "两只凉鞋在两条裤子的上面"            # the same scenes on every machine
     assert en.text(en.references("test", 0)[0]) == "two sandals above two trousers"
+
+
+# --- a person's own scene
+
+
+def test_layout_of_reads_every_generated_scene_back(small):
+    """The composer's reading of boxes agrees with the generator's layout on every scene."""
+    for split in ("train", "test"):
+        for i in range(len(small[f"{split}_x"])):
+            lay, why = scenes.layout_of(small[f"{split}_boxes"][i], small[f"{split}_classes"][i])
+            assert lay == Layout.decode(small[f"{split}_layouts"][i]) and why == ""
+
+
+def test_placed_items_are_drawn_as_the_generator_draws_them():
+    px, py = fake_pool()
+    items = [scenes.Placed(7, 4, 20, 20), scenes.Placed(8, 36, 18, 24, pick=3)]
+    canvas, boxes, classes = scenes.compose_placed(items, px, py)
+    assert canvas.shape == (1, 64, 64) and canvas.dtype == np.uint8
+    assert classes.tolist() == [7, 8, -1, -1] and (boxes[2:] == -1).all()
+    for (x0, y0, x1, y1), it in zip(boxes[:2], items):                   # tight, inside the square
+        assert it.x <= x0 < x1 <= it.x + it.side and it.y <= y0 < y1 <= it.y + it.side
+    outside = np.ones((64, 64), bool)
+    for x0, y0, x1, y1 in boxes[:2]:
+        outside[y0:y1, x0:x1] = False
+    assert (canvas[0][outside] <= 25).all() and canvas[0][~outside].max() > 100
+    lay, _ = scenes.layout_of(boxes, classes)
+    assert lay == Layout(((7, 1), (8, 1)), "left")
+    assert parse("a sneaker to the left of a bag".split()) == lay           # what the grammar says of it
+    again, _, _ = scenes.compose_placed(items, px, py)
+    assert np.array_equal(canvas, again)                                   # the same picture every time
+
+
+def test_an_item_past_the_edge_is_cut_and_bad_items_refused():
+    px, py = fake_pool()
+    canvas, boxes, _ = scenes.compose_placed([scenes.Placed(0, 50, 50, 26), scenes.Placed(0, 0, 0, 16)], px, py)
+    assert canvas.shape == (1, 64, 64) and (boxes[:2, 2:] <= 64).all()
+    for bad in ([], [scenes.Placed(0, 0, 0, 16)] * 5, [scenes.Placed(11, 0, 0, 16)],
+                [scenes.Placed(0, 64, 0, 16)], [scenes.Placed(0, 0, 0, 2)]):
+        with pytest.raises(ValueError):
+            scenes.compose_placed(bad, px, py)
+
+
+@pytest.mark.parametrize("boxes, classes, expect", [
+    ([[0, 0, 10, 10], [20, 2, 30, 12]], [3, 5], Layout(((3, 1), (5, 1)), "left")),
+    ([[20, 2, 30, 12], [0, 0, 10, 10]], [3, 5], Layout(((5, 1), (3, 1)), "left")),       # turned round
+    ([[0, 30, 10, 40], [2, 0, 12, 10], [20, 28, 30, 38]], [3, 5, 3], Layout(((5, 1), (3, 2)), "above")),
+    ([[0, 0, 10, 10], [40, 40, 50, 50], [20, 20, 30, 30]], [8, 8, 8], Layout(((8, 3),))),
+    ([[0, 0, 10, 10], [20, 20, 30, 30]], [3, 5], None),                                 # diagonal
+    ([[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]], [3, 5, 3], None),              # mixed
+    ([[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]], [3, 5, 6], None),              # three kinds
+    ([[0, 0, 10, 10], [-1, -1, -1, -1]], [3, -1], None),                                # one item
+])
+def test_layout_of_says_what_the_grammar_can_state(boxes, classes, expect):
+    lay, why = scenes.layout_of(np.array(boxes), np.array(classes))
+    assert lay == expect and (why == "") == (expect is not None)

@@ -36,7 +36,7 @@ LOCALE = "en-US"
 def app_pages(app: Path = ROOT / "app.py") -> list[tuple[str, str]]:
     """(file, English title) of every st.Page in app.py, in order (titles are _("...") msgids)."""
     text = app.read_text()
-    return re.findall(r'st\.Page\(\s*"([^"]+)"\s*,\s*title=(?:_\()?"([^"]+)"', text)
+    return re.findall(r'st\.Page\(\s*"([^"]+)"\s*,\s*title=(?:_\()?"([^"]+)"', text)   # a title may be _("...")
 
 
 # --- the server

@@ -63,3 +63,94 @@ def test_box_coverage_and_attention_mass_by_hand():
     on, chance = attention_on_boxes(alpha, cov)
     assert on == pytest.approx(0.5 + 0.125) and chance == pytest.approx(1.5 / 16)
     assert attention_on_boxes(np.full(16, 1 / 16), cov)[0] == pytest.approx(chance)
+
+
+# --- one image, word by word
+
+
+def _tiny(attention: bool, seed: int = 0):
+    from dataclasses import replace
+
+    import torch
+
+    from karp_models.models.captioning import PRESETS, Captioner
+
+    torch.manual_seed(seed)
+    return Captioner(replace(PRESETS["tiny"], attention=attention, vocab_size=12, image_size=32,
+                             max_len=6, dropout=0.0)).eval()
+
+
+VOCAB = ("<pad>", "<s>", "</s>", "<unk>", "a", "bag", "sneaker", "left", "of", "two", "bags", "above")
+
+
+@pytest.mark.parametrize("attention", [False, True])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_describe_at_width_one_is_the_models_greedy_caption(attention, seed):
+    import torch
+
+    from karp_models.introspect.captions import describe
+
+    m = _tiny(attention, seed)
+    x = torch.rand(1, 32, 32, generator=torch.Generator().manual_seed(seed))
+    cap, beam1 = describe(m, x, VOCAB), describe(m, x, VOCAB, width=1)
+    dec = m.greedy(x[None])
+    toks = dec.tokens[0].tolist()
+    n = toks.index(2) if 2 in toks else len(toks)
+    assert cap.words == tuple(VOCAB[t] for t in toks[:n]) and cap.ended == (2 in toks)
+    assert len(cap.probs) == n + cap.ended
+    np.testing.assert_allclose(cap.probs, dec.probs[0, :len(cap.probs)].numpy(), rtol=1e-6)
+    beam = m.beam_search(x[None], width=1)                                 # beam search of width 1
+    assert tuple(VOCAB[t] for t in beam.tokens[0].tolist()[:n]) == beam1.words == cap.words
+    assert math.isclose(cap.log_prob, float(np.log(dec.probs[0, :len(cap.probs)].numpy()).sum()), rel_tol=1e-5)
+    if attention:
+        assert cap.attention.shape == (len(cap.probs), m.grid, m.grid)
+        np.testing.assert_allclose(cap.attention.sum((1, 2)), 1.0, atol=1e-5)   # a distribution per word
+        assert (cap.attention >= 0).all()
+    else:
+        assert cap.attention is None
+
+
+def test_a_wider_beam_is_never_less_likely_and_maps_sum_to_one():
+    import torch
+
+    from karp_models.introspect.captions import describe
+
+    m = _tiny(True, 5)
+    for seed in range(4):
+        x = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(seed))
+        greedy, beam = describe(m, x, VOCAB), describe(m, x, VOCAB, width=6)
+        if greedy.ended and beam.ended:
+            assert beam.log_prob >= greedy.log_prob - 1e-5
+        np.testing.assert_allclose(beam.attention.sum((1, 2)), 1.0, atol=1e-5)
+        assert beam.width == 6 and len(beam.probs) == len(beam.words) + beam.ended
+    with pytest.raises(ValueError):
+        describe(m, x, VOCAB, width=0)
+    with pytest.raises(ValueError):
+        describe(m, torch.rand(2, 1, 32, 32), VOCAB)
+
+
+def test_greedy_words_of_a_batch_match_describe():
+    import torch
+
+    from karp_models.introspect.captions import describe, greedy_words
+
+    m = _tiny(True, 1)
+    x = (torch.rand(7, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    assert greedy_words(m, x, VOCAB, batch_size=3) == [describe(m, x[i], VOCAB).words for i in range(7)]
+
+
+def test_noun_looks_measure_a_words_map_on_its_items():
+    from karp_models.introspect.captions import Caption, noun_looks
+
+    att = np.zeros((4, 8, 8))
+    att[0, 0, 0] = 1.0                                   # "a": anywhere
+    att[1, :2, :2] = 0.25                                # "bag": all on the top-left 16x16 pixels
+    att[2] = 1 / 64                                      # "left": uniform
+    att[3, 7, 7] = 1.0                                   # "</s>"
+    cap = Caption(("a", "bag", "left"), (0.9, 0.8, 0.7, 0.6), att, True, 1)
+    boxes = np.array([[0, 0, 16, 16], [40, 40, 56, 56], [-1, -1, -1, -1]])
+    looks = noun_looks(cap, {"bag": 8, "bags": 8, "sneaker": 7}, boxes, np.array([8, 7, -1]), 64)
+    assert [(lk.step, lk.word, lk.cls) for lk in looks] == [(1, "bag", 8)]
+    assert looks[0].on_item == pytest.approx(1.0) and looks[0].chance == pytest.approx(256 / 4096)
+    assert noun_looks(Caption(("a", "bag"), (0.9, 0.8), None, False, 1), {"bag": 8}, boxes,
+                      np.array([8, 7, -1]), 64) == []
