@@ -17,7 +17,7 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -112,7 +112,8 @@ def _model_tensors(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str,
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, model_name: str,
-                    meta: dict[str, Any], trainer: Any | None = None) -> Path:
+                    meta: dict[str, Any], trainer: Any | None = None,
+                    before_write: Callable[[int], None] | None = None) -> Path:
     """Write model (and optionally trainer) state to `path` atomically; returns the path.
 
     Args:
@@ -121,6 +122,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, model_name: st
         meta: JSON-able entries stored one JSON string each (dataset, classes or vocab,
             metrics, train, ...). With a trainer and no 'train' entry, one is filled in.
         trainer: also store its optimizer, RNG and task state, for load_trainer_state().
+        before_write: called with the file's size in bytes once it is encoded, before anything
+            is written; it may raise (a disk quota) to refuse the write, leaving no file.
     """
     path = Path(path)
     if trainer is not None and trainer.model is not model:
@@ -145,8 +148,11 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, model_name: st
         metadata[k] = json.dumps(v)
     if aliases:
         metadata["_aliases"] = json.dumps(aliases)
+    data = st_save(tensors, metadata=metadata)
+    if before_write is not None:
+        before_write(len(data))
     try:
-        _atomic_write(path, st_save(tensors, metadata=metadata))
+        _atomic_write(path, data)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             kept = ("the previous file there is unchanged" if path.exists()
@@ -280,6 +286,17 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """format, model, config and the meta entries (JSON parsed), without loading tensors."""
     _, metadata = _header(path)
     return {k: v for k, v in _parse(path, metadata).items() if not k.startswith("_")}
+
+
+def read_trainer_summary(path: str | os.PathLike) -> dict[str, Any]:
+    """A saved trainer state's step, items, elapsed seconds and history (Record fields, as
+    dicts), read from the header alone: no tensor is loaded. {} when the file holds no trainer
+    state. Raises CheckpointError for a file that is not a karp checkpoint."""
+    _, metadata = _header(path)
+    if "_trainer" not in metadata:
+        return {}
+    state = _parse(path, {"_trainer": metadata["_trainer"]})["_trainer"]
+    return {k: state.get(k) for k in ("step", "items", "elapsed", "history")}
 
 
 def _read_tensors(path: Path, names: list[str]) -> dict[str, torch.Tensor]:
