@@ -1,8 +1,8 @@
 """karp's entry point: page config, grouped navigation over pages/, the page CSS, presentation
-mode and the device badge."""
+mode, the device badge and this browser's work identity."""
 import streamlit as st
 
-from karp_models.ui import state, style
+from karp_models.ui import identity, state, style
 from karp_models.ui.widgets import device_badge
 
 st.set_page_config(page_title="karp: look inside neural networks", page_icon=":material/biotech:",
@@ -37,4 +37,5 @@ st.sidebar.toggle("Presentation mode", key=style.PRESENT_KEY,
 style.page_css()
 state.share_note()
 device_badge()
+identity.remember()                     # this browser's work id, kept in its cookie
 nav.run()

@@ -7,7 +7,8 @@ refreshed or reopened tab finds them again and no other browser sees them. A run
 autosaves (model, optimisers, trainer state, records: a karp checkpoint, written atomically)
 every `autosave_s` seconds or `autosave_steps` steps, checked at each record (every 10 steps),
 and when it stops or finishes, into `<runs>/.work/<owner>/autosave/<job>.safetensors`
-(train/workspace.py). A job whose owner has no tab open is stopped after the grace period, as
+(train/workspace.py): the trainer waits only while its state is copied; a writer thread
+encodes and writes the copy. A job whose owner has no tab open is stopped after the grace period, as
 before, but now kept: its autosave is on disk and its model leaves memory, and Resume reads it
 back. A new manager's recover() takes up the autosaves a stopped server left (a restart, a
 crash): each is a stopped job at its last autosave, and resuming it continues the run exactly,
@@ -44,7 +45,7 @@ import numpy as np
 
 from karp_models import device as dev
 from karp_models.train import previews, runs, workspace
-from karp_models.train.checkpoints import CheckpointError, read_trainer_summary
+from karp_models.train.checkpoints import CheckpointError, read_trainer_summary, write_checkpoint
 from karp_models.train.errors import explain_error, is_out_of_memory, release_memory
 from karp_models.train.jobstatus import (ACTIVE, DONE, ERROR, QUEUED, RUNNING, STOPPED, JobStatus,
                                          QueueFull, Job, default_label, snapshot)
@@ -358,6 +359,8 @@ class JobManager:
             error = explain_error(e, job.spec.config.batch_size)
             detail = traceback.format_exc()
         finally:
+            if job.writer is not None:  # an autosave being written: let it finish first
+                job.writer.join()
             if state == ERROR:  # a failed run cannot be saved or resumed: free its memory now
                 with self._lock:
                     job.prepared = None
@@ -390,10 +393,19 @@ class JobManager:
         return bool(self.autosave_steps) and step - job.autosave_step >= self.autosave_steps
 
     def _autosave(self, job: Job, state: str) -> None:
-        """Write the job's resumable checkpoint atomically; a problem (quota, full disk) is kept
-        in job.autosave_problem, the previous autosave stays intact and training goes on."""
+        """Autosave the job: a snapshot of its state taken here, on the worker thread while the
+        trainer is paused at a record (tensors cloned: milliseconds), then encoded and written
+        atomically by a writer thread while training goes on; at a stop or the end, written
+        before this returns. A problem (quota, full disk) is kept in job.autosave_problem, the
+        previous autosave stays intact and training goes on. While the previous write is still
+        going, a periodic autosave waits for the next record."""
         if job.autosave is None or job.prepared is None:
             return
+        writer = job.writer
+        if writer is not None and writer.is_alive():
+            if state == RUNNING:
+                return
+            writer.join()
         trainer = job.prepared.trainer
         now = time.time()
         with self._lock:
@@ -402,26 +414,44 @@ class JobManager:
                     "wall_s": job.wall_s + (time.monotonic() - job.t_work if job.t_work else 0.0),
                     "saved": list(job.saved), "snapshot_key": job.snapshot_key}
             snapshots = list(job.snapshots)
-        root = job.autosave.parents[3]  # <runs>/.work/<owner>/autosave/<job>.safetensors
         t0 = time.perf_counter()
+        try:
+            parts = runs.run_parts(job.spec, job.prepared, {}, snapshots, job.snapshot_key,
+                                   extra={"autosave": info, "spec": runs.spec_meta(job.spec)},
+                                   copy=True)
+        except Exception as e:  # noqa: BLE001 - an autosave must never stop the training
+            with self._lock:
+                job.autosave_problem = str(e) or type(e).__name__
+            return
+        paused_s, step = time.perf_counter() - t0, trainer.step
+        with self._lock:
+            job.autosave_due = time.monotonic() + (self.autosave_s or 0.0)
+            job.autosave_step = step
+        args = (job, parts, now, step, paused_s)
+        if state == RUNNING:
+            job.writer = threading.Thread(target=self._write_autosave, args=args, daemon=True,
+                                          name=f"karp-autosave-{job.job_id}")
+            job.writer.start()
+        else:
+            self._write_autosave(*args)
+
+    def _write_autosave(self, job: Job, parts: tuple, at: float, step: int,
+                        paused_s: float) -> None:
+        """Encode and write one autosave snapshot (taken at time.time() `at`, at `step`)."""
+        t = time.perf_counter()
+        root = job.autosave.parents[3]  # <runs>/.work/<owner>/autosave/<job>.safetensors
         problem = None
         try:
-            runs.save_run(job.autosave, job.spec, job.prepared, {}, snapshots, job.snapshot_key,
-                          extra={"autosave": info, "spec": runs.spec_meta(job.spec)},
-                          before_write=lambda n: workspace.check_room(
-                              job.session_id, n, replacing=job.autosave, root=root,
-                              quota=self.quota))
-        except Exception as e:  # noqa: BLE001 - an autosave must never stop the training
+            write_checkpoint(job.autosave, *parts, before_write=lambda n: workspace.check_room(
+                job.session_id, n, replacing=job.autosave, root=root, quota=self.quota))
+        except Exception as e:  # noqa: BLE001 - kept for the page; training goes on
             problem = str(e) or type(e).__name__
-        cost = time.perf_counter() - t0
         with self._lock:
             job.autosave_problem = problem
             if problem is None:
-                job.autosaved = (now, trainer.step)
-                job.autosave_costs.append(cost)
+                job.autosaved = (at, step)
+                job.autosave_costs.append((paused_s, time.perf_counter() - t))
                 del job.autosave_costs[:-100]
-            job.autosave_due = time.monotonic() + (self.autosave_s or 0.0)
-            job.autosave_step = trainer.step
 
     # --- after a restart
 

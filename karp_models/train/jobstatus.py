@@ -108,7 +108,9 @@ class Job:
     autosave_problem: str | None = None
     autosave_due: float = 0.0        # time.monotonic() when the next autosave is due
     autosave_step: int = 0           # the step of the last autosave (for a step interval)
-    autosave_costs: list[float] = field(default_factory=list)  # seconds each autosave took
+    autosave_costs: list[tuple[float, float]] = field(default_factory=list)  # per autosave:
+    # seconds the training waited (the snapshot), seconds the writer took (encode, write, fsync)
+    writer: threading.Thread | None = None  # the thread writing the latest autosave
     interrupted: bool = False
     paused: bool = False
     from_disk: bool = False          # `prepared` must be rebuilt from the autosave

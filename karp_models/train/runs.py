@@ -26,8 +26,9 @@ import torch
 
 from karp_models import device as dev
 from karp_models.train import previews
-from karp_models.train.checkpoints import (CheckpointError, check_checkpoint, load_checkpoint,
-                                           load_trainer_state, read_metadata, save_checkpoint)
+from karp_models.train.checkpoints import (CheckpointError, check_checkpoint, checkpoint_parts,
+                                           load_checkpoint, load_trainer_state, read_metadata,
+                                           write_checkpoint)
 from karp_models.train.trainer import TrainConfig, Trainer
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "weights"
@@ -209,13 +210,24 @@ def save_run(path: str | os.PathLike, spec: RunSpec, prepared: Prepared, metrics
     while it trained) atomically to `path`. extra: more metadata entries (the owner's tag; an
     autosave's job facts). before_write(n_bytes) may refuse the write (a quota) before any byte
     is written. Raises DiskFullError (the previous file is intact)."""
+    parts = run_parts(spec, prepared, metrics, snapshots, snapshot_key, extra=extra)
+    return write_checkpoint(path, *parts, before_write=before_write)
+
+
+def run_parts(spec: RunSpec, prepared: Prepared, metrics: dict,
+              snapshots: list[tuple[int, np.ndarray]] | None = None,
+              snapshot_key: str = previews.Predictions.snapshot_key, *,
+              extra: dict | None = None, copy: bool = False
+              ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """What save_run writes, not yet encoded (checkpoints.checkpoint_parts; copy=True: a
+    snapshot that training may go on from while another thread writes it)."""
     meta = run_metadata(spec, prepared, metrics)
     if snapshots:
         meta[snapshot_key] = previews.snapshots_meta(snapshots)
     meta.update(extra or {})
     model = prepared.trainer.model
-    return save_checkpoint(path, model, model_name=spec.model, meta=meta, trainer=prepared.trainer,
-                           before_write=before_write)
+    return checkpoint_parts(model, model_name=spec.model, meta=meta, trainer=prepared.trainer,
+                            copy=copy)
 
 
 def spec_meta(spec: RunSpec) -> dict:

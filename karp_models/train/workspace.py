@@ -68,12 +68,14 @@ def autosave_path(owner: str, job_id: str, root: str | os.PathLike | None = None
 
 
 def fmt_bytes(n: float) -> str:
-    """'12.3 MB' (binary megabytes, as the quotas are set)."""
+    """'640 KB', '3.2 MB', '1,000 MB', '19.5 GB' (binary units, as the quotas are set)."""
     if n < MB:
-        return f"{n / 1024:.0f} KB"
-    if n < 1024 * MB:
+        return f"{n / 1024:,.0f} KB"
+    if n < 10 * MB:
         return f"{n / MB:.1f} MB"
-    return f"{n / (1024 * MB):.2f} GB"
+    if n < 10000 * MB:
+        return f"{n / MB:,.0f} MB"
+    return f"{n / (1024 * MB):,.1f} GB"
 
 
 @dataclass(frozen=True)

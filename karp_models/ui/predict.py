@@ -16,7 +16,9 @@ from karp_models import imagenet
 from karp_models import preprocess as pp
 from karp_models.introspect import features as feat
 from karp_models.introspect import maximise as am
-from karp_models.ui import loaders, style
+from karp_models.i18n import _
+from karp_models.train import workspace
+from karp_models.ui import identity, loaders, style
 from karp_models.ui.compute import run_pipeline
 from karp_models.ui.figures.predict import filters_figure, objective_figure
 from karp_models.ui.images import display
@@ -191,9 +193,46 @@ def test_image_input(t: Target):
 
 
 def _upload_changed() -> None:
-    """The person removed the file (its x): forget the kept upload too."""
+    """The person removed the file (its x): forget the kept upload too, here and on the server."""
     if st.session_state.get("predict_upload") is None:
-        st.session_state.pop(UPLOADED, None)
+        _forget_upload()
+
+
+def _forget_upload() -> None:
+    st.session_state.pop(UPLOADED, None)
+    try:
+        workspace.forget_upload(identity.owner())
+    except (ValueError, OSError):  # no usable runs folder: nothing was kept there
+        pass
+
+
+def _keep_upload(raw: Raw) -> None:
+    """Keep a new upload on the server for this browser, so a refreshed tab shows it again; a
+    quota or a disk problem leaves it in this tab only, and says so."""
+    digest = hash(raw.data)
+    if st.session_state.get("predict_upload_kept") == digest:
+        return
+    st.session_state["predict_upload_kept"] = digest
+    try:
+        workspace.keep_upload(identity.owner(), raw.name, raw.data)
+    except (ValueError, OSError) as e:
+        st.session_state["predict_upload_problem"] = str(e)
+
+
+def _restored_upload() -> Raw | None:
+    """This browser's last upload kept on the server (after a refresh), once a session."""
+    if st.session_state.get("predict_upload_restored"):
+        return None
+    st.session_state["predict_upload_restored"] = True
+    try:
+        kept = workspace.kept_upload(identity.owner())
+    except (ValueError, OSError):
+        return None
+    if kept is None:
+        return None
+    name, data = kept
+    st.session_state["predict_upload_kept"] = hash(data)
+    return Raw(source=f"upload: {name}", data=data, name=name)
 
 
 def raw_from_source(source: str, t: Target):
@@ -206,12 +245,18 @@ def raw_from_source(source: str, t: Target):
                              type=UPLOAD_TYPES, key="predict_upload", on_change=_upload_changed)
         if f:
             st.session_state[UPLOADED] = Raw(source=f"upload: {f.name}", data=f.getvalue(), name=f.name)
+            _keep_upload(st.session_state[UPLOADED])
+        elif UPLOADED not in st.session_state and (back := _restored_upload()) is not None:
+            st.session_state[UPLOADED] = back   # a refreshed or reopened tab: the last upload
+        if "predict_upload_problem" in st.session_state:
+            st.caption(_("Kept in this tab only, not on the server: {why}").format(
+                why=st.session_state.pop("predict_upload_problem")))
         kept = st.session_state.get(UPLOADED)
         if kept is not None and not f:   # the uploader empties when the page is left; the photo stays
             c1, c2 = st.columns([4, 1], vertical_alignment="center")
             c1.caption(f"Showing **{kept.name}**, uploaded earlier. Upload another file to replace it.")
             if c2.button("Forget it", key="predict_forget_upload", width="stretch"):
-                st.session_state.pop(UPLOADED, None)
+                _forget_upload()
                 st.rerun()
         return kept
     if source == SOURCES[1]:

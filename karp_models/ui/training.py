@@ -7,14 +7,15 @@ worker thread.
 from __future__ import annotations
 
 import html
-import uuid
+import time
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from karp_models.train.jobs import JobManager, JobStatus, get_manager
 from karp_models.train.previews import Predictions, PreviewFailed, TextSample
-from karp_models.ui import cache, glossary, style
+from karp_models.i18n import _
+from karp_models.ui import cache, glossary, identity, style
 from karp_models.ui.figures import training as figs
 from karp_models.ui.figures.training import MAX_POINTS, downsample  # noqa: F401 - re-exported
 
@@ -22,32 +23,21 @@ UNITS = {"samples": "images/s", "tokens": "characters/s"}
 STATES = {"queued": "Queued", "running": "Running", "stopped": "Stopped", "done": "Done",
           "error": "Failed"}
 
-# --- session identity and liveness
+# --- the owner of this tab's runs
 
 
 def session_id() -> str:
-    """This browser tab's id for the job manager: '<streamlit session id>/<uuid>'.
-
-    The uuid makes it unique even where Streamlit's id is not (AppTest uses a fixed one); the
-    Streamlit part lets the manager ask the runtime whether the tab is still connected.
-    """
-    if "train_session_id" not in st.session_state:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-        ctx = get_script_run_ctx()
-        st.session_state["train_session_id"] = (
-            f"{ctx.session_id if ctx else 'none'}/{uuid.uuid4().hex[:12]}")
-    return st.session_state["train_session_id"]
+    """The owner this tab's runs belong to: its browser's work identity (ui/identity.py), so a
+    refreshed or reopened tab of the same browser has the same one."""
+    sid = identity.owner()
+    st.session_state["train_session_id"] = sid
+    identity.note_tab()
+    return sid
 
 
-def tab_connected(sid: str) -> bool | None:
-    """True while the tab's websocket is connected; None when that cannot be known."""
-    from streamlit import runtime
-
-    if not runtime.exists():
-        return None
-    ok = runtime.get_instance().is_active_session(sid.split("/", 1)[0])
-    return ok if isinstance(ok, bool) else None  # AppTest's runtime is a mock
+def tab_connected(owner: str) -> bool | None:
+    """True while a tab of this owner is connected, on any page; None when unknown."""
+    return identity.connected(owner)
 
 
 def manager() -> JobManager:
@@ -118,12 +108,26 @@ def render_status(r: JobStatus, limit: int = 1) -> None:
         st.info(f"**Waiting in the queue: place {r.queue_position}.** {at_once} "
                 f"at a time on the {r.device.upper()}; this one starts when the jobs before it "
                 f"finish or stop.")
+    elif r.state == "error" and r.on_disk:
+        st.error(_("**This run could not be read back from its autosave:** {why} It is still "
+                   "kept; press Resume to try again.").format(why=r.error))
     elif r.state == "error":
         st.error(f"**This run failed:** {r.error}")
         with st.expander("Details (traceback)"):
             st.code(r.error_detail or "", language="text")
     elif r.stop_requested:
         st.warning("Stopping: one last evaluation on the whole test/validation split…")
+    elif r.state == "stopped" and r.interrupted:
+        st.warning(_("**Interrupted at step {step:,}:** the server stopped while this run was "
+                     "training. It was kept as its last autosave left it; **Resume** continues "
+                     "from there exactly as if it had never stopped.").format(step=r.step),
+                   icon=":material/restart_alt:")
+    elif r.state == "stopped" and r.paused:
+        st.info(_("**Paused at step {step:,}** because no tab of yours was open for a while. It "
+                  "is kept on this server; **Resume** continues from there.").format(step=r.step),
+                icon=":material/pause_circle:")
+    elif r.state == "running" and r.on_disk:
+        st.info(_("Reading the run back from its autosave…"))
     elif r.state == "running" and not r.records:
         st.info("Loading the data and building the model…")
     st.progress(min(1.0, max(0.0, r.progress)), text=progress_text(r))
@@ -138,6 +142,45 @@ def render_status(r: JobStatus, limit: int = 1) -> None:
                 f"{val.val_accuracy:.1%}" if val and val.val_accuracy is not None else "–",
                 help="The share of validation examples (images, or next characters) it gets right.")
     c[3].metric("Epochs", f"{last.epoch:.2f}" if last else "–", help=glossary.tip("epoch"))
+
+
+def ago(seconds: float) -> str:
+    """'12 s ago', '3 min ago', '5 h ago', '2 days ago'."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return _("{n} s ago").format(n=s)
+    if s < 3600:
+        return _("{n} min ago").format(n=s // 60)
+    if s < 48 * 3600:
+        return _("{n} h ago").format(n=s // 3600)
+    return _("{n} days ago").format(n=s // 86400)
+
+
+def autosave_text(r: JobStatus, every_s: float | None, every_steps: int, keep_done_h: float,
+                  now: float | None = None) -> str:
+    """The line under a run's status saying where its autosave stands and what a restart of the
+    server would lose ('' when autosave is off)."""
+    now = time.time() if now is None else now
+    if every_s:
+        every = _("{n} s").format(n=f"{every_s:g}")
+    elif every_steps:
+        every = _("{n} steps").format(n=f"{every_steps:,}")
+    else:
+        return ""
+    if r.state == "running":
+        if r.autosaved_at is None:
+            return _("Autosaved every {every} of training: a restart of the server loses at most "
+                     "that much.").format(every=every)
+        return _("Autosaved at step {step:,}, {when}; every {every} of training, so a restart of "
+                 "the server loses at most that much.").format(
+                     step=r.autosaved_step, when=ago(now - r.autosaved_at), every=every)
+    if r.autosaved_at is None:
+        return ""
+    if r.state == "done":
+        return _("Kept on this server (autosaved {when}) for {hours:g} hours: save it under a name "
+                 "to keep it for good.").format(when=ago(now - r.autosaved_at), hours=keep_done_h)
+    return _("Kept on this server as autosaved at step {step:,}, {when}.").format(
+        step=r.autosaved_step, when=ago(now - r.autosaved_at))
 
 
 def render_preview(r: JobStatus) -> None:
