@@ -2,7 +2,7 @@
 mode, the device badge and this browser's work identity."""
 import streamlit as st
 
-from karp_models.ui import identity, state, style
+from karp_models.ui import identity, state, style, training
 from karp_models.ui.widgets import device_badge
 
 st.set_page_config(page_title="karp: look inside neural networks", page_icon=":material/biotech:",
@@ -38,4 +38,5 @@ style.page_css()
 state.share_note()
 device_badge()
 identity.remember()                     # this browser's work id, kept in its cookie
+training.note_tab()                     # its runs stay alive while any of its tabs is open
 nav.run()

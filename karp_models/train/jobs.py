@@ -113,13 +113,19 @@ class JobManager:
             self._sessions.beat(session_id)
 
     def set_liveness(self, fn: Callable[[str], bool | None] | None) -> None:
-        """fn(session_id) -> True while the browser tab is connected (None: unknown).
+        """fn(tab) -> True while that browser tab is connected (None: unknown); an owner with
+        no tab noted (note_tab) is probed by its own name.
 
-        The app passes Streamlit's runtime check, so a person reading another page keeps
-        their jobs; the heartbeat alone covers the Train page.
+        The app passes Streamlit's runtime check, so a person reading another page, in any
+        of their tabs, keeps their jobs; the heartbeat alone covers the Train page.
         """
         with self._lock:
             self._sessions.liveness = fn
+
+    def note_tab(self, owner: str, tab: str) -> None:
+        """Browser tab `tab` (a Streamlit session id) belongs to `owner`."""
+        with self._lock:
+            self._sessions.note_tab(owner, tab)
 
     def reap(self) -> list[str]:
         """Stop the queued and running jobs of sessions that are no longer alive; their ids."""

@@ -8,12 +8,11 @@ page itself, not in an iframe); every later connection of this browser sends it 
 never appears in a link unless the person asks for one (`?work=<id>` opens the same work in
 another browser, which then keeps it in its own cookie, and the parameter leaves the address at
 once). Only a hash of it, the owner tag (train/workspace.owner_tag), reaches the job queue and
-the disk.
+the disk. The browser's last upload is kept there too (train/workspace.py), within its quota.
 """
 from __future__ import annotations
 
 import json
-import threading
 from urllib.parse import urlsplit
 
 import streamlit as st
@@ -27,8 +26,6 @@ KEY = "karp_work_id"                    # session_state: this tab's work id
 _WRITE = "karp_work_write"              # session_state: the cookie still has to be written
 MAX_AGE_S = 400 * 24 * 3600             # browsers cap a cookie's life at 400 days
 
-_TABS: dict[str, set[str]] = {}         # owner tag -> Streamlit session ids of its tabs seen
-_TABS_LOCK = threading.Lock()
 
 
 def _cookie() -> str | None:
@@ -62,50 +59,41 @@ def owner() -> str:
     return workspace.owner_tag(work_id())
 
 
-def note_tab() -> None:
-    """Remember that this tab (its Streamlit session) belongs to this owner, so connected() can
-    tell whether any tab of the owner is still open."""
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-    ctx = get_script_run_ctx()
-    if ctx is not None:
-        with _TABS_LOCK:
-            _TABS.setdefault(owner(), set()).add(ctx.session_id)
-
-
-def connected(owner_tag: str) -> bool | None:
-    """True while a tab of this owner has its websocket connected (on any page); None when
-    that cannot be known (no tab of it seen, no runtime). Forgets the tabs that have gone."""
-    from streamlit import runtime
-
-    if not runtime.exists():
-        return None
-    rt = runtime.get_instance()
-    with _TABS_LOCK:
-        tabs = _TABS.get(owner_tag)
-        if not tabs:
-            return None
-        states = {t: rt.is_active_session(t) for t in tabs}
-        if not all(isinstance(v, bool) for v in states.values()):
-            return None  # AppTest's runtime is a mock
-        alive = {t for t, v in states.items() if v}
-        if alive:
-            _TABS[owner_tag] = alive
-        else:
-            _TABS.pop(owner_tag, None)
-    return bool(alive)
-
-
 def remember(container=st.sidebar) -> None:
-    """Write the work id into this browser's cookie (once a session, when it is not there yet)
-    and note this tab as the owner's. Call on every page (app.py does)."""
+    """Write the work id into this browser's cookie (once a session, when it is not there yet).
+    Call on every page (app.py does)."""
     wid = work_id()
-    note_tab()
     if not st.session_state.pop(_WRITE, False):
         return
     cookie = f"{COOKIE}={wid}; path=/; max-age={MAX_AGE_S}; SameSite=Lax"
     container.html(f"<script>document.cookie = {json.dumps(cookie)};</script>",
                    unsafe_allow_javascript=True, width=1)
+
+
+def keep_upload(name: str, data: bytes) -> str | None:
+    """Keep this browser's last upload on the server, so a refreshed tab shows it again; why it
+    could not be kept (a quota, the disk), or None."""
+    try:
+        workspace.keep_upload(owner(), name, data)
+    except (ValueError, OSError) as e:
+        return str(e)
+    return None
+
+
+def kept_upload() -> tuple[str, bytes] | None:
+    """(file name, bytes) of this browser's last upload kept on the server, or None."""
+    try:
+        return workspace.kept_upload(owner())
+    except (ValueError, OSError):  # no usable runs folder: nothing was kept there
+        return None
+
+
+def forget_upload() -> None:
+    """Delete this browser's kept upload from the server."""
+    try:
+        workspace.forget_upload(owner())
+    except (ValueError, OSError):
+        pass
 
 
 def link() -> str:

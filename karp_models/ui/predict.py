@@ -17,7 +17,6 @@ from karp_models import preprocess as pp
 from karp_models.introspect import features as feat
 from karp_models.introspect import maximise as am
 from karp_models.i18n import _
-from karp_models.train import workspace
 from karp_models.ui import identity, loaders, style
 from karp_models.ui.compute import run_pipeline
 from karp_models.ui.figures.predict import filters_figure, objective_figure
@@ -200,23 +199,15 @@ def _upload_changed() -> None:
 
 def _forget_upload() -> None:
     st.session_state.pop(UPLOADED, None)
-    try:
-        workspace.forget_upload(identity.owner())
-    except (ValueError, OSError):  # no usable runs folder: nothing was kept there
-        pass
+    identity.forget_upload()
 
 
 def _keep_upload(raw: Raw) -> None:
-    """Keep a new upload on the server for this browser, so a refreshed tab shows it again; a
-    quota or a disk problem leaves it in this tab only, and says so."""
-    digest = hash(raw.data)
-    if st.session_state.get("predict_upload_kept") == digest:
-        return
-    st.session_state["predict_upload_kept"] = digest
-    try:
-        workspace.keep_upload(identity.owner(), raw.name, raw.data)
-    except (ValueError, OSError) as e:
-        st.session_state["predict_upload_problem"] = str(e)
+    """Keep a new upload on the server for this browser (a refreshed tab shows it again)."""
+    if st.session_state.get("predict_upload_kept") != (digest := hash(raw.data)):
+        st.session_state["predict_upload_kept"] = digest
+        if why := identity.keep_upload(raw.name, raw.data):
+            st.session_state["predict_upload_problem"] = why
 
 
 def _restored_upload() -> Raw | None:
@@ -224,15 +215,10 @@ def _restored_upload() -> Raw | None:
     if st.session_state.get("predict_upload_restored"):
         return None
     st.session_state["predict_upload_restored"] = True
-    try:
-        kept = workspace.kept_upload(identity.owner())
-    except (ValueError, OSError):
+    if (kept := identity.kept_upload()) is None:
         return None
-    if kept is None:
-        return None
-    name, data = kept
-    st.session_state["predict_upload_kept"] = hash(data)
-    return Raw(source=f"upload: {name}", data=data, name=name)
+    st.session_state["predict_upload_kept"] = hash(kept[1])
+    return Raw(source=f"upload: {kept[0]}", data=kept[1], name=kept[0])
 
 
 def raw_from_source(source: str, t: Target):

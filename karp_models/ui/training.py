@@ -23,7 +23,7 @@ UNITS = {"samples": "images/s", "tokens": "characters/s"}
 STATES = {"queued": "Queued", "running": "Running", "stopped": "Stopped", "done": "Done",
           "error": "Failed"}
 
-# --- the owner of this tab's runs
+# --- the owner of this tab's runs, and whether any of its tabs is open
 
 
 def session_id() -> str:
@@ -31,13 +31,28 @@ def session_id() -> str:
     refreshed or reopened tab of the same browser has the same one."""
     sid = identity.owner()
     st.session_state["train_session_id"] = sid
-    identity.note_tab()
+    note_tab()
     return sid
 
 
-def tab_connected(owner: str) -> bool | None:
-    """True while a tab of this owner is connected, on any page; None when unknown."""
-    return identity.connected(owner)
+def note_tab() -> None:
+    """Tell the manager this tab belongs to this browser's owner, so its runs stay alive while
+    any of its tabs is open, on any page (app.py calls it on every page)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        manager().note_tab(identity.owner(), ctx.session_id)
+
+
+def tab_connected(tab: str) -> bool | None:
+    """True while this tab's websocket is connected; None when that cannot be known."""
+    from streamlit import runtime
+
+    if not runtime.exists():
+        return None
+    ok = runtime.get_instance().is_active_session(tab)
+    return ok if isinstance(ok, bool) else None  # AppTest's runtime is a mock
 
 
 def manager() -> JobManager:

@@ -405,3 +405,25 @@ def test_work_ids_and_owner_tags():
     assert not any(ws.valid_work_id(x) for x in ("", "short", "a" * 65, "../" * 8, None, "é" * 20))
     assert ws.owner_tag(a) == ws.owner_tag(a) != ws.owner_tag(b)
     assert ws.owner_tag(a).startswith("w") and a not in ws.owner_tag(a)
+
+
+def test_an_owner_is_alive_while_any_of_its_tabs_is_open(tmp_path, monkeypatch):
+    """Two tabs of one browser (Train in one, Predict in the other): closing one keeps the runs;
+    closing both stops them after the grace period, kept on disk."""
+    install_fake_registry(monkeypatch)
+    open_tabs = {"tab-1", "tab-2"}
+    m = JobManager(builder=builder, runs_dir=tmp_path, set_threads=False, autosave_steps=10,
+                   grace_s=0.2, quota=ws.Quota(per_owner=0, total=0, reserve=0))
+    m.set_liveness(lambda tab: tab in open_tabs)
+    try:
+        m.note_tab("alice", "tab-1")
+        m.note_tab("alice", "tab-2")
+        jid = m.submit("alice", spec())
+        open_tabs.discard("tab-1")
+        time.sleep(0.8)                                     # no heartbeat: tab-2 is enough
+        assert m.status(jid).state == "running"
+        open_tabs.discard("tab-2")
+        until(lambda: m.status(jid).state == "stopped", timeout=10)
+        assert m.status(jid).paused and m.status(jid).on_disk
+    finally:
+        m.shutdown()
