@@ -1,5 +1,6 @@
-"""The Train page's pieces: session identity, the charts of a set of JobStatus snapshots (built
-by ui.figures.training, cached in the LIVE pool of ui.cache) and rendering of one snapshot.
+"""The Train page's pieces: the owner of this tab's runs (the browser's work identity) and its
+open tabs, the charts of a set of JobStatus snapshots (built by ui.figures.training, cached in
+the LIVE pool of ui.cache) and rendering of one snapshot, with its autosave and recovery state.
 
 Pages redraw from snapshots (Streamlit's multithreading guide, option 1); nothing here touches a
 worker thread.
