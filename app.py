@@ -1,9 +1,9 @@
 """karp's entry point: page config, the language, grouped navigation over pages/, the page CSS,
-presentation mode and the device badge."""
+presentation mode, the device badge and this browser's work identity."""
 import streamlit as st
 
 from karp_models.i18n import _
-from karp_models.ui import language, state, style
+from karp_models.ui import identity, language, state, style, training
 from karp_models.ui.widgets import device_badge
 
 st.set_page_config(page_title=_("karp: look inside neural networks"), page_icon=":material/biotech:",
@@ -42,4 +42,6 @@ st.sidebar.toggle(_("Presentation mode"), key=style.PRESENT_KEY,
 style.page_css()
 state.share_note()
 device_badge()
+identity.remember()                     # this browser's work id, kept in its cookie
+training.note_tab()                     # its runs stay alive while any of its tabs is open
 nav.run()

@@ -1,7 +1,8 @@
 """Train: pick a task, data, model and hyperparameters, start, and watch the network learn live;
 stop, resume, save under a name (then open it in the other pages), and overlay runs to compare
 them (issue 4; issue 16: the model in plain words with its measured time, the live view scrolled
-into sight on Start, the page's settings in its link).
+into sight on Start, the page's settings in its link; issue 18: runs belong to this browser, are
+autosaved, and wait here to be resumed after a restart of the server).
 
 Training runs in karp_models.train.jobs (a background job); this page only redraws snapshots,
 once a second, in a fragment (Streamlit's multithreading guide, option 1).
@@ -49,7 +50,9 @@ if start and teacher.unlocked():
 
 polling = any(r.active for r in mgr.jobs(sid))
 st.fragment(runs.live_view, run_every=1.0 if polling else None)(mgr, sid, polling)
+runs.everyone_interrupted(mgr, sid)     # the unlocked teacher: others' runs a restart stopped
 runs.saved_runs(mgr, sid)
+runs.your_work(mgr, sid)
 runs.job_limit(mgr)
 
 busy = any(r.state == "running" for r in mgr.jobs())

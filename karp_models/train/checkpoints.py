@@ -17,7 +17,7 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -55,23 +55,33 @@ class Checkpoint:
 # --- encoding of nested state (dicts, lists, tensors) as tensors + a JSON skeleton
 
 
-def _flatten(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
+def _cpu(t: torch.Tensor, copy: bool = False) -> torch.Tensor:
+    """`t` on the CPU, contiguous. copy=True: a snapshot sharing no memory with `t`, in `t`'s
+    own layout (a plain copy, fast even for channels-last weights; write_checkpoint makes it
+    contiguous later, on the writer's thread)."""
+    out = t.detach().to("cpu")
+    if copy:
+        return out.clone() if out.data_ptr() == t.data_ptr() else out
+    return out.contiguous()
+
+
+def _flatten(obj: Any, key: str, tensors: dict[str, torch.Tensor], copy: bool = False) -> Any:
     """Tensors go to `tensors` (named by their path, e.g. 'optimizer.state.0.exp_avg'), the rest
     to a JSON-able skeleton that names them; dicts with int keys and tuples are marked."""
     def sub(k: Any) -> str:
         return f"{key}.{k}" if key else str(k)
 
     if isinstance(obj, torch.Tensor):
-        tensors[key] = obj.detach().to("cpu").contiguous()
+        tensors[key] = _cpu(obj, copy)
         return {"__tensor__": key}
     if isinstance(obj, dict):
         if all(isinstance(k, str) for k in obj):
-            return {k: _flatten(v, sub(k), tensors) for k, v in obj.items()}
-        return {"__items__": [[k, _flatten(v, sub(k), tensors)] for k, v in obj.items()]}
+            return {k: _flatten(v, sub(k), tensors, copy) for k, v in obj.items()}
+        return {"__items__": [[k, _flatten(v, sub(k), tensors, copy)] for k, v in obj.items()]}
     if isinstance(obj, tuple):
-        return {"__tuple__": [_flatten(v, sub(i), tensors) for i, v in enumerate(obj)]}
+        return {"__tuple__": [_flatten(v, sub(i), tensors, copy) for i, v in enumerate(obj)]}
     if isinstance(obj, list):
-        return [_flatten(v, sub(i), tensors) for i, v in enumerate(obj)]
+        return [_flatten(v, sub(i), tensors, copy) for i, v in enumerate(obj)]
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     raise TypeError(f"cannot store a {type(obj).__name__} at {key!r} in a checkpoint")
@@ -91,7 +101,8 @@ def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
-def _model_tensors(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def _model_tensors(model: nn.Module, copy: bool = False
+                   ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The state_dict with tied tensors stored once: (tensors, alias name -> stored name)."""
     tensors: dict[str, torch.Tensor] = {}
     aliases: dict[str, str] = {}
@@ -106,7 +117,7 @@ def _model_tensors(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str,
             continue
         if sig is not None:
             seen[sig] = name
-        tensors[name] = t.detach().to("cpu").contiguous()
+        tensors[name] = _cpu(t, copy)
     return tensors, aliases
 
 
@@ -114,7 +125,8 @@ def _model_tensors(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str,
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, model_name: str,
-                    meta: dict[str, Any], trainer: Any | None = None) -> Path:
+                    meta: dict[str, Any], trainer: Any | None = None,
+                    before_write: Callable[[int], None] | None = None) -> Path:
     """Write model (and optionally trainer) state to `path` atomically; returns the path.
 
     Args:
@@ -123,14 +135,26 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, model_name: st
         meta: JSON-able entries stored one JSON string each (dataset, classes or vocab,
             metrics, train, ...). With a trainer and no 'train' entry, one is filled in.
         trainer: also store its optimizer, RNG and task state, for load_trainer_state().
+        before_write: called with the file's size in bytes once it is encoded, before anything
+            is written; it may raise (a disk quota) to refuse the write, leaving no file.
+    Raises DiskFullError (the previous file is intact), ValueError for reserved meta keys.
     """
-    path = Path(path)
+    tensors, metadata = checkpoint_parts(model, model_name=model_name, meta=meta, trainer=trainer)
+    return write_checkpoint(path, tensors, metadata, before_write=before_write)
+
+
+def checkpoint_parts(model: nn.Module, *, model_name: str, meta: dict[str, Any],
+                     trainer: Any | None = None, copy: bool = False
+                     ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """What save_checkpoint writes, before encoding: (tensors, metadata strings). copy=True
+    clones every tensor, so the parts keep this moment while training goes on (an autosave
+    written by another thread: write_checkpoint(path, *parts))."""
     if trainer is not None and trainer.model is not model:
         raise ValueError("trainer.model is not the model being saved")
     bad = [k for k in meta if k in _RESERVED or k.startswith("_")]
     if bad:
         raise ValueError(f"meta keys {bad} are reserved")
-    tensors, aliases = _model_tensors(model)
+    tensors, aliases = _model_tensors(model, copy)
     metadata = {"format": FORMAT, "model": model_name,
                 "config": json.dumps(dataclasses.asdict(model.config))}
     meta = dict(meta)
@@ -141,14 +165,26 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, model_name: st
         state = trainer.state_dict()
         state.pop("model")
         extra: dict[str, torch.Tensor] = {}
-        metadata["_trainer"] = json.dumps(_flatten(state, "", extra))
+        metadata["_trainer"] = json.dumps(_flatten(state, "", extra, copy))
         tensors.update({TRAINER_PREFIX + k: v for k, v in extra.items()})
     for k, v in meta.items():
         metadata[k] = json.dumps(v)
     if aliases:
         metadata["_aliases"] = json.dumps(aliases)
+    return tensors, metadata
+
+
+def write_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
+                     metadata: dict[str, str],
+                     before_write: Callable[[int], None] | None = None) -> Path:
+    """Encode checkpoint_parts() as safetensors and write them atomically to `path` (see
+    save_checkpoint for before_write and the errors); returns the path."""
+    path = Path(path)
+    data = st_save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
+    if before_write is not None:
+        before_write(len(data))
     try:
-        _atomic_write(path, st_save(tensors, metadata=metadata))
+        _atomic_write(path, data)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             kept = ("the previous file there is unchanged" if path.exists()
@@ -285,6 +321,17 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """format, model, config and the meta entries (JSON parsed), without loading tensors."""
     metadata = _header(path)[1]
     return {k: v for k, v in _parse(path, metadata).items() if not k.startswith("_")}
+
+
+def read_trainer_summary(path: str | os.PathLike) -> dict[str, Any]:
+    """A saved trainer state's step, items, elapsed seconds and history (Record fields, as
+    dicts), read from the header alone: no tensor is loaded. {} when the file holds no trainer
+    state. Raises CheckpointError for a file that is not a karp checkpoint."""
+    _, metadata = _header(path)
+    if "_trainer" not in metadata:
+        return {}
+    state = _parse(path, {"_trainer": metadata["_trainer"]})["_trainer"]
+    return {k: state.get(k) for k in ("step", "items", "elapsed", "history")}
 
 
 def _read_tensors(path: Path, names: list[str]) -> dict[str, torch.Tensor]:

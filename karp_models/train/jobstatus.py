@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ class JobStatus:
     """
 
     job_id: str
-    session_id: str
+    session_id: str            # its owner: a browser's work identity (ui/identity.py)
     label: str
     spec: RunSpec
     state: str
@@ -55,6 +56,12 @@ class JobStatus:
     wall_s: float = 0.0        # seconds on the clock the job has worked (building it included)
     snapshot_key: str = "snapshots"
     charts: tuple[Any, ...] = ()
+    autosaved_at: float | None = None   # time.time() of the last autosave on disk
+    autosaved_step: int | None = None   # the step it holds
+    autosave_problem: str | None = None  # why the last autosave was not written (quota, disk)
+    interrupted: bool = False  # recovered from an autosave written while it ran: the server stopped
+    paused: bool = False       # stopped because no tab of its owner was open
+    on_disk: bool = False      # kept on disk only (model not in memory): resuming reads the autosave
 
     @property
     def active(self) -> bool:
@@ -101,6 +108,17 @@ class Job:
     snapshot_key: str = "snapshots"  # the metadata entry they are saved under
     language: str = "en"             # its words' language: the session's that started it
     charts: tuple[Any, ...] = ()     # the task's named curves (previews.Chart)
+    autosave: Path | None = None     # its autosave file (None: autosave is off)
+    autosaved: tuple[float, int] | None = None  # (time.time(), step) of the autosave on disk
+    autosave_problem: str | None = None
+    autosave_due: float = 0.0        # time.monotonic() when the next autosave is due
+    autosave_step: int = 0           # the step of the last autosave (for a step interval)
+    autosave_costs: list[tuple[float, float]] = field(default_factory=list)  # per autosave:
+    # seconds the training waited (the snapshot), seconds the writer took (encode, write, fsync)
+    writer: threading.Thread | None = None  # the thread writing the latest autosave
+    interrupted: bool = False
+    paused: bool = False
+    from_disk: bool = False          # `prepared` must be rebuilt from the autosave
 
 
 def _throughput(recs: tuple[Record, ...]) -> float:
@@ -145,4 +163,9 @@ def snapshot(job: Job, queue: list[Job]) -> JobStatus:
         error=job.error, error_detail=job.error_detail, preview=job.preview,
         params=job.params, device=job.device_key, created=job.created,
         saved=tuple(job.saved), snapshots=tuple(job.snapshots), snapshot_key=job.snapshot_key,
-        charts=job.charts, wall_s=job.wall_s + (time.monotonic() - job.t_work if job.t_work is not None else 0.0))
+        charts=job.charts,
+        wall_s=job.wall_s + (time.monotonic() - job.t_work if job.t_work is not None else 0.0),
+        autosaved_at=job.autosaved[0] if job.autosaved else None,
+        autosaved_step=job.autosaved[1] if job.autosaved else None,
+        autosave_problem=job.autosave_problem, interrupted=job.interrupted, paused=job.paused,
+        on_disk=job.from_disk and job.prepared is None)

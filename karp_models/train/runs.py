@@ -27,8 +27,9 @@ import torch
 from karp_models import device as dev
 from karp_models.i18n import N_, _, join, using
 from karp_models.train import previews
-from karp_models.train.checkpoints import (CheckpointError, check_checkpoint, load_checkpoint,
-                                           load_trainer_state, read_metadata, save_checkpoint)
+from karp_models.train.checkpoints import (CheckpointError, check_checkpoint, checkpoint_parts,
+                                           load_checkpoint, load_trainer_state, read_metadata,
+                                           write_checkpoint)
 from karp_models.train.trainer import TrainConfig, Trainer
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent.parent / "weights"
@@ -206,14 +207,49 @@ def spec_from_run(path: str | os.PathLike, **config_changes: Any) -> RunSpec:
 
 def save_run(path: str | os.PathLike, spec: RunSpec, prepared: Prepared, metrics: dict,
              snapshots: list[tuple[int, np.ndarray]] | None = None,
-             snapshot_key: str = previews.Predictions.snapshot_key) -> Path:
+             snapshot_key: str = previews.Predictions.snapshot_key, *,
+             extra: dict | None = None, before_write: Any = None) -> Path:
     """Write the run (weights, metadata, trainer state to continue it, and the snapshots kept
-    while it trained) atomically to `path`. Raises DiskFullError (the previous file is intact)."""
+    while it trained) atomically to `path`. extra: more metadata entries (the owner's tag; an
+    autosave's job facts). before_write(n_bytes) may refuse the write (a quota) before any byte
+    is written. Raises DiskFullError (the previous file is intact)."""
+    parts = run_parts(spec, prepared, metrics, snapshots, snapshot_key, extra=extra)
+    return write_checkpoint(path, *parts, before_write=before_write)
+
+
+def run_parts(spec: RunSpec, prepared: Prepared, metrics: dict,
+              snapshots: list[tuple[int, np.ndarray]] | None = None,
+              snapshot_key: str = previews.Predictions.snapshot_key, *,
+              extra: dict | None = None, copy: bool = False
+              ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """What save_run writes, not yet encoded (checkpoints.checkpoint_parts; copy=True: a
+    snapshot that training may go on from while another thread writes it)."""
     meta = run_metadata(spec, prepared, metrics)
     if snapshots:
         meta[snapshot_key] = previews.snapshots_meta(snapshots)
+    meta.update(extra or {})
     model = prepared.trainer.model
-    return save_checkpoint(path, model, model_name=spec.model, meta=meta, trainer=prepared.trainer)
+    return checkpoint_parts(model, model_name=spec.model, meta=meta, trainer=prepared.trainer,
+                            copy=copy)
+
+
+def spec_meta(spec: RunSpec) -> dict:
+    """A RunSpec as JSON for an autosave (its data, if not from the registry, is not kept)."""
+    return {"model": spec.model, "dataset": spec.dataset, "preset": spec.preset,
+            "overrides": dict(spec.overrides), "device": spec.device,
+            "preview_every": spec.preview_every, "label": spec.label, "teacher": spec.teacher,
+            "config": dataclasses.asdict(spec.config), "own_data": spec.data is not None}
+
+
+def spec_from_meta(d: dict, resume_from: str | os.PathLike | None = None) -> RunSpec:
+    """The RunSpec spec_meta() wrote, continuing from `resume_from`. Raises ValueError, TypeError
+    for entries that do not make a RunSpec."""
+    return RunSpec(model=str(d["model"]), dataset=str(d["dataset"]),
+                   config=TrainConfig(**d["config"]), preset=d.get("preset"),
+                   overrides=dict(d.get("overrides") or {}), device=d.get("device"),
+                   preview_every=d.get("preview_every"), label=str(d.get("label") or ""),
+                   teacher=d.get("teacher"),
+                   resume_from=str(resume_from) if resume_from is not None else None)
 
 
 # --- the runs folder

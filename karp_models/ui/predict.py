@@ -17,7 +17,7 @@ from karp_models import preprocess as pp
 from karp_models.i18n import N_, _, join, language
 from karp_models.introspect import features as feat
 from karp_models.introspect import maximise as am
-from karp_models.ui import loaders, style
+from karp_models.ui import identity, loaders, style
 from karp_models.ui.compute import run_pipeline
 from karp_models.ui.figures.predict import filters_figure, objective_figure
 from karp_models.ui.images import display
@@ -194,9 +194,33 @@ def test_image_input(t: Target):
 
 
 def _upload_changed() -> None:
-    """The person removed the file (its x): forget the kept upload too."""
+    """The person removed the file (its x): forget the kept upload too, here and on the server."""
     if st.session_state.get("predict_upload") is None:
-        st.session_state.pop(UPLOADED, None)
+        _forget_upload()
+
+
+def _forget_upload() -> None:
+    st.session_state.pop(UPLOADED, None)
+    identity.forget_upload()
+
+
+def _keep_upload(raw: Raw) -> None:
+    """Keep a new upload on the server for this browser (a refreshed tab shows it again)."""
+    if st.session_state.get("predict_upload_kept") != (digest := hash(raw.data)):
+        st.session_state["predict_upload_kept"] = digest
+        if why := identity.keep_upload(raw.name, raw.data):
+            st.session_state["predict_upload_problem"] = why
+
+
+def _restored_upload() -> Raw | None:
+    """This browser's last upload kept on the server (after a refresh), once a session."""
+    if st.session_state.get("predict_upload_restored"):
+        return None
+    st.session_state["predict_upload_restored"] = True
+    if (kept := identity.kept_upload()) is None:
+        return None
+    st.session_state["predict_upload_kept"] = hash(kept[1])
+    return Raw(source=f"upload: {kept[0]}", data=kept[1], name=kept[0])
 
 
 def raw_from_source(source: str, t: Target):
@@ -211,13 +235,19 @@ def raw_from_source(source: str, t: Target):
         if f:
             st.session_state[UPLOADED] = Raw(source=_("upload: {file}").format(file=f.name), data=f.getvalue(),
                                              name=f.name)
+            _keep_upload(st.session_state[UPLOADED])
+        elif UPLOADED not in st.session_state and (back := _restored_upload()) is not None:
+            st.session_state[UPLOADED] = back   # a refreshed or reopened tab: the last upload
+        if "predict_upload_problem" in st.session_state:
+            st.caption(_("Kept in this tab only, not on the server: {why}").format(
+                why=st.session_state.pop("predict_upload_problem")))
         kept = st.session_state.get(UPLOADED)
         if kept is not None and not f:   # the uploader empties when the page is left; the photo stays
             c1, c2 = st.columns([4, 1], vertical_alignment="center")
             c1.caption(_("Showing **{file}**, uploaded earlier. Upload another file to replace it.").format(
                 file=kept.name))
             if c2.button(_("Forget it"), key="predict_forget_upload", width="stretch"):
-                st.session_state.pop(UPLOADED, None)
+                _forget_upload()
                 st.rerun()
         return kept
     if source == SOURCES[1]:

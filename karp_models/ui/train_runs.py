@@ -1,21 +1,25 @@
-"""The Train page's runs: the live view of this session's jobs (redrawn once a second in a
-fragment, scrolled into view when a run starts), saving a run with buttons that open it in the
-other pages, the saved runs, and the job limit of a shared server.
+"""The Train page's runs: the live view of this browser's jobs (redrawn once a second in a
+fragment, scrolled into view when a run starts; runs a restart interrupted, with Resume), saving
+a run with buttons that open it in the other pages, the saved runs, this browser's work on the
+server (its disk use and the link that opens it elsewhere), the teacher's list of everyone's
+interrupted runs, and the job limit of a shared server.
 
 Pages redraw from JobStatus snapshots (Streamlit's multithreading guide, option 1); nothing here
 touches a worker thread.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import streamlit as st
 
 from karp_models.i18n import N_, _, ngettext
 from karp_models.models import REGISTRY
+from karp_models.train import workspace
 from karp_models.train.jobs import JobManager, JobStatus, QueueFull
 from karp_models.train.runs import delete_run, list_runs, runs_dir, spec_from_run
-from karp_models.ui import style, teacher
+from karp_models.ui import identity, style, teacher
 from karp_models.ui import training as ui
 from karp_models.ui.models import PICKED_AS
 from karp_models.ui.train_form import duration
@@ -70,23 +74,26 @@ def scroll_into_view() -> None:
 # --- the live view
 
 
-def _act(mgr: JobManager, method: str, job_id: str) -> None:
-    """A button's action on a job; a race (the job just finished or was forgotten) is a message."""
+def _act(mgr: JobManager, method: str, job_id: str, owner: str | None) -> None:
+    """A button's action on a job of `owner` (None: any, the teacher's list); a race (the job
+    just finished or was forgotten) is a message."""
     try:
-        getattr(mgr, method)(job_id)
+        getattr(mgr, method)(job_id, owner=owner)
     except (KeyError, ValueError) as e:
         st.session_state["train_problem"] = str(e).strip("'\"")
 
 
-def _save_box(mgr: JobManager, cur: JobStatus, container) -> None:
+def _save_box(mgr: JobManager, cur: JobStatus, sid: str, container) -> None:
     with container.popover(_("Save"), icon=":material/save:", width="stretch"):
         with st.form("train_save_form", border=False):
             suggested = f"{cur.spec.model}-{cur.spec.dataset}-lr{cur.spec.config.lr:g}"
             name = st.text_input(_("Save this run as"), value=suggested, key="train_save_name")
             if st.form_submit_button(_("Save run"), icon=":material/save:", type="primary"):
                 try:
-                    with st.spinner(_("Evaluating on the whole split and saving…")):
-                        path = mgr.save(cur.job_id, name)
+                    with st.spinner(_("Reading the run back from its autosave, evaluating it on "
+                                      "the whole split and saving…") if cur.on_disk else
+                                    _("Evaluating on the whole split and saving…")):
+                        path = mgr.save(cur.job_id, name, owner=sid)
                     st.session_state["train_flash"] = str(path)
                     task = REGISTRY[cur.spec.model].task          # the other pages open with it
                     st.session_state[f"karp_model_{PICKED_AS.get(task, task)}"] = str(path)
@@ -116,28 +123,45 @@ def live_view(mgr: JobManager, sid: str, polling: bool) -> None:
     if st.session_state.pop(SCROLL, False):
         scroll_into_view()
     by_id = {r.job_id: r for r in runs}
+    cut = [r for r in runs if r.state == "stopped" and r.interrupted]
     if st.session_state.get("train_next_view") in by_id:  # a run just started: show it
         st.session_state["train_view"] = st.session_state.pop("train_next_view")
-    if st.session_state.get("train_view") not in by_id:
-        st.session_state["train_view"] = runs[-1].job_id
+    if st.session_state.get("train_view") not in by_id:  # first look: an interrupted run first
+        st.session_state["train_view"] = (cut or runs)[-1].job_id
+    view_id = st.session_state["train_view"]
+    if len(cut) > 1 or (cut and by_id[view_id] not in cut):
+        interrupted_banner(mgr, sid, cut)
     pick, b0, b1, b2 = st.columns([4, 1.3, 1.3, 1.3], vertical_alignment="bottom")
     view = pick.selectbox(_("Run"), list(by_id), key="train_view", format_func=lambda j: by_id[j].label)
     cur = by_id[view]
     if cur.active:
         b0.button(_("Stop"), icon=":material/stop:", key="train_stop", on_click=_act,
-                  args=(mgr, "stop", cur.job_id), disabled=cur.stop_requested, width="stretch")
-    elif cur.state == "stopped":
+                  args=(mgr, "stop", cur.job_id, sid), disabled=cur.stop_requested, width="stretch")
+    elif cur.state == "stopped" or (cur.state == "error" and cur.on_disk):
         b0.button(_("Resume"), icon=":material/play_arrow:", key="train_resume", on_click=_act,
-                  args=(mgr, "resume", cur.job_id), width="stretch")
+                  args=(mgr, "resume", cur.job_id, sid), width="stretch",
+                  type="primary" if cur.interrupted or cur.paused else "secondary")
     if cur.state in ("stopped", "done") and cur.records:
-        _save_box(mgr, cur, b1)
+        _save_box(mgr, cur, sid, b1)
     if not cur.active:
         b2.button(_("Remove"), icon=":material/delete:", key="train_remove", on_click=_act,
-                  args=(mgr, "remove", cur.job_id), width="stretch",
-                  help=_("Forget this run (saved files stay)."))
+                  args=(mgr, "remove", cur.job_id, sid), width="stretch",
+                  help=_("Forget this run and delete its autosave (runs saved under a name "
+                         "stay)."))
     if "train_problem" in st.session_state:
         st.warning(st.session_state.pop("train_problem"))
     ui.render_status(cur, limit=mgr.limit)
+    note = ui.autosave_text(cur, mgr.autosave_s, mgr.autosave_steps, mgr.keep_done_s / 3600)
+    if cur.autosave_problem and cur.autosaved_step is not None:
+        st.warning(_("**Autosave is not working**, so a restart of the server would lose this "
+                     "run's training since step {step:,}: {why}").format(
+                         step=cur.autosaved_step, why=cur.autosave_problem),
+                   icon=":material/save_as:")
+    elif cur.autosave_problem:
+        st.warning(_("**Autosave is not working**, so a restart of the server would lose this "
+                     "run: {why}").format(why=cur.autosave_problem), icon=":material/save_as:")
+    elif note:
+        st.caption(note)
     if cur.state == "done":
         st.caption(took_text(cur, st.session_state.get("train_estimates", {})))
     if "train_flash" in st.session_state:
@@ -194,6 +218,22 @@ def class_charts(cur: JobStatus, chosen: list[JobStatus], colors: dict[str, str]
         style.chart(ui.curves_figure(chosen, "lr", colors), key="train_lr_chart")
 
 
+def interrupted_banner(mgr: JobManager, sid: str, cut: list[JobStatus]) -> None:
+    """Runs a restart of the server interrupted: how many, and Resume all."""
+    c1, c2 = st.columns([4, 1.3], vertical_alignment="center")
+    c1.warning(ngettext(
+        "**The server stopped while {n} of your runs was training.** It is kept as its last "
+        "autosave left it: choose it under Run and press Resume to continue exactly from there.",
+        "**The server stopped while {n} of your runs were training.** Each is kept as its last "
+        "autosave left it: choose one under Run and press Resume, or resume them all.",
+        len(cut)).format(n=len(cut)), icon=":material/restart_alt:")
+    if len(cut) > 1 and c2.button(_("Resume all"), icon=":material/play_arrow:",
+                                  key="train_resume_all", width="stretch"):
+        for r in cut:
+            _act(mgr, "resume", r.job_id, sid)
+        st.rerun()
+
+
 # --- saved runs and the shared server
 
 
@@ -215,8 +255,11 @@ def saved_runs(mgr: JobManager, sid: str) -> None:
             acc = m.get("test_accuracy", m.get("val_accuracy"))
             loss = m.get("test_loss", m.get("val_loss"))
             cols = st.columns([3, 4, 1.5, 1.5, 1.3], vertical_alignment="center")
-            cols[0].markdown(f"**{path.stem}**  \n" + _("{model} on {dataset}").format(
-                model=meta.get("model"), dataset=meta.get("dataset")))
+            owner = meta.get("owner")
+            whose = (_("yours") if owner == sid else _("someone else's") if owner else
+                     _("from the command line"))
+            cols[0].markdown(f"**{path.stem}**  \n" + _("{model} on {dataset} · {whose}").format(
+                model=meta.get("model"), dataset=meta.get("dataset"), whose=whose))
             budget = f"{cfg['steps']:,}" if cfg.get("steps") else "–"
             fd = m.get("test_fd")
             cols[1].markdown(
@@ -244,7 +287,7 @@ def saved_runs(mgr: JobManager, sid: str) -> None:
                     st.rerun()
             with cols[3].popover(_("Open"), icon=":material/open_in_new:", width="stretch"):
                 open_buttons(path, meta.get("model", ""), container=st.container())
-            if teacher.unlocked():
+            if may_delete(owner, sid):
                 with cols[4].popover(_("Delete"), help=_("Delete this saved run's file for good."),
                                      width="stretch"):
                     if st.button(_("Delete {name} for good").format(name=path.stem), key=f"train_delete_{path.stem}",
@@ -257,6 +300,81 @@ def saved_runs(mgr: JobManager, sid: str) -> None:
                         st.rerun()
         if "train_flash_runs" in st.session_state:
             st.info(st.session_state.pop("train_flash_runs"))
+
+
+def may_delete(owner: str | None, sid: str) -> bool:
+    """Whether this tab may delete a saved run of `owner`: its own always; with teacher mode on,
+    the unlocked teacher any; with it off, runs that belong to no one (the command line's)."""
+    if owner == sid:
+        return True
+    if teacher.enabled():
+        return teacher.unlocked()
+    return owner is None
+
+
+def your_work(mgr: JobManager, sid: str) -> None:
+    """This browser's work on the server: what it uses of its disk quota, how often runs are
+    autosaved, and the link that opens it in another browser."""
+    with st.expander(_("Your work on this server"), icon=":material/cloud_done:"):
+        try:
+            use = workspace.usage(sid)
+        except (ValueError, OSError) as e:
+            st.error(str(e))
+            return
+        q = mgr.quota or workspace.Quota.from_env()
+        parts = dict(used=workspace.fmt_bytes(use.mine), quota=workspace.fmt_bytes(q.per_owner),
+                     saved=workspace.fmt_bytes(use.saved), auto=workspace.fmt_bytes(use.autosaves),
+                     up=workspace.fmt_bytes(use.uploads))
+        if q.per_owner:
+            st.markdown(_("Your saved runs, autosaves and uploads use **{used}** of your {quota} "
+                          "on this server: {saved} in saved runs, {auto} in autosaves, {up} in "
+                          "your last upload.").format(**parts))
+            st.progress(min(1.0, use.mine / q.per_owner))
+        else:
+            st.markdown(_("Your saved runs, autosaves and uploads use **{used}** on this server "
+                          "(no limit is set): {saved} in saved runs, {auto} in autosaves, {up} in "
+                          "your last upload.").format(**parts))
+        if mgr.autosaving:
+            every = (_("{n} s").format(n=f"{mgr.autosave_s:g}") if mgr.autosave_s else
+                     _("{n} steps").format(n=f"{mgr.autosave_steps:,}"))
+            st.caption(_("Running runs are autosaved every {every}, and when they stop or finish. A "
+                         "refreshed tab finds them again, and after a restart of the server they "
+                         "wait here to be resumed. Finished runs you do not save under a name "
+                         "are cleaned up after {hours:g} hours.").format(
+                             every=every, hours=mgr.keep_done_s / 3600))
+        identity.another_browser_note()
+
+
+def everyone_interrupted(mgr: JobManager, sid: str) -> None:
+    """For the unlocked teacher: everyone's runs a restart interrupted, to resume them at once
+    (their owners see them running when they come back)."""
+    if not (teacher.enabled() and teacher.unlocked()):
+        return
+    cut = [r for r in mgr.jobs() if r.session_id != sid and r.state == "stopped"
+           and (r.interrupted or r.paused)]
+    if not cut:
+        return
+    with st.expander(ngettext("Teacher: {n} run of others was interrupted",
+                              "Teacher: {n} runs of others were interrupted", len(cut)).format(
+                                  n=len(cut)), icon=":material/restart_alt:"):
+        st.caption(_("Runs the server's restart (or an absent owner) stopped, each kept at its "
+                     "last autosave. Resuming one continues it for its owner; a run whose owner "
+                     "has no tab open is paused again after a minute."))
+        now = time.time()
+        for r in cut:
+            c = st.columns([4, 3, 1.3], vertical_alignment="center")
+            c[0].markdown(f"**{r.label}**  \n" + _("browser {who}").format(who=r.session_id[:7]))
+            c[1].markdown(_("step {step:,}, autosaved {when}").format(
+                step=r.step, when=ui.ago(now - (r.autosaved_at or now))))
+            c[2].button(_("Resume"), key=f"train_teacher_resume_{r.job_id}", width="stretch",
+                        on_click=_act, args=(mgr, "resume", r.job_id, None))
+        if len(cut) > 1 and st.button(_("Resume all"), key="train_teacher_resume_all",
+                                      icon=":material/play_arrow:"):
+            for r in cut:
+                _act(mgr, "resume", r.job_id, None)
+            st.rerun()
+        if "train_problem" in st.session_state:
+            st.warning(st.session_state.pop("train_problem"))
 
 
 def job_limit(mgr: JobManager) -> None:

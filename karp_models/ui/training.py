@@ -1,5 +1,6 @@
-"""The Train page's pieces: session identity, the charts of a set of JobStatus snapshots (built
-by ui.figures.training, cached in the LIVE pool of ui.cache) and rendering of one snapshot.
+"""The Train page's pieces: the owner of this tab's runs (the browser's work identity) and its
+open tabs, the charts of a set of JobStatus snapshots (built by ui.figures.training, cached in
+the LIVE pool of ui.cache) and rendering of one snapshot, with its autosave and recovery state.
 
 Pages redraw from snapshots (Streamlit's multithreading guide, option 1); nothing here touches a
 worker thread.
@@ -7,7 +8,7 @@ worker thread.
 from __future__ import annotations
 
 import html
-import uuid
+import time
 
 import numpy as np
 import plotly.graph_objects as go
@@ -17,7 +18,7 @@ from karp_models.i18n import N_, _, language, ngettext
 from karp_models.train.jobs import JobManager, JobStatus, get_manager
 from karp_models.train.previews import Captions, Chart, Predictions, PreviewFailed, TextSample
 from karp_models.train.tasks.generative import Samples
-from karp_models.ui import cache, glossary, style
+from karp_models.ui import cache, glossary, identity, style
 from karp_models.ui.caption_views import preview_html
 from karp_models.ui.figures import generative as gen_figs
 from karp_models.ui.figures import training as figs
@@ -28,31 +29,35 @@ UNITS = {"samples": N_("{rate:,.0f} images/s"), "tokens": N_("{rate:,.0f} charac
 STATES = {"queued": N_("Queued"), "running": N_("Running"), "stopped": N_("Stopped"), "done": N_("Done"),
           "error": N_("Failed")}
 
-# --- session identity and liveness
+# --- the owner of this tab's runs, and whether any of its tabs is open
 
 
 def session_id() -> str:
-    """This browser tab's id for the job manager: '<streamlit session id>/<uuid>'.
-
-    The uuid makes it unique even where Streamlit's id is not (AppTest uses a fixed one); the
-    Streamlit part lets the manager ask the runtime whether the tab is still connected.
-    """
-    if "train_session_id" not in st.session_state:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-        ctx = get_script_run_ctx()
-        st.session_state["train_session_id"] = (
-            f"{ctx.session_id if ctx else 'none'}/{uuid.uuid4().hex[:12]}")
-    return st.session_state["train_session_id"]
+    """The owner this tab's runs belong to: its browser's work identity (ui/identity.py), so a
+    refreshed or reopened tab of the same browser has the same one."""
+    sid = identity.owner()
+    st.session_state["train_session_id"] = sid
+    note_tab()
+    return sid
 
 
-def tab_connected(sid: str) -> bool | None:
-    """True while the tab's websocket is connected; None when that cannot be known."""
+def note_tab() -> None:
+    """Tell the manager this tab belongs to this browser's owner, so its runs stay alive while
+    any of its tabs is open, on any page (app.py calls it on every page)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        manager().note_tab(identity.owner(), ctx.session_id)
+
+
+def tab_connected(tab: str) -> bool | None:
+    """True while this tab's websocket is connected; None when that cannot be known."""
     from streamlit import runtime
 
     if not runtime.exists():
         return None
-    ok = runtime.get_instance().is_active_session(sid.split("/", 1)[0])
+    ok = runtime.get_instance().is_active_session(tab)
     return ok if isinstance(ok, bool) else None  # AppTest's runtime is a mock
 
 
@@ -183,12 +188,26 @@ def render_status(r: JobStatus, limit: int = 1) -> None:
                          "**Waiting in the queue: place {place}.** {n} training jobs run at a time on the "
                          "{device}; this one starts when the jobs before it finish or stop.", limit).format(
                              place=r.queue_position, n=limit, device=r.device.upper()))
+    elif r.state == "error" and r.on_disk:
+        st.error(_("**This run could not be read back from its autosave:** {why} It is still "
+                   "kept; press Resume to try again.").format(why=r.error))
     elif r.state == "error":
         st.error(_("**This run failed:** {error}").format(error=r.error))
         with st.expander(_("Details (traceback)")):
             st.code(r.error_detail or "", language="text")
     elif r.stop_requested:
         st.warning(_("Stopping: one last evaluation on the whole test/validation split…"))
+    elif r.state == "stopped" and r.interrupted:
+        st.warning(_("**Interrupted at step {step:,}:** the server stopped while this run was "
+                     "training. It was kept as its last autosave left it; **Resume** continues "
+                     "from there exactly as if it had never stopped.").format(step=r.step),
+                   icon=":material/restart_alt:")
+    elif r.state == "stopped" and r.paused:
+        st.info(_("**Paused at step {step:,}** because no tab of yours was open for a while. It "
+                  "is kept on this server; **Resume** continues from there.").format(step=r.step),
+                icon=":material/pause_circle:")
+    elif r.state == "running" and r.on_disk:
+        st.info(_("Reading the run back from its autosave…"))
     elif r.state == "running" and not r.records:
         st.info(_("Loading the data and building the model…"))
     st.progress(min(1.0, max(0.0, r.progress)), text=progress_text(r))
@@ -212,6 +231,45 @@ def render_status(r: JobStatus, limit: int = 1) -> None:
                 f"{val.val_accuracy:.1%}" if val and val.val_accuracy is not None else "–",
                 help=_("The share of validation examples (images, or next characters) it gets right."))
     c[3].metric(_("Epochs"), f"{last.epoch:.2f}" if last else "–", help=glossary.tip("epoch"))
+
+
+def ago(seconds: float) -> str:
+    """'12 s ago', '3 min ago', '5 h ago', '2 days ago'."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return _("{n} s ago").format(n=s)
+    if s < 3600:
+        return _("{n} min ago").format(n=s // 60)
+    if s < 48 * 3600:
+        return _("{n} h ago").format(n=s // 3600)
+    return _("{n} days ago").format(n=s // 86400)
+
+
+def autosave_text(r: JobStatus, every_s: float | None, every_steps: int, keep_done_h: float,
+                  now: float | None = None) -> str:
+    """The line under a run's status saying where its autosave stands and what a restart of the
+    server would lose ('' when autosave is off)."""
+    now = time.time() if now is None else now
+    if every_s:
+        every = _("{n} s").format(n=f"{every_s:g}")
+    elif every_steps:
+        every = _("{n} steps").format(n=f"{every_steps:,}")
+    else:
+        return ""
+    if r.state == "running":
+        if r.autosaved_at is None:
+            return _("Autosaved every {every} of training: a restart of the server loses at most "
+                     "that much.").format(every=every)
+        return _("Autosaved at step {step:,}, {when}; every {every} of training, so a restart of "
+                 "the server loses at most that much.").format(
+                     step=r.autosaved_step, when=ago(now - r.autosaved_at), every=every)
+    if r.autosaved_at is None:
+        return ""
+    if r.state == "done":
+        return _("Kept on this server (autosaved {when}) for {hours:g} hours: save it under a name "
+                 "to keep it for good.").format(when=ago(now - r.autosaved_at), hours=keep_done_h)
+    return _("Kept on this server as autosaved at step {step:,}, {when}.").format(
+        step=r.autosaved_step, when=ago(now - r.autosaved_at))
 
 
 def render_preview(r: JobStatus) -> None:
