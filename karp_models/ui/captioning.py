@@ -16,7 +16,8 @@ import streamlit as st
 from karp_models import preprocess as pp
 from karp_models.data import grammar, scenes
 from karp_models.data.grammar import CLASSES, Layout, parse
-from karp_models.i18n import L_, N_, _, join, language
+from karp_models.i18n import L_, N_, _, join
+from karp_models.i18n import language as ui_language
 from karp_models.introspect.captions import Caption, describe, greedy_words, noun_looks
 from karp_models.ui import loaders, state, style
 from karp_models.ui.caption_views import caption_line_html, words_html
@@ -224,7 +225,7 @@ def _picture(ck, choice: ModelChoice) -> Scene | None:
     c = ck.model.config
     recipe = pp.style_for(choice.dataset) if c.in_channels == 1 else "photo"
     try:
-        decoded, pipe = run_pipeline(data, rgb, name, recipe, c.image_size, c.in_channels, None, language())
+        decoded, pipe = run_pipeline(data, rgb, name, recipe, c.image_size, c.in_channels, None, ui_language())
     except Exception as e:  # noqa: BLE001 - pp.ImageError says why; any other failure is a bad file
         why = str(e) if isinstance(e, pp.ImageError) else f"{type(e).__name__}: {e}"
         st.error(_("This image cannot be used. {why}").format(why=why), icon=":material/block:")
