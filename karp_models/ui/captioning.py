@@ -8,6 +8,8 @@ the figures ui.figures.captioning and the caption HTML ui.caption_views.
 """
 from __future__ import annotations
 
+import html
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -289,8 +291,9 @@ def show_scene_truth(scene: Scene, lang: str) -> None:
     if scene.layout is None:
         st.markdown(_("**The scene:** the grammar cannot state it exactly, because {why}.").format(why=scene.why))
         return
-    first = ("" if lang == "zh" else " ").join(scene.references[0]) if scene.references else ""
-    st.markdown(_("**The scene:** {caption}").format(caption=first))
+    ui = ui_language()                   # stated in the reader's language, whatever the model's
+    words = grammar.captions(scene.layout, ui)[0] if ui != lang else scene.references[0] if scene.references else ()
+    st.markdown(_("**The scene:** {caption}").format(caption=("" if ui == "zh" else " ").join(words)))
 
 
 def show_references(scene: Scene, lang: str) -> None:
@@ -298,7 +301,9 @@ def show_references(scene: Scene, lang: str) -> None:
     if len(scene.references) > 1:
         with st.expander(_("All {n} reference captions (the ways the grammar says it)").format(
                 n=len(scene.references))):
-            st.markdown("\n".join(f"- {('' if lang == 'zh' else ' ').join(r)}" for r in scene.references))
+            # the model's own language (what its caption is scored against), not the page's
+            items = "".join(f"<li>{html.escape(('' if lang == 'zh' else ' ').join(r))}</li>" for r in scene.references)
+            st.html(f'<ul lang="{lang}" style="font-size: 1.05rem; margin: 0">{items}</ul>')
 
 
 def word_row(cap: Caption, noun_class: dict[str, int]) -> int:

@@ -221,7 +221,8 @@ def test_a_chinese_captioner_writes_chinese(tmp_path, monkeypatch):
     pick(at, "captioning_model", "zh-tiny")
     ok(at)
     zh = load_data("scenes-zh")
-    assert any(zh.text(zh.references("test", 0)[0]) in m.value for m in at.markdown)   # 两只凉鞋在...
+    assert zh.text(zh.references("test", 0)[0]) in shown(at).replace(" ", "")   # the references: 两只凉鞋在...
+    assert any(m.value.startswith("**The scene:** two sandals") for m in at.markdown)  # the page's language
     ck = load_checkpoint(tmp_path / "zh-tiny.safetensors", "cpu")
     cap = describe(ck.model, zh.test_x[0].numpy() / 255, ck.meta["vocab"])
     assert all(re.search("[\u4e00-\u9fff]", w) or w in ("T恤",) for w in cap.words)

@@ -36,7 +36,8 @@ PAGES = sorted(p.stem for p in (ROOT / "pages").glob("*.py"))
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 # names and titles that Chinese texts keep in English (removed before looking for English)
-KEPT = ["Feature Visualization", "CNN Explainer", "Fashion-MNIST", "Project Gutenberg", "First Folio"]
+KEPT = ["Feature Visualization", "CNN Explainer", "Fashion-MNIST", "Project Gutenberg", "First Folio",
+        "Show, Attend and Tell", "Show and Tell", "Sampling Generative Networks"]          # papers' titles
 NAMES = {"Captum", "Saliency", "SmoothGrad", "GradientSHAP", "DeepLift", "Grad", "Spearman", "Pearson",
          "McNemar", "Wilson", "Karpathy", "Johnson", "Fei", "Adebayo", "Olah", "Lucid", "Bahdanau", "Guo",
          "Jain", "Wallace", "Chefer", "Abnar", "Zuidema", "Debian", "Ubuntu", "Apple", "Metal", "Transformer",
