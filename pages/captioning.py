@@ -14,7 +14,7 @@ st.caption(_("A CNN reads the picture and an LSTM writes a sentence about it, wo
              "attention, it looks at the picture again before each word: the bright part of the map."))
 style.projector_css()
 
-top = st.columns([2.6, 5, 2], vertical_alignment="bottom")
+top = st.columns([3.2, 5, 2], vertical_alignment="bottom")
 picked = ui.captioner(top[0])
 if picked is None:
     st.stop()

@@ -157,6 +157,6 @@ def render_preview(r: JobStatus) -> None:
                 f"{html.escape(p.text)}</pre>")
     elif isinstance(p, Captions):
         st.html(preview_html(p.images, p.words, p.probs, p.references, p.correct, p.step,
-                             p.language, columns=2))
+                             p.language, columns=2, size=style.px(19)))
     elif isinstance(p, PreviewFailed):
         st.caption(f"No preview at step {p.step:,}: {p.message}")
