@@ -53,7 +53,7 @@ with pic:
 
 if cap.attention is not None:
     st.subheader(_("Where it looked for every word"))
-    ui.chart(figs.strip_figure(scene.x, cap.attention, [f"{w} · {p:.0%}" for w, p in
+    ui.chart(figs.strip_figure(scene.x, cap.attention, [f"{w}<br>{p:.0%}" for w, p in
                                                         zip(ui.labels(cap), cap.probs)], selected=t),
              "captioning_strip")
 st.subheader(_("With and without attention, on the same scene"))
