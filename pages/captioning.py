@@ -14,7 +14,7 @@ st.caption(_("A CNN reads the picture and an LSTM writes a sentence about it, wo
              "attention, it looks at the picture again before each word: the bright part of the map."))
 style.projector_css()
 
-top = st.columns([2.6, 5, 2], vertical_alignment="bottom")
+top = st.columns([3.2, 5, 2], vertical_alignment="bottom")
 picked = ui.captioner(top[0])
 if picked is None:
     st.stop()
@@ -53,7 +53,7 @@ with pic:
 
 if cap.attention is not None:
     st.subheader(_("Where it looked for every word"))
-    ui.chart(figs.strip_figure(scene.x, cap.attention, [f"{w} · {p:.0%}" for w, p in
+    ui.chart(figs.strip_figure(scene.x, cap.attention, [f"{w}<br>{p:.0%}" for w, p in
                                                         zip(ui.labels(cap), cap.probs)], selected=t),
              "captioning_strip")
 st.subheader(_("With and without attention, on the same scene"))

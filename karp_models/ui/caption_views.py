@@ -57,7 +57,7 @@ def words_html(words: Sequence[str], probs: Sequence[float], language: str = "en
 
 def preview_html(images: np.ndarray, words: Sequence[Sequence[str]], probs: Sequence[Sequence[float]],
                  references: Sequence[str], correct: Sequence[bool] | None, step: int,
-                 language: str = "en", columns: int = 3) -> str:
+                 language: str = "en", columns: int = 3, size: int = 19) -> str:
     """The Train page's live captions: one card per scene (the image, the model's greedy caption
     shaded word by word, a right/wrong frame when the scene is known, the first reference).
 
@@ -65,7 +65,9 @@ def preview_html(images: np.ndarray, words: Sequence[Sequence[str]], probs: Sequ
         images: (n, C, H, W) uint8; words, probs: per scene its words and their probabilities;
         references: per scene a reference caption as written; correct: per scene whether the
         caption states it exactly (None for photos, which have no grammar).
+        size: the text's size in px (the pictures and notes scale with it).
     """
+    small, side = round(size * 15 / 19), round(size * 96 / 19)
     n = len(words)
     head = _("Captions of {n} test scenes at step {step:,}").format(n=n, step=step)
     if correct is not None:
@@ -74,31 +76,31 @@ def preview_html(images: np.ndarray, words: Sequence[Sequence[str]], probs: Sequ
     for i in range(n):
         ok = None if correct is None else bool(correct[i])
         colour = "#d1d5db" if ok is None else style.RIGHT if ok else style.WRONG
-        mark = "" if ok is None else (f"<b style='font-size:19px; color:{colour}; margin-right:0.3em'>"
+        mark = "" if ok is None else (f"<b style='font-size:{size}px; color:{colour}; margin-right:0.3em'>"
                                       f"{'✓' if ok else '✗'}</b>")
         nothing = _("(nothing: it ended at once)")
-        said = words_html(words[i], probs[i], language, size=19, show_probs=False, prefix=mark) \
+        said = words_html(words[i], probs[i], language, size=size, show_probs=False, prefix=mark) \
             if words[i] else f"{mark}<i>{html.escape(nothing)}</i>"
         reference = _("reference: {text}").format(text=references[i])
         cards.append(
             f"<div style='display:flex; gap:10px; align-items:flex-start; border:3px solid {colour}; "
             f"border-radius:8px; padding:6px'>"
-            f"<img src='{png_uri(images[i], 96)}' width='96' height='96' style='image-rendering:pixelated'>"
+            f"<img src='{png_uri(images[i], side)}' width='{side}' height='{side}' style='image-rendering:pixelated'>"
             f"<div>{said}"
-            f"<div style='font-size:15px; color:#4b5563; margin-top:4px'>"
+            f"<div style='font-size:{small}px; color:#4b5563; margin-top:4px'>"
             f"{html.escape(reference)}</div></div></div>")
     legend = _("Shaded words: the model gave them less than {p:.0%} probability.").format(p=UNSURE)
-    return (f"<div style='font-size:19px; font-weight:600; margin-bottom:6px'>{html.escape(head)}</div>"
+    return (f"<div style='font-size:{size}px; font-weight:600; margin-bottom:6px'>{html.escape(head)}</div>"
             f"<div style='display:grid; grid-template-columns:repeat({columns}, minmax(0, 1fr)); gap:8px'>"
-            + "".join(cards) + f"</div><div style='font-size:15px; color:#4b5563; margin-top:4px'>"
+            + "".join(cards) + f"</div><div style='font-size:{small}px; color:#4b5563; margin-top:4px'>"
             f"{html.escape(legend)}</div>")
 
 
-def caption_line_html(title: str, words: str, ok: bool | None, why: str) -> str:
-    """One caption: a line with what wrote it and the verdict, coloured right (True), wrong
-    (False) or unknown (None), then its words (words_html)."""
+def caption_line_html(title: str, words: str, ok: bool | None, why: str, size: int = 19) -> str:
+    """One caption: a line with what wrote it and the verdict (`size` px), coloured right (True),
+    wrong (False) or unknown (None), then its words (words_html)."""
     colour = "#4b5563" if ok is None else style.RIGHT_TEXT if ok else style.WRONG_TEXT
     mark = "" if ok is None else "✓ " if ok else "✗ "
-    return (f"<div style='margin-bottom:8px'><div style='font-size:19px'><b>{html.escape(title)}</b> · "
+    return (f"<div style='margin-bottom:8px'><div style='font-size:{size}px'><b>{html.escape(title)}</b> · "
             f"<span style='font-weight:600; color:{colour}'>{mark}{html.escape(why)}</span></div>"
             f"{words}</div>")

@@ -280,7 +280,8 @@ def labels(cap: Caption) -> list[str]:
 def show_caption(title: str, cap: Caption, scene: Scene, lang: str) -> None:
     """One line: what decoded it, the words with their probabilities, and the verdict."""
     ok, why = verdict(cap, scene, lang)
-    st.html(caption_line_html(title, words_html(labels(cap), cap.probs, lang, size=24), ok, why))
+    st.html(caption_line_html(title, words_html(labels(cap), cap.probs, lang, size=style.px(24)), ok, why,
+                              size=style.px(19)))
 
 
 def show_scene_truth(scene: Scene, lang: str) -> None:

@@ -290,7 +290,7 @@ def render_preview(r: JobStatus) -> None:
         render_samples(p, r.job_id)
     elif isinstance(p, Captions):
         st.html(preview_html(p.images, p.words, p.probs, p.references, p.correct, p.step,
-                             p.language, columns=2))
+                             p.language, columns=2, size=style.px(19)))
     elif isinstance(p, PreviewFailed):
         st.caption(_("No preview at step {step:,}: {why}").format(step=p.step, why=p.message))
 

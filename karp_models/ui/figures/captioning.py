@@ -48,14 +48,14 @@ def word_figure(image: np.ndarray, att: np.ndarray | None, *, boxes: np.ndarray 
 def strip_figure(image: np.ndarray, att: np.ndarray, labels: Sequence[str], *,
                  selected: int | None = None, alpha: float = 0.6) -> go.Figure:
     """Small multiples: every step's map (T, g, g) over the image, in one row (two rows, evenly
-    filled, past PER_ROW), each titled by its label (the word and its probability); the selected
-    step's title is marked ▶."""
+    filled, past PER_ROW), each titled by its label (the word and its probability, on two lines
+    joined by <br>, so ten fit across a projector); the selected step's title is marked ▶."""
     T = len(labels)
     rows = -(-max(T, 1) // PER_ROW)
     cols = -(-max(T, 1) // rows)
     titles = [("▶ " if t == selected else "") + lab for t, lab in enumerate(labels)]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles + [""] * (rows * cols - T),
-                        horizontal_spacing=0.012, vertical_spacing=0.16 / rows)
+                        horizontal_spacing=0.012, vertical_spacing=0.22 / rows)
     for t in range(T):
         fig.add_trace(go.Image(z=_layer(image, att[t], alpha), hoverinfo="skip"),
                       row=t // cols + 1, col=t % cols + 1)
@@ -63,4 +63,4 @@ def strip_figure(image: np.ndarray, att: np.ndarray, labels: Sequence[str], *,
     fig.update_yaxes(visible=False)
     fig.update_annotations(font=style.SMALL_FONT)
     side = PAGE_WIDTH // cols                             # each small map's side on a projector
-    return style.layout(fig, height=rows * (min(side, 200) + 44), margin=dict(l=0, r=0, t=30, b=0))
+    return style.layout(fig, height=rows * (min(side, 200) + 60), margin=dict(l=8, r=8, t=48, b=0))
