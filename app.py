@@ -35,7 +35,7 @@ pages = {
         st.Page("pages/seq2seq.py", title=_("Seq2seq attention"), icon=":material/calendar_month:"),
     ],
 }
-nav = st.navigation(pages)
+nav = st.navigation(pages, expanded=True)   # every page in view: a class follows the teacher's clicks
 st.sidebar.toggle(_("Presentation mode"), key=style.PRESENT_KEY,
                   help=_("Larger text, charts and pictures for a projector. Stays on while this "
                          "browser tab is open."))
