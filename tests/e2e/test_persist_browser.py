@@ -43,7 +43,7 @@ def open_train(page, base: str) -> None:
     page.goto(base + "/", timeout=90_000)
     wait_idle(page)
     page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Train").click()
-    page.wait_for_url("**/train", timeout=60_000)
+    page.wait_for_url(re.compile(r"/train(\?|$)"), timeout=60_000)   # the address keeps ?lang=
     wait_idle(page)
     page.get_by_role("heading", name="Train").first.wait_for(timeout=60_000)
 
@@ -91,7 +91,7 @@ def test_refresh_and_server_kill_lose_nothing(tmp_path):
     try:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=act.CHROMIUM, args=act.CHROMIUM_ARGS)
-            ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+            ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale=act.LOCALE)
             page = ctx.new_page()
             open_train(page, base)
             mark("train page open")
@@ -111,7 +111,7 @@ def test_refresh_and_server_kill_lose_nothing(tmp_path):
                               "no run on the page after the refresh")
             assert state == "running", state
             no_exception(page)
-            other = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            other = browser.new_context(viewport={"width": 1280, "height": 900}, locale=act.LOCALE).new_page()
             other.goto(f"{base}/train")
             wait_idle(other)
             other.get_by_role("heading", name="Train").first.wait_for(timeout=60_000)
