@@ -127,12 +127,11 @@ def _new_seed() -> None:
 
 def sample_controls(g: Generator, container) -> tuple[int, int, int | None, float]:
     """Seed, number of samples, class (conditional) and spread, in `container`."""
-    c1, c2 = container.columns([3, 2], vertical_alignment="bottom")
-    seed = c1.number_input(_("Seed"), 0, 2 ** 31 - 1, 0, key=f"{P}_seed", bind="query-params",
-                           help=_("The seed fixes the random latent vectors z: the same seed "
-                                  "always draws the same grid."))
-    c2.button(_("New seed"), icon=":material/casino:", key=f"{P}_new_seed", on_click=_new_seed,
-              width="stretch")
+    seed = container.number_input(_("Seed"), 0, 2 ** 31 - 1, 0, key=f"{P}_seed", bind="query-params",
+                                  help=_("The seed fixes the random latent vectors z: the same seed "
+                                         "always draws the same grid."))
+    container.button(_("New seed"), icon=":material/casino:", key=f"{P}_new_seed", on_click=_new_seed,
+                     width="stretch")
     cls = None
     if g.conditional:
         cls = container.selectbox(_("Class to draw"), [None, *range(len(g.classes))], key=f"{P}_class",
@@ -189,12 +188,15 @@ def interpolate_view(g: Generator, grid: Grid) -> None:
     captions = [_("A")] + [f"{v:.2f}" for v in t[1:-1]] + [_("B")]
     left, right = st.columns([3, 2])
     with left:
+        # short titles (a projector's large font keeps them inside the chart), the why below each
         style.chart(figs.strip(paths["slerp"][1], captions, scale=figs.scale_for(g.size),
-                               title=_("Spherical (slerp): along the sphere where z usually lies")),
+                               title=_("Spherical (slerp)")),
                     key=f"{P}_slerp", config={"displayModeBar": False})
+        st.caption(_("Spherical (slerp): along the sphere where z usually lies"))
         style.chart(figs.strip(paths["lerp"][1], captions, scale=figs.scale_for(g.size),
-                               title=_("Straight line (lerp): through the middle of the sphere")),
+                               title=_("Straight line (lerp)")),
                     key=f"{P}_lerp", config={"displayModeBar": False})
+        st.caption(_("Straight line (lerp): through the middle of the sphere"))
     with right:
         norms = {_("slerp"): np.linalg.norm(paths["slerp"][0], axis=1),
                  _("lerp"): np.linalg.norm(paths["lerp"][0], axis=1)}
