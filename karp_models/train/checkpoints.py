@@ -184,7 +184,7 @@ def write_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
     if before_write is not None:
         before_write(len(data))
     try:
-        _atomic_write(path, data)
+        atomic_write(path, data)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             kept = ("the previous file there is unchanged" if path.exists()
@@ -196,7 +196,7 @@ def write_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
     return path
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, fsync, then os.replace: all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -16,13 +16,12 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from karp_models.i18n import _
-from karp_models.train.checkpoints import CheckpointError, read_metadata
+from karp_models.train.checkpoints import CheckpointError, atomic_write, read_metadata
 from karp_models.train.runs import list_runs, runs_dir
 
 WORK = ".work"                      # in the runs folder; list_runs never looks inside it
@@ -178,21 +177,6 @@ def check_room(owner: str, new_bytes: int, *,
 # --- the last upload
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _upload_name(name: str) -> str:
     stem = re.sub(r"[^\w.-]+", "-", Path(str(name)).name).strip(".-")[:80]
     return stem or "upload"
@@ -206,7 +190,7 @@ def keep_upload(owner: str, name: str, data: bytes, root: str | os.PathLike | No
     before = sorted(p for p in folder.glob("last-*") if p.is_file()) if folder.is_dir() else []
     check_room(owner, len(data), replacing=before[0] if before else None, root=root, quota=quota)
     path = folder / f"last-{_upload_name(name)}"
-    _atomic_bytes(path, data)
+    atomic_write(path, data)
     for p in before:
         if p != path:
             with contextlib.suppress(OSError):
