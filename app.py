@@ -17,6 +17,7 @@ pages = {
     "Train and evaluate": [
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:"),
+        st.Page("pages/own_classes.py", title="Your own classes", icon=":material/add_photo_alternate:"),
     ],
     "Images": [
         st.Page("pages/predict.py", title="Predict and look inside", icon=":material/image_search:"),

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from karp_models import data
-from karp_models.train.runs import WEIGHTS_DIR, format_metrics, shipped_weights
+from karp_models.train.runs import WEIGHTS_DIR, format_metrics, load_dataset, shipped_weights
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -15,10 +15,12 @@ def dataset_statuses() -> list[data.DatasetStatus]:
     return data.statuses()
 
 
-@st.cache_resource(show_spinner="Loading dataset…")
+@st.cache_resource(show_spinner="Loading dataset…", max_entries=24)
 def dataset(name: str) -> data.ImageData | data.TextData:
-    """One shared, read-only copy per process (tensors are never mutated by pages)."""
-    return data.load(name)
+    """One shared, read-only copy per process (tensors are never mutated by pages): karp's
+    datasets, and a person's own classes kept beside the runs trained on them (the name of a
+    kept set never changes its images: runs.save_dataset gives other images another name)."""
+    return load_dataset(name)
 
 
 @st.cache_data(show_spinner=False)

@@ -15,6 +15,7 @@ import torch
 from karp_models import imagenet
 from karp_models import preprocess as pp
 from karp_models.introspect import features as feat
+from karp_models.i18n import _, join
 from karp_models.introspect import maximise as am
 from karp_models.ui import loaders, style
 from karp_models.ui.compute import run_pipeline
@@ -46,14 +47,29 @@ class Target:
     origin: str               # 'shipped' | 'run' | 'imagenet'
     title: str
     meta: dict
+    style: str = ""           # the preprocess recipe; '' = the dataset's (pp.style_for)
+
+    @property
+    def recipe(self) -> str:
+        """How a picture becomes this model's input (a karp_models.preprocess style)."""
+        return self.style or pp.style_for(self.dataset)
+
+    @property
+    def own_classes(self) -> bool:
+        """A model fine-tuned on a person's own classes (its backbone says how pictures are read)."""
+        return hasattr(getattr(self.model, "config", None), "input_style")
 
 
 def karp_target(ck, choice) -> Target:
+    """A checkpoint as the page runs it. A fine-tuned model reads pictures as its backbone was
+    trained to: a karp backbone's dataset recipe, or an ImageNet backbone's resize and crop."""
     cfg = ck.model.config
     classes = tuple(ck.meta.get("classes") or [str(i) for i in range(cfg.n_classes)])
+    style = getattr(cfg, "input_style", "")                      # FineTuneConfig
     return Target(model=ck.model, key=f"{choice.path}:{choice.mtime}", classes=classes,
-                  dataset=choice.dataset, channels=cfg.in_channels, size=cfg.image_size, resize=None,
-                  origin=choice.origin, title=choice.label, meta=ck.meta)
+                  dataset=choice.dataset, channels=cfg.in_channels, size=cfg.image_size,
+                  resize=getattr(cfg, "resize_size", None), origin=choice.origin, title=choice.label,
+                  meta=ck.meta, style=style)
 
 
 def imagenet_picker() -> Target | None:
@@ -68,7 +84,9 @@ def imagenet_picker() -> Target | None:
     name = st.selectbox("ImageNet model", names, format_func=label, key="predict_imagenet",
                         bind="query-params")
     if not imagenet.is_cached(name):
-        if not _download(name):
+        if not download_weights(name, "predict_download",
+                                _("The rest of the page works without them: the input and its "
+                                  "preprocessing below.")):
             return None
     try:
         m = imagenet_model(name)
@@ -80,28 +98,29 @@ def imagenet_picker() -> Target | None:
                   title=m.title, meta={})
 
 
-def _download(name: str) -> bool:
-    """The weights are not here: a button that downloads them with a progress bar (True when
-    they arrived), or one sentence on what to do offline."""
+def download_weights(name: str, key: str, meanwhile: str = "") -> bool:
+    """torchvision's ImageNet weights of `name` are not here: a button that downloads them into
+    the torch hub cache with a progress bar (True when they arrived), or, offline, one sentence
+    on what to do and the other ways to get the file. `meanwhile`: what works without them."""
     a = imagenet.ARCHS[name]
     size = imagenet.size_mb(name)
-    st.info(f"{a.title} needs its ImageNet weights ({size:.0f} MB), which are not on this computer "
-            f"yet. The rest of the page works without them: the input and its preprocessing below.",
+    st.info(_("{model} needs its ImageNet weights ({size} MB), which are not on this computer "
+              "yet.").format(model=a.title, size=f"{size:.0f}") + (" " + meanwhile if meanwhile else ""),
             icon=":material/download:")
-    if not st.button(f"Download them now ({size:.0f} MB)", icon=":material/download:",
-                     key=f"predict_download_{name}"):
+    if not st.button(_("Download them now ({size} MB)").format(size=f"{size:.0f}"),
+                     icon=":material/download:", key=f"{key}_{name}"):
         return False
-    bar = st.progress(0.0, text="Connecting…")
+    bar = st.progress(0.0, text=_("Connecting…"))
 
     def show(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"Downloading {a.title}: {done / 2**20:.0f} of "
-                                                 f"{total / 2**20:.0f} MB")
+        bar.progress(done / max(total, 1), text=_("Downloading {model}: {done} of {total} MB").format(
+            model=a.title, done=f"{done / 2**20:.0f}", total=f"{total / 2**20:.0f}"))
     try:
         imagenet.download(name, progress=show)
     except imagenet.WeightsUnavailable as e:
         bar.empty()
         st.warning(str(e), icon=":material/wifi_off:")
-        with st.expander("Other ways to get the file"):
+        with st.expander(_("Other ways to get the file")):
             st.code(imagenet.how_to_get(name), language=None, wrap_lines=True)
         return False
     return True
@@ -109,6 +128,10 @@ def _download(name: str) -> bool:
 
 def what_it_knows(t: Target) -> str:
     """What a karp model can recognise, said whenever it is given a photo or a drawing."""
+    if t.own_classes:
+        return _("**This model knows only your {n} classes: {classes}.** Anything else is forced "
+                 "into one of them. It reads a picture the way its backbone was trained to (the "
+                 "steps above).").format(n=len(t.classes), classes=join(t.classes))
     return (f"**This model knows only {len(t.classes)} classes: {', '.join(t.classes)}**, learned "
             f"from small {t.size}×{t.size} pictures on a black background. Anything else (a cat, a "
             f"cup) is forced into one of them. For photos of everyday things, choose the "
@@ -128,17 +151,22 @@ class Raw:
     name: str = ""
 
 
+def cannot_use(e: Exception) -> str:
+    """Predict's words for a file it refuses (preprocess.ImageError's message, or any other
+    decoder failure): shared with the own-classes page, which refuses the same files."""
+    if isinstance(e, pp.ImageError):
+        return f"**This image cannot be used.** {e}"
+    return (f"**This image cannot be used.** It could not be read ({type(e).__name__}: {e}). "
+            f"Try another file.")
+
+
 def handle_raw(raw: Raw, t: Target) -> tuple[pp.Decoded | None, pp.Pipeline] | None:
     """The page's handler for any upload/camera/drawing/photo: the pipeline, or None after a
     clear message on the page (never a traceback)."""
-    style = pp.style_for(t.dataset)
     try:
-        return run_pipeline(raw.data, raw.rgb, raw.name, style, t.size, t.channels, t.resize)
-    except pp.ImageError as e:
-        st.error(f"**This image cannot be used.** {e}", icon=":material/block:")
-    except Exception as e:  # noqa: BLE001 - any other decoder failure is still a bad file
-        st.error(f"**This image cannot be used.** It could not be read "
-                 f"({type(e).__name__}: {e}). Try another file.", icon=":material/block:")
+        return run_pipeline(raw.data, raw.rgb, raw.name, t.recipe, t.size, t.channels, t.resize)
+    except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file (cannot_use says which)
+        st.error(cannot_use(e), icon=":material/block:")
     return None
 
 
@@ -185,8 +213,9 @@ def test_image_input(t: Target):
     c1, c2 = st.columns([3, 1])
     if c2.button("Random", icon=":material/casino:", key="predict_random"):
         st.session_state["predict_test_index"] = int(np.random.default_rng().integers(n))
-    idx = c1.number_input(f"Test image (0 to {n - 1:,})", 0, n - 1, key="predict_test_index",
-                          bind="query-params")
+    what = (_("One of your validation images (0 to {last})") if t.own_classes   # never trained on
+            else _("Test image (0 to {last})")).format(last=f"{n - 1:,}")
+    idx = c1.number_input(what, 0, n - 1, key="predict_test_index", bind="query-params")
     return test_image(ds, int(idx))
 
 
@@ -293,7 +322,7 @@ def maximise_tab(t: Target, maps: dict[str, np.ndarray]) -> None:
         am_layer, am_channel = None, None
         am_class = c1.selectbox("Class", range(len(t.classes)), key="predict_am_class",
                                 format_func=lambda i: t.classes[i])
-    big_model = t.dataset == "imagenet"
+    big_model = t.size >= 96                     # ImageNet-sized input: fewer, heavier steps
     steps = c2.slider("Steps", 16, 512 if not big_model else 128, 128 if not big_model else 32,
                       step=16, key="predict_am_steps")
     jitter = c2.slider("Jitter (pixels)", 0, 8, 2 if not big_model else 8, key="predict_am_jitter")
