@@ -52,7 +52,7 @@ with left:
     budget = ft.budget(bb)
     all_three = st.button(_("Train all three ways and compare"), icon=":material/play_arrow:", type="primary",
                           key="own_train_all", width="stretch", disabled=not teacher.unlocked())
-    just_one = st.button(_("Train only: {mode}").format(mode=ft.mode_words(mode)), key="own_train_one",
+    just_one = st.button(_("Train only this way: {mode}").format(mode=ft.mode_words(mode)), key="own_train_one",
                          width="stretch", disabled=not teacher.unlocked())
     teacher.gate(_("start training"), key="own_teacher")
 with right:

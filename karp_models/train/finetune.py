@@ -190,7 +190,7 @@ class Budget:
     eval_every: int
 
 
-BUDGETS = {"karp": Budget(150, 32, 10), "torchvision": Budget(30, 16, 5)}
+BUDGETS = {"karp": Budget(150, 32, 10), "torchvision": Budget(20, 8, 4)}   # ResNet-18 on 2 CPU cores: ~2-8 s a step
 # AdamW, constant lr after a 5% warm-up. karp: each mode's best of 3e-3, 1e-2, 3e-2 on the few-shot
 # task of bench/bench_finetune.py; torchvision: a tenth of those (not measured here: no ImageNet
 # weights on the machine that wrote this; 1e-3 is the Adam rate the PyTorch and Keras guides use)

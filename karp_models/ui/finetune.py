@@ -92,7 +92,8 @@ def backbone_picker() -> ft.Backbone | None:
     st.caption(join(facts) + ". " + input_words(bb))
     if not bb.available:
         if download_weights(bb.fields["arch"], "own_download",
-                            _("karp's own backbones above work offline.")):
+                            _("{model} needs its ImageNet weights ({mb:.0f} MB), which are not on this "
+                              "computer yet. karp's own backbones, first in the list, work offline.")):
             _backbones.clear()
             st.rerun()
         return None
@@ -155,7 +156,7 @@ def frozen_layers(bb: ft.Backbone, n_classes: int, mode: str) -> None:
     blocks = _blocks(bb, bb.key, n_classes, mode)
     total = sum(b.params for b in blocks)
     trained = sum(b.trainable for b in blocks)
-    st.markdown(_("**{trained:,} of {total:,} parameters learn** in this mode ({share:.1%}); grey "
+    st.markdown(_("**{trained:,} of {total:,} parameters learn** in this mode ({share:.2%}); grey "
                   "blocks are frozen.").format(trained=trained, total=total, share=trained / max(total, 1)))
     style.chart(figs.blocks_figure(blocks), key="own_blocks")
     with st.expander(_("The same as a table")):
@@ -182,6 +183,9 @@ def budget(bb: ft.Backbone) -> Budget:
                                 n=b.batch_size))
     seed = c2.number_input(_("Training seed"), 0, 9999, 0, key="own_train_seed",
                            help=_("The new layer's random start and the order of the images."))
+    if bb.source == "torchvision":
+        st.caption(_("An ImageNet network reads 224×224 pictures: on a CPU each step takes seconds, "
+                     "and the head alone is by far the fastest of the three ways."))
     return Budget(int(steps), int(seed))
 
 
@@ -229,7 +233,7 @@ def run_card(mgr: JobManager, r: JobStatus) -> None:
     stopped or finished, Save, and once saved, links that open it in the other pages."""
     st.markdown(f"**{r.label}**")
     if r.state == "error":
-        st.error(_("This run failed: {why}").format(why=r.error))
+        st.error(_("**This run failed:** {error}").format(error=r.error))
         return
     st.progress(min(1.0, max(0.0, r.progress)), text=tr.progress_text(r))
     val = [q.val_accuracy for q in r.records if q.val_accuracy is not None]

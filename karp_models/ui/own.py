@@ -259,13 +259,12 @@ def folder(d: Draft) -> None:
                   "classes above."))
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     options = [str(p) for p in saved]
-    if options:
-        picked = c1.selectbox(_("Classes saved earlier"), [""] + options, key="own_folder_saved",
-                              format_func=lambda p: Path(p).name if p else _("(type a folder below)"))
-    else:
-        picked = ""
-    path = st.text_input(_("Folder on this server"), key="own_folder_path",
-                         placeholder="/home/teacher/animals") if not picked else picked
+    with c1:
+        picked = st.selectbox(_("Classes saved earlier"), [""] + options, key="own_folder_saved",
+                              format_func=lambda p: Path(p).name if p else _("(type a folder below)"),
+                              ) if options else ""
+        path = picked or st.text_input(_("Folder on this server"), key="own_folder_path",
+                                       placeholder="/home/teacher/animals")
     if c2.button(_("Read the folder"), icon=":material/folder_open:", key="own_folder_read",
                  disabled=not path, width="stretch"):
         try:

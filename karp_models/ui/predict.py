@@ -84,9 +84,7 @@ def imagenet_picker() -> Target | None:
     name = st.selectbox("ImageNet model", names, format_func=label, key="predict_imagenet",
                         bind="query-params")
     if not imagenet.is_cached(name):
-        if not download_weights(name, "predict_download",
-                                _("The rest of the page works without them: the input and its "
-                                  "preprocessing below.")):
+        if not download_weights(name, "predict_download"):
             return None
     try:
         m = imagenet_model(name)
@@ -98,23 +96,25 @@ def imagenet_picker() -> Target | None:
                   title=m.title, meta={})
 
 
-def download_weights(name: str, key: str, meanwhile: str = "") -> bool:
-    """torchvision's ImageNet weights of `name` are not here: a button that downloads them into
-    the torch hub cache with a progress bar (True when they arrived), or, offline, one sentence
-    on what to do and the other ways to get the file. `meanwhile`: what works without them."""
+def download_weights(name: str, key: str, message: str | None = None) -> bool:
+    """torchvision's ImageNet weights of `name` are not here: `message` (what needs them and what
+    works meanwhile; {model} and {mb} filled in), a button that downloads them into the torch hub
+    cache with a progress bar (True when they arrived), or, offline, what to do instead and the
+    other ways to get the file. Shared by Predict and the own-classes page (its backbones)."""
     a = imagenet.ARCHS[name]
     size = imagenet.size_mb(name)
-    st.info(_("{model} needs its ImageNet weights ({size} MB), which are not on this computer "
-              "yet.").format(model=a.title, size=f"{size:.0f}") + (" " + meanwhile if meanwhile else ""),
-            icon=":material/download:")
-    if not st.button(_("Download them now ({size} MB)").format(size=f"{size:.0f}"),
-                     icon=":material/download:", key=f"{key}_{name}"):
+    message = message or _("{model} needs its ImageNet weights ({mb:.0f} MB), which are not on this "
+                           "computer yet. The rest of the page works without them: the input and its "
+                           "preprocessing below.")
+    st.info(message.format(model=a.title, mb=size), icon=":material/download:")
+    if not st.button(_("Download them now ({mb:.0f} MB)").format(mb=size), icon=":material/download:",
+                     key=f"{key}_{name}"):
         return False
     bar = st.progress(0.0, text=_("Connecting…"))
 
     def show(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=_("Downloading {model}: {done} of {total} MB").format(
-            model=a.title, done=f"{done / 2**20:.0f}", total=f"{total / 2**20:.0f}"))
+        bar.progress(done / max(total, 1), text=_("Downloading {model}: {done:.0f} of {total:.0f} MB").format(
+            model=a.title, done=done / 2**20, total=total / 2**20))
     try:
         imagenet.download(name, progress=show)
     except imagenet.WeightsUnavailable as e:
@@ -155,9 +155,9 @@ def cannot_use(e: Exception) -> str:
     """Predict's words for a file it refuses (preprocess.ImageError's message, or any other
     decoder failure): shared with the own-classes page, which refuses the same files."""
     if isinstance(e, pp.ImageError):
-        return f"**This image cannot be used.** {e}"
-    return (f"**This image cannot be used.** It could not be read ({type(e).__name__}: {e}). "
-            f"Try another file.")
+        return _("**This image cannot be used.** {error}").format(error=e)
+    return _("**This image cannot be used.** It could not be read ({error}). Try another file.").format(
+        error=f"{type(e).__name__}: {e}")
 
 
 def handle_raw(raw: Raw, t: Target) -> tuple[pp.Decoded | None, pp.Pipeline] | None:
@@ -213,8 +213,8 @@ def test_image_input(t: Target):
     c1, c2 = st.columns([3, 1])
     if c2.button("Random", icon=":material/casino:", key="predict_random"):
         st.session_state["predict_test_index"] = int(np.random.default_rng().integers(n))
-    what = (_("One of your validation images (0 to {last})") if t.own_classes   # never trained on
-            else _("Test image (0 to {last})")).format(last=f"{n - 1:,}")
+    what = (_("One of your validation images (0 to {last:,})") if t.own_classes   # never trained on
+            else _("Test image (0 to {last:,})")).format(last=n - 1)
     idx = c1.number_input(what, 0, n - 1, key="predict_test_index", bind="query-params")
     return test_image(ds, int(idx))
 

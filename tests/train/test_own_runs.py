@@ -144,3 +144,21 @@ def test_a_run_from_mode_spec_trains_through_the_queue(backbone_file, tmp_path):
     ck = load_checkpoint(path)
     assert ck.meta["dataset"] == "toy" and (tmp_path / "runs" / "datasets" / "toy.safetensors").is_file()
     assert np.isclose(ck.meta["metrics"]["test_accuracy"], st.records[-1].val_accuracy)
+
+
+def test_the_cli_reproduces_a_saved_own_run_from_its_kept_dataset(backbone_file, tmp_path, capsys):  # noqa: F811
+    from karp_models import cli
+    from karp_models.train.tasks.base import final_metrics
+
+    bb, data = ft.karp_backbone(backbone_file), toy_data()
+    s = spec(bb, "whole", data)
+    p = runs.build_run(s)
+    list(p.trainer.run())
+    path = runs.save_run(tmp_path / "elsewhere" / "toy-whole.safetensors", s, p,
+                         final_metrics(p.trainer.task, p.trainer.model, p.trainer.device))
+    assert cli.main(["eval", "--weights", str(path), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "on toy (test)" in out and "match" in out and "MISMATCH" not in out
+    (tmp_path / "elsewhere" / "datasets" / "toy.safetensors").unlink()
+    assert cli.main(["eval", "--weights", str(path), "--device", "cpu"]) == 1
+    assert "not a set of your own classes" in capsys.readouterr().err
