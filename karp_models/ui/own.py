@@ -20,7 +20,7 @@ from karp_models import preprocess as pp
 from karp_models.data import own
 from karp_models.i18n import _, ngettext
 from karp_models.train.runs import classes_dir, safe_run_name
-from karp_models.ui import style
+from karp_models.ui import state, style
 from karp_models.ui.images import display
 from karp_models.ui.predict import cannot_use
 
@@ -28,7 +28,7 @@ KEY = "own_draft"              # st.session_state: this person's classes
 THUMB = 72                     # thumbnail side in pixels
 SHOWN = 18                     # thumbnails shown per class (the count says how many there are)
 MAX_BYTES = 200 * 2**20        # what one person's classes may hold in the server's memory
-PER_ROW = 3                    # class cards per row at 1280x720
+PER_ROW = 3                    # class cards per row at 1280x720 (2 in presentation mode's larger text)
 
 # ---------------------------------------------------------------------------- the session's record
 
@@ -165,16 +165,13 @@ def problems(d: Draft) -> list[str]:
 
 
 def draft() -> Draft:
-    """This session's classes (made on the first visit)."""
-    if KEY not in st.session_state:
-        st.session_state[KEY] = new_draft()
-    return st.session_state[KEY]
+    """This session's classes (made on the first visit, kept while other pages are visited)."""
+    return state.kept(KEY, new_draft)
 
 
 def _seed(key: str, value) -> None:
-    """A widget's value from the draft when the widget is new (it was forgotten on another page)."""
-    if key not in st.session_state:
-        st.session_state[key] = value
+    """A widget's value from the draft when the widget is new (Streamlit forgot it on another page)."""
+    state.start_with(key, value)
 
 
 def _renamed(d: Draft, cid: int) -> None:
@@ -225,9 +222,10 @@ def class_card(d: Draft, c: OwnClass) -> None:
 
 def classes_editor(d: Draft) -> None:
     """Every class as a card, PER_ROW a row, and a button that adds one."""
-    for i in range(0, len(d.classes), PER_ROW):
-        cols = st.columns(PER_ROW)
-        for col, c in zip(cols, d.classes[i:i + PER_ROW]):
+    n = PER_ROW - style.presenting()
+    for i in range(0, len(d.classes), n):
+        cols = st.columns(n)
+        for col, c in zip(cols, d.classes[i:i + n]):
             with col.container(border=True):
                 class_card(d, c)
     if st.button(_("Add a class"), icon=":material/add:", key="own_add_class",
@@ -257,7 +255,7 @@ def folder(d: Draft) -> None:
     st.markdown(_("A folder with one subfolder per class, named after it: `animals/cat/1.jpg`, "
                   "`animals/dog/1.jpg`, ... (torchvision's ImageFolder layout). It **replaces** the "
                   "classes above."))
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
     options = [str(p) for p in saved]
     with c1:
         picked = st.selectbox(_("Classes saved earlier"), [""] + options, key="own_folder_saved",

@@ -167,6 +167,14 @@ def test_three_classes_three_ways_saved_and_opened_everywhere(app, tmp_path):
     ok(at)
     assert at.metric[1].label == "Mistakes of 6"                   # the validation images
 
+    at.switch_page("pages/own_classes.py").run()                  # back: nothing was lost on the way
+    ok(at)
+    assert [at.text_input(key=f"own_name_{i}").value for i in range(3)] == list(SHAPES)
+    assert sum(m.value == "**8 images**" for m in at.markdown) == 3
+    assert at.text_input(key="own_set_name").value == "shapes-app" and at.slider(key="own_val").value == 25
+    assert len(chart(at, "own_modes_chart")["data"]) == 3
+    assert any("Saved as **shapes-whole**" in s.value for s in at.success)
+
 
 def _decode_error(data: bytes) -> pp.ImageError:
     try:

@@ -31,6 +31,15 @@ def server(tmp_path_factory):
         act.stop_server(proc)
 
 
+def fits(page, when: str) -> None:
+    """Nothing cut off or sticking out at 1280x720 (actions.LAYOUT_JS), charts drawn first."""
+    flow.wait_idle(page)
+    page.wait_for_function("""() => Array.from(document.querySelectorAll('[data-testid="stPlotlyChart"]'))
+                              .every(c => c.querySelector('.main-svg'))""", timeout=30_000)
+    problems = page.evaluate(act.LAYOUT_JS)
+    assert not problems, (when, problems)
+
+
 def test_three_classes_from_uploads_fine_tuned_predicted_and_explained(server, tmp_path):
     base, runs = server
     files = flow.write_shapes(tmp_path, per_class=8)
@@ -43,12 +52,14 @@ def test_three_classes_from_uploads_fine_tuned_predicted_and_explained(server, t
             flow.open_own_page(page, base)
             flow.make_classes(page, files)
             flow.no_exceptions(page, "classes")
+            fits(page, "the classes")
             names = page.get_by_label("Class name")
             assert [names.nth(i).input_value() for i in range(names.count())] == list(flow.SHAPES)
             assert page.get_by_text("8 images", exact=True).count() == 3
 
             flow.train_all(page, steps=30)
             flow.no_exceptions(page, "training")
+            fits(page, "the three runs")
             traces = flow.chart_traces(page, "Validation accuracy of the three ways")
             assert [t["name"] for t in traces] == ["Head only", "Whole network", "From scratch"]
             assert all(len(t["y"]) == 5 for t in traces)      # an evaluation every 6 of 30 steps
@@ -56,6 +67,7 @@ def test_three_classes_from_uploads_fine_tuned_predicted_and_explained(server, t
 
             flow.save_run(page, 1, "shapes-whole")            # the whole network
             assert (runs / "shapes-whole.safetensors").is_file()
+            fits(page, "a saved run")
             assert (runs / "datasets" / "my-classes.safetensors").is_file()
             flow.open_in(page, "Predict", "predict")
             flow.no_exceptions(page, "predict")
