@@ -137,7 +137,7 @@ def replace_with_folder(d: Draft, folder: dict[str, list[tuple[str, bytes]]]) ->
 def counts(d: Draft) -> pd.DataFrame:
     """Per class: images, and how the seeded split divides them (data.own.split)."""
     labels = np.concatenate([np.full(len(c.pictures), i) for i, c in enumerate(d.classes)] + [np.zeros(0)])
-    tr, va = own.split(labels.astype(np.int64), d.val_fraction, d.seed) if len(labels) else ([], [])
+    _tr, va = own.split(labels.astype(np.int64), d.val_fraction, d.seed) if len(labels) else ([], [])
     rows = []
     for i, c in enumerate(d.classes):
         n = len(c.pictures)
@@ -234,18 +234,27 @@ def classes_editor(d: Draft) -> None:
         st.rerun()
 
 
+def _shot(d: Draft) -> None:
+    """A new camera shot goes into the chosen class, before the page is drawn (so its card counts it)."""
+    shot, cid = st.session_state.get("own_camera"), st.session_state.get("own_camera_class")
+    if shot is None or shot.file_id in d.seen or cid not in {c.cid for c in d.classes}:
+        return
+    d.seen.add(shot.file_id)
+    c = d.find(cid)
+    if add_files(d, c, [(f"camera-{len(d.seen)}.jpg", shot.getvalue())]):
+        st.session_state["own_camera_added"] = c.name
+
+
 def camera(d: Draft) -> None:
     """A camera shot goes into the class chosen beside it (each shot once)."""
     c1, c2 = st.columns([1, 2])
     names = {c.cid: c.name for c in d.classes}
-    cid = c1.selectbox(_("Add the shot to"), list(names), format_func=names.get, key="own_camera_class")
+    c1.selectbox(_("Add the shot to"), list(names), format_func=names.get, key="own_camera_class")
     with c2:
-        shot = st.camera_input(_("Take a photo"), key="own_camera")
-    if shot is not None and shot.file_id not in d.seen and cid in names:
-        d.seen.add(shot.file_id)
-        c = d.find(cid)
-        add_files(d, c, [(f"camera-{len(d.seen)}.jpg", shot.getvalue())])
-        st.success(_("Added to {name}. Clear the photo to take another.").format(name=c.name))
+        st.camera_input(_("Take a photo"), key="own_camera", on_change=_shot, args=(d,))
+    added = st.session_state.pop("own_camera_added", None)
+    if added is not None:
+        st.success(_("Added to {name}. Clear the photo to take another.").format(name=added))
 
 
 def folder(d: Draft) -> None:

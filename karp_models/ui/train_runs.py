@@ -16,7 +16,7 @@ from karp_models.train.jobs import JobManager, JobStatus, QueueFull
 from karp_models.train.runs import delete_run, list_runs, runs_dir, spec_from_run
 from karp_models.ui import style, teacher
 from karp_models.ui import training as ui
-from karp_models.ui.models import PICKED_AS
+from karp_models.ui.models import PICKED_AS, model_choices
 from karp_models.ui.train_form import duration
 
 SCROLL = "train_scroll"                # session flag: bring the live view into sight once
@@ -51,9 +51,11 @@ def open_buttons(path: Path, model: str, container=st) -> None:
 
 
 def remember_saved(model: str, path: Path) -> None:
-    """The pickers of the pages that show this kind of model open with the run just saved."""
+    """The pickers of the pages that show this kind of model open with the run just saved (the
+    list of models is read again: its cache would hide the new file for up to 10 s)."""
     task = REGISTRY[model].task
     st.session_state[f"karp_model_{PICKED_AS.get(task, task)}"] = str(path)
+    model_choices.clear()
 
 
 def scroll_into_view() -> None:

@@ -133,7 +133,7 @@ def make_classes(page, files: dict[str, list[Path]]) -> None:
     for i, (shape, paths) in enumerate(files.items()):
         page.locator("[data-testid='stFileUploader'] input[type='file']").nth(i).set_input_files(
             [str(p) for p in paths])
-        until(lambda: page.get_by_text(f"{len(paths)} images", exact=True).count() > i, 60,
+        until(lambda n=len(paths), i=i: page.get_by_text(f"{n} images", exact=True).count() > i, 60,
               f"the {shape} images did not arrive")
         wait_idle(page)
 

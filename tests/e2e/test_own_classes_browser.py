@@ -93,3 +93,31 @@ def test_three_classes_from_uploads_fine_tuned_predicted_and_explained(server, t
             flow.no_exceptions(page, "sanity check")
         finally:
             browser.close()
+
+
+def test_a_camera_shot_joins_the_chosen_class(server):
+    """Chromium's fake camera (a test pattern) stands in for a webcam."""
+    base, _runs = server
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=act.CHROMIUM, args=act.CHROMIUM_ARGS + [
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"])
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 720}, permissions=["camera"]).new_page()
+            flow.open_own_page(page, base)
+            page.get_by_text("Take photos with the camera", exact=True).click()
+            flow.wait_idle(page)
+            page.locator("[data-testid='stSelectbox']").filter(has_text="Add the shot to").click()
+            page.get_by_role("option", name="Class 2").click()
+            flow.wait_idle(page)
+            page.get_by_role("button", name="Take Photo").click(timeout=60_000)
+            page.get_by_text("Added to Class 2.", exact=False).wait_for(timeout=60_000)
+            flow.wait_idle(page)
+            counts = page.get_by_text(re.compile(r"^\d+ images?$")).all_inner_texts()
+            assert counts == ["0 images", "1 image"], counts   # the card counts it at once
+            page.get_by_role("button", name="Clear photo").click()
+            flow.wait_idle(page)
+            page.get_by_role("button", name="Take Photo").click(timeout=60_000)
+            flow.until(lambda: page.get_by_text("2 images", exact=True).count() == 1, 60, "no second shot")
+            flow.no_exceptions(page, "camera")
+        finally:
+            browser.close()
