@@ -170,12 +170,14 @@ def frozen_layers(bb: ft.Backbone, n_classes: int, mode: str) -> None:
 
 
 @dataclass(frozen=True)
-class Budget:
+class RunChoice:
+    """What the person chose for the runs: steps per mode and the training seed."""
+
     steps: int
     seed: int
 
 
-def budget(bb: ft.Backbone) -> Budget:
+def budget(bb: ft.Backbone) -> RunChoice:
     b = ft.BUDGETS[bb.source]
     c1, c2 = st.columns(2)
     steps = c1.number_input(_("Training steps per mode"), 5, 5000, b.steps, step=5, key=f"own_steps_{bb.source}",
@@ -186,10 +188,10 @@ def budget(bb: ft.Backbone) -> Budget:
     if bb.source == "torchvision":
         st.caption(_("An ImageNet network reads 224×224 pictures: on a CPU each step takes seconds, "
                      "and the head alone is by far the fastest of the three ways."))
-    return Budget(int(steps), int(seed))
+    return RunChoice(int(steps), int(seed))
 
 
-def start(mgr: JobManager, sid: str, bb: ft.Backbone, data, modes: tuple[str, ...], b: Budget) -> None:
+def start(mgr: JobManager, sid: str, bb: ft.Backbone, data, modes: tuple[str, ...], b: RunChoice) -> None:
     """Queue one job per mode; the page's chart follows them."""
     ids = []
     try:
@@ -212,8 +214,9 @@ def _save(mgr: JobManager, r: JobStatus) -> None:
     """A Save popover: the run's name (suggested from the data, backbone and mode) and the button."""
     key = f"own_save_name_{r.job_id}"
     if key not in st.session_state:
-        bb = Path(r.spec.overrides.get("weights", "")).stem or r.spec.overrides.get("arch", "")
-        st.session_state[key] = f"{r.spec.dataset}-{bb.split('.')[-1].lower()}-{r.spec.preset}"
+        o = r.spec.overrides                                      # the checkpoint's name, or the arch
+        bb = o.get("arch", "") if o.get("source") == "torchvision" else Path(o.get("weights", "")).stem
+        st.session_state[key] = f"{r.spec.dataset}-{bb}-{r.spec.preset}"
     with st.popover(_("Save"), icon=":material/save:", width="stretch"):
         with st.form(f"own_save_{r.job_id}", border=False):
             name = st.text_input(_("Save this run as"), key=key)
