@@ -20,6 +20,7 @@ pages = {
     _("Train and evaluate"): [
         st.Page("pages/train.py", title=_("Train"), icon=":material/model_training:"),
         st.Page("pages/evaluate.py", title=_("Evaluate"), icon=":material/fact_check:"),
+        st.Page("pages/own_classes.py", title=_("Your own classes"), icon=":material/add_photo_alternate:"),
     ],
     _("Images"): [
         st.Page("pages/predict.py", title=_("Predict and look inside"), icon=":material/image_search:"),

@@ -157,7 +157,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     from karp_models import data
     from karp_models.models import REGISTRY
     from karp_models.train.checkpoints import CheckpointError, load_checkpoint
-    from karp_models.train.runs import format_metrics
+    from karp_models.train.runs import format_metrics, load_dataset
     from karp_models.train.tasks import final_metrics, make_task
 
     try:
@@ -167,8 +167,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
         return 1
     dataset = ck.meta.get("dataset")
     try:
-        ds = data.load(dataset)
-    except data.DatasetMissing as e:
+        ds = load_dataset(dataset, Path(a.weights).parent)   # karp's, or own classes kept beside the run
+    except (data.DatasetMissing, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     device = dev.pick_device(a.device)

@@ -11,8 +11,11 @@ saved files are safetensors, as karp's checkpoints are.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,6 +216,31 @@ def read_folder(root: str | os.PathLike) -> dict[str, list[tuple[str, bytes]]]:
     return out
 
 
+def folder_name(name: str) -> str:
+    """A class or file name made safe as one folder or file name: letters (any script), digits,
+    '_', '-', '.' kept, anything else '-', no leading dot; 'class' when nothing is left."""
+    s = re.sub(r"[^\w.-]+", "-", unicodedata.normalize("NFKC", str(name)).strip()).strip("-.")
+    return s[:80] or "class"
+
+
+def write_folder(images: Mapping[str, Sequence[tuple[str, bytes]]], root: str | os.PathLike) -> Path:
+    """Write {class: [(file name, bytes)]} as files in ImageFolder's layout, root/<class>/<file>,
+    the bytes as they came (read_folder reads them back, classes in sorted order). Class and
+    file names are made safe (folder_name); files are numbered so none is overwritten. Raises
+    OwnDataError when root exists and is not empty, or two classes give the same folder name."""
+    root = Path(root)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise OwnDataError(f"{root} exists already: choose another name")
+    folders = [folder_name(c) for c in images]
+    if len({f.casefold() for f in folders}) < len(folders):
+        raise OwnDataError(f"two classes give the same folder name ({', '.join(folders)}): rename one")
+    for folder, items in zip(folders, images.values()):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i, (name, raw) in enumerate(items):
+            (root / folder / f"{i + 1:04d}-{folder_name(Path(name).name)}").write_bytes(bytes(raw))
+    return root
+
+
 def from_folder(root: str | os.PathLike, fmt: InputFormat = InputFormat(), **kw) -> Built:
     """build() over read_folder(root); the source names the folder."""
     kw.setdefault("source", f"folder {Path(root)}")
@@ -223,18 +251,49 @@ def from_folder(root: str | os.PathLike, fmt: InputFormat = InputFormat(), **kw)
 # ---------------------------------------------------------------------------- saved to a file
 
 
+def fingerprint(data: ImageData) -> str:
+    """SHA-256 (hex) of the classes, the images and labels of both splits: the same dataset
+    gives the same fingerprint whatever its name, source or note."""
+    h = hashlib.sha256(json.dumps(list(data.classes)).encode())
+    for t in (data.train_x, data.train_y, data.test_x, data.test_y):
+        a = t.contiguous().numpy()
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def save(data: ImageData, path: str | os.PathLike) -> Path:
-    """Write the dataset (uint8 images, labels, classes, source, split facts) as safetensors."""
+    """Write the dataset (uint8 images, labels, classes, source, split facts and its
+    fingerprint) as safetensors, atomically (a temporary file renamed into place)."""
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "name": data.name, "classes": json.dumps(list(data.classes)),
             "source": data.source, "note": data.note, "flip_ok": json.dumps(data.flip_ok),
-            "mean": json.dumps(data.mean), "std": json.dumps(data.std)}
+            "mean": json.dumps(data.mean), "std": json.dumps(data.std), "sha256": fingerprint(data)}
     tensors = {"train_x": data.train_x, "train_y": data.train_y, "test_x": data.test_x, "test_y": data.test_y}
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=meta)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def fingerprint_of(path: str | os.PathLike) -> str:
+    """The fingerprint a file written by save() records (its header only). Raises OwnDataError."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # noqa: BLE001 - safetensors' own errors: not a dataset file
+        raise OwnDataError(f"{path} cannot be read as a saved dataset ({type(e).__name__}: {e})") from None
+    if meta.get("format") != FORMAT or "sha256" not in meta:
+        raise OwnDataError(f"{path} is not a dataset saved by karp")
+    return meta["sha256"]
 
 
 def load(path: str | os.PathLike) -> ImageData:

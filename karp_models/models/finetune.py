@@ -255,3 +255,37 @@ def layer_table(model: nn.Module) -> list[Layer]:
         out.append(Layer(name, type(m).__name__, sum(p.numel() for p in ps), trainable,
                          0.0 if not trainable else 1.0 if m is head else scale))
     return out
+
+
+@dataclass(frozen=True)
+class Block:
+    """Layers grouped by the first `depth` parts of their names ('features.layer1'): what a
+    diagram of the network shows, input first."""
+
+    name: str            # 'features.layer1', 'classifier.head'
+    kinds: tuple[tuple[str, int], ...]  # (layer kind, how many), in order of first appearance
+    params: int
+    trainable: int       # parameters that train (the rest are frozen)
+    lr_scale: float      # of the run's learning rate for its trained layers; 0 when all frozen
+    new: bool            # the new head (random weights even when the rest is pretrained)
+
+    @property
+    def frozen(self) -> bool:
+        return self.trainable == 0
+
+
+def blocks(model: nn.Module, depth: int = 2) -> list[Block]:
+    """layer_table grouped into blocks: ResNet-18 -> stem, layer1..4, head; VGG16 -> its conv and
+    linear layers; a karp CNN -> its layers."""
+    groups: dict[str, list[Layer]] = {}
+    for r in layer_table(model):
+        groups.setdefault(".".join(r.name.split(".")[:depth]), []).append(r)
+    out = []
+    for name, rows in groups.items():
+        kinds: dict[str, int] = {}
+        for r in rows:
+            kinds[r.kind] = kinds.get(r.kind, 0) + 1
+        trained = [r for r in rows if r.trainable]
+        out.append(Block(name, tuple(kinds.items()), sum(r.params for r in rows), sum(r.params for r in trained),
+                         max((r.lr_scale for r in trained), default=0.0), name == "classifier.head"))
+    return out

@@ -25,13 +25,15 @@ from karp_models.i18n import _
 from karp_models.data.own import InputFormat
 from karp_models.imagenet import WeightsUnavailable
 from karp_models.models.cnn import CNN
-from karp_models.models.finetune import TORCHVISION_ARCHS, FineTune, FineTuneConfig
+from karp_models.models.finetune import MODES, TORCHVISION_ARCHS, Block, FineTune, FineTuneConfig, blocks
 from karp_models.models.registry import REGISTRY
 from karp_models.train.checkpoints import CheckpointError, load_checkpoint, read_metadata
-from karp_models.train.runs import WEIGHTS_DIR, format_metrics, list_runs, shipped_weights
+from karp_models.train.runs import WEIGHTS_DIR, RunSpec, format_metrics, list_runs, shipped_weights
+from karp_models.train.trainer import TrainConfig
 
 __all__ = ["Backbone", "WeightsUnavailable", "karp_backbone", "torchvision_backbone", "backbones",
-           "input_format", "backbone_state", "build_model"]
+           "input_format", "backbone_state", "build_model", "Budget", "BUDGETS", "MODE_LR", "mode_spec",
+           "layers_of"]
 
 # ---------------------------------------------------------------------------- what can be a backbone
 
@@ -174,3 +176,56 @@ def build_model(backbone: Backbone, n_classes: int, *, mode: str = "head", downl
     if mode != "scratch":
         model.load_backbone(backbone_state(model.config, download=download))
     return model
+
+
+# ---------------------------------------------------------------------------- the three modes as runs
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A short run's default size for a kind of backbone: 28x28 karp CNNs take hundreds of steps
+    a minute on a CPU, 224x224 ImageNet networks a few."""
+
+    steps: int
+    batch_size: int
+    eval_every: int
+
+
+BUDGETS = {"karp": Budget(150, 32, 10), "torchvision": Budget(20, 8, 4)}   # ResNet-18 on 2 CPU cores: ~2-8 s a step
+# AdamW, constant lr after a 5% warm-up. karp: each mode's best of 3e-3, 1e-2, 3e-2 on the few-shot
+# task of bench/bench_finetune.py; torchvision: a tenth of those (not measured here: no ImageNet
+# weights on the machine that wrote this; 1e-3 is the Adam rate the PyTorch and Keras guides use)
+MODE_LR = {"karp": {"head": 3e-2, "whole": 1e-2, "scratch": 1e-2},
+           "torchvision": {"head": 3e-3, "whole": 1e-3, "scratch": 1e-3}}
+
+
+def mode_spec(backbone: Backbone, data: Any, mode: str, *, steps: int | None = None,
+              batch_size: int | None = None, seed: int = 0, lr: float | None = None,
+              label: str = "", device: str | None = None) -> RunSpec:
+    """A RunSpec fine-tuning `backbone` on `data` (an ImageData in backbone.input's format, e.g.
+    own.build's) in `mode` ('head' | 'whole' | 'scratch'): the backbone's Budget and MODE_LR unless
+    given, the batch no larger than the training split, an evaluation on the whole validation
+    split every Budget.eval_every steps (about ten points for a chart). Raises ValueError for an
+    unknown mode or data in another format."""
+    if mode not in MODES:
+        raise ValueError(f"unknown fine-tuning mode {mode!r}; choose from {MODES}")
+    fmt = backbone.input
+    if (data.channels, *data.size) != (fmt.channels, fmt.size, fmt.size):
+        raise ValueError(f"the data is {data.channels}x{data.size[0]}x{data.size[1]}, the backbone takes "
+                         f"{fmt.channels}x{fmt.size}x{fmt.size}: build it in backbone.input's format")
+    b = BUDGETS[backbone.source]
+    steps = int(steps or b.steps)
+    cfg = TrainConfig(steps=steps, batch_size=max(1, min(batch_size or b.batch_size, len(data.train_y))),
+                      lr=lr or MODE_LR[backbone.source][mode], schedule="constant", warmup=0.05,
+                      eval_every=max(1, min(b.eval_every, steps // 5 or 1)), eval_batches=None, seed=seed)
+    return RunSpec(model="finetune", dataset=data.name, data=data, preset=mode, overrides=dict(backbone.fields),
+                   config=cfg, label=label or mode, device=device)
+
+
+def layers_of(backbone: Backbone, n_classes: int, mode: str) -> list[Block]:
+    """The blocks of the fine-tuned network (models.finetune.blocks) and which of them train in
+    `mode`, from the architecture alone: built on the meta device (no memory, no weights read),
+    so VGG16's 138M parameters cost nothing."""
+    with torch.device("meta"):
+        model = FineTune(backbone.config(n_classes, mode))
+    return blocks(model)

@@ -1,6 +1,7 @@
 """Runs on disk, shared by the command line and the app: what a run is (RunSpec), building it,
 its metadata and the command that reproduces it, saving it, the runs folder (names, list,
-delete) and the shipped weights with their measured metrics.
+delete), a person's own datasets saved beside the runs that trained on them, and the shipped
+weights with their measured metrics.
 
 A saved run is a karp checkpoint (train/checkpoints.py) whose metadata says how it was made, as
 torchvision's weights carry their recipe and metrics in `meta`.
@@ -101,9 +102,10 @@ def build_run(spec: RunSpec) -> Prepared:
     if spec.model not in REGISTRY:
         raise ValueError(f"unknown model {spec.model!r}; choose from {', '.join(REGISTRY)}")
     reg = REGISTRY[spec.model]
-    ds = spec.data if spec.data is not None else datasets.load(spec.dataset)
-    kind = ("text" if hasattr(ds, "vocab") else "image") if spec.data is not None \
-        else datasets.DATASETS[spec.dataset].kind
+    own_root = Path(spec.resume_from).parent if spec.resume_from else None   # its data lies beside it
+    ds = spec.data if spec.data is not None else load_dataset(spec.dataset, own_root)
+    kind = datasets.DATASETS[spec.dataset].kind if spec.data is None and spec.dataset in datasets.DATASETS \
+        else ("text" if hasattr(ds, "vocab") else "image")
     if kind != reg.data:
         a = "an" if reg.data[:1] in "aeiou" else "a"
         raise ValueError(f"{spec.model} is {a} {reg.data} model and {spec.dataset} is not "
@@ -212,7 +214,11 @@ def save_run(path: str | os.PathLike, spec: RunSpec, prepared: Prepared, metrics
     """Write the run (weights, metadata, trainer state to continue it, and the snapshots kept
     while it trained) atomically to `path`. extra: more metadata entries (the owner's tag; an
     autosave's job facts). before_write(n_bytes) may refuse the write (a quota) before any byte
-    is written. Raises DiskFullError (the previous file is intact)."""
+    is written. Raises DiskFullError (the previous file is intact). A person's own classes
+    (spec.data) are kept beside the run (save_dataset) for Evaluate, Explain and resuming."""
+    if spec.data is not None and hasattr(spec.data, "train_x") and hasattr(spec.data, "classes"):
+        stored = save_dataset(spec.data, Path(path).parent)
+        spec = dataclasses.replace(spec, dataset=stored.name)
     parts = run_parts(spec, prepared, metrics, snapshots, snapshot_key, extra=extra)
     return write_checkpoint(path, *parts, before_write=before_write)
 
@@ -336,6 +342,73 @@ def delete_run(name: str, root: str | os.PathLike | None = None) -> Path:
         raise ValueError(_("no saved run named {name} in {folder}").format(name=repr(stem), folder=base))
     path.unlink()
     return path
+
+
+# --- a person's own datasets, saved beside the runs that trained on them
+
+DATASETS_FOLDER = "datasets"
+CLASSES_FOLDER = "own-classes"
+
+
+def datasets_dir(root: str | os.PathLike | None = None) -> Path:
+    """Where own datasets are kept, in a model's input format: <runs folder>/datasets."""
+    return runs_dir(root) / DATASETS_FOLDER
+
+
+def classes_dir(root: str | os.PathLike | None = None) -> Path:
+    """Where a person's classes are saved as they were uploaded, one folder per set in
+    ImageFolder's layout (data.own.write_folder): <runs folder>/own-classes."""
+    return runs_dir(root) / CLASSES_FOLDER
+
+
+def save_dataset(data: Any, root: str | os.PathLike | None = None) -> Any:
+    """Keep an image dataset that is not in the data registry (a person's own classes) in
+    datasets_dir(root), so a run trained on it can be evaluated, explained and continued later.
+
+    The file is named after data.name (made safe); the same images saved again reuse their file,
+    other images under a taken name (or a registry dataset's name) get the next free 'name-2',
+    'name-3', ... Returns the dataset under the name it is kept as (load_dataset finds it).
+    Raises DiskFullError/OSError when the file cannot be written.
+    """
+    from karp_models.data import DATASETS
+    from karp_models.data import own
+
+    folder = datasets_dir(root)
+    stem, digest = safe_run_name(data.name), own.fingerprint(data)
+    for n in range(1, 1000):
+        name = stem if n == 1 else f"{stem}-{n}"
+        if name in DATASETS:
+            continue
+        path = folder / f"{name}.safetensors"
+        if not path.exists():
+            kept = dataclasses.replace(data, name=name)
+            own.save(kept, path)
+            return kept
+        try:
+            if own.fingerprint_of(path) == digest:
+                return dataclasses.replace(data, name=name)
+        except own.OwnDataError:                                  # damaged: leave it, take another name
+            continue
+    raise OSError(f"no free name for the dataset {stem!r} in {folder}")
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None) -> Any:
+    """A dataset by name: the data registry's (data.load), else one kept by save_dataset in
+    datasets_dir(root) (then in the app's runs folder). Raises DatasetMissing (UnknownDataset)
+    naming both places when it is in neither, data.own.OwnDataError for a damaged file."""
+    from karp_models import data as datasets
+    from karp_models.data import own
+
+    if name in datasets.DATASETS:
+        return datasets.load(name)
+    places = [datasets_dir(root)] + ([datasets_dir()] if root is not None else [])
+    for folder in places:
+        path = folder / f"{name}.safetensors"
+        if Path(name).name == name and path.is_file():
+            return own.load(path)
+    raise datasets.UnknownDataset(
+        f"unknown dataset {name!r}: not one of karp's ({', '.join(datasets.DATASETS)}) and not "
+        f"a set of your own classes in {places[0]}")
 
 
 # --- shipped weights

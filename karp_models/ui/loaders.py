@@ -9,7 +9,7 @@ import streamlit as st
 from karp_models import data
 from karp_models.device import localised
 from karp_models.i18n import L_, NC_, _, language, pgettext
-from karp_models.train.runs import WEIGHTS_DIR, format_metrics, shipped_weights
+from karp_models.train.runs import WEIGHTS_DIR, format_metrics, load_dataset, shipped_weights
 
 
 def dataset_statuses() -> list[data.DatasetStatus]:
@@ -23,11 +23,13 @@ def _statuses(lang: str) -> list[data.DatasetStatus]:
     return data.statuses()
 
 
-@st.cache_resource(show_spinner=L_("Loading dataset…"))
+@st.cache_resource(show_spinner=L_("Loading dataset…"), max_entries=24)
 def dataset(name: str) -> data.ImageData | data.TextData:
-    """One shared, read-only copy per process (tensors are never mutated by pages). Its class
-    names are the catalog's msgids: show them with class_names()."""
-    return data.load(name)
+    """One shared, read-only copy per process (tensors are never mutated by pages): karp's
+    datasets, and a person's own classes kept beside the runs trained on them (the name of a
+    kept set never changes its images: runs.save_dataset gives other images another name).
+    Its class names are the catalog's msgids: show them with class_names()."""
+    return load_dataset(name)
 
 
 def class_names(classes) -> tuple[str, ...]:

@@ -163,9 +163,9 @@ def model_picker(key: str, task: str = "image", *, families: tuple[str, ...] | N
 @st.cache_data(max_entries=8, show_spinner=L_("Running the model on the test set…"))
 def test_probabilities(path: str, mtime: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities (N, n_classes), labels (N,)) of a checkpoint on its dataset's test split."""
-    from karp_models import data
     from karp_models.introspect.evaluate import predict_probs
+    from karp_models.ui.loaders import dataset
 
     ck = load_model(path, mtime)
-    ds = data.load(ck.meta.get("dataset") or REGISTRY[ck.model_name].default_dataset)
+    ds = dataset(ck.meta.get("dataset") or REGISTRY[ck.model_name].default_dataset)
     return predict_probs(ck.model, ds.test_x), ds.test_y.numpy()

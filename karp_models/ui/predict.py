@@ -47,14 +47,29 @@ class Target:
     origin: str               # 'shipped' | 'run' | 'imagenet'
     title: str
     meta: dict
+    style: str = ""           # the preprocess recipe; '' = the dataset's (pp.style_for)
+
+    @property
+    def recipe(self) -> str:
+        """How a picture becomes this model's input (a karp_models.preprocess style)."""
+        return self.style or pp.style_for(self.dataset)
+
+    @property
+    def own_classes(self) -> bool:
+        """A model fine-tuned on a person's own classes (its backbone says how pictures are read)."""
+        return hasattr(getattr(self.model, "config", None), "input_style")
 
 
 def karp_target(ck, choice) -> Target:
+    """A checkpoint as the page runs it. A fine-tuned model reads pictures as its backbone was
+    trained to: a karp backbone's dataset recipe, or an ImageNet backbone's resize and crop."""
     cfg = ck.model.config
     classes = loaders.class_names(ck.meta.get("classes") or [str(i) for i in range(cfg.n_classes)])
+    style = getattr(cfg, "input_style", "")                      # FineTuneConfig
     return Target(model=ck.model, key=f"{choice.path}:{choice.mtime}", classes=classes,
-                  dataset=choice.dataset, channels=cfg.in_channels, size=cfg.image_size, resize=None,
-                  origin=choice.origin, title=choice.label, meta=ck.meta)
+                  dataset=choice.dataset, channels=cfg.in_channels, size=cfg.image_size,
+                  resize=getattr(cfg, "resize_size", None), origin=choice.origin, title=choice.label,
+                  meta=ck.meta, style=style)
 
 
 def imagenet_picker() -> Target | None:
@@ -69,7 +84,7 @@ def imagenet_picker() -> Target | None:
     name = st.selectbox(_("ImageNet model"), names, format_func=label, key="predict_imagenet",
                         bind="query-params")
     if not imagenet.is_cached(name):
-        if not _download(name):
+        if not download_weights(name, "predict_download"):
             return None
     try:
         m = imagenet_model(name)
@@ -81,16 +96,19 @@ def imagenet_picker() -> Target | None:
                   title=m.title, meta={})
 
 
-def _download(name: str) -> bool:
-    """The weights are not here: a button that downloads them with a progress bar (True when
-    they arrived), or one sentence on what to do offline."""
+def download_weights(name: str, key: str, message: str | None = None) -> bool:
+    """torchvision's ImageNet weights of `name` are not here: `message` (what needs them and what
+    works meanwhile; {model} and {mb} filled in), a button that downloads them into the torch hub
+    cache with a progress bar (True when they arrived), or, offline, what to do instead and the
+    other ways to get the file. Shared by Predict and the own-classes page (its backbones)."""
     a = imagenet.ARCHS[name]
     size = imagenet.size_mb(name)
-    st.info(_("{model} needs its ImageNet weights ({mb:.0f} MB), which are not on this computer yet. The "
-              "rest of the page works without them: the input and its preprocessing below.").format(
-                  model=a.title, mb=size), icon=":material/download:")
+    message = message or _("{model} needs its ImageNet weights ({mb:.0f} MB), which are not on this "
+                           "computer yet. The rest of the page works without them: the input and its "
+                           "preprocessing below.")
+    st.info(message.format(model=a.title, mb=size), icon=":material/download:")
     if not st.button(_("Download them now ({mb:.0f} MB)").format(mb=size), icon=":material/download:",
-                     key=f"predict_download_{name}"):
+                     key=f"{key}_{name}"):
         return False
     bar = st.progress(0.0, text=_("Connecting…"))
 
@@ -110,6 +128,10 @@ def _download(name: str) -> bool:
 
 def what_it_knows(t: Target) -> str:
     """What a karp model can recognise, said whenever it is given a photo or a drawing."""
+    if t.own_classes:
+        return _("**This model knows only your {n} classes: {classes}.** Anything else is forced "
+                 "into one of them. It reads a picture the way its backbone was trained to (the "
+                 "steps above).").format(n=len(t.classes), classes=join(t.classes))
     return _("**This model knows only {n} classes: {classes}**, learned from small {size}×{size} pictures on "
              "a black background. Anything else (a cat, a cup) is forced into one of them. For photos of "
              "everyday things, choose the **ImageNet models** at the top of the page.").format(
@@ -129,17 +151,22 @@ class Raw:
     name: str = ""
 
 
+def cannot_use(e: Exception) -> str:
+    """Predict's words for a file it refuses (preprocess.ImageError's message, or any other
+    decoder failure): shared with the own-classes page, which refuses the same files."""
+    if isinstance(e, pp.ImageError):
+        return _("**This image cannot be used.** {error}").format(error=e)
+    return _("**This image cannot be used.** It could not be read ({error}). Try another file.").format(
+        error=f"{type(e).__name__}: {e}")
+
+
 def handle_raw(raw: Raw, t: Target) -> tuple[pp.Decoded | None, pp.Pipeline] | None:
     """The page's handler for any upload/camera/drawing/photo: the pipeline, or None after a
     clear message on the page (never a traceback)."""
-    style = pp.style_for(t.dataset)
     try:
-        return run_pipeline(raw.data, raw.rgb, raw.name, style, t.size, t.channels, t.resize, language())
-    except pp.ImageError as e:
-        st.error(_("**This image cannot be used.** {error}").format(error=e), icon=":material/block:")
-    except Exception as e:  # noqa: BLE001 - any other decoder failure is still a bad file
-        st.error(_("**This image cannot be used.** It could not be read ({error}). Try another file.").format(
-            error=f"{type(e).__name__}: {e}"), icon=":material/block:")
+        return run_pipeline(raw.data, raw.rgb, raw.name, t.recipe, t.size, t.channels, t.resize, language())
+    except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file (cannot_use says which)
+        st.error(cannot_use(e), icon=":material/block:")
     return None
 
 
@@ -188,8 +215,9 @@ def test_image_input(t: Target):
     c1, c2 = st.columns([3, 1])
     if c2.button(_("Random"), icon=":material/casino:", key="predict_random"):
         st.session_state["predict_test_index"] = int(np.random.default_rng().integers(n))
-    idx = c1.number_input(_("Test image (0 to {last:,})").format(last=n - 1), 0, n - 1, key="predict_test_index",
-                          bind="query-params")
+    what = (_("One of your validation images (0 to {last:,})") if t.own_classes   # never trained on
+            else _("Test image (0 to {last:,})")).format(last=n - 1)
+    idx = c1.number_input(what, 0, n - 1, key="predict_test_index", bind="query-params")
     return test_image(ds, int(idx))
 
 
@@ -330,7 +358,7 @@ def maximise_tab(t: Target, maps: dict[str, np.ndarray]) -> None:
         am_layer, am_channel = None, None
         am_class = c1.selectbox(_("Class"), range(len(t.classes)), key="predict_am_class",
                                 format_func=lambda i: t.classes[i])
-    big_model = t.dataset == "imagenet"
+    big_model = t.size >= 96                     # ImageNet-sized input: fewer, heavier steps
     steps = c2.slider(_("Steps"), 16, 512 if not big_model else 128, 128 if not big_model else 32,
                       step=16, key="predict_am_steps")
     jitter = c2.slider(_("Jitter (pixels)"), 0, 8, 2 if not big_model else 8, key="predict_am_jitter")

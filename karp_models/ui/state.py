@@ -9,14 +9,29 @@ them back (Streamlit's docs: st.query_params, "bind"). A value equal to the widg
 left out of the URL, so defaults must be the same for every visitor. This module adds the two
 things binding does not do: a widget's first value taken from elsewhere in the session (the
 model chosen on another page), and a note saying that the address is the link to share.
+
+What cannot live in an address (a person's own pictures) is kept in the session with `kept`:
+Streamlit forgets a widget's value when its page is left, never a plain session key, so a page
+keeps its record under one key and gives its widgets their values back from it (`start_with`).
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import streamlit as st
 
 from karp_models.i18n import _
+
+T = TypeVar("T")
+
+
+def kept(key: str, make: Callable[[], T]) -> T:
+    """This session's object under `key` (made by `make` on the first call): it stays while the
+    person visits other pages, until the tab is closed."""
+    if key not in st.session_state:
+        st.session_state[key] = make()
+    return st.session_state[key]
 
 
 def start_with(key: str, value: Any) -> None:

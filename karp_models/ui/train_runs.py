@@ -21,7 +21,7 @@ from karp_models.train.jobs import JobManager, JobStatus, QueueFull
 from karp_models.train.runs import delete_run, list_runs, runs_dir, spec_from_run
 from karp_models.ui import identity, style, teacher
 from karp_models.ui import training as ui
-from karp_models.ui.models import PICKED_AS
+from karp_models.ui.models import PICKED_AS, model_choices
 from karp_models.ui.train_form import duration
 
 SCROLL = "train_scroll"                # session flag: bring the live view into sight once
@@ -51,13 +51,20 @@ def open_buttons(path: Path, model: str, container=st) -> None:
     spec = REGISTRY.get(model)
     if spec is None:
         return
-    group = "image" if spec.task == "image" else spec.family
-    links = OPEN_IN.get(group, [])
-    if not links:
+    group = "image" if PICKED_AS.get(spec.task) == "image" else spec.family   # a fine-tuned network too
+    if group not in OPEN_IN:
         return
-    cols = container.columns(len(links))
-    for col, (page, label, icon, key) in zip(cols, links):
+    cols = container.columns(len(OPEN_IN[group]))
+    for col, (page, label, icon, key) in zip(cols, OPEN_IN[group]):
         col.page_link(page, label=_(label), icon=icon, query_params={key: path.stem}, width="stretch")
+
+
+def remember_saved(model: str, path: Path) -> None:
+    """The pickers of the pages that show this kind of model open with the run just saved (the
+    list of models is read again: its cache would hide the new file for up to 10 s)."""
+    task = REGISTRY[model].task
+    st.session_state[f"karp_model_{PICKED_AS.get(task, task)}"] = str(path)
+    model_choices.clear()
 
 
 def scroll_into_view() -> None:
@@ -95,8 +102,7 @@ def _save_box(mgr: JobManager, cur: JobStatus, sid: str, container) -> None:
                                     _("Evaluating on the whole split and saving…")):
                         path = mgr.save(cur.job_id, name, owner=sid)
                     st.session_state["train_flash"] = str(path)
-                    task = REGISTRY[cur.spec.model].task          # the other pages open with it
-                    st.session_state[f"karp_model_{PICKED_AS.get(task, task)}"] = str(path)
+                    remember_saved(cur.spec.model, path)             # the other pages open with it
                     st.rerun()  # the saved-runs list below is outside this fragment
                 except (ValueError, FileExistsError, OSError) as e:
                     st.error(str(e))

@@ -171,3 +171,40 @@ def test_save_and_load(tmp_path):
     (tmp_path / "other.safetensors").write_bytes(b"\0" * 16)
     with pytest.raises(own.OwnDataError, match="cannot be read"):
         own.load(tmp_path / "other.safetensors")
+
+
+def test_the_fingerprint_is_the_images_not_the_name(tmp_path):
+    import dataclasses
+
+    d = own.build(_classes(), name="shapes").data
+    f = own.fingerprint(d)
+    assert own.fingerprint(dataclasses.replace(d, name="other", note="n", source="s")) == f
+    assert own.fingerprint(dataclasses.replace(d, classes=("a", "b", "c"))) != f
+    x = d.test_x.clone()
+    x[0, 0, 5, 5] ^= 1
+    assert own.fingerprint(dataclasses.replace(d, test_x=x)) != f
+    assert own.fingerprint_of(own.save(d, tmp_path / "s.safetensors")) == f
+    assert not list(tmp_path.glob(".*.tmp"))                               # written atomically
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(own.OwnDataError):
+        own.fingerprint_of(tmp_path / "junk.safetensors")
+
+
+def test_classes_written_as_a_folder_read_back_the_same(tmp_path):
+    """write_folder's layout is ImageFolder's: read_folder (and torchvision) reads the same files."""
+    from torchvision.datasets import ImageFolder
+
+    images = {"bar": [("../../evil.png", _png(_shape("bar", 0))), ("b.png", _png(_shape("bar", 1)))],
+              "猫 / cat": [("c.png", _png(_shape("ring", 0))), ("c.png", _png(_shape("ring", 1)))],
+              ".hidden": [("s.png", _png(_shape("square", 0))), ("t.png", _png(_shape("square", 1)))]}
+    root = own.write_folder(images, tmp_path / "set")
+    assert sorted(p.name for p in root.iterdir()) == sorted(["bar", "猫-cat", "hidden"])
+    assert all(p.resolve().is_relative_to(root.resolve()) for p in root.rglob("*"))  # nothing escaped
+    back = own.read_folder(root)
+    assert list(back) == ImageFolder(str(root)).classes == ["bar", "hidden", "猫-cat"]
+    for folder, name in (("bar", "bar"), ("猫-cat", "猫 / cat"), ("hidden", ".hidden")):
+        assert [b for _, b in back[folder]] == [b for _, b in images[name]]       # both files, in order
+    with pytest.raises(own.OwnDataError, match="exists already"):
+        own.write_folder(images, root)
+    with pytest.raises(own.OwnDataError, match="same folder name"):
+        own.write_folder({"a b": images["bar"], "a-b": images["bar"]}, tmp_path / "two")
