@@ -25,7 +25,7 @@ import torch
 
 from karp_models import preprocess as pp
 from karp_models.data.base import ImageData, image_data
-from karp_models.i18n import _
+from karp_models.i18n import _, ngettext
 
 MIN_CLASSES, MAX_CLASSES = 2, 10
 MAX_PER_CLASS = 500          # a folder's class with more files is refused (memory: 500 x 3x224x224 = 75 MB)
@@ -87,15 +87,16 @@ def check_classes(names: Sequence[str]) -> list[str]:
     """The class names, stripped; OwnDataError unless there are 2..10, none empty, none repeated."""
     out = [" ".join(str(n).split()) for n in names]
     if any(not n for n in out):
-        raise OwnDataError("every class needs a name")
+        raise OwnDataError(_("every class needs a name"))
     seen: dict[str, str] = {}
     for n in out:
         if n.casefold() in seen:
-            raise OwnDataError(f"two classes are called {n!r}: give each its own name")
+            raise OwnDataError(_("two classes are called {name}: give each its own name").format(name=repr(n)))
         seen[n.casefold()] = n
     if not MIN_CLASSES <= len(out) <= MAX_CLASSES:
-        raise OwnDataError(f"{len(out)} class{'es' if len(out) != 1 else ''}: name between "
-                           f"{MIN_CLASSES} and {MAX_CLASSES} classes")
+        raise OwnDataError(ngettext("{n} class: name between {low} and {high} classes",
+                                    "{n} classes: name between {low} and {high} classes", len(out)).format(
+                                        n=len(out), low=MIN_CLASSES, high=MAX_CLASSES))
     return out
 
 
@@ -159,7 +160,7 @@ def build(images: Mapping[str, Sequence[Item]], fmt: InputFormat = InputFormat()
     """
     classes = check_classes(list(images))
     if not 0 < val_fraction < 1:
-        raise OwnDataError(f"the validation share must be between 0 and 1, got {val_fraction}")
+        raise OwnDataError(_("the validation share must be between 0 and 1, got {share}").format(share=val_fraction))
     xs, ys, rejected = [], [], []
     for label, (cls, items) in enumerate(zip(classes, images.values())):
         n = 0
@@ -178,9 +179,14 @@ def build(images: Mapping[str, Sequence[Item]], fmt: InputFormat = InputFormat()
             n += 1
         if n < 2:
             bad = sum(r.class_name == cls for r in rejected)
-            raise OwnDataError(f"class {cls!r} has {n} usable image{'s' if n != 1 else ''}"
-                               + (f" ({bad} refused)" if bad else "")
-                               + ": every class needs at least 2, one to learn from and one to check")
+            raise OwnDataError((ngettext("class {name} has {n} usable image ({bad} refused): every class needs "
+                                         "at least 2, one to learn from and one to check",
+                                         "class {name} has {n} usable images ({bad} refused): every class needs "
+                                         "at least 2, one to learn from and one to check", n) if bad else
+                                ngettext("class {name} has {n} usable image: every class needs at least 2, one "
+                                         "to learn from and one to check",
+                                         "class {name} has {n} usable images: every class needs at least 2, one "
+                                         "to learn from and one to check", n)).format(name=repr(cls), n=n, bad=bad))
     x, y = np.stack(xs), np.asarray(ys, np.int64)
     tr, va = split(y, val_fraction, seed)
     note = (f"{len(tr)} training / {len(va)} validation images (validation share {val_fraction:g}, "
@@ -200,18 +206,18 @@ def read_folder(root: str | os.PathLike) -> dict[str, list[tuple[str, bytes]]]:
 
     root = Path(root)
     if not root.is_dir():
-        raise OwnDataError(f"{root} is not a folder on this server")
+        raise OwnDataError(_("{path} is not a folder on this server").format(path=root))
     try:
-        classes, _ = find_classes(str(root))
+        classes, _index = find_classes(str(root))
     except FileNotFoundError:
-        raise OwnDataError(f"{root} has no class folders: put each class's images in a folder "
-                           f"named after it ({root}/cat/1.jpg, {root}/dog/1.jpg, ...)") from None
+        raise OwnDataError(_("{path} has no class folders: put each class's images in a folder named after it "
+                             "({path}/cat/1.jpg, {path}/dog/1.jpg, ...)").format(path=root)) from None
     out = {}
     for c in classes:
         files = sorted(p for p in (root / c).rglob("*") if p.is_file() and not p.name.startswith("."))
         if len(files) > MAX_PER_CLASS:
-            raise OwnDataError(f"{root / c} has {len(files):,} files; at most {MAX_PER_CLASS} a class "
-                               f"are read: make a smaller folder")
+            raise OwnDataError(_("{path} has {n:,} files; at most {most} a class are read: make a smaller "
+                                 "folder").format(path=root / c, n=len(files), most=MAX_PER_CLASS))
         out[c] = [(str(p.relative_to(root / c)), p.read_bytes()) for p in files]
     return out
 
@@ -230,10 +236,11 @@ def write_folder(images: Mapping[str, Sequence[tuple[str, bytes]]], root: str | 
     OwnDataError when root exists and is not empty, or two classes give the same folder name."""
     root = Path(root)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise OwnDataError(f"{root} exists already: choose another name")
+        raise OwnDataError(_("{path} exists already: choose another name").format(path=root))
     folders = [folder_name(c) for c in images]
     if len({f.casefold() for f in folders}) < len(folders):
-        raise OwnDataError(f"two classes give the same folder name ({', '.join(folders)}): rename one")
+        raise OwnDataError(_("two classes give the same folder name ({names}): rename one").format(
+            names=", ".join(folders)))
     for folder, items in zip(folders, images.values()):
         (root / folder).mkdir(parents=True, exist_ok=True)
         for i, (name, raw) in enumerate(items):

@@ -178,6 +178,15 @@ def build_model(backbone: Backbone, n_classes: int, *, mode: str = "head", downl
     return model
 
 
+def pretrained_model(config: FineTuneConfig) -> FineTune:
+    """The network a fine-tuning run started from: `config`'s backbone with its pretrained weights
+    (for Evaluate's before/after projector; 'scratch' runs did not start from it). Its new head is
+    random, so only its features mean anything. In eval mode on the CPU. Raises WeightsUnavailable."""
+    model = FineTune(dataclasses.replace(config, mode="head"))
+    model.load_backbone(backbone_state(config))
+    return model.eval()
+
+
 # ---------------------------------------------------------------------------- the three modes as runs
 
 

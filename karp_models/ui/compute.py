@@ -125,29 +125,46 @@ def mistakes(path: str, mtime: float) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 @st.cache_data(max_entries=8, show_spinner=L_("Reading the penultimate layer of the test images…"))
-def embedding_features(path: str, mtime: float, n: int) -> np.ndarray:
-    """Penultimate-layer features (n, D) of the first n test images (the test split is shuffled)."""
+def embedding_features(path: str, mtime: float, n: int, before: bool = False) -> np.ndarray:
+    """Penultimate-layer features (n, D) of the first n test images (the test split is shuffled);
+    `before`: of the pretrained network a fine-tuned model started from (raises
+    WeightsUnavailable when its weights are gone, ValueError for a model that was not fine-tuned)."""
     ck = load_model(path, mtime)
     ds = dataset(ck.meta.get("dataset") or "fashion-mnist")
-    return emb.penultimate_features(ck.model, ds.test_x[:n])
+    model = ck.model
+    if before:
+        from karp_models.models.finetune import FineTuneConfig
+        from karp_models.train.finetune import pretrained_model
+
+        if not isinstance(getattr(model, "config", None), FineTuneConfig):
+            raise ValueError(f"{path} was not fine-tuned from a pretrained backbone")
+        model = pretrained_model(model.config).to(next(ck.model.parameters()).device)
+    return emb.penultimate_features(model, ds.test_x[:n])
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def pca_coords(path: str, mtime: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+def knn_accuracy(path: str, mtime: float, n: int, before: bool = False) -> float:
+    """Leave-one-out 5-NN accuracy of the test labels from embedding_features."""
+    ds = dataset(load_model(path, mtime).meta.get("dataset") or "fashion-mnist")
+    return emb.knn_accuracy(embedding_features(path, mtime, n, before), ds.test_y[:n].numpy())
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def pca_coords(path: str, mtime: float, n: int, before: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(coordinates (n, 2), explained variance ratio (2,)) of the features."""
-    return emb.pca_2d(embedding_features(path, mtime, n))
+    return emb.pca_2d(embedding_features(path, mtime, n, before))
 
 
-def tsne_coords(path: str, mtime: float, n: int, seed: int, *, progress: Progress | None = None,
-                compute: bool = True) -> np.ndarray | None:
+def tsne_coords(path: str, mtime: float, n: int, seed: int, *, before: bool = False,
+                progress: Progress | None = None, compute: bool = True) -> np.ndarray | None:
     """t-SNE (n, 2) of the features, shared by every session, or computed now (with
     `progress(fraction, words)`) when `compute`; None when not computed yet and not `compute`."""
-    key = ("tsne", path, mtime, n, seed)
+    key = ("tsne", path, mtime, n, seed, before)
     if not compute:
         return cache.RESULTS.get(key)
 
     def run() -> np.ndarray:
-        coords = emb.tsne_2d(embedding_features(path, mtime, n), seed=seed, progress=progress,
+        coords = emb.tsne_2d(embedding_features(path, mtime, n, before), seed=seed, progress=progress,
                              n_jobs=torch.get_num_threads())   # the app's thread policy (KARP_THREADS)
         coords.setflags(write=False)
         return coords

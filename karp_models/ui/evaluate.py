@@ -14,8 +14,10 @@ import streamlit as st
 from karp_models.i18n import N_, _
 from karp_models.introspect import embeddings as emb
 from karp_models.introspect import evaluate as ev
+from karp_models.models.finetune import FineTuneConfig
 from karp_models.ui import glossary, style
-from karp_models.ui.compute import embedding_features, pca_coords, tsne_coords
+from karp_models.imagenet import WeightsUnavailable
+from karp_models.ui.compute import embedding_features, knn_accuracy, pca_coords, tsne_coords
 from karp_models.ui.figures import evaluate as figs
 from karp_models.ui.images import display
 from karp_models.ui.loaders import class_names
@@ -217,10 +219,13 @@ def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.nda
     colour_by = c3.segmented_control(_("Colour by"), [N_("true class"), N_("predicted class")], default="true class",
                                      format_func=_, key="evaluate_proj_colour")
     seed = int(c4.number_input(_("Seed"), 0, 999, 0, key="evaluate_proj_seed"))
-    feats = embedding_features(choice.path, choice.mtime, n)
+    before = before_or_after(choice, n)
+    if before is None:
+        return
+    feats = embedding_features(choice.path, choice.mtime, n, before)
     layer = emb.penultimate_layer(load_model(choice.path, choice.mtime).model)
     if method == "t-SNE":
-        coords = tsne_coords(choice.path, choice.mtime, n, seed, compute=False)
+        coords = tsne_coords(choice.path, choice.mtime, n, seed, before=before, compute=False)
         if coords is None:
             ask = st.empty()
             with ask.container():
@@ -232,14 +237,14 @@ def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.nda
                 return
             ask.empty()
             bar = st.progress(0.0, text=_("t-SNE: starting"))
-            coords = tsne_coords(choice.path, choice.mtime, n, seed,
+            coords = tsne_coords(choice.path, choice.mtime, n, seed, before=before,
                                  progress=lambda f, words: bar.progress(f, text=words))
             bar.empty()
         about = _("t-SNE (openTSNE, perplexity 30, seed {seed}) of the {d}-dimensional features: neighbours "
                   "stay neighbours, but distances between clusters and cluster sizes mean little.").format(
                       seed=seed, d=feats.shape[1])
     else:
-        coords, ratio = pca_coords(choice.path, choice.mtime, n)
+        coords, ratio = pca_coords(choice.path, choice.mtime, n, before)
         about = _("PCA of the {d}-dimensional features: the two directions of largest variance, {a:.0%} and "
                   "{b:.0%} of it. Distances are honest, but much is hidden.").format(d=feats.shape[1], a=ratio[0],
                                                                                       b=ratio[1])
@@ -249,7 +254,7 @@ def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.nda
     left, right = st.columns([3, 1], gap="medium")
     with left:
         event = style.chart(figs.projector_figure(coords, labels, pred, probs, classes, colour_by),
-                            key=f"evaluate_proj_chart_{method}_{n}", on_select="rerun",
+                            key=f"evaluate_proj_chart_{method}_{n}_{before}", on_select="rerun",
                             selection_mode=("points", "lasso", "box"), width="stretch")
     with right:
         points = (event.selection.points if event and event.selection else []) or []
@@ -266,6 +271,35 @@ def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.nda
             wrong = int((labels[chosen] != pred[chosen]).sum())
             st.caption(_("{n} of them misclassified; the first 24 below").format(n=wrong))
             st.image([display(ds.test_x[i], scale=2) for i in chosen[:24]], width=56)
+
+
+WHEN = [N_("after fine-tuning"), N_("before: the pretrained backbone")]
+
+
+def before_or_after(choice: ModelChoice, n: int) -> bool | None:
+    """For a fine-tuned model: a choice between its features and those of the pretrained network
+    it started from, with how well each separates the classes (leave-one-out 5-NN accuracy).
+    False for any other model; None (after a message) when the backbone's weights are gone."""
+    cfg = getattr(load_model(choice.path, choice.mtime).model, "config", None)
+    if not isinstance(cfg, FineTuneConfig):
+        return False
+    when = st.segmented_control(_("Features"), WHEN, default=WHEN[0], format_func=_, key="evaluate_proj_when")
+    try:
+        acc = {b: knn_accuracy(choice.path, choice.mtime, n, b) for b in (False, True)}
+    except WeightsUnavailable as e:
+        st.warning(_("The pretrained backbone this model started from cannot be loaded ({error}), so only "
+                     "the fine-tuned features are shown.").format(error=e), icon=":material/warning:")
+        return False if when != WHEN[1] else None
+    st.markdown(_("How well the classes separate in the features (each test image given the class of most of "
+                  "its 5 nearest neighbours): **{before:.0%} before** fine-tuning, **{after:.0%} after**.").format(
+                      before=acc[True], after=acc[False]))
+    if cfg.mode == "head":
+        st.caption(_("Only the head was trained: the backbone is frozen, so its features are the same before "
+                     "and after."))
+    elif cfg.mode == "scratch":
+        st.caption(_("This model was trained from scratch: it did not start from the pretrained backbone, "
+                     "which is shown for comparison."))
+    return when == WHEN[1]
 
 
 # ---------------------------------------------------------------------------- two models

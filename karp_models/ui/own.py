@@ -271,7 +271,7 @@ def folder(d: Draft) -> None:
                               format_func=lambda p: Path(p).name if p else _("(type a folder below)"),
                               ) if options else ""
         path = picked or st.text_input(_("Folder on this server"), key="own_folder_path",
-                                       placeholder="/home/teacher/animals")
+                                       placeholder=_("/home/teacher/animals"))  # TRANSLATORS: an example folder path
     if c2.button(_("Read the folder"), icon=":material/folder_open:", key="own_folder_read",
                  disabled=not path, width="stretch"):
         try:

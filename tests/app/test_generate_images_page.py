@@ -181,7 +181,7 @@ def test_a_saved_runs_grids_play_as_a_time_lapse(page, tmp_path):
     from karp_models.train.runs import RunSpec
     from karp_models.train.trainer import TrainConfig
 
-    mgr = JobManager(runs_dir=tmp_path / "runs", set_threads=False)
+    mgr = JobManager(runs_dir=tmp_path / "runs", set_threads=False, grace_s=3600)  # no heartbeat here: a loaded machine must not reap it
     cfg = TrainConfig(steps=60, batch_size=32, lr=2e-4, schedule="constant", warmup=0.0,
                       grad_clip=0.0, weight_decay=0.0, augment=False, eval_every=0, eval_batches=2)
     jid = mgr.submit("s", RunSpec(model="dcgan", dataset="fashion-mnist", preset="tiny", config=cfg))

@@ -166,6 +166,15 @@ def test_three_classes_three_ways_saved_and_opened_everywhere(app, tmp_path):
     at.switch_page("pages/evaluate.py").run()
     ok(at)
     assert at.metric[1].label == "Mistakes of 6"                   # the validation images
+    ok(at.segmented_control(key="evaluate_view").set_value("Projector").run())
+    assert at.segmented_control(key="evaluate_proj_when").value == "after fine-tuning"
+    knn = next(m.value for m in at.markdown if "5 nearest neighbours" in m.value)
+    assert "before** fine-tuning" in knn and "after**" in knn
+    after = chart(at, "evaluate_proj_chart_PCA_6_False")
+    ok(at.segmented_control(key="evaluate_proj_when").set_value("before: the pretrained backbone").run())
+    before = chart(at, "evaluate_proj_chart_PCA_6_True")            # the backbone's own features
+    assert [t["name"] for t in after["data"]] == [t["name"] for t in before["data"]]
+    assert [t["x"] for t in after["data"]] != [t["x"] for t in before["data"]]     # other coordinates
 
     at.switch_page("pages/own_classes.py").run()                  # back: nothing was lost on the way
     ok(at)

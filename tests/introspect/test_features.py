@@ -79,7 +79,7 @@ def test_training_jobs_keep_first_layer_snapshots_for_filter_evolution(tmp_path)
     from karp_models.train.trainer import TrainConfig
 
     torch.set_num_threads(1)
-    m = JobManager(runs_dir=tmp_path / "runs", set_threads=False)
+    m = JobManager(runs_dir=tmp_path / "runs", set_threads=False, grace_s=3600)  # no heartbeat here: a loaded machine must not reap it
     try:
         cfg = TrainConfig(steps=20, batch_size=32, eval_every=10, eval_batches=1)
         jid = m.submit("s1", RunSpec(model="fast", dataset="digits", config=cfg, preset="fast",

@@ -179,7 +179,7 @@ def test_the_job_queue_runs_fine_tuning_unchanged(backbone_file, tmp_path):
     from karp_models.train.jobs import JobManager
 
     bb, data = ft.karp_backbone(backbone_file), toy_data()
-    m = JobManager(runs_dir=tmp_path / "runs", set_threads=False)
+    m = JobManager(runs_dir=tmp_path / "runs", set_threads=False, grace_s=3600)  # no heartbeat here: a loaded machine must not reap it
     try:
         jids = [m.submit("s1", spec(bb, mode, data, eval_every=3, eval_batches=1)) for mode in ftm.MODES]
         for jid in jids:

@@ -132,7 +132,7 @@ def test_a_run_from_mode_spec_trains_through_the_queue(backbone_file, tmp_path):
     from karp_models.train.jobs import JobManager
 
     bb, data = ft.karp_backbone(backbone_file), toy_data()
-    m = JobManager(runs_dir=tmp_path / "runs", set_threads=False)
+    m = JobManager(runs_dir=tmp_path / "runs", set_threads=False, grace_s=3600)  # no heartbeat here: a loaded machine must not reap it
     try:
         jid = m.submit("s", ft.mode_spec(bb, data, "whole", steps=10, device="cpu"))
         st = m.wait(jid, timeout=60)
@@ -162,3 +162,41 @@ def test_the_cli_reproduces_a_saved_own_run_from_its_kept_dataset(backbone_file,
     (tmp_path / "elsewhere" / "datasets" / "toy.safetensors").unlink()
     assert cli.main(["eval", "--weights", str(path), "--device", "cpu"]) == 1
     assert "not a set of your own classes" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- before and after (Evaluate's projector)
+
+
+def test_the_pretrained_model_is_where_each_mode_started(backbone_file):  # noqa: F811
+    """pretrained_model's features are the backbone checkpoint's own penultimate features; a head-only
+    run keeps them (frozen), a whole-network run moves them."""
+    from karp_models.introspect.embeddings import penultimate_features
+
+    bb, data = ft.karp_backbone(backbone_file), toy_data()
+    x = data.test_x
+    ref = penultimate_features(load_checkpoint(backbone_file).model, x)
+    before = ft.pretrained_model(bb.config(len(data.classes), "whole"))
+    np.testing.assert_allclose(penultimate_features(before, x), ref, rtol=1e-5, atol=1e-6)
+    feats = {}
+    for mode in ("head", "whole"):
+        torch.manual_seed(0)
+        p = runs.build_run(spec(bb, mode, data))
+        list(p.trainer.run())
+        feats[mode] = penultimate_features(p.trainer.model.eval(), x)
+    np.testing.assert_allclose(feats["head"], ref, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(feats["whole"], ref, atol=1e-4)
+
+
+def test_knn_accuracy_is_sklearns_leave_one_out():
+    from sklearn.model_selection import LeaveOneOut, cross_val_predict
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from karp_models.introspect.embeddings import knn_accuracy
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] + rng.normal(size=300) > 0).astype(int) + (X[:, 1] > 1)
+    ref = (cross_val_predict(KNeighborsClassifier(5), X, y, cv=LeaveOneOut()) == y).mean()
+    assert knn_accuracy(X, y) == pytest.approx(ref)
+    with pytest.raises(ValueError, match="at least 6 points"):
+        knn_accuracy(X[:5], y[:5])
