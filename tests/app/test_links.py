@@ -70,7 +70,7 @@ def test_presentation_mode_enlarges_the_page_and_its_charts():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state[style.PRESENT_KEY] = True
     at.run()
-    assert at.sidebar.toggle(key=style.PRESENT_KEY).value is True
+    assert at.toggle(key=style.PRESENT_KEY).value is True
     assert any("html {font-size: 20px;}" in h.proto.body for h in at.get("html"))
     at.switch_page("pages/datasets.py").run()                   # kept for the session
     big = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
