@@ -45,4 +45,5 @@ state.share_note()
 device_badge()
 identity.remember()                     # this browser's work id, kept in its cookie
 training.note_tab()                     # its runs stay alive while any of its tabs is open
-nav.run()
+with state.LinkCheck():                  # a warning for each part of a link the page cannot show
+    nav.run()
