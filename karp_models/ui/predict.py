@@ -1,6 +1,7 @@
 """The Predict page's widgets: the model (a karp checkpoint or an ImageNet model), the input
-(upload, canvas, camera, test set, sample photos), the preprocessing strip, the activation
-maximisation tab and the filter evolution tab. The maths is in karp_models.preprocess and
+(upload, canvas, camera, test set, sample photos) as the model's input, the preprocessing strip,
+and the tabs that look inside (feature maps, first-layer filters, activation maximisation,
+filter evolution). The maths is in karp_models.preprocess and
 introspect (features, maximise), the cached computations in ui.compute, the figures in
 ui.figures.predict.
 """
@@ -17,11 +18,12 @@ from karp_models import preprocess as pp
 from karp_models.i18n import N_, _, join, language
 from karp_models.introspect import features as feat
 from karp_models.introspect import maximise as am
-from karp_models.ui import identity, loaders, style
+from karp_models.ui import cache, identity, loaders, style
 from karp_models.ui.compute import run_pipeline
-from karp_models.ui.figures.predict import filters_figure, objective_figure
+from karp_models.ui.figures.predict import channel_figure, filters_figure, maps_figure, objective_figure
 from karp_models.ui.images import display
-from karp_models.ui.models import imagenet_model
+from karp_models.ui.models import imagenet_model, model_picker
+from karp_models.ui.selection import ImageInput, set_blank, set_image
 
 SOURCES = (N_("Upload"), N_("Draw"), N_("Camera"), N_("Test image"), N_("Sample photo"))  # shown with _()
 UPLOADED = "predict_uploaded"   # the last upload (a Raw): kept when the person visits another page
@@ -55,6 +57,28 @@ def karp_target(ck, choice) -> Target:
     return Target(model=ck.model, key=f"{choice.path}:{choice.mtime}", classes=classes,
                   dataset=choice.dataset, channels=cfg.in_channels, size=cfg.image_size, resize=None,
                   origin=choice.origin, title=choice.label, meta=ck.meta)
+
+
+KINDS = (N_("karp's models (clothes and digits, 28×28; your runs)"),
+         N_("ImageNet models (photos of everyday things)"))     # shown with _()
+
+
+def choose_target() -> Target:
+    """The Models choice and the model; without one, a Target whose model is None (the input and
+    its pipeline still work, with Fashion-MNIST's or ImageNet's recipe)."""
+    kind = st.radio(_("Models"), KINDS, format_func=_, key="predict_kind", horizontal=True,
+                    bind="query-params")
+    karp = kind == KINDS[0]
+    if karp:
+        picked = model_picker("predict_model", task="image")
+        target = karp_target(*picked) if picked is not None else None
+    else:
+        target = imagenet_picker()
+    if target is not None:
+        return target
+    return Target(model=None, key="", classes=(), dataset="fashion-mnist" if karp else "imagenet",
+                  channels=1 if karp else 3, size=28 if karp else 224, resize=None if karp else 256,
+                  origin="none", title="", meta={})
 
 
 def imagenet_picker() -> Target | None:
@@ -270,6 +294,36 @@ def raw_from_source(source: str, t: Target):
 # ---------------------------------------------------------------------------- the preprocessing strip
 
 
+@dataclass(frozen=True)
+class Taken:
+    """The image the page shows: as Explain gets it, the model's input (C, H, W) in [0, 1], and,
+    for an image of a person's own, its decoding and preprocessing steps."""
+
+    inp: ImageInput
+    x: np.ndarray
+    decoded: pp.Decoded | None = None
+    pipe: pp.Pipeline | None = None
+
+
+def take_input(got, t: Target) -> Taken | None:
+    """`got` from raw_from_source as the model's input: a test image as it is, anything else
+    through the preprocessing pipeline; passed on to Explain unless blank. None: nothing to show
+    (the page has said why)."""
+    if isinstance(got, ImageInput):
+        set_image(got)
+        return Taken(got, got.x[0].numpy())
+    result = handle_raw(got, t)
+    if result is None:
+        return None
+    decoded, pipe = result
+    inp = ImageInput.from_array(pipe.x, dataset=t.dataset, source=got.source, original=pipe.steps[0].image)
+    if pipe.blank:                                  # a blank image is not passed on to Explain
+        set_blank(inp.source)
+    else:
+        set_image(inp)
+    return Taken(inp, pipe.x, decoded, pipe)
+
+
 def show_pipeline(decoded: pp.Decoded | None, pipe: pp.Pipeline) -> None:
     """Every preprocessing step side by side, with what was done."""
     steps = pipe.steps
@@ -297,6 +351,44 @@ def no_prediction(pipe: pp.Pipeline) -> None:
 
 
 # ---------------------------------------------------------------------------- activation maximisation
+
+def feature_maps_tab(t: Target, maps: dict[str, np.ndarray], x: np.ndarray) -> None:
+    """Every channel of a chosen layer's feature maps for input `x`, and one channel zoomed in."""
+    if not maps:
+        st.info(_("This model has no convolutional feature maps (a vision transformer cuts the image "
+                  "into patches): see the **ViT attention** page for what it looks at."))
+        return
+    c1, c2 = st.columns([2, 1])
+    layer = c1.selectbox(_("Layer"), list(maps), index=0, key="predict_layer", bind="query-params",
+                         format_func=lambda n: _("{layer}: {c} channels of {h}×{w}").format(
+                             layer=n, c=maps[n].shape[0], h=maps[n].shape[1], w=maps[n].shape[2]))
+    m = maps[layer]
+    ch = int(c2.number_input(_("Zoom into channel"), 0, m.shape[0] - 1, 0, key=f"predict_channel_{layer}"))
+    g1, g2 = st.columns([3, 2])
+    with g1:
+        st.markdown(_("**All {c} channels of {layer}** (bright = strong activation; each channel on its "
+                      "own scale; hover for its number)").format(c=m.shape[0], layer=layer))
+        style.chart(cache.figure(("maps", t.key, cache.image_key(x), layer), lambda: maps_figure(m)),
+                    key="predict_maps")
+    with g2:
+        style.chart(channel_figure(m[ch], _("channel {n}").format(n=ch)), key="predict_zoom")
+        st.caption(_("max {max:.3f}, mean {mean:.3f}. Early layers respond to edges and strokes; later "
+                     "ones to larger parts, at lower resolution.").format(max=m[ch].max(), mean=m[ch].mean()))
+
+
+def filters_tab(t: Target) -> None:
+    """The first convolution's filters, as weights or as colour images."""
+    w = feat.filter_weights(t.model)
+    if w is None:
+        st.info(_("This model has no convolution layer."))
+        return
+    name = feat.first_conv(t.model)[0]
+    st.markdown(_("**{n} filters of {layer}**, each {h}×{w} over {c} input channel(s).").format(
+        n=w.shape[0], layer=name, h=w.shape[2], w=w.shape[3], c=w.shape[1]) + " " + (
+            _("**Red** weights respond to bright pixels, **blue** to dark ones; each filter is shown on its "
+              "own scale.") if w.shape[1] != 3 else _("Shown as colour images (grey = zero weight).")))
+    style.chart(cache.figure(("filters", t.key), lambda: filters_figure(w)), key="predict_filters")
+
 
 AM_PARAMS = {"fourier": N_("Fourier components (Lucid)"), "pixels": N_("pixels")}          # shown with _()
 AM_REG = {N_("none"): (0, 0), N_("light"): (5e-4, 2e-3), N_("medium"): (2e-3, 1e-2), N_("strong"): (5e-3, 3e-2)}
