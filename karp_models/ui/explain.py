@@ -179,15 +179,14 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
     drivers = {title(k): tuple(figs.measure_label(d) for d in v.drivers) for k, v in res.verdicts.items()}
     final = final.rename(columns=figs.measure_label, index=title)
     final.insert(0, _("verdict"), [_(TITLE[v.status]) for v in res.verdicts.values()])
-    final.index.name = _("method")                     # a short head: the table fits a projector
+    final.index.name = _("with every layer random")
     numbers = list(final.columns[1:])                    # as text: st.dataframe shows a missing value as "None"
     final[numbers] = final[numbers].map(lambda v: "–" if pd.isna(v) else f"{v:.2f}")
     st.table(final.style                                  # wraps its headers: fits a projector
              .apply(lambda col: ["background-color: #fde68a" if col.name in drivers[m] else ""
                                  for m in col.index], axis=0))
-    st.caption(_("Similarities with every layer random. Highlighted: the similarity that decides each "
-                 "verdict (for 'partly': what stays and what changes). –: the method has no sign, or its "
-                 "map cannot be judged."))
+    st.caption(_("Highlighted: the similarity that decides each verdict (for 'partly': what stays and what "
+                 "changes). –: the method has no sign, or its map cannot be judged."))
     show = st.select_slider(_("Maps after randomising up to"), res.names, value=res.names[-1],
                             key="explain_sanity_step")
     j = res.names.index(show)

@@ -213,7 +213,7 @@ def task_charts(cur: JobStatus, chosen: list[JobStatus], colors: dict[str, str])
 
 def curve_or_wait(chosen: list[JobStatus], metric: str, colors: dict[str, str], key: str) -> None:
     """A curves chart, or, while none of its runs has a point yet, a box of the chart's height
-    saying that the first steps are on their way (not an empty chart with a made-up axis)."""
+    saying that nothing is measured yet (not an empty chart with a made-up axis)."""
     fig = ui.curves_figure(chosen, metric, colors)
     if any(t.x is not None and len(t.x) for t in fig.data):
         style.chart(fig, key=key)
@@ -221,10 +221,10 @@ def curve_or_wait(chosen: list[JobStatus], metric: str, colors: dict[str, str], 
     title = fig.layout.title.text or ""
     with st.container(height=style.px(int(fig.layout.height or 300)), border=True,
                       vertical_alignment="center", horizontal_alignment="center", key=f"{key}_wait"):
-        if any(r.active for r in chosen):
-            st.markdown(_("**{title}**: waiting for the first steps…").format(title=title))
+        if any(r.active for r in chosen):                       # the words of a task's empty chart
+            st.markdown(_("**{title}**: nothing measured yet.").format(title=title))
         else:
-            st.markdown(_("**{title}**: no points were recorded.").format(title=title))
+            st.markdown(_("**{title}**: not measured for this run.").format(title=title))
 
 
 def class_charts(cur: JobStatus, chosen: list[JobStatus], colors: dict[str, str]) -> None:
