@@ -49,9 +49,28 @@ NOT_SETTINGS = {"lang", "work", "embed", "embed_options"}   # the language, the 
 PENDING = "karp_link_ignored"         # session state: what a run cut short by st.rerun found
 
 
+def _means_default(key: str, raw: list[str]) -> bool:
+    """Whether a link's text `raw` for widget `key` means the widget's default (Streamlit leaves
+    such a value out of the address: taken, not ignored). Read as Streamlit reads a link, through
+    the widget's own deserializer (its metadata is internal to Streamlit 1.67, so any change there
+    falls back to comparing the text with the widget's value)."""
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+        from streamlit.runtime.state.query_params import parse_url_param
+
+        inner = get_script_run_ctx().session_state._state
+        meta = inner._new_widget_state.widget_metadata[inner._key_id_mapper.get_id_from_key(key)]
+        parsed = parse_url_param(raw, meta.value_type)
+        value = meta.deserializer(parsed)
+        if meta.value_type in ("int_value", "double_value") and parsed != value:
+            return False                # out of range: the deserializer fell back to the default
+        return value == meta.deserializer(None)
+    except Exception:                   # noqa: BLE001 - another Streamlit: the plain comparison
+        return _same(raw, st.session_state[key])
+
+
 def _same(raw: list[str], value: Any) -> bool:
-    """Whether a link's text `raw` means widget value `value` (a value equal to the widget's
-    default leaves the address without being ignored)."""
+    """Whether a link's text `raw` means widget value `value`, compared as text."""
     values = list(value) if isinstance(value, (list, tuple)) else [value]
     if len(values) != len(raw):
         return False
@@ -93,7 +112,7 @@ class LinkCheck:
             if k not in st.session_state:                       # no widget here reads it
                 if now is not None:
                     del st.query_params[k]
-            elif now == raw or (now is None and _same(raw, st.session_state[k])):
+            elif now == raw or (now is None and _means_default(k, raw)):
                 continue                                        # taken, or the widget's default
             out.append((k, ", ".join(raw)))
         return out

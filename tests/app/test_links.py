@@ -89,6 +89,7 @@ def link_page():
         st.multiselect("Methods", ["Saliency", "Grad-CAM"], ["Saliency"], key="t_methods",
                        bind="query-params")
         st.toggle("Smooth", True, key="t_smooth", bind="query-params")
+        st.selectbox("Model", ["fast", "lstm"], format_func=str.upper, key="t_model", bind="query-params")
 
 
 def link(**params) -> AppTest:
@@ -105,11 +106,11 @@ def ignored_warning(at: AppTest) -> str:
 
 
 def test_what_a_link_asks_in_vain_is_named_with_its_value():
-    at = link(t_index="99", t_methods=["Bogus"], method="nonsense", t_smooth="true")
+    at = link(t_index="99", t_methods=["Bogus"], method="nonsense", t_smooth="true", t_model="FAST")
     said = ignored_warning(at)
     for part in ("t_index = 99", "t_methods = Bogus", "method = nonsense"):
         assert part in said
-    assert "t_smooth" not in said                                # the default: taken, not ignored
+    assert "t_smooth" not in said and "t_model" not in said      # the defaults: taken, not ignored
     assert at.number_input(key="t_index").value == 0
     assert at.multiselect(key="t_methods").value == ["Saliency"]
     assert "method" not in at.query_params                      # the link to share is a clean one
@@ -118,7 +119,9 @@ def test_what_a_link_asks_in_vain_is_named_with_its_value():
 
 
 def test_a_link_the_page_can_show_has_no_warning():
-    at = link(t_index="7", t_methods=["Saliency", "Grad-CAM"], t_smooth="false", lang="zh_CN")
+    at = link(t_index="7", t_methods=["Saliency", "Grad-CAM"], t_smooth="false", t_model="LSTM",
+              lang="zh_CN")
     assert ignored_warning(at) == ""
     assert at.number_input(key="t_index").value == 7
     assert at.multiselect(key="t_methods").value == ["Saliency", "Grad-CAM"]
+    assert at.selectbox(key="t_model").value == "lstm"
