@@ -4,8 +4,9 @@ import streamlit as st
 
 from karp_models.i18n import _
 from karp_models.introspect import features as feat
-from karp_models.ui import style
 from karp_models.ui import predict as ui
+from karp_models.ui import predict_inside as inside
+from karp_models.ui import style
 from karp_models.ui.compute import look
 from karp_models.ui.figures import predict as figs
 from karp_models.ui.images import display
@@ -70,10 +71,10 @@ st.header(_("3. Look inside"))
 t_maps, t_filters, t_max, t_evo = st.tabs([_("Feature maps"), _("First-layer filters"),
                                             _("What a channel wants to see"), _("Filters during training")])
 with t_maps:
-    ui.feature_maps_tab(target, maps, x)
+    inside.feature_maps_tab(target, maps, x)
 with t_filters:
-    ui.filters_tab(target)
+    inside.filters_tab(target)
 with t_max:
-    ui.maximise_tab(target, maps)
+    inside.maximise_tab(target, maps)
 with t_evo:
-    ui.evolution_tab(target)
+    inside.evolution_tab(target)

@@ -15,7 +15,7 @@ drops a value the widget cannot take (an unknown option, an index past the end) 
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import streamlit as st
 
@@ -55,7 +55,9 @@ def _means_default(key: str, raw: list[str]) -> bool:
     the widget's own deserializer (its metadata is internal to Streamlit 1.67, so any change there
     falls back to comparing the text with the widget's value)."""
     try:
-        from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+        from streamlit.runtime.scriptrunner_utils.script_run_context import (
+            get_script_run_ctx,
+        )
         from streamlit.runtime.state.query_params import parse_url_param
 
         inner = get_script_run_ctx().session_state._state
@@ -100,7 +102,7 @@ class LinkCheck:
                       if k not in NOT_SETTINGS and k not in st.session_state}
         self.slot = st.container()
 
-    def __enter__(self) -> LinkCheck:
+    def __enter__(self) -> Self:
         self._warn(st.session_state.pop(PENDING, []))
         return self
 
