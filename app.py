@@ -37,12 +37,14 @@ pages = {
     ],
 }
 nav = st.navigation(pages, expanded=True)   # every page in view: a class follows the teacher's clicks
-st.sidebar.toggle(_("Presentation mode"), key=style.PRESENT_KEY,
-                  help=_("Larger text, charts and pictures for a projector. Stays on while this "
-                         "browser tab is open."))
+# in the top bar (style.PAGE_CSS places it): always in reach, however long the sidebar's list
+st.toggle(_("Presentation mode"), key=style.PRESENT_KEY,
+          help=_("Larger text, charts and pictures for a projector. Stays on while this "
+                 "browser tab is open."))
 style.page_css()
 state.share_note()
 device_badge()
 identity.remember()                     # this browser's work id, kept in its cookie
 training.note_tab()                     # its runs stay alive while any of its tabs is open
-nav.run()
+with state.LinkCheck():                  # a warning for each part of a link the page cannot show
+    nav.run()

@@ -182,9 +182,9 @@ def sanity_tab(choice, x_np: np.ndarray, target: int, classes, methods: tuple[st
     final.index.name = _("with every layer random")
     numbers = list(final.columns[1:])                    # as text: st.dataframe shows a missing value as "None"
     final[numbers] = final[numbers].map(lambda v: "–" if pd.isna(v) else f"{v:.2f}")
-    st.dataframe(final.style
-                 .apply(lambda col: ["background-color: #fde68a" if col.name in drivers[m] else ""
-                                     for m in col.index], axis=0), width="stretch")
+    st.table(final.style                                  # wraps its headers: fits a projector
+             .apply(lambda col: ["background-color: #fde68a" if col.name in drivers[m] else ""
+                                 for m in col.index], axis=0))
     st.caption(_("Highlighted: the similarity that decides each verdict (for 'partly': what stays and what "
                  "changes). –: the method has no sign, or its map cannot be judged."))
     show = st.select_slider(_("Maps after randomising up to"), res.names, value=res.names[-1],

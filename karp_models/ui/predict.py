@@ -1,7 +1,7 @@
 """The Predict page's widgets: the model (a karp checkpoint or an ImageNet model), the input
-(upload, canvas, camera, test set, sample photos), the preprocessing strip, the activation
-maximisation tab and the filter evolution tab. The maths is in karp_models.preprocess and
-introspect (features, maximise), the cached computations in ui.compute, the figures in
+(upload, canvas, camera, test set, sample photos) as the model's input and the preprocessing
+strip; the tabs that look inside are in ui.predict_inside. The maths is in
+karp_models.preprocess and introspect, the cached computations in ui.compute, the figures in
 ui.figures.predict.
 """
 from __future__ import annotations
@@ -15,13 +15,11 @@ import torch
 from karp_models import imagenet
 from karp_models import preprocess as pp
 from karp_models.i18n import N_, _, join, language
-from karp_models.introspect import features as feat
-from karp_models.introspect import maximise as am
 from karp_models.ui import identity, loaders, style
 from karp_models.ui.compute import run_pipeline
-from karp_models.ui.figures.predict import filters_figure, objective_figure
 from karp_models.ui.images import display
-from karp_models.ui.models import imagenet_model
+from karp_models.ui.models import imagenet_model, model_picker
+from karp_models.ui.selection import ImageInput, set_blank, set_image
 
 SOURCES = (N_("Upload"), N_("Draw"), N_("Camera"), N_("Test image"), N_("Sample photo"))  # shown with _()
 UPLOADED = "predict_uploaded"   # the last upload (a Raw): kept when the person visits another page
@@ -70,6 +68,28 @@ def karp_target(ck, choice) -> Target:
                   dataset=choice.dataset, channels=cfg.in_channels, size=cfg.image_size,
                   resize=getattr(cfg, "resize_size", None), origin=choice.origin, title=choice.label,
                   meta=ck.meta, style=style)
+
+
+KINDS = (N_("karp's models (clothes and digits, 28×28; your runs)"),
+         N_("ImageNet models (photos of everyday things)"))     # shown with _()
+
+
+def choose_target() -> Target:
+    """The Models choice and the model; without one, a Target whose model is None (the input and
+    its pipeline still work, with Fashion-MNIST's or ImageNet's recipe)."""
+    kind = st.radio(_("Models"), KINDS, format_func=_, key="predict_kind", horizontal=True,
+                    bind="query-params")
+    karp = kind == KINDS[0]
+    if karp:
+        picked = model_picker("predict_model", task="image")
+        target = karp_target(*picked) if picked is not None else None
+    else:
+        target = imagenet_picker()
+    if target is not None:
+        return target
+    return Target(model=None, key="", classes=(), dataset="fashion-mnist" if karp else "imagenet",
+                  channels=1 if karp else 3, size=28 if karp else 224, resize=None if karp else 256,
+                  origin="none", title="", meta={})
 
 
 def imagenet_picker() -> Target | None:
@@ -298,6 +318,36 @@ def raw_from_source(source: str, t: Target):
 # ---------------------------------------------------------------------------- the preprocessing strip
 
 
+@dataclass(frozen=True)
+class Taken:
+    """The image the page shows: as Explain gets it, the model's input (C, H, W) in [0, 1], and,
+    for an image of a person's own, its decoding and preprocessing steps."""
+
+    inp: ImageInput
+    x: np.ndarray
+    decoded: pp.Decoded | None = None
+    pipe: pp.Pipeline | None = None
+
+
+def take_input(got, t: Target) -> Taken | None:
+    """`got` from raw_from_source as the model's input: a test image as it is, anything else
+    through the preprocessing pipeline; passed on to Explain unless blank. None: nothing to show
+    (the page has said why)."""
+    if isinstance(got, ImageInput):
+        set_image(got)
+        return Taken(got, got.x[0].numpy())
+    result = handle_raw(got, t)
+    if result is None:
+        return None
+    decoded, pipe = result
+    inp = ImageInput.from_array(pipe.x, dataset=t.dataset, source=got.source, original=pipe.steps[0].image)
+    if pipe.blank:                                  # a blank image is not passed on to Explain
+        set_blank(inp.source)
+    else:
+        set_image(inp)
+    return Taken(inp, pipe.x, decoded, pipe)
+
+
 def show_pipeline(decoded: pp.Decoded | None, pipe: pp.Pipeline) -> None:
     """Every preprocessing step side by side, with what was done."""
     steps = pipe.steps
@@ -322,152 +372,3 @@ def no_prediction(pipe: pp.Pipeline) -> None:
                  "classes, even for an empty picture, often with a high probability: here that "
                  "would be a guess about nothing. Try an image whose object stands out from its "
                  "background."), icon=":material/hide_image:")
-
-
-# ---------------------------------------------------------------------------- activation maximisation
-
-AM_PARAMS = {"fourier": N_("Fourier components (Lucid)"), "pixels": N_("pixels")}          # shown with _()
-AM_REG = {N_("none"): (0, 0), N_("light"): (5e-4, 2e-3), N_("medium"): (2e-3, 1e-2), N_("strong"): (5e-3, 3e-2)}
-AM_GOALS = (N_("a channel"), N_("a class"))
-
-
-def maximise_tab(t: Target, maps: dict[str, np.ndarray]) -> None:
-    """'What a channel wants to see': the controls, a run with a progress bar, and the result
-    with whether its objective rose. Defaults: the last feature layer (its units see the whole
-    image) and the channel the current image excites most there; a Fourier image without
-    penalties (Lucid's). `maps`: the current image's feature maps {layer: (C, H, W)}."""
-    st.markdown(_("Start from faint noise and change the **image** (not the network) step by step so "
-                  "that one channel, or one class score, grows as large as it can. The image is made "
-                  "of Fourier components, coarse and fine equally easy to change, and is shifted, "
-                  "scaled and turned a little at every step, so it becomes a pattern rather than "
-                  "noise (Olah et al., *Feature Visualization*, 2017)."))
-    layers = list(maps)
-    c1, c2, c3 = st.columns(3)
-    goal = c1.radio(_("Excite"), AM_GOALS, format_func=_, key="predict_am_goal", horizontal=True)
-    if goal == AM_GOALS[0] and layers:
-        am_layer = c1.selectbox(_("Layer"), layers, index=len(layers) - 1, key="predict_am_layer")
-        strongest = int(maps[am_layer].mean(axis=(1, 2)).argmax())
-        am_channel = int(c1.number_input(
-            _("Channel"), 0, maps[am_layer].shape[0] - 1, strongest,
-            key=f"predict_am_channel_{am_layer}_{strongest}",  # a new image starts at its own channel
-            help=_("Starts at channel {n}, the one your image excites most in this layer.").format(n=strongest)))
-        am_class = None
-    else:
-        if goal == AM_GOALS[0]:
-            st.info(_("No convolutional layers here: excite a class instead."))
-        am_layer, am_channel = None, None
-        am_class = c1.selectbox(_("Class"), range(len(t.classes)), key="predict_am_class",
-                                format_func=lambda i: t.classes[i])
-    big_model = t.size >= 96                     # ImageNet-sized input: fewer, heavier steps
-    steps = c2.slider(_("Steps"), 16, 512 if not big_model else 128, 128 if not big_model else 32,
-                      step=16, key="predict_am_steps")
-    jitter = c2.slider(_("Jitter (pixels)"), 0, 8, 2 if not big_model else 8, key="predict_am_jitter")
-    param = c3.radio(_("Image made of"), list(AM_PARAMS), format_func=lambda p: _(AM_PARAMS[p]),
-                     key="predict_am_param", horizontal=True)
-    reg = c3.select_slider(_("Penalties on extreme and jumpy pixels"), list(AM_REG), "none", format_func=_,
-                           key="predict_am_reg")
-    blur = c3.checkbox(_("Blur every 4 steps (pixels)"), False, key="predict_am_blur",
-                       disabled=param != "pixels")
-    if st.button(_("▶ Run activation maximisation"), key="predict_am_run"):
-        bar = st.progress(0.0, text=_("Optimising the image…"))
-
-        def tick(i: int, n: int, obj: float) -> None:
-            if i % 4 == 0 or i == n:
-                bar.progress(i / n, text=_("step {i} of {n}: objective {value:.3f}").format(i=i, n=n, value=obj))
-
-        l2, tv = AM_REG[reg]
-        r = am.maximise(t.model, layer=am_layer, channel=am_channel, class_index=am_class,
-                        shape=(3, t.size, t.size) if big_model else None, param=param, steps=steps,
-                        jitter=jitter, l2=l2, tv=tv, blur_every=4 if blur and param == "pixels" else 0,
-                        progress=tick)
-        bar.empty()
-        yours = float(maps[am_layer][am_channel].mean()) if am_layer is not None else None
-        st.session_state["predict_am_result"] = (t.key, r, yours)
-    res = st.session_state.get("predict_am_result")
-    if res is None or res[0] != t.key:
-        return
-    _key, r, yours = res
-    if r.target.startswith("class"):
-        name = t.classes[int(r.target.split()[1])]
-        what, ref = _("score (logit) of {name}").format(name=name), None
-    else:
-        n, layer = r.target.removeprefix("channel ").split(" of ", 1)          # "channel 3 of conv2"
-        name = _("channel {n} of {layer}").format(n=n, layer=layer)
-        what, ref = _("mean activation"), (None if yours is None else (_("your image"), yours))
-    a1, a2 = st.columns([1, 2])
-    a1.image(display(r.image, side=style.px(300)), caption=_("what excites {name}").format(name=name))
-    with a2:
-        style.chart(objective_figure(r.objective, what, ref), key="predict_am_curve")
-        if r.rose:
-            rose = (_("The {what} rose from **{start:.3f}** (the starting noise) to **{end:.3f}** (this image); "
-                      "your image gives {yours:.3f}.") if ref else
-                    _("The {what} rose from **{start:.3f}** (the starting noise) to **{end:.3f}** (this image)."))
-            st.markdown(rose.format(what=what, start=r.start, end=r.end, yours=yours))
-            st.caption(_("The curve is measured on the randomly shifted, scaled and turned copies the "
-                         "optimisation sees at each step; the numbers above are measured on the image itself, "
-                         "as shown, so the end of the curve and the last number differ."))
-        else:
-            st.warning(_("**The {what} did not rise** ({start:.3f} at the start, {end:.3f} at the end): {why}").format(
-                what=what, start=r.start, end=r.end, why=r.why), icon=":material/warning:")
-        p_am = feat.predict(t.model, r.image)
-        st.markdown(_("The model calls this image **{name}** ({p:.0%}).").format(
-            name=t.classes[int(p_am.argmax())], p=p_am.max()))
-
-
-# ---------------------------------------------------------------------------- filter evolution
-
-
-def _evolution_runs(t: Target) -> tuple[dict[str, list], bool]:
-    """{name: [(step, weights)]} of this session's image runs and of the chosen saved run; and
-    whether one of them is still training."""
-    from karp_models.train.previews import Predictions
-    from karp_models.ui.training import STATES, manager, session_id
-
-    runs, active = {}, False
-    for j in manager().jobs(session_id()):
-        if j.snapshots and j.snapshot_key == Predictions.snapshot_key:  # not a generator's grids
-            runs[_("this session: {run} ({state})").format(run=j.label, state=_(STATES.get(j.state, j.state)))] = list(j.snapshots)
-            active |= j.active
-    evo = t.meta.get("filter_evolution")
-    if evo:
-        runs[_("saved run: {run}").format(run=t.title)] = [(s, np.asarray(w, np.float32))
-                                         for s, w in zip(evo["steps"], evo["weights"])]
-    return runs, active
-
-
-def evolution_tab(t: Target) -> None:
-    """A slider over training time for the first-layer filters of a run (redraws while it trains)."""
-    runs, active = _evolution_runs(t)
-
-    @st.fragment(run_every=3.0 if active else None)
-    def body() -> None:
-        runs = _evolution_runs(t)[0]
-        if not runs:
-            why = (_("The shipped weights were trained with the command line, which keeps only the "
-                     "final weights, so there is no history to replay.") if t.origin == "shipped" else
-                   _("ImageNet weights come finished from torchvision: their training history is "
-                     "not published.") if t.origin == "imagenet" else
-                   _("This saved run has no snapshots (it was saved before karp kept them)."))
-            st.info(_("**Filter evolution is not available for this model.** {why} Train an image model on "
-                      "the **Train** page: its first-layer filters are photographed at every preview (every "
-                      "50 steps), shown here while this browser session lasts, and 32 of them are kept when "
-                      "you save the run.").format(why=why))
-            return
-        pick = st.selectbox(_("Run"), list(runs), key="predict_evo_run")
-        snaps = runs[pick]
-        steps = [s for s, _ in snaps]
-        if len(snaps) == 1:
-            i = 0
-            st.info(_("One snapshot so far (step {step:,}); the next comes with the run's next preview. "
-                      "This view refreshes by itself while the run trains.").format(step=steps[0]))
-        else:
-            i = st.select_slider(_("Training step"), options=list(range(len(steps))),
-                                 value=len(steps) - 1, format_func=lambda k: f"{steps[k]:,}",
-                                 key=f"predict_evo_step_{pick}_{len(steps)}")
-        scale = feat.evolution_scale(snaps)
-        st.markdown(_("**Step {step:,}** of {last:,}: every filter on one scale across the run (its "
-                      "largest weight ever), so you see them grow from random noise into edge and blob "
-                      "detectors.").format(step=steps[i], last=steps[-1]))
-        style.chart(filters_figure(snaps[i][1], scale), key="predict_evo_fig")
-
-    body()

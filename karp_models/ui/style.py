@@ -142,6 +142,14 @@ PAGE_CSS = """<style>
     width: max-content; max-width: min(26rem, 80vw); padding: 0.5rem 0.75rem;
     background: #1f2937; color: #fff; border-radius: 0.4rem; box-shadow: 0 4px 14px #0004;
     font-size: 1rem; font-weight: 400; font-style: normal; line-height: 1.4; white-space: normal;}
+/* the presentation-mode switch sits in the top bar, left of Streamlit's menu, on every page */
+.st-key-karp_present {position: fixed; top: 0.9rem; right: 4rem; z-index: 999991; width: auto !important;}
+/* a multiselect shows every chosen option: its chips wrap onto more lines instead of scrolling
+   sideways out of sight (Streamlit keeps them on one 40px line) */
+[data-testid="stMultiSelect"] [role="group"]:has(> [data-testid="stMultiSelectTagsContainer"]) {
+    height: auto; max-height: none; min-height: 2.5rem;}
+[data-testid="stMultiSelectTagsContainer"] {flex-wrap: wrap; overflow: visible; height: auto;
+    row-gap: 0.25rem; padding-top: 0.25rem; padding-bottom: 0.25rem;}
 </style>"""
 
 PRESENT_CSS = """<style>

@@ -90,8 +90,15 @@ def _act(mgr: JobManager, method: str, job_id: str, owner: str | None) -> None:
         st.session_state["train_problem"] = str(e).strip("'\"")
 
 
+SAVE_POPOVER = "train_save_popover"     # session state: the Save popover is open
+
+
 def _save_box(mgr: JobManager, cur: JobStatus, sid: str, container) -> None:
-    with container.popover(_("Save"), icon=":material/save:", width="stretch"):
+    if st.session_state.pop("train_save_close", False):    # saved: the confirmation is below
+        st.session_state[SAVE_POPOVER] = False
+    # a key and on_change make its open state one the page can set (Streamlit's st.popover docs)
+    with container.popover(_("Save"), icon=":material/save:", width="stretch", key=SAVE_POPOVER,
+                           on_change="rerun"):
         with st.form("train_save_form", border=False):
             suggested = f"{cur.spec.model}-{cur.spec.dataset}-lr{cur.spec.config.lr:g}"
             name = st.text_input(_("Save this run as"), value=suggested, key="train_save_name")
@@ -102,6 +109,7 @@ def _save_box(mgr: JobManager, cur: JobStatus, sid: str, container) -> None:
                                     _("Evaluating on the whole split and saving…")):
                         path = mgr.save(cur.job_id, name, owner=sid)
                     st.session_state["train_flash"] = str(path)
+                    st.session_state["train_save_close"] = True
                     remember_saved(cur.spec.model, path)             # the other pages open with it
                     st.rerun()  # the saved-runs list below is outside this fragment
                 except (ValueError, FileExistsError, OSError) as e:
@@ -206,7 +214,23 @@ def task_charts(cur: JobStatus, chosen: list[JobStatus], colors: dict[str, str])
         with left:
             ui.show_chart(chosen, cur, chart, colors, key=f"train_chart_{i + 2}")
     with right:
-        style.chart(ui.curves_figure(chosen, "lr", colors), key="train_lr_chart")
+        curve_or_wait(chosen, "lr", colors, key="train_lr_chart")
+
+
+def curve_or_wait(chosen: list[JobStatus], metric: str, colors: dict[str, str], key: str) -> None:
+    """A curves chart, or, while none of its runs has a point yet, a box of the chart's height
+    saying that nothing is measured yet (not an empty chart with a made-up axis)."""
+    fig = ui.curves_figure(chosen, metric, colors)
+    if any(t.x is not None and len(t.x) for t in fig.data):
+        style.chart(fig, key=key)
+        return
+    title = fig.layout.title.text or ""
+    with st.container(height=style.px(int(fig.layout.height or 300)), border=True,
+                      vertical_alignment="center", horizontal_alignment="center", key=f"{key}_wait"):
+        if any(r.active for r in chosen):                       # the words of a task's empty chart
+            st.markdown(_("**{title}**: nothing measured yet.").format(title=title))
+        else:
+            st.markdown(_("**{title}**: not measured for this run.").format(title=title))
 
 
 def class_charts(cur: JobStatus, chosen: list[JobStatus], colors: dict[str, str]) -> None:
@@ -214,14 +238,14 @@ def class_charts(cur: JobStatus, chosen: list[JobStatus], colors: dict[str, str]
     text sample)."""
     left, right = st.columns([3, 2])
     with left:
-        style.chart(ui.curves_figure(chosen, "loss", colors), key="train_loss_chart")
+        curve_or_wait(chosen, "loss", colors, key="train_loss_chart")
     with right:
-        style.chart(ui.curves_figure(chosen, "accuracy", colors), key="train_acc_chart")
+        curve_or_wait(chosen, "accuracy", colors, key="train_acc_chart")
     left, right = st.columns([3, 2])
     with left:
         ui.render_preview(cur)
     with right:
-        style.chart(ui.curves_figure(chosen, "lr", colors), key="train_lr_chart")
+        curve_or_wait(chosen, "lr", colors, key="train_lr_chart")
 
 
 def interrupted_banner(mgr: JobManager, sid: str, cut: list[JobStatus]) -> None:

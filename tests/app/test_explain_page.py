@@ -77,7 +77,7 @@ def test_sanity_check_and_faithfulness_on_their_buttons(at):
         said = [v for v in _boxes(at) if v.startswith(m)]
         assert len(said) == 1 and ("passes" in said[0] or "fails" in said[0] or "in part" in said[0]
                                    or "cannot be judged" in said[0]), m
-    final = at.dataframe[-1].value                                   # every similarity, |map| first
+    final = at.table[-1].value                                       # every similarity, |map| first
     assert list(final.index) == FEW and list(final.columns)[:4] == ["verdict", "Spearman |map|", "SSIM |map|",
                                                                     "HOG |map|"]
     at.button(key="explain_faith_run").click().run()

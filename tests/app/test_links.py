@@ -70,9 +70,58 @@ def test_presentation_mode_enlarges_the_page_and_its_charts():
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state[style.PRESENT_KEY] = True
     at.run()
-    assert at.sidebar.toggle(key=style.PRESENT_KEY).value is True
+    assert at.toggle(key=style.PRESENT_KEY).value is True
     assert any("html {font-size: 20px;}" in h.proto.body for h in at.get("html"))
     at.switch_page("pages/datasets.py").run()                   # kept for the session
     big = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
     assert big["font"]["size"] == normal["font"]["size"] * style.PRESENT_SCALE
     assert big["height"] == round(normal["height"] * style.PRESENT_SCALE)
+
+
+
+def link_page():
+    """A page of two linked widgets inside LinkCheck, as app.py runs every page."""
+    import streamlit as st
+
+    from karp_models.ui import state
+    with state.LinkCheck():
+        st.number_input("Index", 0, 9, 0, key="t_index", bind="query-params")
+        st.multiselect("Methods", ["Saliency", "Grad-CAM"], ["Saliency"], key="t_methods",
+                       bind="query-params")
+        st.toggle("Smooth", True, key="t_smooth", bind="query-params")
+        st.selectbox("Model", ["fast", "lstm"], format_func=str.upper, key="t_model", bind="query-params")
+
+
+def link(**params) -> AppTest:
+    """link_page opened with the link's `params` (AppTest reruns a page without app.py's code
+    around st.navigation, so LinkCheck is checked on a page of its own)."""
+    at = AppTest.from_function(link_page, default_timeout=30)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def ignored_warning(at: AppTest) -> str:
+    return " ".join(w.value for w in at.warning if "link was ignored" in w.value)
+
+
+def test_what_a_link_asks_in_vain_is_named_with_its_value():
+    at = link(t_index="99", t_methods=["Bogus"], method="nonsense", t_smooth="true", t_model="FAST")
+    said = ignored_warning(at)
+    for part in ("t_index = 99", "t_methods = Bogus", "method = nonsense"):
+        assert part in said
+    assert "t_smooth" not in said and "t_model" not in said      # the defaults: taken, not ignored
+    assert at.number_input(key="t_index").value == 0
+    assert at.multiselect(key="t_methods").value == ["Saliency"]
+    assert "method" not in at.query_params                      # the link to share is a clean one
+    at.number_input(key="t_index").set_value(3).run()
+    assert ignored_warning(at) == ""                            # said once, on the visit
+
+
+def test_a_link_the_page_can_show_has_no_warning():
+    at = link(t_index="7", t_methods=["Saliency", "Grad-CAM"], t_smooth="false", t_model="LSTM",
+              lang="zh_CN")
+    assert ignored_warning(at) == ""
+    assert at.number_input(key="t_index").value == 7
+    assert at.multiselect(key="t_methods").value == ["Saliency", "Grad-CAM"]
+    assert at.selectbox(key="t_model").value == "lstm"

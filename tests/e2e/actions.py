@@ -317,11 +317,10 @@ async def layout_problems(page) -> list[str]:
 
 
 async def presentation_mode(page, on: bool = True, timeout_s: float = 60) -> None:
-    """Switch the sidebar's presentation mode on (or off), as a teacher does."""
-    toggle = (page.get_by_test_id("stSidebar").get_by_test_id("stCheckbox")
-              .filter(has_text="Presentation mode").locator("input"))
-    if await toggle.is_checked(timeout=timeout_s * 1000) != on:
-        await page.get_by_test_id("stSidebar").get_by_text("Presentation mode").click(timeout=timeout_s * 1000)
+    """Switch presentation mode (in the top bar) on (or off), as a teacher does."""
+    switch = page.locator(".st-key-karp_present")
+    if await switch.locator("input").is_checked(timeout=timeout_s * 1000) != on:
+        await switch.get_by_text("Presentation mode").click(timeout=timeout_s * 1000)
         await wait_idle(page, timeout_s)
 
 

@@ -63,6 +63,29 @@ def in_browser(base: str, steps, size=(1280, 720), pages: int = 1) -> None:
 # --- every page, two screens, with and without presentation mode
 
 
+REACH_JS = """() => {
+    const out = [];
+    const sw = document.querySelector('.st-key-karp_present');
+    const r = sw && sw.getBoundingClientRect();
+    if (!r || r.top < 0 || r.bottom > innerHeight || r.right > innerWidth) out.push('presentation switch out of view');
+    for (const box of document.querySelectorAll('[data-testid="stMultiSelectTagsContainer"]')) {
+        const b = box.getBoundingClientRect();
+        if (!b.width) continue;                                  // a hidden tab
+        for (const tag of box.querySelectorAll('[data-tag]')) {
+            const t = tag.getBoundingClientRect();
+            if (t.left < b.left - 1 || t.right > b.right + 1 || t.bottom > b.bottom + 1)
+                out.push('multiselect chip out of sight: ' + tag.textContent);
+        }
+    }
+    return out;
+}"""
+
+
+async def out_of_reach(page) -> list[str]:
+    """The presentation-mode switch out of view, or a chosen option's chip clipped from sight."""
+    return await page.evaluate(REACH_JS)
+
+
 @pytest.mark.parametrize("present", [False, True], ids=["normal", "presentation"])
 @pytest.mark.parametrize("screen", list(SCREENS))
 def test_every_page_fits_the_screen(server, screen, present):
@@ -73,7 +96,8 @@ def test_every_page_fits_the_screen(server, screen, present):
         for _, title in PAGES:
             await act.go(page, title, timeout_s=120)
             await act.settle(page)
-            found = await act.layout_problems(page) + await act.exceptions(page)
+            found = (await act.layout_problems(page) + await act.exceptions(page)
+                     + await out_of_reach(page))
             if found:
                 problems[title] = found
 
@@ -137,6 +161,7 @@ def test_after_start_the_run_is_in_view_and_save_opens_it_elsewhere(server):
         await act.wait_idle(page, 120)
         link = page.get_by_role("link", name="Open in Explain")
         await link.first.wait_for(timeout=60_000)
+        assert not await page.get_by_test_id("stPopoverBody").is_visible()   # Save's popover closed
         assert await page.get_by_role("link", name="Open in Predict").count() >= 1
         assert await page.get_by_role("link", name="Open in Evaluate").count() >= 1
         await link.first.click()
