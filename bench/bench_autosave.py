@@ -82,10 +82,13 @@ class Logged(JobManager):
     def __init__(self, **kw):
         super().__init__(**kw)
         self.log: list[tuple[float, float, int, float]] = []
+        write = self.autosaver.write
 
-    def _write_autosave(self, job, parts, at, step, paused_s):
-        super()._write_autosave(job, parts, at, step, paused_s)
-        self.log.append((at, time.time(), step, json.loads(parts[1]["_trainer"])["elapsed"]))
+        def logged(job, parts, at, step, paused_s):
+            write(job, parts, at, step, paused_s)
+            self.log.append((at, time.time(), step, json.loads(parts[1]["_trainer"])["elapsed"]))
+
+        self.autosaver.write = logged  # the autosaver's writer thread calls self.write
 
 
 def worst_loss(root: Path) -> tuple[float, float, int, int, float]:
