@@ -114,7 +114,7 @@ def open_own_page(page, base: str) -> None:
     page.goto(base + "/", timeout=90_000)
     wait_idle(page, 90)
     page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Your own classes").click()
-    page.wait_for_url("**/own_classes", timeout=30_000)
+    page.wait_for_url(re.compile(r"/own_classes(\?|$)"), timeout=30_000)   # the address keeps ?lang=
     wait_idle(page)
     page.get_by_role("heading", name="1. Your classes").wait_for(timeout=30_000)
 
@@ -231,7 +231,7 @@ if __name__ == "__main__":      # screenshots at 1280x720: python tests/e2e/own_
     files = write_shapes(out, 16 if hard else 10, hard=hard)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=act.CHROMIUM, args=act.CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page = browser.new_page(viewport={"width": 1280, "height": 720}, locale=act.LOCALE)
         open_own_page(page, base)
         make_classes(page, files)
         if hard:

@@ -48,7 +48,7 @@ def test_three_classes_from_uploads_fine_tuned_predicted_and_explained(server, t
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=act.CHROMIUM, args=act.CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page = browser.new_page(viewport={"width": 1280, "height": 720}, locale=act.LOCALE)
             flow.open_own_page(page, base)
             flow.make_classes(page, files)
             flow.no_exceptions(page, "classes")
@@ -102,7 +102,7 @@ def test_a_camera_shot_joins_the_chosen_class(server):
         browser = p.chromium.launch(executable_path=act.CHROMIUM, args=act.CHROMIUM_ARGS + [
             "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"])
         try:
-            page = browser.new_context(viewport={"width": 1280, "height": 720}, permissions=["camera"]).new_page()
+            page = browser.new_context(viewport={"width": 1280, "height": 720}, locale=act.LOCALE, permissions=["camera"]).new_page()
             flow.open_own_page(page, base)
             page.get_by_text("Take photos with the camera", exact=True).click()
             flow.wait_idle(page)
