@@ -260,9 +260,10 @@ def behaviour_mask(name: str, text: str) -> np.ndarray:
 
 
 def windows(T: int, block: int | None) -> list[tuple[int, int]]:
-    """(start, first scored) windows covering a text of T characters for a model with a context of `block`
-    (None: no limit): overlapping by half a block, each position scored once, in the window where it has the
-    most context (the strided evaluation of Hugging Face's perplexity guide)."""
+    """(start, first scored) windows of `block` items covering T items (None: no limit): overlapping by half
+    a block, each item scored once, in the window where it has the most before it (the strided evaluation of
+    Hugging Face's perplexity guide). For next-character predictions pass T - 1 predictions and a block of
+    block_size - 1: the window starting at s reads characters s .. s + block_size - 1."""
     if block is None or T <= block:
         return [(0, 0)]
     stride = block // 2
@@ -281,8 +282,9 @@ def next_char_logprobs(model: nn.Module, ids: Sequence[int], rows: Sequence[Site
     if hasattr(model, "rnn"):
         lp = F.log_softmax(rnn_logits(model, idx[None], rows, mode=mode, means=means).float(), -1)   # (B, T, V)
         return lp[:, :-1].gather(2, idx[1:].expand(B, -1)[..., None])[..., 0]
-    for s, first in windows(T, model.config.block_size):
-        w = idx[s:s + model.config.block_size][None].expand(B, -1)            # (B, t)
+    block = model.config.block_size
+    for s, first in windows(T - 1, block - 1):                                # over the T - 1 predictions
+        w = idx[s:s + block][None].expand(B, -1)                              # (B, t): t - 1 predictions
         with ablated(model, rows, mode=mode, means=means):
             lp = F.log_softmax(model(w)[0].float(), -1)                        # (B, t, V)
         got = lp[:, :-1].gather(2, w[:, 1:, None])[..., 0]                    # (B, t - 1)
@@ -295,12 +297,14 @@ class Knockout:
     """A knockout map over a text. sites: the parts, in order; effect: (n_sites,) change of the mean
     log-probability of the behaviour's characters when that part is knocked out (negative: the model needs
     it); clean: the clean mean log-probability; per_position: (n_sites, T - 1) change at each position;
-    mask: (T - 1,) the positions the behaviour scores."""
+    mask: (T - 1,) the positions the behaviour scores; clean_logprobs: (T - 1,) the clean run's log-probability
+    of every next character."""
     sites: list[Site]
     effect: np.ndarray
     clean: float
     per_position: np.ndarray
     mask: np.ndarray
+    clean_logprobs: np.ndarray
 
 
 def knockout_map(model: nn.Module, ids: Sequence[int], sites: Sequence[Site], mask: np.ndarray, *,
@@ -327,7 +331,7 @@ def knockout_map(model: nn.Module, ids: Sequence[int], sites: Sequence[Site], ma
         if progress:
             progress(min(1.0, (k + len(chunk)) / len(sites)))
     per = torch.cat(rows_out).numpy()                                  # (n_sites, T - 1)
-    return Knockout(list(sites), per[:, mask].mean(1), float(clean[m].mean()), per, mask)
+    return Knockout(list(sites), per[:, mask].mean(1), float(clean[m].mean()), per, mask, clean.numpy())
 
 # ---------------------------------------------------------------------------- images
 
