@@ -49,9 +49,9 @@ with t_patch:
     else:
         st.caption(_("Run the corrupted text, but copy one activation from the clean text's run: where the clean "
                      "answer comes back, that activation carries the difference."))
-        patching_section(path, mtime, model, vocab)
+        patching_section(path, mtime, model, vocab, choice.dataset)
 with t_lens:
     if not gpt:
         st.info(_("Patching and the logit lens are for the GPT: choose a GPT above."))
     else:
-        lens_section(path, mtime, ids, text, vocab)
+        lens_section(path, mtime, model, ids, text, vocab)

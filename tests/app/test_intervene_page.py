@@ -19,7 +19,7 @@ def test_knockout_map_of_the_gpt_heads_matches_the_back_end():
     at = open_page("intervene.py")
     at.text_area(key="intervene_text_shakespeare").set_value(TEXT).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "when a part is knocked out" in chart_titles(at)
+    assert "with each part knocked out" in chart_titles(at)
     gpt = load_checkpoint(ROOT / "weights" / "gpt-shakespeare.safetensors").model
     vocab = load_checkpoint(ROOT / "weights" / "gpt-shakespeare.safetensors").meta["vocab"]
     k = ab.knockout_map(gpt, [vocab.index(c) for c in TEXT], ab.heads(gpt), ab.behaviour_mask("ending a line", TEXT))
@@ -42,10 +42,21 @@ def test_attribution_patching_and_lens_tabs():
     pairs = at.dataframe[0].value
     assert len(pairs) == 3 and pairs.iloc[:, 1].between(-1, 1).all()
     assert any("the scores sum to" in c.value for c in at.caption)
-    at.text_input(key="intervene_corrupt").set_value("(Enter Romeo").run()       # not the clean text's length
+    at.text_input(key="intervene_corrupt_shakespeare").set_value("(Enter Romeo").run()       # not the clean text's length
     assert any("same length" in w.value for w in at.warning)
     at.text_area(key="intervene_text_shakespeare").set_value("").run()
     assert any("at least three characters" in w.value for w in at.warning)
+
+
+def test_the_chinese_gpt_patches_a_couplet_and_reads_its_own_context():
+    at = open_page("intervene.py")
+    box = at.selectbox(key="intervene_model")
+    box.select_index(next(i for i, o in enumerate(box.options) if o.startswith("gpt-classical-zh"))).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text_input(key="intervene_clean_classical-zh").value == "白日依山尽，黄河入海流"
+    assert "Residual stream patched" in chart_titles(at)
+    at.selectbox(key="intervene_behaviour").set_value("ending a phrase").run()
+    assert not at.exception and "ending a phrase" in chart_titles(at)
 
 
 def test_lstm_cells_knockout_and_attribution():
@@ -54,6 +65,6 @@ def test_lstm_cells_knockout_and_attribution():
     box.select_index(next(i for i, o in enumerate(box.options) if o.startswith("lstm-shakespeare"))).run()
     at.text_area(key="intervene_text_shakespeare").set_value(TEXT[:60]).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "when a part is knocked out" in chart_titles(at)
+    assert "with each part knocked out" in chart_titles(at)
     assert "cell" in at.selectbox(key="intervene_part").format_func(at.selectbox(key="intervene_part").value)
     assert any("Patching and the logit lens are for the GPT" in i.value for i in at.info)

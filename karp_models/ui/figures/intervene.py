@@ -49,7 +49,7 @@ def cell_bars(effect: np.ndarray, labels: Sequence[str], title: str, top: int = 
     """The `top` parts with the largest |effect|, largest first, as horizontal bars."""
     order = np.argsort(-np.abs(effect))[:top]
     fig = go.Figure(go.Bar(x=effect[order], y=[labels[i] for i in order], orientation="h",
-                           marker_color=[style.CATEGORY[3] if effect[i] < 0 else style.CATEGORY[1] for i in order],
+                           marker_color=[DIVERGING[0][1] if effect[i] < 0 else DIVERGING[2][1] for i in order],
                            hovertemplate="%{y}: %{x:+.3f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title_text=_("change of log-probability"))
