@@ -236,3 +236,31 @@ def lens_section(path: str, mtime: float, model: torch.nn.Module, ids: Sequence[
     st.caption(_("Each row applies the final layer norm and the output layer to the residual stream after that "
                  "layer; the last row is the model's own prediction. Each cell shows the top character, shaded by its "
                  "probability; hover it for the top 3."))
+
+# ---------------------------------------------------------------------------- images
+
+
+@st.cache_data(max_entries=32, show_spinner=L_("Knocking out every head…"))
+def image_head_knockout(path: str, mtime: float, dataset_name: str, x_np: np.ndarray, target: int,
+                        mode: str) -> tuple[np.ndarray, float]:
+    """(n_layer, n_head) change of the class score of image x (1, C, H, W) with each ViT head knocked out, and
+    the clean score; mean-ablation takes its means over the first 256 test images."""
+    from karp_models.ui.loaders import dataset
+    model = _model(path, mtime)
+    ref = dataset(dataset_name).test_x[:256].float() / 255 if mode == "mean" else None
+    change, clean = ab.image_knockout(model, torch.from_numpy(x_np), target, ab.heads(model), mode=mode, reference=ref)
+    return change.reshape(model.config.n_layer, model.config.n_head), clean
+
+
+def vit_knockout_section(path: str, mtime: float, dataset_name: str, x: torch.Tensor, target: int,
+                         class_name: str) -> None:
+    """The ViT page's knockout grid: the predicted class's score with each head knocked out."""
+    mode = st.radio(_("Knock a part out by setting its output to"), list(ab.MODES), format_func=lambda m: _(ab.MODES[m]),
+                    key="vit_attention_mode", horizontal=True, bind="query-params",
+                    help=_("zero: as if the head were cut out; mean: its average over 256 test images."))
+    change, clean = image_head_knockout(path, mtime, dataset_name, x.numpy(), target, mode)
+    style.chart(fig.head_map(change, _("Score of '{name}' with each head knocked out").format(name=class_name),
+                             _("change")), width="stretch")
+    st.caption(_("The change of the logit of '{name}' (clean: {score:.2f}) when one head's output is set to {mode}. "
+                 "Blue: the head is needed for this answer. Compare with where the heads look above: a head can look "
+                 "at the object and still not matter.").format(name=class_name, score=clean, mode=_(ab.MODES[mode])))
