@@ -32,12 +32,13 @@ def _limit(z: np.ndarray) -> float:
     return float(max(np.abs(z).max(), 1e-6))
 
 
-def head_map(effect: np.ndarray, title: str, colorbar: str) -> go.Figure:
-    """(n_layer, n_head) values as a grid with each value written in its cell; blue below 0, red above."""
+def head_map(effect: np.ndarray, title: str, colorbar: str, first: int = 0) -> go.Figure:
+    """(n_layer, n_head) values as a grid with each value written in its cell; blue below 0, red above. Layers
+    and heads are numbered from `first` (the ViT page counts from 1, the text pages from 0)."""
     L, H = effect.shape
     m = _limit(effect)
-    fig = go.Figure(go.Heatmap(z=effect, x=[_("head {h}").format(h=h) for h in range(H)],
-                               y=[_("layer {n}").format(n=n) for n in range(L)], colorscale=DIVERGING,
+    fig = go.Figure(go.Heatmap(z=effect, x=[_("head {h}").format(h=h + first) for h in range(H)],
+                               y=[_("layer {n}").format(n=n + first) for n in range(L)], colorscale=DIVERGING,
                                zmin=-m, zmax=m, text=np.round(effect, 2), texttemplate="%{text:+.2f}",
                                textfont=dict(size=style.SIZE), colorbar=dict(title=colorbar),
                                hovertemplate="%{y}, %{x}: %{z:+.3f}<extra></extra>"))
