@@ -39,7 +39,9 @@ def run(line) -> None:
     ids = [vocab.index(c) for c in text]
     with torch.no_grad():
         fwd = median_ms(lambda: ab.next_char_logprobs(gpt, ids, [None]), 5)
-    line("interventions_gpt_forward_256", fwd, "ms", "reference: one clean pass over the 256 characters (2 windows)")
+    n_windows = len(ab.windows(len(ids) - 1, gpt.config.block_size - 1))
+    line("interventions_gpt_forward_256", fwd, "ms",
+         f"reference: one clean pass over the 256 characters ({n_windows} overlapping windows of {gpt.config.block_size})")
     for mode in ("zero", "mean"):
         t0 = time.perf_counter()
         k = ab.knockout_map(gpt, ids, ab.heads(gpt), ab.behaviour_mask("ending a line", text), mode=mode)
@@ -59,12 +61,12 @@ def run(line) -> None:
     cid, xid = [vocab.index(c) for c in clean], [vocab.index(c) for c in corrupt]
     line("interventions_gpt_patching", median_ms(lambda: pt.activation_patching(
         gpt, cid[:-1], xid[:-1], vocab.index('"'), vocab.index("'")), 3), "ms",
-         f"goal < 2 s; residual stream x {len(cid) - 1} positions and every head")
+         f"residual stream x {len(cid) - 1} positions and every head")
     line("interventions_gpt_logit_lens", median_ms(lambda: pt.logit_lens(gpt, ids[:128]), 5), "ms", "128 characters")
     line("interventions_gpt_ig", median_ms(lambda: ta.next_char_attribution(gpt, ids, 127, ids[128]), 3), "ms",
-         "goal < 3 s; 64 steps over a 128-character context")
+         "64 steps over a 128-character context")
     line("interventions_lstm_ig", median_ms(lambda: ta.next_char_attribution(lstm, ids, 255, ids[255]), 3), "ms",
-         "goal < 3 s; 64 steps over 256 characters")
+         "64 steps over 256 characters")
 
 
 if __name__ == "__main__":
