@@ -23,6 +23,7 @@ from karp_models.ui.figures.text import color_legend_html, neuron_text_html, sho
 from karp_models.ui.models import load_model
 
 GPT_LIMIT, RNN_LIMIT = 256, 128        # knockout-map texts: every head x 256 chars < 1 s; every LSTM cell x 128 ~ 6 s
+RNN_IG_LAST = 32                       # an LSTM's IG over its last 32 characters converges (delta ~2%), over 128 not
 
 
 def _model(path: str, mtime: float) -> torch.nn.Module:
@@ -56,7 +57,8 @@ def knockout(path: str, mtime: float, ids: tuple[int, ...], text: str, behaviour
 @st.cache_data(max_entries=32, show_spinner=L_("Integrating the gradients…"))
 def attribution(path: str, mtime: float, ids: tuple[int, ...], position: int, target: int,
                 foil: int | None) -> ta.Attribution:
-    return ta.next_char_attribution(_model(path, mtime), ids, position, target, foil)
+    model = _model(path, mtime)
+    return ta.next_char_attribution(model, ids, position, target, foil, last=None if tx.is_gpt(model) else RNN_IG_LAST)
 
 
 @st.cache_data(max_entries=16, show_spinner=L_("Asking the question three ways…"))
@@ -160,10 +162,17 @@ def attribution_section(path: str, mtime: float, model: torch.nn.Module, ids: Se
     ctx = text[a.first:pos + 1]
     what = (_("logit({t}) − logit({f})").format(t=show_char(vocab[target]), f=show_char(vocab[foil]))
             if foil is not None else _("logit({t})").format(t=show_char(vocab[target])))
-    st.caption(_("Integrated gradients of {what} over the {n} characters the model reads, from all-zero embeddings "
-                 "({base:+.2f}) to the text ({value:+.2f}): the scores sum to {total:+.2f} (gap {delta:.1e}).").format(
-                     what=what, n=len(ctx), base=a.base, value=a.value, total=float(a.scores.sum()),
-                     delta=abs(a.delta)))
+    st.caption(_("Integrated gradients of {what} over the last {n} characters the model reads, from all-zero "
+                 "embeddings ({base:+.2f}) to the text ({value:+.2f}): the scores sum to {total:+.2f} (gap "
+                 "{delta:.1e}).").format(what=what, n=len(ctx), base=a.base, value=a.value,
+                                         total=float(a.scores.sum()), delta=abs(a.delta)))
+    if not tx.is_gpt(model):
+        st.caption(_("For the LSTM only the last {n} characters are varied, the earlier ones kept as they are: over "
+                     "a longer stretch the path from zero embeddings is too rough for the integral to converge.").format(
+                         n=RNN_IG_LAST))
+    if abs(a.delta) > 0.05 * abs(a.value - a.base) + 0.01:
+        st.warning(_("The integral has not converged here: the scores miss {delta:.2f} of the {gap:.2f} they should "
+                     "add up to, so read them as rough.").format(delta=abs(a.delta), gap=a.value - a.base))
     scale = float(max(np.abs(a.scores).max(), 1e-6))
     st.html(color_legend_html(scale))
     st.html(neuron_text_html(ctx + "→" + vocab[target], np.concatenate([a.scores, [0.0, 0.0]]), scale))

@@ -90,6 +90,22 @@ def test_integrated_gradients_are_complete(gpt, family, foil):
     assert math.isclose(a.value, float(want), rel_tol=1e-5, abs_tol=1e-5)
 
 
+def test_attributing_only_the_last_characters_keeps_the_others_and_stays_complete():
+    torch.manual_seed(0)
+    lstm = CharRNN(replace(RNN_PRESETS["tiny"], vocab_size=11)).eval()
+    ids = CLEAN * 3
+    a = ta.next_char_attribution(lstm, ids, 20, target=5, foil=3, last=6, n_steps=128)
+    assert a.first == 15 and len(a.scores) == 6
+    assert abs(a.scores.sum() - (a.value - a.base)) <= 0.01 * abs(a.value - a.base) + 1e-3
+    with torch.no_grad():                                                          # base: only the last 6 zeroed
+        emb = lstm.wte(torch.tensor([ids[:21]])).clone()
+        emb[0, 15:] = 0
+        h = lstm.wte.register_forward_hook(lambda m, i, o: emb)
+        last = lstm(torch.tensor([ids[:21]]))[0][0, -1]
+        h.remove()
+    assert math.isclose(a.base, float(last[5] - last[3]), abs_tol=1e-5)
+
+
 @torch.no_grad()
 def test_occlusion_is_a_run_without_that_character(gpt):
     first, drop = ta.occlusion(gpt, CLEAN, 6, target=2, foil=4)
