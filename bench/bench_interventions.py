@@ -65,8 +65,8 @@ def run(line) -> None:
     line("interventions_gpt_logit_lens", median_ms(lambda: pt.logit_lens(gpt, ids[:128]), 5), "ms", "128 characters")
     line("interventions_gpt_ig", median_ms(lambda: ta.next_char_attribution(gpt, ids, 127, ids[128]), 3), "ms",
          "64 steps over a 128-character context")
-    line("interventions_lstm_ig", median_ms(lambda: ta.next_char_attribution(lstm, ids, 255, ids[255]), 3), "ms",
-         "64 steps over 256 characters")
+    line("interventions_lstm_ig", median_ms(lambda: ta.next_char_attribution(lstm, ids, 254, ids[255], last=24), 3),
+         "ms", "64 steps over the last 24 of 255 characters (the page's choice: longer does not converge)")
 
 
 if __name__ == "__main__":
