@@ -43,12 +43,27 @@ class _Score(nn.Module):
     emb.size(1) characters put in place of the embedding layer's output by a hook (calling thread only);
     the characters before them keep their own embeddings."""
 
-    def __init__(self, model: nn.Module, idx: torch.Tensor, target: int, foil: int | None) -> None:
+    def __init__(self, model: nn.Module, idx: torch.Tensor, target: int, foil: int | None, cut: int = 0) -> None:
         super().__init__()
         self.model, self.idx, self.target, self.foil = model, idx, target, foil
         self.owner = threading.get_ident()
+        self.state = None                  # a recurrent model reads the fixed characters once: their final state
+        if cut and hasattr(model, "rnn"):
+            with torch.no_grad():
+                self.state = model._run(idx[:, :cut])[1]
+
+    def _rnn(self, emb: torch.Tensor) -> torch.Tensor:                # the last cut: characters from the state
+        n = emb.size(0)
+        state = (tuple(s.expand(-1, n, -1).contiguous() for s in self.state) if isinstance(self.state, tuple)
+                 else self.state.expand(-1, n, -1).contiguous())
+        out, _ = self.model.rnn(self.model.drop(emb), state)          # (n, t, H)
+        return self.model.lm_head(self.model.drop(out[:, -1])).float()   # (n, V)
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:             # (n, t, E) -> (n,)
+        if self.state is not None:
+            last = self._rnn(emb)
+            return last[:, self.target] - (last[:, self.foil] if self.foil is not None else 0.0)
+
         def swap(_m, _i, out):
             if threading.get_ident() != self.owner:
                 return None
@@ -85,7 +100,7 @@ def next_char_attribution(model: nn.Module, ids: Sequence[int], position: int, t
     first, ctx = context(model, ids, position)
     idx = torch.as_tensor(ctx, dtype=torch.long, device=next(model.parameters()).device)[None]   # (1, T)
     cut = idx.size(1) - last if last is not None and last < idx.size(1) else 0   # characters kept as they are
-    f = _Score(model, idx, target, foil)
+    f = _Score(model, idx, target, foil, cut)
     with torch.no_grad():
         emb = _embedding(model)(idx).detach()[:, cut:]                 # (1, t, E): the ones attributed
         value, base = float(f(emb)[0]), float(f(torch.zeros_like(emb))[0])
