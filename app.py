@@ -33,6 +33,7 @@ pages = {
         st.Page("pages/text_attention.py", title=_("GPT attention"), icon=":material/text_fields:"),
         st.Page("pages/generate.py", title=_("Generate text"), icon=":material/edit_note:"),
         st.Page("pages/rnn_neurons.py", title=_("RNN neurons"), icon=":material/neurology:"),
+        st.Page("pages/intervene.py", title=_("Knock it out"), icon=":material/content_cut:"),
         st.Page("pages/seq2seq.py", title=_("Seq2seq attention"), icon=":material/calendar_month:"),
     ],
 }

@@ -7,6 +7,7 @@ from karp_models.introspect.vit import vit_attention
 from karp_models.ui import glossary, selection, style
 from karp_models.ui.figures import vit as views
 from karp_models.ui.images import grey
+from karp_models.ui.intervene import vit_knockout_section
 from karp_models.ui.loaders import class_names, dataset
 from karp_models.ui.models import model_picker
 
@@ -73,3 +74,6 @@ st.caption(_("“CLS keeps” is the share of the head's attention on the CLS to
              "patch map shows. Heads that keep most of it contribute little to that layer. Raw "
              "attention is not an explanation by itself (Jain and Wallace 2019; Chefer et al. "
              "2021): compare it with the gradient-based maps on the Explain page."))
+
+st.subheader(_("Knock each head out"))
+vit_knockout_section(str(ck.path), choice.mtime, ds.name, inp.x, pred, classes[pred])

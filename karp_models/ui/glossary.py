@@ -124,6 +124,15 @@ TERMS: dict[str, str] = {
     NC_("glossary", "t-SNE"): N_("Places points in 2-D so that neighbours stay neighbours; distances between "
         "clusters mean little."),
     NC_("glossary", "PCA"): N_("Principal component analysis: the two directions in which the points spread most."),
+    # --- interventions
+    NC_("glossary", "ablation"): N_("Knocking a part of a network out (setting its output to zero, or to its "
+        "average) and measuring what changes: a test of whether the part is needed, not only correlated."),
+    NC_("glossary", "activation patching"): N_("Run the network on a corrupted input, but copy one activation from "
+        "its run on the clean input: if the clean answer comes back, that activation carries the difference."),
+    NC_("glossary", "logit lens"): N_("Apply the network's last layer to the middle of the network: what it would "
+        "predict if it stopped after this layer."),
+    NC_("glossary", "Kendall tau"): N_("Kendall's rank correlation (τ): the share of pairs two rankings put in the "
+        "same order minus the share they put in opposite orders."),
 }
 
 # other forms of a term, as they appear in sentences -> the term

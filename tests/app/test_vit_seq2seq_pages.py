@@ -19,13 +19,37 @@ def charts(at) -> list:
 def test_vit_attention_page_draws_prediction_rollout_and_head_grid():
     at = open_page("vit_attention.py")
     assert at.title[0].value == "ViT attention"
-    assert len(charts(at)) == 3                                  # prediction, rollout, layers x heads
+    assert len(charts(at)) == 4                                  # prediction, rollout, layers x heads, knockout
     assert any("Ankle boot" in m.value for m in at.markdown)      # test image 0, predicted right
     at.number_input(key="vit_attention_index").set_value(1).run()
     at.toggle(key="vit_attention_shared_scale").set_value(True).run()
     at.toggle(key="vit_attention_smooth").set_value(False).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(charts(at)) == 3
+    assert len(charts(at)) == 4
+
+
+def test_vit_attention_page_knocks_each_head_out_as_the_back_end_does():
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    from test_evaluate_page import _arr as plotly_array
+
+    from karp_models.data import load
+    from karp_models.introspect import ablation as ab
+    from karp_models.train.checkpoints import load_checkpoint
+
+    at = open_page("vit_attention.py")
+    vit = load_checkpoint(Path(__file__).resolve().parents[2] / "weights" / "vit-fashion-mnist.safetensors").model
+    x = load("fashion-mnist").test_x[:1].float() / 255
+    pred = int(vit(x)[0].argmax())
+    change, clean = ab.image_knockout(vit, x, pred, ab.heads(vit))
+    spec = json.loads(charts(at)[3].proto.spec)
+    assert "with each head knocked out" in spec["layout"]["title"]["text"]
+    assert np.allclose(plotly_array(spec["data"][0]["z"]).ravel(), change, atol=1e-4)
+    at.radio(key="vit_attention_mode").set_value("mean").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("set to mean" in c.value for c in at.caption)
 
 
 def test_vit_attention_page_uses_the_shared_image_of_the_same_dataset():
@@ -37,7 +61,7 @@ def test_vit_attention_page_uses_the_shared_image_of_the_same_dataset():
     assert not at.exception, [e.value for e in at.exception]
     assert at.radio(key="vit_attention_source").value.startswith("The image")
     assert any(m.value.startswith("drawing →") for m in at.markdown)
-    assert len(charts(at)) == 3
+    assert len(charts(at)) == 4
 
 
 def test_seq2seq_page_trains_a_few_steps_and_translates():
