@@ -226,18 +226,19 @@ def param_count(model: str, preset: str, dataset_name: str) -> int | None:
 
 
 def run_timing(model: str, dataset_name: str, preset: str, batch_size: int, *,
-               measure: bool = True) -> estimate.Timing | None:
+               measure: bool = True, adv_eps: float = 0.0) -> estimate.Timing | None:
     """The measured cost of a run on this machine (estimate.measure), shared by every session
-    and measured once per model, dataset, preset, batch size, device and thread count; None
-    when not measured yet and not `measure`."""
+    and measured once per model, dataset, preset, batch size, adversarial epsilon (its steps
+    cost several forward and backward passes), device and thread count; None when not measured
+    yet and not `measure`."""
     from karp_models import device as dev
     from karp_models.train.runs import RunSpec
     from karp_models.train.trainer import TrainConfig
 
-    key = ("timing", model, dataset_name, preset, batch_size, str(dev.pick_device()),
+    key = ("timing", model, dataset_name, preset, batch_size, float(adv_eps), str(dev.pick_device()),
            torch.get_num_threads())
     if not measure:
         return cache.RESULTS.get(key)
     spec = RunSpec(model=model, dataset=dataset_name, preset=preset,
-                   config=TrainConfig(steps=1, batch_size=batch_size))
+                   config=TrainConfig(steps=1, batch_size=batch_size, adv_eps=float(adv_eps)))
     return cache.result(key, lambda: estimate.measure(spec))

@@ -357,19 +357,20 @@ def robust_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, classes) -> 
     st.caption(_("Both maps explain the class **{name}** ({why}).").format(
         name=classes[label], why=_("the true class") if inp.label is not None else _("this model's prediction")))
     shares = {}
-    for c, kind in ((normal, _("Normal")), (robust, _("Robust"))):
+    for col, c, kind in zip(st.columns(2), (normal, robust), (_("Normal"), _("Robust"))):
         probs = cp.probabilities(c.path, c.mtime, x_np)
         pred = int(probs.argmax())
         maps = cp.attributions(c.path, c.mtime, x_np, label, methods) if methods else {}
         plain = {k: a.map for k, a in maps.items()}
         mark = f"  {style.mark(pred == label)}" if inp.label is not None else ""
-        st.markdown(_("**{kind}: {model}** predicts {pred} ({p:.0%})").format(
-            kind=kind, model=Path(c.path).stem, pred=classes[pred], p=probs[pred]) + mark)
-        if plain:
+        col.markdown(f"**{kind}**: {Path(c.path).stem}  \n" + _("predicts {pred} ({p:.0%})").format(
+            pred=classes[pred], p=probs[pred]) + mark)                # two lines in both columns: aligned
+        if plain:                                     # side by side: both models on one projector screen
             fig = cache.figure(("robust-vs", c.path, c.mtime, cache.image_key(x_np), label, methods),
-                               lambda: figs.overlay_figure(x_np[0], plain, title_of=title, first=_("input"),
-                                                           cols=3, height_per_row=260))
-            style.chart(fig, width="stretch", key=f"explain_robust_{kind}")
+                               lambda: figs.overlay_figure(x_np[0], plain, title_of=title, first=None,
+                                                           cols=2, height_per_row=250))
+            with col:
+                style.chart(fig, width="stretch", key=f"explain_robust_{c.path}")
         if "Saliency" in plain:
             shares[kind] = float(adv.object_share(plain["Saliency"], x_np[0])[0][0])
     area = float(adv.object_share(np.ones(x_np.shape[-2:]), x_np[0])[1][0])

@@ -252,9 +252,10 @@ def augmentation(dataset: str, augment: bool, available: bool) -> tuple[bool, bo
             eps = st.select_slider(_("ε: largest change per pixel of the attack (0–1 scale)"), ADV_EPS,
                                    value=0.1, key="train_adv_eps", bind="query-params")
             st.caption(_("Each training batch is replaced by a PGD attack on the model being trained: {steps} "
-                         "steps within ε of every pixel, from a random start (Madry et al., 2018). Each step "
-                         "costs about {steps} times more, and the final evaluation also measures the accuracy "
-                         "under attack.").format(steps=TrainConfig(steps=1).adv_steps))
+                         "steps within ε of every pixel, from a random start (Madry et al., 2018). Training is "
+                         "several times slower (the time next to Start is measured with the attack), and the "
+                         "final evaluation also measures the accuracy under attack.").format(
+                             steps=TrainConfig(steps=1).adv_steps))
         if not available:
             return shift, flip, eps
         seed = int(st.session_state.get("train_batch_seed", 0))
@@ -290,7 +291,7 @@ def estimate_text(choice: Choice, device: str, *, busy: bool) -> str:
     if not choice.available:
         return ""
     t = run_timing(choice.model, choice.dataset, choice.preset, choice.config.batch_size,
-                   measure=not busy)
+                   measure=not busy, adv_eps=choice.config.adv_eps)
     if t is None:
         return _("Trains on **{device}**. The time it takes is measured when no other run is training.").format(
             device=device)
