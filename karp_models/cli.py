@@ -191,7 +191,9 @@ def cmd_eval(a: argparse.Namespace) -> int:
     task = make_task(ds, model, augment=False, kind=kind, robust=robust)
     now = final_metrics(task, model, device)
     recorded = ck.meta.get("metrics", {})
-    if a.robust_eps is not None and robust != ck.meta.get("robust"):
+    saved = {k: v for k, v in (ck.meta.get("robust") or {}).items()
+             if k in ("epsilon", "steps", "step_size", "items")}
+    if a.robust_eps is not None and robust != saved:
         recorded = {k: v for k, v in recorded.items() if "robust" not in k}  # another attack
     print(f"{Path(a.weights).name}: {ck.model_name} on {dataset} ({ds.source})")
     if robust:

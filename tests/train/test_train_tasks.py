@@ -232,3 +232,17 @@ def test_a_robust_task_measures_and_records_its_attack():
     assert task.evaluate_robust(model, "cpu") == r                          # deterministic
     assert task.meta()["robust"] == {"attack": "PGD", "norm": "Linf", **robust}
     assert make_task(data, TinyNet(TinyNetConfig())).evaluate_robust(model, "cpu") == {}
+
+
+def test_distillation_with_adversarial_training_attacks_the_student_and_shows_the_teacher_the_attack():
+    from karp_models.train.tasks import Distillation
+
+    data = quadrant_images()
+    torch.manual_seed(0)
+    teacher = _Recorder(TinyNet(TinyNetConfig(dropout=0.0)))
+    student = _Recorder(TinyNet(TinyNetConfig(dropout=0.0)))
+    task = Distillation(ImageClassification(data, augment=False), teacher)
+    x, y = task.batch("train", 32, torch.Generator().manual_seed(0))
+    task.training_step(student, (x, y), SimpleNamespace(cfg=TrainConfig(steps=1, adv_eps=0.05, adv_steps=2)))
+    assert len(student.seen) == 3 and torch.equal(teacher.seen[-1], student.seen[-1])
+    assert 0 < (student.seen[-1] - x).abs().max() <= 0.05 + 1e-6

@@ -126,6 +126,8 @@ class Distillation:
 
     def training_step(self, model: nn.Module, batch: Any, ctx: Any) -> torch.Tensor:
         x, y = batch
+        if getattr(ctx.cfg, "adv_eps", 0.0) > 0 and hasattr(self.task, "adversarial_batch"):
+            x = self.task.adversarial_batch(model, x, y, ctx.cfg)  # teacher and student see the attack
         if self._on != x.device:
             self.teacher.to(x.device)
             self._on = x.device
