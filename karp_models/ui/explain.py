@@ -27,6 +27,7 @@ SOURCES = {"shared": N_("The image from Predict / Evaluate"), "test": N_("A test
 DEFAULT_ADV_METHODS = ("Saliency", "Integrated Gradients", "Grad-CAM")
 ROBUST_METHODS = ("Saliency", "Integrated Gradients")
 OBJECT_ITEMS = 200             # test images the share of saliency on the object is measured over
+OBJECT_MAX_AREA = 0.85         # brighter than this share of the image: not an object on black
 
 # ---------------------------------------------------------------------------- input, model, target
 
@@ -363,8 +364,9 @@ def robust_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, classes) -> 
         maps = cp.attributions(c.path, c.mtime, x_np, label, methods) if methods else {}
         plain = {k: a.map for k, a in maps.items()}
         mark = f"  {style.mark(pred == label)}" if inp.label is not None else ""
-        col.markdown(f"**{kind}**: {Path(c.path).stem}  \n" + _("predicts {pred} ({p:.0%})").format(
-            pred=classes[pred], p=probs[pred]) + mark)                # two lines in both columns: aligned
+        col.markdown(_("**{kind}**: {model}").format(kind=kind, model=Path(c.path).stem) + "  \n"
+                     + _("predicts {pred} ({p:.0%})").format(pred=classes[pred], p=probs[pred]) + mark)
+        # two lines in both columns: the figures below stay aligned
         if plain:                                     # side by side: both models on one projector screen
             fig = cache.figure(("robust-vs", c.path, c.mtime, cache.image_key(x_np), label, methods),
                                lambda: figs.overlay_figure(x_np[0], plain, title_of=title, first=None,
@@ -374,6 +376,11 @@ def robust_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, classes) -> 
         if "Saliency" in plain:
             shares[kind] = float(adv.object_share(plain["Saliency"], x_np[0])[0][0])
     area = float(adv.object_share(np.ones(x_np.shape[-2:]), x_np[0])[1][0])
+    if area > OBJECT_MAX_AREA:                   # a photo, not an object on black: no mask to measure on
+        st.caption(_("The share of saliency on the object is measured only for images of an object on a "
+                     "black background, such as Fashion-MNIST's; here {area:.0%} of the pixels are bright.").format(
+                         area=area))
+        return
     if len(shares) == 2:
         st.markdown(_("On this image the object covers **{area:.0%}** of the pixels; it holds **{n:.0%}** of the "
                       "normal model's saliency and **{r:.0%}** of the robust model's.").format(
