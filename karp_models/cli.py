@@ -79,6 +79,8 @@ def train_config_from_args(a: argparse.Namespace):
     kw = {k: v for k, v in vars(a).items() if k in fields and v is not None}
     if a.no_augment:
         kw["augment"] = False
+    if a.no_flip:
+        kw["flip"] = False
     if a.steps is None and a.minutes is None:
         kw["minutes"] = 1.0
     return TrainConfig(**kw)
@@ -175,9 +177,28 @@ def cmd_eval(a: argparse.Namespace) -> int:
     dev.set_threads()
     model = ck.model.to(device)
     kind = REGISTRY[ck.model_name].task
-    now = final_metrics(make_task(ds, model, augment=False, kind=kind), model, device)
+    robust = ck.meta.get("robust")                  # the attack a robust accuracy was measured under
+    if a.robust_eps is not None:
+        if kind not in ("image", "finetune"):
+            print(f"error: --robust-eps needs an image classifier; {ck.model_name} is not one",
+                  file=sys.stderr)
+            return 2
+        from karp_models.train.runs import ROBUST_EVAL_ITEMS, ROBUST_EVAL_STEPS
+
+        steps = a.robust_steps or ROBUST_EVAL_STEPS
+        robust = {"epsilon": a.robust_eps, "steps": steps,
+                  "step_size": round(2.5 * a.robust_eps / steps, 6), "items": ROBUST_EVAL_ITEMS}
+    task = make_task(ds, model, augment=False, kind=kind, robust=robust)
+    now = final_metrics(task, model, device)
     recorded = ck.meta.get("metrics", {})
+    saved = {k: v for k, v in (ck.meta.get("robust") or {}).items()
+             if k in ("epsilon", "steps", "step_size", "items")}
+    if a.robust_eps is not None and robust != saved:
+        recorded = {k: v for k, v in recorded.items() if "robust" not in k}  # another attack
     print(f"{Path(a.weights).name}: {ck.model_name} on {dataset} ({ds.source})")
+    if robust:
+        print(f"  robust accuracy: PGD, L-inf epsilon {robust['epsilon']:g}, {robust['steps']} steps "
+              f"of {robust['step_size']:g}, on the first {robust.get('items', 'all')} test images")
     print(f"  recorded:   {format_metrics(recorded)}")
     print(f"  recomputed: {format_metrics(now)}")
     ok = all(abs(now[k] - recorded[k]) <= 2e-3 for k in now if k in recorded)
@@ -231,6 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--shift", type=int, help="images: pixels of random shift when augmenting "
                    "(default: an eighth of the side, at most 4; 0: flips only)")
+    p.add_argument("--no-flip", dest="no_flip", action="store_true",
+                   help="images: no random horizontal flips when augmenting")
+    adv = p.add_argument_group("adversarial training (images; Madry et al. 2018)")
+    adv.add_argument("--adv-eps", dest="adv_eps", type=float,
+                     help="train on PGD attacks within this L-inf radius of each image, pixels in "
+                     "[0, 1] (default 0: off); the robust accuracy at it is measured and saved")
+    adv.add_argument("--adv-steps", dest="adv_steps", type=int, help="PGD steps per batch (default 7)")
+    adv.add_argument("--adv-step-size", dest="adv_step_size", type=float,
+                     help="PGD step size (default 2.5 * eps / steps)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=["cuda", "mps", "cpu"])
     p.add_argument("--resume", help="checkpoint saved with --save-optimizer to continue from")
@@ -241,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="recompute a checkpoint's test metrics from the file alone")
     p.add_argument("--weights", required=True)
     p.add_argument("--device", choices=["cuda", "mps", "cpu"])
+    p.add_argument("--robust-eps", dest="robust_eps", type=float,
+                   help="image models: also measure accuracy under a PGD attack of this L-inf "
+                   "radius (a robust model's own attack is measured and checked without this)")
+    p.add_argument("--robust-steps", dest="robust_steps", type=int, help="PGD steps (default 10)")
     p.set_defaults(fn=cmd_eval)
     return ap
 

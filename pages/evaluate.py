@@ -1,6 +1,7 @@
 """Evaluate: where a model fails, not one accuracy number. Accuracy with its uncertainty, the
 confusion matrix, per-class precision and recall, calibration, the most confident mistakes, an
-embedding projector and two models side by side, all on the model's test split."""
+embedding projector, two models side by side and accuracy under a PGD attack, all on the model's
+test split."""
 import streamlit as st
 
 from karp_models.i18n import _
@@ -34,5 +35,7 @@ elif view == "Mistakes":
     ui.mistakes_section(ds, probs, labels)
 elif view == "Projector":
     ui.projector_section(ds, choice, probs, labels)
+elif view == "Under attack":
+    ui.robustness_section(choice)
 else:
     ui.compare_section(ds, choice, probs, labels)

@@ -59,8 +59,9 @@ if not methods:
 glossary.words("attribution", "logit", "saliency", "Integrated Gradients", "Grad-CAM", "sanity check",
                "Spearman rho", "infidelity", "max-sensitivity", "deletion", "insertion", "rollout",
                "adversarial example")
-t_attr, t_sanity, t_faith, t_adv = st.tabs([_("Attributions"), _("Sanity check"), _("Faithfulness"),
-                                            _("Adversarial")], key="explain_tab", bind="query-params")
+t_attr, t_sanity, t_faith, t_adv, t_robust = st.tabs(
+    [_("Attributions"), _("Sanity check"), _("Faithfulness"), _("Adversarial"), _("Normal vs robust")],
+    key="explain_tab", bind="query-params")
 with t_attr:
     ex.attributions_tab(choice, inp, x_np, target, classes, methods, probs)
 with t_sanity:
@@ -72,3 +73,6 @@ for tab in (t_sanity, t_faith):                 # after both: one summary per me
         ex.together(choice, x_np, target, classes, methods)
 with t_adv:
     ex.adversarial_tab(choice, inp, x_np, classes, probs, methods_all)
+with t_robust:
+    if t_robust.open:                           # only when shown: it explains the image with a second model
+        ex.robust_tab(choice, inp, x_np, classes)

@@ -44,7 +44,7 @@ if start and teacher.unlocked():
         st.session_state["train_next_view"] = jid
         st.session_state[runs.SCROLL] = True
         t = run_timing(choice.model, choice.dataset, choice.preset, choice.config.batch_size,
-                       measure=False)
+                       measure=False, adv_eps=choice.config.adv_eps)
         if t is not None:                # what the page said before Start, to compare at the end
             st.session_state.setdefault("train_estimates", {})[jid] = t.seconds(choice.config)
 

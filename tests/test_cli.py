@@ -138,3 +138,84 @@ def test_a_captioner_trains_and_eval_reproduces_its_scores(tmp_path, capsys):
     assert cli.main(["train", "--model", "caption-lstm", "--dataset", "fashion-mnist", "--steps", "1",
                      "--out", str(tmp_path / "x.safetensors")]) == 2
     assert "scenes model" in capsys.readouterr().err
+
+
+def test_adversarial_training_round_trips_through_the_cli_and_the_job_queue(tmp_path, capsys, monkeypatch):
+    """--adv-eps & co. reach the trainer from the command line, the command saved in the file and
+    the app's command give the same TrainConfig, the job queue passes it on unread, and eval
+    checks the robust accuracy the file records (and notices a forged one)."""
+    import dataclasses
+    import json
+    import shlex
+
+    from karp_models.train import runs
+    from karp_models.train.checkpoints import load_checkpoint, save_checkpoint
+    from karp_models.train.jobs import JobManager
+    from karp_models.train.trainer import TrainConfig
+
+    import sys
+
+    out = tmp_path / "robust-digits.safetensors"
+    args = ["train", "--model", "classic", "--dataset", "digits", "--steps", "12", "--batch-size", "32",
+            "--adv-eps", "0.1", "--adv-steps", "2", "--shift", "0", "--no-flip", "--eval-every", "0",
+            "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["karp_models", *args])          # the command the file records
+    assert cli.main(args) == 0
+    assert "robust acc" in capsys.readouterr().out
+    meta = read_metadata(out)
+    cfg = TrainConfig(**meta["train"]["config"])
+    assert (cfg.adv_eps, cfg.adv_steps, cfg.shift, cfg.flip) == (0.1, 2, 0, False)
+    assert meta["robust"] == {"attack": "PGD", "norm": "Linf", "epsilon": 0.1, "steps": runs.ROBUST_EVAL_STEPS,
+                              "step_size": pytest.approx(2.5 * 0.1 / runs.ROBUST_EVAL_STEPS),
+                              "items": runs.ROBUST_EVAL_ITEMS}
+    assert 0 <= meta["metrics"]["test_robust_accuracy"] <= meta["metrics"]["test_accuracy"]
+
+    def parsed(command: str) -> TrainConfig:
+        words = shlex.split(command.split("  #")[0])
+        words = words[words.index("train"):]
+        words += [] if "--out" in words else ["--out", "x.safetensors"]
+        return cli.train_config_from_args(cli.build_parser().parse_args(words))
+
+    assert parsed(meta["train"]["command"]) == cfg                      # the file's own command
+    spec = runs.RunSpec(model="classic", dataset="digits", config=cfg)
+    assert parsed(runs.cli_command(spec)) == cfg                        # the app's command for it
+    assert runs.spec_from_meta(json.loads(json.dumps(runs.spec_meta(spec)))).config == cfg  # an autosave
+
+    seen = []
+
+    def builder(s):                                                   # what the queue hands a builder
+        seen.append(s)
+        return runs.build_run(dataclasses.replace(s, config=dataclasses.replace(s.config, steps=1)))
+    m = JobManager(builder=builder, runs_dir=tmp_path / "runs", set_threads=False)
+    try:
+        st = m.wait(m.submit("s1", spec), timeout=60)
+        assert st.state == "done", st.error
+        assert seen[0].config == cfg and "PGD ε 0.1" in st.label and "no shift or flip" in st.label
+    finally:
+        m.shutdown()
+
+    assert cli.main(["eval", "--weights", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "match" in text and "PGD, L-inf epsilon 0.1, 10 steps" in text
+    ck = load_checkpoint(out)
+    forged = dict(ck.meta, metrics={**ck.meta["metrics"],
+                                    "test_robust_accuracy": ck.meta["metrics"]["test_robust_accuracy"] + 0.05})
+    save_checkpoint(tmp_path / "forged.safetensors", ck.model, model_name="classic", meta=forged)
+    assert cli.main(["eval", "--weights", str(tmp_path / "forged.safetensors")]) == 3
+    assert "MISMATCH" in capsys.readouterr().out
+
+
+def test_eval_measures_any_image_model_under_attack(digits_ckpt, capsys):
+    assert cli.main(["eval", "--weights", str(digits_ckpt), "--robust-eps", "0.05", "--robust-steps", "5"]) == 0
+    text = capsys.readouterr().out
+    assert "PGD, L-inf epsilon 0.05, 5 steps of 0.025" in text and "robust acc" in text and "match" in text
+
+
+def test_the_shipped_robust_model_reproduces_its_clean_and_robust_accuracy(capsys):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "weights" / "fast-robust-fashion-mnist.safetensors"
+    meta = read_metadata(path)
+    assert {"test_accuracy", "test_robust_accuracy"} <= set(meta["metrics"]) and meta["robust"]["epsilon"] > 0
+    assert cli.main(["eval", "--weights", str(path)]) == 0
+    assert "  match" in capsys.readouterr().out

@@ -89,7 +89,7 @@ REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
     _image("classic", "cnn", ("classic-fashion-mnist.safetensors", "classic-mnist.safetensors"),
            "The course network: two 5x5 conv + max-pool layers, then fc 128 and the classifier.",
            ("classic", "classic-dropout"), CNNConfig, CNN, CNN_PRESETS, (("arch", "classic"),)),
-    _image("fast", "cnn", ("fast-fashion-mnist.safetensors",),
+    _image("fast", "cnn", ("fast-fashion-mnist.safetensors", "fast-robust-fashion-mnist.safetensors"),
            "A BatchNorm CNN built for time-to-accuracy on a CPU: pool early, conv-BN-ReLU, global max-pool.",
            ("fast", "fast-wide"), CNNConfig, CNN, CNN_PRESETS, (("arch", "fast"),)),
     _image("tinyvgg", "cnn", (),

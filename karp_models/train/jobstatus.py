@@ -135,6 +135,14 @@ def default_label(spec: RunSpec) -> str:
     parts = [spec.model + preset, f"lr {c.lr:g}", f"batch {c.batch_size}"]
     if c.optimizer != "adamw":
         parts.append(c.optimizer)
+    # what tells runs apart on one chart when only their augmentation or attack differs
+    if not c.augment:
+        parts.append("no augment")
+    elif c.shift == 0 or not c.flip:
+        parts.append("no " + " or ".join(w for w, off in (("shift", c.shift == 0), ("flip", not c.flip))
+                                         if off))
+    if c.adv_eps > 0:
+        parts.append(f"PGD ε {c.adv_eps:g}")
     return " · ".join(parts)
 
 

@@ -122,7 +122,8 @@ def build_run(spec: RunSpec) -> Prepared:
         model = from_config(spec.model, saved["config"]).to(device)
     else:
         model = build_for(spec.model, ds, preset=spec.preset, **spec.overrides).to(device)
-    task = make_task(ds, model, augment=spec.config.augment, shift=spec.config.shift, kind=reg.task)
+    task = make_task(ds, model, augment=spec.config.augment, shift=spec.config.shift, kind=reg.task,
+                     flip=spec.config.flip, robust=robust_attack(spec.config))
     if not spec.resume_from and hasattr(task, "setup"):
         task.setup(model)  # fine-tuning: the pretrained backbone
     teacher_meta = None
@@ -134,6 +135,21 @@ def build_run(spec: RunSpec) -> Prepared:
         load_trainer_state(spec.resume_from, trainer)
     return Prepared(trainer=trainer, data=ds, preset=spec.preset or reg.default_preset,
                     teacher_meta=teacher_meta)
+
+
+ROBUST_EVAL_STEPS = 10      # PGD steps of a robust model's evaluation attack (from the clean image)
+ROBUST_EVAL_ITEMS = 1000    # test images it is measured on (the first ones: the same for every run)
+
+
+def robust_attack(cfg: TrainConfig) -> dict | None:
+    """The attack an adversarially trained run's robust accuracy is measured under: PGD at its
+    training epsilon, ROBUST_EVAL_STEPS steps of 2.5 * epsilon / steps, from the clean image, on
+    the first ROBUST_EVAL_ITEMS test images; None for a run trained without adversarial batches."""
+    eps = float(getattr(cfg, "adv_eps", 0.0))
+    if eps <= 0:
+        return None
+    return {"epsilon": eps, "steps": ROBUST_EVAL_STEPS,
+            "step_size": round(2.5 * eps / ROBUST_EVAL_STEPS, 6), "items": ROBUST_EVAL_ITEMS}
 
 
 # --- metadata and the command that reproduces a run
@@ -184,6 +200,7 @@ def cli_command(spec: RunSpec) -> str:
              "schedule": "--schedule", "weight_decay": "--weight-decay", "warmup": "--warmup",
              "final_lr": "--final-lr",
              "grad_clip": "--grad-clip", "label_smoothing": "--label-smoothing", "shift": "--shift",
+             "adv_eps": "--adv-eps", "adv_steps": "--adv-steps", "adv_step_size": "--adv-step-size",
              "eval_every": "--eval-every", "eval_batches": "--eval-batches", "seed": "--seed"}
     for k, flag in flags.items():
         v = getattr(c, k)
@@ -191,6 +208,8 @@ def cli_command(spec: RunSpec) -> str:
             args += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
     if not c.augment:
         args.append("--no-augment")
+    if not c.flip:
+        args.append("--no-flip")
     return "python -m karp_models " + shlex.join(args) + "  # trained in the app"
 
 
@@ -427,9 +446,10 @@ def shipped_weights(weights_dir: str | os.PathLike = WEIGHTS_DIR) -> list[tuple[
 
 
 def format_metrics(m: dict) -> str:
-    """'test acc 91.21%, test loss 0.3163' (or the validation loss in nats per character), then
-    any other metric a task measures as 'name value' ('test fid 21.3')."""
+    """'test acc 91.21%, test loss 0.3163' (a robust model: 'robust acc 70.10%'; or the validation
+    loss in nats per character), then any other metric a task measures as 'name value' ('test fid 21.3')."""
     keys = [("test_accuracy", _("test acc {value:.2%}")), ("test_loss", _("test loss {value:.4f}")),
+            ("test_robust_accuracy", _("robust acc {value:.2%}")),
             ("val_loss", _("val loss {value:.4f} nats/char")), ("val_accuracy", _("val acc {value:.2%}"))]
     known = [f.format(value=m[k]) for k, f in keys if m.get(k) is not None]
     other = [_metric(k, v) for k, v in m.items() if k not in dict(keys) and isinstance(v, (int, float))]

@@ -35,7 +35,11 @@ class TrainConfig:
     eval_every: steps between interval evaluations (0: only the final one), each on a fixed
     subset of eval_batches batches of batch_size (None: the whole split). The final evaluation
     always uses the whole split. amp only takes effect on CUDA. final_lr: the cosine schedule's
-    last learning rate as a fraction of lr (0: down to zero).
+    last learning rate as a fraction of lr (0: down to zero). augment, shift and flip are passed
+    to the task (images: each augmentation on or off). adv_eps > 0: adversarial training (Madry
+    et al. 2018), which the image task does: each training batch is replaced by its PGD attack
+    (random start, adv_steps steps of adv_step_size) within adv_eps on the [0, 1] pixel scale
+    before the loss; evaluation stays on clean images.
     """
 
     steps: int | None = None
@@ -50,6 +54,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     augment: bool = True
     shift: int | None = None          # images: pixels of random shift when augmenting (None: the task's)
+    flip: bool = True                 # images: random horizontal flips when augmenting (data that allows them)
+    adv_eps: float = 0.0              # images: > 0 trains on PGD adversarial batches of this L-inf radius
+    adv_steps: int = 7                # ... with this many PGD steps
+    adv_step_size: float | None = None  # ... of this size (None: 2.5 * adv_eps / adv_steps, Madry et al.)
     eval_every: int = 200
     eval_batches: int | None = 20
     seed: int = 0
@@ -79,6 +87,9 @@ class TrainConfig:
             raise ValueError("eval_every and grad_clip must be >= 0, label_smoothing in [0, 1)")
         if self.shift is not None and self.shift < 0:
             raise ValueError(f"shift must be >= 0 pixels, got {self.shift}")
+        if not 0 <= self.adv_eps <= 1 or self.adv_steps < 1 or (
+                self.adv_step_size is not None and self.adv_step_size <= 0):
+            raise ValueError("adv_eps must be in [0, 1], adv_steps >= 1 and adv_step_size > 0")
         if not 0 <= self.distill_alpha <= 1 or self.distill_temperature < 0:
             raise ValueError("distill_alpha must be in [0, 1] and distill_temperature >= 0")
 

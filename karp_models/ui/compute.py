@@ -121,7 +121,45 @@ def mistakes(path: str, mtime: float) -> tuple[np.ndarray, np.ndarray, np.ndarra
     probs, labels = test_probabilities(path, mtime)
     return misclassified(probs, labels), probs, labels
 
+# ---------------------------------------------------------------------------- Train
+
+
+def flip_ok(name: str) -> bool:
+    """Whether a mirrored image of this dataset keeps its label (clothes yes, digits no)."""
+    return bool(getattr(dataset(name), "flip_ok", False))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def augmented_batch(name: str, augment: bool, shift: bool, flip: bool, seed: int,
+                    n: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(stored, as trained, labels) of n training images: the image task's own batches
+    (tasks.images.augmentation_examples), shift off meaning 0 pixels."""
+    from karp_models.train.tasks.images import augmentation_examples
+
+    x0, x1, y = augmentation_examples(dataset(name), n, augment=augment, shift=None if shift else 0,
+                                      flip=flip, seed=seed)
+    return x0.numpy(), x1.numpy(), y.numpy()
+
 # ---------------------------------------------------------------------------- Evaluate
+
+
+@st.cache_data(max_entries=16, show_spinner=L_("Attacking the test images with PGD…"))
+def robustness(path: str, mtime: float, epsilon: float, steps: int, items: int) -> adv.Robustness:
+    """Clean and robust accuracy of a model on the first `items` test images under PGD at
+    epsilon with `steps` steps of 2.5 * epsilon / steps (the CLI's robust evaluation)."""
+    ck = load_model(path, mtime)
+    ds = dataset(ck.meta.get("dataset") or "fashion-mnist")
+    return adv.robust_accuracy(ck.model, ds.test_x[:items], ds.test_y[:items], epsilon=epsilon,
+                               steps=steps, step_size=round(2.5 * epsilon / steps, 6))
+
+
+@st.cache_data(max_entries=16, show_spinner=L_("Measuring where the saliency maps lie…"))
+def saliency_on_object(path: str, mtime: float, items: int) -> tuple[np.ndarray, np.ndarray]:
+    """(share of |saliency| on the object, the object's share of the image) for the true class
+    of each of the first `items` test images (adversarial.saliency_on_object)."""
+    ck = load_model(path, mtime)
+    ds = dataset(ck.meta.get("dataset") or "fashion-mnist")
+    return adv.saliency_on_object(ck.model, ds.test_x[:items], ds.test_y[:items])
 
 
 @st.cache_data(max_entries=8, show_spinner=L_("Reading the penultimate layer of the test images…"))
@@ -205,18 +243,19 @@ def param_count(model: str, preset: str, dataset_name: str) -> int | None:
 
 
 def run_timing(model: str, dataset_name: str, preset: str, batch_size: int, *,
-               measure: bool = True) -> estimate.Timing | None:
+               measure: bool = True, adv_eps: float = 0.0) -> estimate.Timing | None:
     """The measured cost of a run on this machine (estimate.measure), shared by every session
-    and measured once per model, dataset, preset, batch size, device and thread count; None
-    when not measured yet and not `measure`."""
+    and measured once per model, dataset, preset, batch size, adversarial epsilon (its steps
+    cost several forward and backward passes), device and thread count; None when not measured
+    yet and not `measure`."""
     from karp_models import device as dev
     from karp_models.train.runs import RunSpec
     from karp_models.train.trainer import TrainConfig
 
-    key = ("timing", model, dataset_name, preset, batch_size, str(dev.pick_device()),
+    key = ("timing", model, dataset_name, preset, batch_size, float(adv_eps), str(dev.pick_device()),
            torch.get_num_threads())
     if not measure:
         return cache.RESULTS.get(key)
     spec = RunSpec(model=model, dataset=dataset_name, preset=preset,
-                   config=TrainConfig(steps=1, batch_size=batch_size))
+                   config=TrainConfig(steps=1, batch_size=batch_size, adv_eps=float(adv_eps)))
     return cache.result(key, lambda: estimate.measure(spec))

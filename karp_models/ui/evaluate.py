@@ -17,7 +17,7 @@ from karp_models.introspect import evaluate as ev
 from karp_models.models.finetune import FineTuneConfig
 from karp_models.ui import glossary, style
 from karp_models.imagenet import WeightsUnavailable
-from karp_models.ui.compute import embedding_features, knn_accuracy, pca_coords, tsne_coords
+from karp_models.ui.compute import embedding_features, knn_accuracy, pca_coords, robustness, tsne_coords
 from karp_models.ui.figures import evaluate as figs
 from karp_models.ui.images import display
 from karp_models.ui.loaders import class_names
@@ -25,7 +25,9 @@ from karp_models.ui.models import ModelChoice, load_model, model_choices, test_p
 from karp_models.ui.selection import set_image, test_image
 
 VIEWS = [N_("Confusion matrix"), N_("Calibration"), N_("Mistakes"), N_("Projector"),
-         N_("Compare two models")]                                          # shown with _()
+         N_("Compare two models"), N_("Under attack")]                      # shown with _()
+ROBUST_EPS = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3]
+ROBUST_ITEMS = [250, 500, 1000]
 PER_PAGE = 12
 CARD_PX = 160                  # a gallery card: the image and its two buttons; two fit beside the
                                # confusion matrix on a 1280-pixel projector, in presentation mode too
@@ -350,3 +352,50 @@ def compare_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.ndarr
     st.caption(_("Most decided disagreements first (both models confident). First line: A's top 3; "
                  "last line: B's answer."))
     cards(ds, probs, labels, idx, f"evaluate_compare_{group}", other=probs_b, names=("A", "B"))
+
+
+# ---------------------------------------------------------------------------- under attack
+
+
+def robustness_section(choice: ModelChoice) -> None:
+    """Clean and robust accuracy under PGD at a chosen epsilon and steps, on the first test
+    images, on request; a robust model's own recorded figure beside it."""
+    meta = load_model(choice.path, choice.mtime).meta
+    rec = meta.get("robust") or {}
+    st.markdown(_("**How much accuracy survives an attack?** Each test image is attacked with PGD: small "
+                  "steps that raise the model's loss on the true class, never changing a pixel by more than "
+                  "ε (on the 0–1 scale). The robust accuracy is the share still classified correctly."))
+    c = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
+    eps0 = float(rec.get("epsilon", 0.1))
+    eps = c[0].select_slider(_("ε (largest change per pixel)"), sorted(set(ROBUST_EPS) | {eps0}), value=eps0,
+                             key="evaluate_robust_eps", bind="query-params")
+    steps = c[1].selectbox(_("PGD steps"), [10, 20, 40], index=[10, 20, 40].index(int(rec.get("steps", 10)))
+                           if int(rec.get("steps", 10)) in (10, 20, 40) else 0, key="evaluate_robust_steps")
+    items0 = int(rec.get("items", 500))
+    items = c[2].selectbox(_("Test images"), sorted(set(ROBUST_ITEMS) | {items0}),
+                           index=sorted(set(ROBUST_ITEMS) | {items0}).index(items0), key="evaluate_robust_items")
+    run_key = f"{choice.path}|{choice.mtime}|{eps}|{steps}|{items}"
+    if c[3].button(_("Attack"), icon=":material/bolt:", type="primary", key="evaluate_robust_run", width="stretch"):
+        st.session_state["evaluate_robust_for"] = run_key
+    if st.session_state.get("evaluate_robust_for") != run_key:
+        st.caption(_("Runs on request: {steps} gradient steps for each of {n:,} images take a while on a laptop.").format(
+            steps=steps, n=items))
+        return
+    r = robustness(choice.path, choice.mtime, float(eps), int(steps), int(items))
+    m = st.columns(3)
+    m[0].metric(_("Clean accuracy"), f"{r.clean:.1%}", help=_("On the same {n:,} test images, not attacked.").format(
+        n=r.n))
+    m[1].metric(_("Robust accuracy"), f"{r.robust:.1%}", delta=f"{r.robust - r.clean:+.1%}",
+                help=_("PGD, L-inf ε = {eps:g}, {steps} steps of {size:.4g}, from the clean image.").format(
+                    eps=r.epsilon, steps=r.steps, size=r.step_size))
+    same = rec and abs(float(rec.get("epsilon", -1)) - r.epsilon) < 1e-9 and int(rec.get("steps", 0)) == r.steps \
+        and int(rec.get("items", 0)) == r.n
+    robust_rec = meta.get("metrics", {}).get("test_robust_accuracy")
+    if same and robust_rec is not None:
+        m[2].metric(_("Recorded in the file"), f"{robust_rec:.1%}",
+                    help=_("Measured by the training command with the same attack; `python -m karp_models eval` "
+                           "checks it."))
+    st.caption(_("PGD with L-inf ε = {eps:g} (pixels on the 0–1 scale), {steps} steps of {size:.4g}, on the first "
+                 "{n:,} test images. A model trained without adversarial examples usually falls near 0% at "
+                 "ε = 0.1; an adversarially trained one keeps much of its accuracy.").format(
+                     eps=r.epsilon, steps=r.steps, size=r.step_size, n=r.n))

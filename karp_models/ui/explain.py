@@ -20,11 +20,14 @@ from karp_models.introspect.similarity import KINDS, MEASURES, judge_all
 from karp_models.ui import cache, selection, style
 from karp_models.ui import compute as cp
 from karp_models.ui.figures import explain as figs
-from karp_models.ui.models import model_picker
+from karp_models.ui.models import ModelChoice, model_choices, model_picker
 
 SOURCES = {"shared": N_("The image from Predict / Evaluate"), "test": N_("A test image"),
            "mistake": N_("One of the model's confident mistakes")}                  # shown with _()
 DEFAULT_ADV_METHODS = ("Saliency", "Integrated Gradients", "Grad-CAM")
+ROBUST_METHODS = ("Saliency", "Integrated Gradients")
+OBJECT_ITEMS = 200             # test images the share of saliency on the object is measured over
+OBJECT_MAX_AREA = 0.85         # brighter than this share of the image: not an object on black
 
 # ---------------------------------------------------------------------------- input, model, target
 
@@ -320,3 +323,77 @@ def adversarial_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, classes
     for m, s in res.similarity.items():
         if s.reason:
             st.info(_("**{method}**: cannot compare, {why}.").format(method=title(m), why=s.reason))
+
+
+# ---------------------------------------------------------------------------- normal vs robust
+
+
+def is_robust(c: ModelChoice) -> bool:
+    """Trained adversarially: its file records a robust accuracy."""
+    return dict(c.metrics).get("test_robust_accuracy") is not None
+
+
+def robust_tab(choice, inp: selection.ImageInput, x_np: np.ndarray, classes) -> None:
+    """The same image explained by this model and by a robust (or a normal) one of its data,
+    side by side, and the share of saliency on the object over many test images."""
+    st.markdown(_("**Does an adversarially trained model look at the object?** A robust model's gradients "
+                  "tend to follow the object's shape, while a normal model's are scattered like noise "
+                  "(Tsipras et al., 2019). The same image, explained by both."))
+    others = [c for c in model_choices("image") if c.dataset == choice.dataset and c.path != choice.path
+              and is_robust(c) != is_robust(choice)]
+    if not others:
+        want = _("a normal one") if is_robust(choice) else _("an adversarially trained one")
+        st.info(_("There is no other model of {dataset} to compare with ({want}): train one on the **Train** page "
+                  "(Augmentation and adversarial training).").format(dataset=choice.dataset, want=want))
+        return
+    stems = [Path(c.path).stem for c in others]
+    default = next((stems.index(s) for s in ("fast-robust-fashion-mnist", "fast-fashion-mnist") if s in stems), 0)
+    c1, c2 = st.columns([2, 3])
+    other = c1.selectbox(_("Compare with"), others, index=default, format_func=lambda c: c.label,
+                         key="explain_robust_other")
+    methods = tuple(c2.multiselect(_("Methods"), ROBUST_METHODS, list(ROBUST_METHODS), format_func=title,
+                                   key="explain_robust_methods"))
+    normal, robust = (other, choice) if is_robust(choice) else (choice, other)
+    label = inp.label if inp.label is not None else int(cp.probabilities(choice.path, choice.mtime, x_np).argmax())
+    st.caption(_("Both maps explain the class **{name}** ({why}).").format(
+        name=classes[label], why=_("the true class") if inp.label is not None else _("this model's prediction")))
+    shares = {}
+    for col, c, kind in zip(st.columns(2), (normal, robust), (_("Normal"), _("Robust"))):
+        probs = cp.probabilities(c.path, c.mtime, x_np)
+        pred = int(probs.argmax())
+        maps = cp.attributions(c.path, c.mtime, x_np, label, methods) if methods else {}
+        plain = {k: a.map for k, a in maps.items()}
+        mark = f"  {style.mark(pred == label)}" if inp.label is not None else ""
+        col.markdown(_("**{kind}**: {model}").format(kind=kind, model=Path(c.path).stem) + "  \n"
+                     + _("predicts {pred} ({p:.0%})").format(pred=classes[pred], p=probs[pred]) + mark)
+        # two lines in both columns: the figures below stay aligned
+        if plain:                                     # side by side: both models on one projector screen
+            fig = cache.figure(("robust-vs", c.path, c.mtime, cache.image_key(x_np), label, methods),
+                               lambda: figs.overlay_figure(x_np[0], plain, title_of=title, first=None,
+                                                           cols=2, height_per_row=250))
+            with col:
+                style.chart(fig, width="stretch", key=f"explain_robust_{c.path}")
+        if "Saliency" in plain:
+            shares[kind] = float(adv.object_share(plain["Saliency"], x_np[0])[0][0])
+    area = float(adv.object_share(np.ones(x_np.shape[-2:]), x_np[0])[1][0])
+    if area > OBJECT_MAX_AREA:                   # a photo, not an object on black: no mask to measure on
+        st.caption(_("The share of saliency on the object is measured only for images of an object on a "
+                     "black background, such as Fashion-MNIST's; here {area:.0%} of the pixels are bright.").format(
+                         area=area))
+        return
+    if len(shares) == 2:
+        st.markdown(_("On this image the object covers **{area:.0%}** of the pixels; it holds **{n:.0%}** of the "
+                      "normal model's saliency and **{r:.0%}** of the robust model's.").format(
+                          area=area, n=shares[_("Normal")], r=shares[_("Robust")]))
+    sn, an = cp.saliency_on_object(normal.path, normal.mtime, OBJECT_ITEMS)
+    sr, _ar = cp.saliency_on_object(robust.path, robust.mtime, OBJECT_ITEMS)
+    m = st.columns(3)
+    m[0].metric(_("Saliency on the object: normal"), f"{np.nanmean(sn):.0%}")
+    m[1].metric(_("Saliency on the object: robust"), f"{np.nanmean(sr):.0%}",
+                delta=_("{d:+.0f} points").format(d=100 * (np.nanmean(sr) - np.nanmean(sn))))
+    m[2].metric(_("Object's share of the image"), f"{np.mean(an):.0%}",
+                help=_("What a map spread evenly over the image would score."))
+    st.caption(_("Mean over the first {n} test images, each explained for its true class: the share of |saliency| "
+                 "on pixels brighter than {t:g} (the object; the background is black). Integrated Gradients is "
+                 "not measured this way: from a black baseline it is zero on black pixels by construction.").format(
+                     n=OBJECT_ITEMS, t=adv.OBJECT_THRESHOLD))

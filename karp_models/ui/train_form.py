@@ -137,18 +137,24 @@ def _task_changed() -> None:
 
 def config(kind: str, steps: int, lr: float, batch: int, optimizer: str = "adamw",
            schedule: str = "onecycle", augment: bool = True, seed: int = 0,
-           model: str | None = None) -> TrainConfig:
+           model: str | None = None, *, shift: bool = True, flip: bool = True,
+           adv_eps: float = 0.0) -> TrainConfig:
     """The TrainConfig of a run started from the page: about 15 validation points per run, each
     on 4 batches of text, about 128 captioned images (each written word by word) or 1,024 images.
-    A generator starts from its task's recipe (no warm-up, clipping, decay or augmentation)."""
+    A generator starts from its task's recipe (no warm-up, clipping, decay or augmentation).
+    Images: shift and flip turn each augmentation off (shift off: 0 pixels); adv_eps > 0 trains
+    on PGD attacks of that radius (the trainer's adv_steps)."""
     base = TrainConfig(steps=1)
     if kind == "generative" and model is not None:
         base = GENERATIVE_RECIPES[REGISTRY[model].task]
     evals = {"text": 4, "caption": max(1, 128 // batch)}.get(kind, max(2, 1024 // batch))
+    image = kind == "image"
     return dataclasses.replace(base, steps=int(steps), minutes=None, lr=lr, batch_size=batch,
                                optimizer=optimizer, schedule=schedule,
                                augment=bool(augment) and kind != "generative", seed=int(seed),
-                               eval_every=max(20, int(steps) // 15), eval_batches=evals)
+                               eval_every=max(20, int(steps) // 15), eval_batches=evals,
+                               shift=None if shift or not image else 0, flip=bool(flip) or not image,
+                               adv_eps=float(adv_eps) if image else 0.0)
 
 
 def settings(param_count) -> Choice:
@@ -210,9 +216,60 @@ def settings(param_count) -> Choice:
     if not ds_status.available:
         st.error(_("**{name}** is not on this machine. {note}").format(name=dataset, note=ds_status.note))
         st.code(ds_status.how_to_get, language="bash")
-    cfg = config(kind, steps, lr, batch, optimizer, schedule, augment, seed, model=model)
+    shift, flip, adv_eps = True, True, 0.0
+    if kind == "image":
+        shift, flip, adv_eps = augmentation(dataset, augment, ds_status.available)
+    cfg = config(kind, steps, lr, batch, optimizer, schedule, augment, seed, model=model,
+                 shift=shift, flip=flip, adv_eps=adv_eps)
     return Choice(kind=kind, model=model, dataset=dataset, preset=preset, config=cfg,
                   label=label, available=ds_status.available)
+
+
+ADV_EPS = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3]       # PGD radii offered (pixels on the 0-1 scale)
+
+
+def augmentation(dataset: str, augment: bool, available: bool) -> tuple[bool, bool, float]:
+    """Image runs: each augmentation on or off, a batch as the trainer sees it, and adversarial
+    training with its epsilon; (shift, flip, adversarial epsilon or 0)."""
+    from karp_models.ui import compute, style
+    from karp_models.ui.figures.training import augmentation_figure
+
+    with st.expander(_("Augmentation and adversarial training: see a batch as the trainer sees it")):
+        c = st.columns([2, 2, 3], vertical_alignment="center")
+        shift = c[0].toggle(_("Random shifts"), value=True, key="train_shift", disabled=not augment,
+                            bind="query-params",
+                            help=_("Each image is padded with black and cropped back to its size at a "
+                                   "random offset, so it moves a few pixels."))
+        flip_ok = available and compute.flip_ok(dataset)
+        flip = c[1].toggle(_("Mirror images"), value=True, key="train_flip",
+                           disabled=not augment or not flip_ok, bind="query-params",
+                           help=_("Half of the images are flipped left to right. Off for digits: "
+                                  "a mirrored 3 is not a 3."))
+        adversarial = c[2].checkbox(_("Adversarial training (PGD)"), key="train_adv", bind="query-params",
+                                    help=glossary.tip("adversarial example"))
+        eps = 0.0
+        if adversarial:
+            eps = st.select_slider(_("ε: largest change per pixel of the attack (0–1 scale)"), ADV_EPS,
+                                   value=0.1, key="train_adv_eps", bind="query-params")
+            st.caption(_("Each training batch is replaced by a PGD attack on the model being trained: {steps} "
+                         "steps within ε of every pixel, from a random start (Madry et al., 2018). Training is "
+                         "several times slower (the time next to Start is measured with the attack), and the "
+                         "final evaluation also measures the accuracy under attack.").format(
+                             steps=TrainConfig(steps=1).adv_steps))
+        if not available:
+            return shift, flip, eps
+        seed = int(st.session_state.get("train_batch_seed", 0))
+        stored, seen, labels = compute.augmented_batch(dataset, augment, shift, flip, seed)
+        style.chart(augmentation_figure(stored, seen, (_("as stored"), _("as trained"))),
+                    key="train_augment_batch", config={"displayModeBar": False})
+        b, note = st.columns([1, 4], vertical_alignment="center")
+        if b.button(_("Another batch"), icon=":material/refresh:", key="train_batch_next"):
+            st.session_state["train_batch_seed"] = seed + 1
+            st.rerun()
+        note.caption(_("The same {n} training images as stored and as the training loop receives them with "
+                       "these settings; with every augmentation off the two rows are identical.").format(
+                           n=len(labels)))
+    return shift, flip, eps
 
 
 def duration(seconds: float) -> str:
@@ -234,7 +291,7 @@ def estimate_text(choice: Choice, device: str, *, busy: bool) -> str:
     if not choice.available:
         return ""
     t = run_timing(choice.model, choice.dataset, choice.preset, choice.config.batch_size,
-                   measure=not busy)
+                   measure=not busy, adv_eps=choice.config.adv_eps)
     if t is None:
         return _("Trains on **{device}**. The time it takes is measured when no other run is training.").format(
             device=device)

@@ -99,3 +99,18 @@ def test_look_inside_opens_the_image_in_predict_with_the_evaluated_model():
     assert at.title[0].value == "Predict and look inside"
     assert at.selectbox(key="predict_model").value.label == "classic-fashion-mnist"
     assert at.number_input(key="predict_test_index").value == int(first.rsplit('_', 1)[1])
+
+
+def test_accuracy_under_attack_on_request(at):
+    """Issue 22: clean and robust accuracy under PGD at the stated epsilon and steps; the normal
+    fast CNN keeps almost nothing at epsilon 0.1."""
+    _view(at, "Under attack")
+    assert not any(m.label == "Robust accuracy" for m in at.metric)       # only on request
+    at.selectbox(key="evaluate_robust_items").set_value(250)
+    at.selectbox(key="evaluate_robust_steps").set_value(10)
+    at.button(key="evaluate_robust_run").click().run(timeout=240)
+    assert not at.exception, [e.value for e in at.exception]
+    m = {x.label: x.value for x in at.metric}
+    assert float(m["Clean accuracy"].rstrip("%")) > 85 and float(m["Robust accuracy"].rstrip("%")) < 10
+    assert any("L-inf ε = 0.1" in c.value and "10 steps" in c.value and "250 test images" in c.value
+               for c in at.caption)

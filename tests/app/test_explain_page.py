@@ -147,3 +147,19 @@ def test_vit_gets_attention_rollout_beside_the_gradient_methods(at):
     assert "Attention rollout" in set(summary.index)
     assert "last block's patch tokens" in summary.loc["Grad-CAM", "what it computes"]
     assert summary.loc["Grad-CAM", "can it be judged?"] == "yes"
+
+
+def test_normal_vs_robust_side_by_side_with_the_share_on_the_object():
+    """Issue 22: the same image explained by the normal and the robust fast CNN, and the share of
+    saliency on the object over 200 test images, higher for the robust model."""
+    from tests.app.test_links import opened
+
+    at = opened("explain.py", explain_model="fast-fashion-mnist", explain_source="A test image",
+                explain_test_index="0", explain_tab="Normal vs robust")
+    _ok(at)
+    assert at.selectbox(key="explain_robust_other").value.label == "fast-robust-fashion-mnist"
+    m = {x.label: x.value for x in at.metric}
+    normal = float(m["Saliency on the object: normal"].rstrip("%"))
+    robust = float(m["Saliency on the object: robust"].rstrip("%"))
+    assert robust > normal + 10
+    assert any("of the robust model's" in x.value for x in at.markdown)

@@ -232,3 +232,37 @@ def test_a_tiny_captioner_trains_from_the_page_and_shows_sample_captions(app, tm
     links = {p.proto.label: p.proto.page for p in at.get("page_link")}
     assert "Open in Image captioning" in links
     assert at.session_state["karp_model_caption"].endswith("tiny-captioner.safetensors")
+
+
+def test_augmentation_toggles_show_the_batch_and_adversarial_training_reaches_the_job(app):
+    """Issue 22: each augmentation on and off (off: the trained row is the stored row), and the
+    adversarial checkbox and epsilon reach the job's TrainConfig through the queue."""
+    at = app
+
+    def rows() -> tuple[str, str]:
+        fig = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "as stored" in c.proto.spec)
+        return fig["data"][0]["source"], fig
+
+    assert any(t.key == "train_shift" for t in at.toggle) and not at.checkbox(key="train_adv").value
+    first, _fig = rows()
+    at.toggle(key="train_shift").set_value(False).run()
+    at.toggle(key="train_flip").set_value(False).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.toggle(key="train_augment").set_value(False).run()
+    off, fig = rows()
+    assert [a["text"] for a in fig["layout"]["annotations"]] == ["as stored", "as trained"]
+    at.toggle(key="train_augment").set_value(True).run()
+    assert rows()[0] == off                                    # shifts and flips off: the same image
+    at.toggle(key="train_shift").set_value(True).run()
+    assert rows()[0] != off                                    # shifts on: the lower row moves
+
+    at.selectbox(key="train_dataset").set_value("digits").run()
+    assert at.toggle(key="train_flip").disabled                # a mirrored digit is another digit
+    at.checkbox(key="train_adv").check().run()
+    at.select_slider(key="train_adv_eps").set_value(0.05)
+    at.number_input(key="train_steps").set_value(20)
+    at.button(key="train_start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (job,) = get_manager().jobs(at.session_state["train_session_id"])
+    c = job.spec.config
+    assert (c.adv_eps, c.shift, c.augment) == (0.05, None, True) and "PGD ε 0.05" in job.label

@@ -1,8 +1,11 @@
 """Tasks: batch shapes and ranges, epochs, augmentation, char windows, exact evaluation."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from karp_models.train.tasks import CharLM, ImageClassification, make_task
@@ -165,3 +168,81 @@ def test_shift_sets_the_augmentation_range_and_zero_leaves_only_flips():
     assert far > 10  # shifted by 2 pixels, beyond the default of 1 for 8x8 images
     with pytest.raises(ValueError, match="shift"):
         TrainConfig(steps=1, shift=-1)
+
+
+# --- augmentation toggles and adversarial training (issue 22)
+
+
+def test_each_augmentation_off_is_the_identity_and_on_changes_the_batch():
+    from karp_models.train.tasks.images import augmentation_examples
+
+    data = id_images(n=64, flip_ok=True)
+    for kw in (dict(augment=False), dict(shift=0, flip=False)):          # all off, or each one off
+        x0, x1, _y = augmentation_examples(data, 32, seed=3, **kw)
+        assert torch.equal(x0, x1)
+    x0, x1, y = augmentation_examples(data, 32, seed=3, shift=0)         # flips only
+    assert torch.equal(x0, data.train_x[y].float() / 255)                 # the stored images
+    mirrored = [not torch.equal(a, b) for a, b in zip(x0, x1)]
+    assert all(torch.equal(b, a.flip(-1)) for a, b, m in zip(x0, x1, mirrored) if m) and sum(mirrored) > 5
+    x0, x1, y = augmentation_examples(data, 32, seed=3, flip=False)      # shifts only: never a mirror
+    for a, b in zip(x0, x1):
+        assert any(torch.equal(b, s) for s in _shifted_versions(a, 1))
+    assert sum(not torch.equal(a, b) for a, b in zip(x0, x1)) > 16
+
+
+class _Recorder(nn.Module):
+    """A model that remembers the inputs of its forwards."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model, self.seen = model, []
+
+    def forward(self, x, targets=None):
+        self.seen.append(x.detach().clone())
+        return self.model(x, targets)
+
+
+def test_adversarial_training_step_trains_on_a_pgd_batch_within_eps():
+    data = quadrant_images()
+    task = ImageClassification(data, augment=False)
+    torch.manual_seed(0)
+    model = _Recorder(TinyNet(TinyNetConfig(dropout=0.0)))
+    x, y = task.batch("train", 64, torch.Generator().manual_seed(0))
+    cfg = TrainConfig(steps=1, adv_eps=0.05, adv_steps=3)
+    loss = task.training_step(model, (x, y), SimpleNamespace(cfg=cfg))
+    assert len(model.seen) == 3 + 1                              # three attack steps, then the loss
+    x_adv = model.seen[-1]
+    assert (x_adv - x).abs().max() <= 0.05 + 1e-6 and 0 <= x_adv.min() and x_adv.max() <= 1
+    assert (x_adv - x).abs().max() > 0.04                        # really perturbed, to the edge of the ball
+    assert all(p.grad is None for p in model.parameters())       # the attack leaves no gradients behind
+    ref = F.cross_entropy(model.model(x_adv)[0], y)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)     # the loss is the attacked batch's
+    with pytest.raises(ValueError, match="adv_eps"):
+        TrainConfig(steps=1, adv_eps=-0.1)
+
+
+def test_a_robust_task_measures_and_records_its_attack():
+    data = quadrant_images()
+    robust = {"epsilon": 0.1, "steps": 5, "step_size": 0.05, "items": 100}
+    task = make_task(data, TinyNet(TinyNetConfig()), robust=robust)
+    torch.manual_seed(0)
+    model = TinyNet(TinyNetConfig(in_channels=1, n_classes=4))
+    r = task.evaluate_robust(model, "cpu")
+    assert set(r) == {"robust_accuracy"} and 0 <= r["robust_accuracy"] <= 1
+    assert task.evaluate_robust(model, "cpu") == r                          # deterministic
+    assert task.meta()["robust"] == {"attack": "PGD", "norm": "Linf", **robust}
+    assert make_task(data, TinyNet(TinyNetConfig())).evaluate_robust(model, "cpu") == {}
+
+
+def test_distillation_with_adversarial_training_attacks_the_student_and_shows_the_teacher_the_attack():
+    from karp_models.train.tasks import Distillation
+
+    data = quadrant_images()
+    torch.manual_seed(0)
+    teacher = _Recorder(TinyNet(TinyNetConfig(dropout=0.0)))
+    student = _Recorder(TinyNet(TinyNetConfig(dropout=0.0)))
+    task = Distillation(ImageClassification(data, augment=False), teacher)
+    x, y = task.batch("train", 32, torch.Generator().manual_seed(0))
+    task.training_step(student, (x, y), SimpleNamespace(cfg=TrainConfig(steps=1, adv_eps=0.05, adv_steps=2)))
+    assert len(student.seen) == 3 and torch.equal(teacher.seen[-1], student.seen[-1])
+    assert 0 < (student.seen[-1] - x).abs().max() <= 0.05 + 1e-6

@@ -93,8 +93,10 @@ def metric_names(task: Any) -> tuple[str, str]:
 
 
 def final_metrics(task: Any, model: nn.Module, device: torch.device | str) -> dict[str, float]:
-    """The task's evaluation on its whole held-out split, under the checkpoint's metric names."""
+    """The task's evaluation on its whole held-out split, under the checkpoint's metric names;
+    with the robust accuracy too when the task measures one (an image task with an attack)."""
     m = task.evaluate(model, device)
+    m.update(getattr(task, "evaluate_robust", lambda *a: {})(model, device))
     loss, acc = metric_names(task)
     out = {loss: m["loss"]}
     if m.get("accuracy") is not None:
@@ -124,6 +126,8 @@ class Distillation:
 
     def training_step(self, model: nn.Module, batch: Any, ctx: Any) -> torch.Tensor:
         x, y = batch
+        if getattr(ctx.cfg, "adv_eps", 0.0) > 0 and hasattr(self.task, "adversarial_batch"):
+            x = self.task.adversarial_batch(model, x, y, ctx.cfg)  # teacher and student see the attack
         if self._on != x.device:
             self.teacher.to(x.device)
             self._on = x.device

@@ -53,4 +53,4 @@ class FineTuning(ImageClassification):
         return super().evaluate(model, device, split, max_batches, batch_size)
 
     def meta(self) -> dict[str, Any]:
-        return {"classes": list(self.data.classes), "data_note": getattr(self.data, "note", "")}
+        return {**super().meta(), "data_note": getattr(self.data, "note", "")}

@@ -1,7 +1,8 @@
 """Image classification over in-memory uint8 tensors: batches, augmentation, loss, evaluation.
 
 Augmentation is the classic CIFAR recipe (pad-and-crop plus flip, He et al. 2016), vectorised
-over the batch; distillation's loss follows DeiT (hard) and Hinton et al. 2015 (soft).
+over the batch, each part on or off; adversarial training is Madry et al. 2018's (PGD batches);
+distillation's loss follows DeiT (hard) and Hinton et al. 2015 (soft).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from karp_models import device as dev
+from karp_models.introspect.adversarial import pgd, robust_accuracy
 from karp_models.train import previews
 from karp_models.train.tasks.base import Resident, as_device, fixed_subset
 
@@ -23,17 +25,23 @@ class ImageClassification:
 
     Train batches walk a fresh random permutation each epoch (the last partial batch of an epoch
     is dropped); with augment, every image gets a random shift of up to `pad` pixels (zero
-    padding, then a crop back to H x W) and, only when data.flip_ok, a random horizontal flip.
+    padding, then a crop back to H x W; pad 0: none) and, when flip and data.flip_ok, a random
+    horizontal flip. With augment off (or pad 0 and no flip) a batch is the stored images.
+
+    robust: a PGD attack {"epsilon", "steps", "step_size", "items"} that final evaluations also
+    measure robust accuracy under (on the first `items` test images); None: clean only.
     """
 
     unit = "samples"
     eval_split = "test"
     preview_every = 50
 
-    def __init__(self, data: Any, augment: bool = True, pad: int | None = None):
+    def __init__(self, data: Any, augment: bool = True, pad: int | None = None, flip: bool = True,
+                 robust: dict[str, Any] | None = None):
         self.data = data
         self.augment = augment
-        self.flip_ok = bool(getattr(data, "flip_ok", False))
+        self.flip_ok = bool(getattr(data, "flip_ok", False)) and flip
+        self.robust = dict(robust) if robust else None
         self.splits = {
             "train": Resident(x=data.train_x, y=data.train_y),
             "test": Resident(x=data.test_x, y=data.test_y),
@@ -107,14 +115,41 @@ class ImageClassification:
 
     def training_step(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor],
                       ctx: Any) -> torch.Tensor:
-        """Cross-entropy of a batch (with ctx.cfg.label_smoothing), in the model's memory format."""
+        """Cross-entropy of a batch (with ctx.cfg.label_smoothing), in the model's memory format;
+        with ctx.cfg.adv_eps > 0, of the batch's PGD attack (adversarial_batch) instead."""
         x, y = batch
+        if getattr(ctx.cfg, "adv_eps", 0.0) > 0:
+            x = self.adversarial_batch(model, x, y, ctx.cfg)
         if dev.prefers_channels_last(model):
             x = x.contiguous(memory_format=torch.channels_last)
         if ctx.cfg.label_smoothing:
             logits, _ = model(x)
             return self.loss(logits, y, ctx.cfg.label_smoothing)
         return model(x, y)[1]
+
+    @staticmethod
+    def adversarial_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Any) -> torch.Tensor:
+        """Madry et al. 2018's inner maximisation: x (B, C, H, W) in [0, 1] replaced by its PGD
+        attack from a random start in the L-inf ball of cfg.adv_eps (cfg.adv_steps steps of
+        cfg.adv_step_size), with the model in the mode it is in; autocast off for the attack."""
+        with torch.autocast(x.device.type, enabled=False):
+            return pgd(model, x.float(), y, epsilon=cfg.adv_eps, steps=cfg.adv_steps,
+                       step_size=cfg.adv_step_size, random_start=True)
+
+    def evaluate_robust(self, model: nn.Module, device: torch.device | str | None = None,
+                        robust: dict[str, Any] | None = None) -> dict[str, float]:
+        """Robust accuracy under `robust` (default: the task's own; see the class), on the first
+        robust['items'] test images (all of them if absent): {"robust_accuracy"}, or {} when
+        there is no attack to measure. Deterministic (PGD from the clean images)."""
+        r = robust or self.robust
+        if not r:
+            return {}
+        t = self._split("test").cpu
+        n = min(int(r.get("items") or t["y"].shape[0]), int(t["y"].shape[0]))
+        model = model.to(as_device(device))
+        res = robust_accuracy(model, t["x"][:n], t["y"][:n], epsilon=float(r["epsilon"]),
+                              steps=int(r["steps"]), step_size=r.get("step_size"))
+        return {"robust_accuracy": res.robust}
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor,
              label_smoothing: float = 0.0) -> torch.Tensor:
@@ -184,7 +219,11 @@ class ImageClassification:
         return previews.predict_grid(model, *self._grid, tuple(self.data.classes), device, step)
 
     def meta(self) -> dict[str, Any]:
-        return {"classes": list(self.data.classes)}
+        """The classes, and the attack the robust accuracy was measured under (if any)."""
+        out: dict[str, Any] = {"classes": list(self.data.classes)}
+        if self.robust:
+            out["robust"] = {"attack": "PGD", "norm": "Linf", **self.robust}
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {"order": self._order, "cursor": self._cursor}
@@ -193,3 +232,20 @@ class ImageClassification:
         order = state.get("order")
         self._order = order.to("cpu", torch.int64) if order is not None else None
         self._cursor = int(state.get("cursor", 0))
+
+
+def augmentation_examples(data: Any, n: int = 12, *, augment: bool = True, shift: int | None = None,
+                          flip: bool = True, seed: int = 0
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first n images of a training batch as stored and as the trainer sees them: the
+    task's own batch() twice from the same seed (so the same images), without and with the
+    augmentation asked for (shift: pixels, None the task's own, 0 none; flip: where data allows).
+
+    Returns (stored (n, C, H, W), augmented (n, C, H, W)) floats in [0, 1] and labels (n,).
+    """
+    plain = ImageClassification(data, augment=False)
+    seen = ImageClassification(data, augment=augment, pad=shift, flip=flip)
+    x0, y = plain.batch("train", n, torch.Generator().manual_seed(seed))
+    x1, y1 = seen.batch("train", n, torch.Generator().manual_seed(seed))
+    assert torch.equal(y, y1)  # the same draw of images: only the augmentation differs
+    return x0, x1, y

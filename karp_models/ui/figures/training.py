@@ -228,3 +228,16 @@ def scalars_figure(runs: Sequence[Scalars], title: str, names: Sequence[str], la
     fig.update_xaxes(title_text=_("step"), rangemode="tozero")
     fig.update_yaxes(title_text=axis, type="log" if log else "linear", dtick=1 if log else None)
     return style.big_axes(fig)
+
+
+def augmentation_figure(stored: np.ndarray, seen: np.ndarray, rows: tuple[str, str]) -> go.Figure:
+    """Two rows of the same training images (N, C, H, W) floats in [0, 1]: as stored, and as the
+    trainer sees them (augmented); `rows` names the two rows."""
+    from karp_models.ui.figures.generative import sample_grid
+
+    both = np.concatenate([stored, seen])                         # (2N, C, H, W)
+    u8 = (np.clip(both, 0, 1) * 255).round().astype(np.uint8)
+    N, H = len(stored), stored.shape[-2]
+    scale = max(2, min(4, 56 // max(1, H)))                        # 28 px -> 2x: 12 tiles a row fit 1280
+    fig = sample_grid(u8, N, scale=scale, row_labels=list(rows))
+    return style.layout(fig, height=2 * H * scale + 40, margin=dict(l=110, r=0, t=8, b=8))
