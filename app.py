@@ -20,6 +20,7 @@ pages = {
     _("Train and evaluate"): [
         st.Page("pages/train.py", title=_("Train"), icon=":material/model_training:"),
         st.Page("pages/evaluate.py", title=_("Evaluate"), icon=":material/fact_check:"),
+        st.Page("pages/compression.py", title=_("Compression"), icon=":material/compress:"),
     ],
     _("Images"): [
         st.Page("pages/predict.py", title=_("Predict and look inside"), icon=":material/image_search:"),
