@@ -290,16 +290,31 @@ def _quantised(model: nn.Module) -> bool:
 def latency_ms(model: nn.Module, x1: torch.Tensor, *, warmup: int = 10, repeat: int = 50) -> float:
     """Median wall time in milliseconds of one batch-1 forward on the CPU (x1 (1, C, H, W) float),
     after `warmup` calls, over `repeat` calls, with torch's current thread count."""
-    model.eval()
+    return paired_latency_ms(model, None, x1, warmup=warmup, repeat=repeat)[0]
+
+
+@torch.inference_mode()
+def paired_latency_ms(model: nn.Module, reference: nn.Module | None, x1: torch.Tensor, *, warmup: int = 10,
+                      repeat: int = 50, rounds: int = 10) -> tuple[float, float]:
+    """(median ms of `model`, median ms of `reference`) per batch-1 forward on the CPU, timed in
+    `rounds` alternating rounds of repeat / rounds calls each after `warmup` calls of each, so a
+    busy spell of a shared machine slows both alike and their ratio stays fair (nan for no
+    reference). x1: (1, C, H, W) float."""
     x1 = x1.float().cpu()
-    for _i in range(warmup):
-        model(x1)
-    times = []
-    for _i in range(repeat):
-        t0 = time.perf_counter()
-        model(x1)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    runs = [m.eval() for m in (model, reference) if m is not None]
+    for m in runs:
+        for _i in range(warmup):
+            m(x1)
+    times: list[list[float]] = [[] for _m in runs]
+    per_round = max(1, repeat // max(1, rounds))
+    for _r in range(max(1, rounds)):
+        for m, ts in zip(runs, times):
+            for _i in range(per_round):
+                t0 = time.perf_counter()
+                m(x1)
+                ts.append(time.perf_counter() - t0)
+    out = [statistics.median(ts) * 1e3 for ts in times]
+    return out[0], out[1] if len(out) > 1 else float("nan")
 
 
 def _saved_bytes(obj: Any) -> int:
@@ -400,7 +415,8 @@ class Point:
     'int8-dynamic' | 'int8-static'; sparsity: the share asked for (0 for the others);
     zero_weights / zero_channels: measured shares of conv+linear weights / conv channels at 0;
     agreement: share of test images on which it predicts what the original does; latency_ms:
-    batch-1 median on the CPU (float models with BatchNorm folded, as int8 folds it);
+    batch-1 median on the CPU (float models with BatchNorm folded, as int8 folds it); speedup:
+    the original's latency over this one's, both timed in alternating rounds (paired_latency_ms);
     similarity: {method: one Similarity per explained image}; twin_agreement: int8 only, the
     share of test images on which the dequantised twin the explanations use predicts what the
     int8 model does."""
@@ -412,6 +428,7 @@ class Point:
     agreement: float
     size: Size
     latency_ms: float
+    speedup: float
     zero_weights: float
     zero_channels: float
     similarity: dict[str, list[Similarity]] = field(default_factory=dict, hash=False)
@@ -480,6 +497,7 @@ def sweep(model: nn.Module, data: Any, cfg: SweepConfig, *, task_kind: str = "im
     if cfg.int8:
         plan += [("int8-dynamic", 0.0, 0), ("int8-static", 0.0, 0)]
     total, points, skipped = len(plan), [], {}
+    reference = fused_for_inference(base)                       # the original, timed beside each point
     original_maps: dict[str, np.ndarray] = {}
 
     def measure(key: str, kind: str, s: float, steps: int, m: nn.Module, explained: nn.Module,
@@ -487,13 +505,16 @@ def sweep(model: nn.Module, data: Any, cfg: SweepConfig, *, task_kind: str = "im
         nonlocal original_maps
         pred = predictions(m, x_test)
         fast = m if kind.startswith("int8") else fused_for_inference(m)
-        lat = latency_ms(fast, x_float, repeat=cfg.latency_repeats)
+        lat, ref = paired_latency_ms(fast, None if kind == "original" else reference, x_float,
+                                     repeat=cfg.latency_repeats)
+        if kind == "original":
+            ref = lat
         maps = explain_maps(explained, x_ex, targets, methods) if len(x_ex) else {}
         if kind == "original":
             original_maps = maps
         sims = compare_maps(original_maps, maps) if maps else {}
         return Point(key, kind, s, steps, float((pred == y_test).mean()), float((pred == ref_pred).mean()),
-                     model_size(m), lat, weight_sparsity(explained), channel_sparsity(explained), sims, maps,
+                     model_size(m), lat, ref / lat, weight_sparsity(explained), channel_sparsity(explained), sims, maps,
                      twin_agreement)
 
     for i, (kind, s, steps) in enumerate(plan):

@@ -20,6 +20,7 @@ from karp_models.models import REGISTRY
 from karp_models.ui import cache, style
 from karp_models.ui.figures import compression as figs
 from karp_models.ui.figures.explain import measure_label
+from karp_models.ui.images import display
 from karp_models.ui.loaders import dataset
 from karp_models.ui.models import ModelChoice, load_model
 
@@ -132,13 +133,15 @@ def curves(sw: compress.Sweep) -> None:
 def table(sw: compress.Sweep) -> None:
     df = figs.points_frame(sw.points)
     pct = {c: "{:.1f}" for c in df.columns if "(%)" in c}
-    fmt = {**pct, _("change (points)"): "{:+.1f}", _("size (MB)"): "{:.2f}", _("file as written (MB)"): "{:.2f}",
-           _("latency (ms)"): "{:.2f}", _("speed-up"): "{:.2f}×"}
+    fmt = {**pct, _("change (points)"): "{:+.1f}", _("size (MB)"): "{:.2f}", _("latency (ms)"): "{:.2f}",
+           _("speed-up"): "{:.2f}×"}
     fmt.update({c: "{:.2f}" for c in df.columns if c not in fmt})
-    st.dataframe(df.style.format(fmt, na_rep="–"), width="stretch")
-    st.caption(_("'… like original': the mean Spearman rank correlation of the compressed model's map with the "
-                 "original's over the {n} explained images (1: the same pixels in the same order; the sanity "
-                 "check's measure). Computed in {s:.0f} s.").format(n=len(sw.targets), s=sw.seconds))
+    st.dataframe(df.style.format(fmt, na_rep="–"), width="stretch", height=36 * (len(df) + 1) + 3)
+    st.caption(_("Speed-up: the original's latency over this model's, the two timed in turns so a busy moment "
+                 "of the machine slows both. '… like original': the mean Spearman rank correlation of the "
+                 "compressed model's map with the original's over the {n} explained images (1: the same pixels in "
+                 "the same order; the sanity check's measure). Computed in {s:.0f} s.").format(
+                     n=len(sw.targets), s=sw.seconds))
 
 
 def explanations(sw: compress.Sweep, classes: tuple[str, ...]) -> None:
@@ -149,7 +152,8 @@ def explanations(sw: compress.Sweep, classes: tuple[str, ...]) -> None:
     st.subheader(_("Do the explanations change?"))
     c1, c2 = st.columns([2, 1])
     labels = [p.label for p in others]
-    default = next((i for i, p in enumerate(others) if p.kind == "structured"), 0)
+    default = next((i for i, p in enumerate(others) if p.kind == "structured" and p.finetune_steps),
+                   next((i for i, p in enumerate(others) if p.kind == "structured"), 0))
     chosen = c1.selectbox(_("Compressed model"), range(len(others)), index=default, format_func=lambda i: labels[i],
                           key="compression_point")
     i = int(c2.segmented_control(_("Image"), range(len(sw.targets)), default=0, format_func=lambda k: str(k + 1),
@@ -158,9 +162,12 @@ def explanations(sw: compress.Sweep, classes: tuple[str, ...]) -> None:
     orig = sw.original
     t = int(sw.targets[i])
     fig = cache.figure(("compression maps", st.session_state.get("compression_for"), chosen, i), lambda: figs.maps_figure(
-        sw.images[i], {m: a[i] for m, a in orig.maps.items()}, {m: a[i] for m, a in p.maps.items()}, p.label))
-    style.chart(fig, width="stretch", key="compression_maps")
-    st.caption(_("Test image of class **{truth}**; both models explain the original's prediction, **{target}**. "
+        {m: a[i] for m, a in orig.maps.items()}, {m: a[i] for m, a in p.maps.items()}, sw.images[i], p.label))
+    c_img, c_maps = st.columns([1, 3])
+    c_img.image(display(sw.images[i], side=style.px(200)), width="stretch")
+    with c_maps:
+        style.chart(fig, width="stretch", key="compression_maps")
+    c_img.caption(_("Test image of class **{truth}**; both models explain the original's prediction, **{target}**. "
                  "Red: for the class, blue: against it.").format(truth=classes[int(sw.labels[i])],
                                                                  target=classes[t]))
     if p.kind.startswith("int8"):

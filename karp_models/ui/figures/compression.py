@@ -12,9 +12,8 @@ import plotly.graph_objects as go
 
 from karp_models.compress import KIND_NAMES, KINDS, Point, mean_similarity
 from karp_models.i18n import _
-from karp_models.introspect.attribution import title
 from karp_models.ui import style
-from karp_models.ui.figures.explain import overlay_figure
+from karp_models.ui.figures.explain import overlay_figure, short
 
 AXES = ("size", "latency")
 COLOURS = {"unstructured": style.CATEGORY[0], "structured": style.CATEGORY[1],
@@ -60,12 +59,15 @@ def tradeoff_figure(points: Sequence[Point], axis: str, *, height: int = 430) ->
                     customdata=[[p.label, p.size.stored / 1e6, p.size.dense / 1e6, p.latency_ms] for p in ps],
                     hovertemplate=hover)
 
-    for name, kind, tuned, ps in _series(points):
+    series = _series(points)
+    labelled = {kind: tuned for _n, kind, tuned, _p in series}          # one line a kind says its sparsities
+    for name, kind, tuned, ps in series:
         colour = COLOURS[kind]
         if kind in KINDS:
-            fig.add_scatter(**data([orig] + ps), name=name, mode="lines+markers+text",
-                            text=[""] + [f"{p.sparsity:.0%}" for p in ps], textposition="top center",
-                            textfont=dict(size=style.SMALL, color=colour),
+            text = axis == "size" and labelled[kind] == tuned            # latency: the points crowd
+            fig.add_scatter(**data([orig] + ps), name=name, mode="lines+markers+text" if text else "lines+markers",
+                            text=[""] + [f"{p.sparsity:.0%}" for p in ps] if text else None,
+                            textposition="middle left", textfont=dict(size=style.SMALL, color=colour),
                             line=dict(color=colour, width=3, dash=None if tuned else "dot"),
                             marker=dict(size=10, symbol="circle" if tuned else "circle-open", line=dict(width=2)))
         else:
@@ -107,27 +109,27 @@ def points_frame(points: Sequence[Point]) -> pd.DataFrame:
             _("model"): p.label,
             _("accuracy (%)"): 100 * p.accuracy,
             _("change (points)"): 100 * (p.accuracy - orig.accuracy),
-            _("same answer as original (%)"): 100 * p.agreement,
+            _("agrees with original (%)"): 100 * p.agreement,
             _("size (MB)"): p.size.stored / 1e6,
-            _("file as written (MB)"): p.size.dense / 1e6,
             _("latency (ms)"): p.latency_ms,
-            _("speed-up"): orig.latency_ms / p.latency_ms if p.latency_ms else float("nan"),
+            _("speed-up"): p.speedup,
             _("weights at 0 (%)"): 100 * p.zero_weights,
             _("channels at 0 (%)"): 100 * p.zero_channels,
-            **{_("{method} like original").format(method=title(m)): mean_similarity(s)
+            **{_("{method} like original").format(method=short(m)): mean_similarity(s)
                for m, s in p.similarity.items()},
         })
     return pd.DataFrame(rows).set_index(_("model"))
 
 
-def maps_figure(x: np.ndarray, original: dict[str, np.ndarray], now: dict[str, np.ndarray],
+def maps_figure(original: dict[str, np.ndarray], now: dict[str, np.ndarray], x: np.ndarray,
                 name: str) -> go.Figure:
-    """The image, then each method's map for the original and for the compressed model `name`,
-    on the Explain page's signed scale: x (C, H, W) in [0, 1], maps method -> (H, W)."""
+    """Each method's map (a row each) for the original (left) and the compressed model `name`
+    (right), over the image x (C, H, W) in [0, 1], on the Explain page's signed scale; maps:
+    method -> (H, W)."""
     maps, titles = {}, {}
     for m in original:
         for who, src in ((_("original"), original), (name, now)):
             key = f"{m}|{who}"
             maps[key] = src[m]
-            titles[key] = _("{method}: {model}").format(method=title(m), model=who)
-    return overlay_figure(x, maps, title_of=titles.get, cols=len(maps) + 1, first=_("input"), height_per_row=300)
+            titles[key] = _("{method} · {model}").format(method=short(m), model=who)
+    return overlay_figure(x, maps, title_of=titles.get, cols=2, first=None, height_per_row=270)
