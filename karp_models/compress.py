@@ -295,24 +295,22 @@ def latency_ms(model: nn.Module, x1: torch.Tensor, *, warmup: int = 10, repeat: 
 
 @torch.inference_mode()
 def paired_latency_ms(model: nn.Module, reference: nn.Module | None, x1: torch.Tensor, *, warmup: int = 10,
-                      repeat: int = 50, rounds: int = 10) -> tuple[float, float]:
-    """(median ms of `model`, median ms of `reference`) per batch-1 forward on the CPU, timed in
-    `rounds` alternating rounds of repeat / rounds calls each after `warmup` calls of each, so a
-    busy spell of a shared machine slows both alike and their ratio stays fair (nan for no
-    reference). x1: (1, C, H, W) float."""
+                      repeat: int = 100) -> tuple[float, float]:
+    """(median ms of `model`, median ms of `reference`) per batch-1 forward on the CPU over
+    `repeat` calls each, after `warmup` calls of each; the two take turns call by call, so a busy
+    spell of a shared machine slows both alike and their ratio stays fair (nan for no reference).
+    x1: (1, C, H, W) float."""
     x1 = x1.float().cpu()
     runs = [m.eval() for m in (model, reference) if m is not None]
     for m in runs:
         for _i in range(warmup):
             m(x1)
     times: list[list[float]] = [[] for _m in runs]
-    per_round = max(1, repeat // max(1, rounds))
-    for _r in range(max(1, rounds)):
+    for _i in range(repeat):
         for m, ts in zip(runs, times):
-            for _i in range(per_round):
-                t0 = time.perf_counter()
-                m(x1)
-                ts.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            m(x1)
+            ts.append(time.perf_counter() - t0)
     out = [statistics.median(ts) * 1e3 for ts in times]
     return out[0], out[1] if len(out) > 1 else float("nan")
 
@@ -396,7 +394,7 @@ class SweepConfig:
     n_test: int = 1000
     n_calibration: int = 512
     n_explain: int = 4
-    latency_repeats: int = 50
+    latency_repeats: int = 100
     finetune_lr: float = 0.01
     batch_size: int = 128
 
@@ -416,7 +414,8 @@ class Point:
     zero_weights / zero_channels: measured shares of conv+linear weights / conv channels at 0;
     agreement: share of test images on which it predicts what the original does; latency_ms:
     batch-1 median on the CPU (float models with BatchNorm folded, as int8 folds it); speedup:
-    the original's latency over this one's, both timed in alternating rounds (paired_latency_ms);
+    the original's latency over this one's, the two timed call by call in turns (paired_latency_ms;
+    the original's own is against a copy of itself: 1 up to the timing's wobble);
     similarity: {method: one Similarity per explained image}; twin_agreement: int8 only, the
     share of test images on which the dequantised twin the explanations use predicts what the
     int8 model does."""
@@ -505,10 +504,8 @@ def sweep(model: nn.Module, data: Any, cfg: SweepConfig, *, task_kind: str = "im
         nonlocal original_maps
         pred = predictions(m, x_test)
         fast = m if kind.startswith("int8") else fused_for_inference(m)
-        lat, ref = paired_latency_ms(fast, None if kind == "original" else reference, x_float,
-                                     repeat=cfg.latency_repeats)
-        if kind == "original":
-            ref = lat
+        lat, ref = paired_latency_ms(fast, reference, x_float, repeat=cfg.latency_repeats)  # the original
+        # too: its speed-up against its own copy shows how much the timing wobbles here
         maps = explain_maps(explained, x_ex, targets, methods) if len(x_ex) else {}
         if kind == "original":
             original_maps = maps

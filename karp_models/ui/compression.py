@@ -115,12 +115,12 @@ def curves(sw: compress.Sweep) -> None:
     st.caption(ngettext(
         "Accuracy on {n:,} test images (the same fixed subset for every model). Size: the weights saved with "
         "torch.save, a pruned tensor stored as a bitmask of its zeros plus its other values when that is smaller; "
-        "the file torch writes as it is stays {dense:.2f} MB however many zeros it holds. Latency: median of 50 "
+        "the file torch writes as it is stays {dense:.2f} MB however many zeros it holds. Latency: median of 100 "
         "single-image forwards after 10 warm-up ones on {threads} CPU thread, BatchNorm folded into the convs "
         "for every model.",
         "Accuracy on {n:,} test images (the same fixed subset for every model). Size: the weights saved with "
         "torch.save, a pruned tensor stored as a bitmask of its zeros plus its other values when that is smaller; "
-        "the file torch writes as it is stays {dense:.2f} MB however many zeros it holds. Latency: median of 50 "
+        "the file torch writes as it is stays {dense:.2f} MB however many zeros it holds. Latency: median of 100 "
         "single-image forwards after 10 warm-up ones on {threads} CPU threads, BatchNorm folded into the convs "
         "for every model.", sw.threads).format(n=sw.n_test, dense=orig.size.dense / 1e6, threads=sw.threads))
     st.markdown(_("**Why pruning is no faster here:** PyTorch's dense kernels multiply the zeros too. A pruned "
@@ -133,12 +133,12 @@ def curves(sw: compress.Sweep) -> None:
 def table(sw: compress.Sweep) -> None:
     df = figs.points_frame(sw.points)
     pct = {c: "{:.1f}" for c in df.columns if "(%)" in c}
-    fmt = {**pct, _("change (points)"): "{:+.1f}", _("size (MB)"): "{:.2f}", _("latency (ms)"): "{:.2f}",
-           _("speed-up"): "{:.2f}×"}
+    fmt = {**pct, _("size (MB)"): "{:.2f}", _("latency (ms)"): "{:.2f}", _("speed-up"): "{:.2f}×"}
     fmt.update({c: "{:.2f}" for c in df.columns if c not in fmt})
-    st.dataframe(df.style.format(fmt, na_rep="–"), width="stretch", height=36 * (len(df) + 1) + 3)
-    st.caption(_("Speed-up: the original's latency over this model's, the two timed in turns so a busy moment "
-                 "of the machine slows both. '… like original': the mean Spearman rank correlation of the "
+    st.table(df.style.format(fmt, na_rep="–"))            # wraps its headers: every column in view
+    st.caption(_("Speed-up: the original's latency over this model's, the two timed call by call in turns so a "
+                 "busy moment of the machine slows both (the original against a copy of itself: how much the "
+                 "timing wobbles here). '… like original': the mean Spearman rank correlation of the "
                  "compressed model's map with the original's over the {n} explained images (1: the same pixels in "
                  "the same order; the sanity check's measure). Computed in {s:.0f} s.").format(
                      n=len(sw.targets), s=sw.seconds))

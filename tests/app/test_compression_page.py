@@ -38,7 +38,7 @@ def test_a_small_sweep_shows_curves_table_and_maps():
     size = charts[0]
     star = next(t for t in size["data"] if t["name"] == "original")
     assert 2.5 < star["x"][0] < 2.8 and 90 < star["y"][0] < 97   # 2.66 MB, ~94% on 200 images
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table.index) == ["original", "channels 50%", "channels 50% + 25 steps",
                                  "int8 dynamic (Linear)", "int8 static (conv + Linear)"]
     assert table.loc["int8 static (conv + Linear)", "size (MB)"] < 0.3 * table.loc["original", "size (MB)"]

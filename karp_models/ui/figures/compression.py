@@ -102,14 +102,12 @@ def legend_html(points: Sequence[Point]) -> str:
 
 def points_frame(points: Sequence[Point]) -> pd.DataFrame:
     """One row per point, headers in the current language; numbers as numbers (format when shown)."""
-    orig = points[0]
     rows = []
     for p in points:
         rows.append({
             _("model"): p.label,
             _("accuracy (%)"): 100 * p.accuracy,
-            _("change (points)"): 100 * (p.accuracy - orig.accuracy),
-            _("agrees with original (%)"): 100 * p.agreement,
+            _("same answer as original (%)"): 100 * p.agreement,
             _("size (MB)"): p.size.stored / 1e6,
             _("latency (ms)"): p.latency_ms,
             _("speed-up"): p.speedup,
