@@ -171,7 +171,7 @@ def finetune(model: nn.Module, data: Any, *, steps: int, task_kind: str = "image
     if steps <= 0:
         return model.eval()
     task = _QuickEval(make_task(data, model, kind=task_kind))
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, optimizer="sgd", lr=lr, weight_decay=5e-4,
+    cfg = TrainConfig(steps=steps, batch_size=min(batch_size, len(data.train_y)),   # a person's own few images optimizer="sgd", lr=lr, weight_decay=5e-4,
                       schedule="cosine", warmup=0.0, label_smoothing=0.1, eval_every=0, eval_batches=1,
                       seed=seed)
     for _rec in Trainer(model, task, cfg, device).run(log_every=max(steps, 1)):
