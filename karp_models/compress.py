@@ -286,10 +286,19 @@ def _quantised(model: nn.Module) -> bool:
     return any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules())
 
 
+def cpu_clock() -> bool:
+    """Whether latencies are counted in the CPU time of the calling thread (torch on one thread:
+    all of a forward's work runs on it, and time other programs take the core from it does not
+    count; on a shared 2-core machine medians of wall time swung 3x between runs) rather than in
+    wall time (several threads: work on the others would not be counted)."""
+    return torch.get_num_threads() == 1
+
+
 @torch.inference_mode()
 def latency_ms(model: nn.Module, x1: torch.Tensor, *, warmup: int = 10, repeat: int = 50) -> float:
-    """Median wall time in milliseconds of one batch-1 forward on the CPU (x1 (1, C, H, W) float),
-    after `warmup` calls, over `repeat` calls, with torch's current thread count."""
+    """Median time in milliseconds of one batch-1 forward on the CPU (x1 (1, C, H, W) float),
+    after `warmup` calls, over `repeat` calls, with torch's current thread count; the thread's CPU
+    time on one thread, else wall time (`cpu_clock`)."""
     return paired_latency_ms(model, None, x1, warmup=warmup, repeat=repeat)[0]
 
 
@@ -299,7 +308,9 @@ def paired_latency_ms(model: nn.Module, reference: nn.Module | None, x1: torch.T
     """(median ms of `model`, median ms of `reference`) per batch-1 forward on the CPU over
     `repeat` calls each, after `warmup` calls of each; the two take turns call by call, so a busy
     spell of a shared machine slows both alike and their ratio stays fair (nan for no reference).
+    Timed by the thread's CPU time on one torch thread, else by wall time (`cpu_clock`).
     x1: (1, C, H, W) float."""
+    clock = time.thread_time if cpu_clock() else time.perf_counter
     x1 = x1.float().cpu()
     runs = [m.eval() for m in (model, reference) if m is not None]
     for m in runs:
@@ -308,9 +319,9 @@ def paired_latency_ms(model: nn.Module, reference: nn.Module | None, x1: torch.T
     times: list[list[float]] = [[] for _m in runs]
     for _i in range(repeat):
         for m, ts in zip(runs, times):
-            t0 = time.perf_counter()
+            t0 = clock()
             m(x1)
-            ts.append(time.perf_counter() - t0)
+            ts.append(clock() - t0)
     out = [statistics.median(ts) * 1e3 for ts in times]
     return out[0], out[1] if len(out) > 1 else float("nan")
 
@@ -455,6 +466,7 @@ class Sweep:
     n_test: int
     threads: int
     seconds: float
+    cpu_clock: bool = True          # latencies in the thread's CPU time (one torch thread), else wall time
 
     @property
     def original(self) -> Point:
@@ -549,4 +561,4 @@ def sweep(model: nn.Module, data: Any, cfg: SweepConfig, *, task_kind: str = "im
     if progress:
         progress(total, total, _("done"))
     return Sweep(points, x_ex.numpy(), data.test_y[ex_idx].numpy(), targets, skipped, len(idx),
-                 torch.get_num_threads(), time.perf_counter() - t0)
+                 torch.get_num_threads(), time.perf_counter() - t0, cpu_clock())

@@ -12,7 +12,7 @@ import torch
 
 from karp_models import compress
 from karp_models import device as dev
-from karp_models.i18n import N_, _, language, ngettext
+from karp_models.i18n import N_, _, language
 from karp_models.introspect.attribution import title
 from karp_models.introspect.similarity import KINDS as MAP_KINDS
 from karp_models.introspect.similarity import MEASURES
@@ -112,17 +112,18 @@ def curves(sw: compress.Sweep) -> None:
             style.chart(fig, width="stretch", key=f"compression_{axis}")
     st.html(figs.legend_html(sw.points))
     orig = sw.original
-    st.caption(ngettext(
-        "Accuracy on {n:,} test images (the same fixed subset for every model). Size: the weights saved with "
-        "torch.save, a pruned tensor stored as a bitmask of its zeros plus its other values when that is smaller; "
-        "the file torch writes as it is stays {dense:.2f} MB however many zeros it holds. Latency: median of 100 "
-        "single-image forwards after 10 warm-up ones on {threads} CPU thread, BatchNorm folded into the convs "
-        "for every model.",
-        "Accuracy on {n:,} test images (the same fixed subset for every model). Size: the weights saved with "
-        "torch.save, a pruned tensor stored as a bitmask of its zeros plus its other values when that is smaller; "
-        "the file torch writes as it is stays {dense:.2f} MB however many zeros it holds. Latency: median of 100 "
-        "single-image forwards after 10 warm-up ones on {threads} CPU threads, BatchNorm folded into the convs "
-        "for every model.", sw.threads).format(n=sw.n_test, dense=orig.size.dense / 1e6, threads=sw.threads))
+    size = _("Accuracy on {n:,} test images (the same fixed subset for every model). Size: the weights saved "
+             "with torch.save, a pruned tensor stored as a bitmask of its zeros plus its other values when that "
+             "is smaller; the file torch writes as it is stays {dense:.2f} MB however many zeros it holds.").format(
+                 n=sw.n_test, dense=orig.size.dense / 1e6)
+    if sw.cpu_clock:
+        timing = _("Latency: median of 100 single-image forwards after 10 warm-up ones on one CPU thread, counted "
+                   "in that thread's CPU time, so other programs busy on the machine do not count; BatchNorm "
+                   "folded into the convs for every model.")
+    else:
+        timing = _("Latency: median wall time of 100 single-image forwards after 10 warm-up ones on {threads} CPU "
+                   "threads, BatchNorm folded into the convs for every model.").format(threads=sw.threads)
+    st.caption(size + " " + timing)
     st.markdown(_("**Why pruning is no faster here:** PyTorch's dense kernels multiply the zeros too. A pruned "
                   "channel only saves time once it is cut out of the network, and scattered zeros only with sparse "
                   "kernels. int8 is faster because every multiply works on 8-bit integers."))
