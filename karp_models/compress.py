@@ -159,6 +159,16 @@ class _QuickEval:
         return getattr(self.task, name)
 
 
+def finetune_config(steps: int, *, lr: float = 0.01, batch_size: int = 128, seed: int = 0) -> Any:
+    """The fine-tune's TrainConfig: SGD (Nesterov momentum 0.9, weight decay 5e-4) at `lr` on a
+    cosine schedule with no warm-up, label smoothing 0.1, no evaluations on the way."""
+    from karp_models.train.trainer import TrainConfig
+
+    return TrainConfig(steps=steps, batch_size=batch_size, optimizer="sgd", lr=lr, weight_decay=5e-4,
+                       schedule="cosine", warmup=0.0, label_smoothing=0.1, eval_every=0, eval_batches=1,
+                       seed=seed)
+
+
 def finetune(model: nn.Module, data: Any, *, steps: int, task_kind: str = "image", lr: float = 0.01,
              batch_size: int = 128, seed: int = 0, device: torch.device | str = "cpu") -> nn.Module:
     """Train `model` in place for `steps` steps through the one Trainer and the model's Task
@@ -166,14 +176,13 @@ def finetune(model: nn.Module, data: Any, *, steps: int, task_kind: str = "image
     augmentation: a short version of the fast CNN's recipe). Pruning masks stay attached, so
     pruned weights stay 0. Returns the model in eval mode, on `device`."""
     from karp_models.train.tasks import make_task
-    from karp_models.train.trainer import TrainConfig, Trainer
+    from karp_models.train.trainer import Trainer
 
     if steps <= 0:
         return model.eval()
     task = _QuickEval(make_task(data, model, kind=task_kind))
-    cfg = TrainConfig(steps=steps, batch_size=min(batch_size, len(data.train_y)),   # a person's own few images optimizer="sgd", lr=lr, weight_decay=5e-4,
-                      schedule="cosine", warmup=0.0, label_smoothing=0.1, eval_every=0, eval_batches=1,
-                      seed=seed)
+    batch_size = min(batch_size, len(data.train_y))         # a person's own few images: a smaller batch
+    cfg = finetune_config(steps, lr=lr, batch_size=batch_size, seed=seed)
     for _rec in Trainer(model, task, cfg, device).run(log_every=max(steps, 1)):
         pass
     return model.eval().to(memory_format=torch.contiguous_format)

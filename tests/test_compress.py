@@ -103,6 +103,11 @@ def test_finetune_runs_through_the_trainer_and_keeps_the_zeros(fast, fm):
     assert any(not torch.equal(a, b) for a, b in zip(_weights(before), _weights(tuned)))   # the rest moved
     assert C.weight_sparsity(tuned) == C.weight_sparsity(before)
 
+def test_finetune_config_is_the_documented_recipe():
+    cfg = C.finetune_config(50, lr=0.02, batch_size=64)
+    assert (cfg.steps, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.schedule, cfg.warmup, cfg.label_smoothing,
+            cfg.batch_size, cfg.eval_every) == (50, "sgd", 0.02, 5e-4, "cosine", 0.0, 0.1, 64, 0)
+
 # ---------------------------------------------------------------------------- int8
 
 
