@@ -75,8 +75,8 @@ def tradeoff_figure(points: Sequence[Point], axis: str, *, height: int = 430) ->
                             marker=dict(size=16, symbol="diamond", color=colour, line=dict(width=1, color="black")))
     fig.add_scatter(**data([orig]), name=_("original"), mode="markers",
                     marker=dict(size=22, symbol="star", color="black"))
-    titles = {"size": (_("Accuracy against size on disk"), _("size on disk (MB, zeros stored sparsely)")),
-              "latency": (_("Accuracy against CPU latency"), _("latency per image (ms, batch 1, median)"))}
+    titles = {"size": (_("Accuracy against size on disk"), _("MB on disk (zeros stored sparsely)")),
+              "latency": (_("Accuracy against CPU latency"), _("ms per image (batch 1, median)"))}
     head, xtitle = titles[axis]
     style.layout(fig, height=height, title=head, plot_bgcolor="white", showlegend=False,
                  margin=dict(l=10, r=10, t=50, b=10))
@@ -97,7 +97,7 @@ def legend_html(points: Sequence[Point]) -> str:
             mark = f"<span style='color:{colour};font-size:1.3em'>&#9670;</span>"
         items.append(f"<span style='white-space:nowrap;margin-right:1.4em'>{mark} {name}</span>")
     items.append(f"<span style='white-space:nowrap'><b style='font-size:1.3em'>&#9733;</b> {_('original')}</span>")
-    return "<div style='font-size:1.05rem;line-height:1.9'>" + "".join(items) + "</div>"
+    return "<div style='font-size:1.05rem;line-height:1.9'>" + " ".join(items) + "</div>"   # breaks between
 
 
 def points_frame(points: Sequence[Point]) -> pd.DataFrame:
