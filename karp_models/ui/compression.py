@@ -112,9 +112,9 @@ def curves(sw: compress.Sweep) -> None:
             style.chart(fig, width="stretch", key=f"compression_{axis}")
     st.html(figs.legend_html(sw.points))
     orig = sw.original
-    size = _("Accuracy on {n:,} test images (the same fixed subset for every model). Size: the weights saved "
-             "with torch.save, a pruned tensor stored as a bitmask of its zeros plus its other values when that "
-             "is smaller; the file torch writes as it is stays {dense:.2f} MB however many zeros it holds.").format(
+    size = _("Accuracy on {n:,} test images (the same fixed subset for every model). Size: the saved weights, "
+             "a pruned tensor stored as a bitmask of its zeros plus its other values when that is smaller; the "
+             "file torch writes as it is stays {dense:.2f} MB however many zeros it holds.").format(
                  n=sw.n_test, dense=orig.size.dense / 1e6)
     if sw.cpu_clock:
         timing = _("Latency: median of 100 single-image forwards after 10 warm-up ones on one CPU thread, counted "

@@ -49,3 +49,16 @@ def test_a_small_sweep_shows_curves_table_and_maps():
     at.selectbox(key="compression_point").set_value(3).run()    # int8 static: explained on its twin
     assert not at.exception, [e.value for e in at.exception]
     assert any("dequantised twin" in i.value for i in at.info)
+
+
+def test_asking_for_nothing_says_what_to_choose():
+    at = open_page("compression.py")
+    at.multiselect(key="compression_kinds").set_value([])
+    at.toggle(key="compression_int8").set_value(False).run()
+    assert not at.exception and [i.value for i in at.info] == ["Choose a kind of pruning or int8 quantisation."]
+    assert not at.button                                          # nothing to run
+    at.multiselect(key="compression_kinds").set_value(["unstructured"])
+    at.pills(key="compression_sparsity").set_value([]).run()
+    assert [i.value for i in at.info] == ["Choose at least one sparsity."]
+    at.pills(key="compression_sparsity").set_value([0.9]).run()     # int8 only is fine too
+    assert at.button(key="compression_run").label == "▶ Compress and measure 3 models"
