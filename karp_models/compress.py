@@ -49,7 +49,7 @@ from karp_models.introspect.similarity import Similarity, compare
 
 KINDS = ("unstructured", "structured")
 KIND_NAMES = {"unstructured": N_("unstructured"), "structured": N_("channels"),
-              "original": N_("original"), "int8-dynamic": N_("int8 dynamic (Linear)"),
+              "original": N_("original model"), "int8-dynamic": N_("int8 dynamic (Linear)"),
               "int8-static": N_("int8 static (conv + Linear)")}            # shown with _()
 EXPLAIN_METHODS = ("Grad-CAM", "Integrated Gradients")
 PRUNABLE = (nn.Conv2d, nn.Linear)

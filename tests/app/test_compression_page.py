@@ -36,12 +36,12 @@ def test_a_small_sweep_shows_curves_table_and_maps():
     titles = [c["layout"]["title"]["text"] for c in charts if c["layout"].get("title")]
     assert titles[:2] == ["Accuracy against size on disk", "Accuracy against CPU latency"]
     size = charts[0]
-    star = next(t for t in size["data"] if t["name"] == "original")
+    star = next(t for t in size["data"] if t["name"] == "original model")
     assert 2.5 < star["x"][0] < 2.8 and 90 < star["y"][0] < 97   # 2.66 MB, ~94% on 200 images
     table = at.table[0].value
-    assert list(table.index) == ["original", "channels 50%", "channels 50% + 25 steps",
+    assert list(table.index) == ["original model", "channels 50%", "channels 50% + 25 steps",
                                  "int8 dynamic (Linear)", "int8 static (conv + Linear)"]
-    assert table.loc["int8 static (conv + Linear)", "size (MB)"] < 0.3 * table.loc["original", "size (MB)"]
+    assert table.loc["int8 static (conv + Linear)", "size (MB)"] < 0.3 * table.loc["original model", "size (MB)"]
     assert table.loc["channels 50%", "channels at 0 (%)"] == pytest.approx(50, abs=2)
     # the maps: input, then Grad-CAM and IG of the original and of the compressed model
     heat = [t for t in charts[2]["data"] if t["type"] == "heatmap"]

@@ -26,7 +26,7 @@ def test_tradeoff_has_a_line_per_series_and_the_original_as_a_star(axis):
     fig = figs.tradeoff_figure(POINTS, axis)
     names = [t.name for t in fig.data]
     assert names == ["unstructured, pruned only", "unstructured, fine-tuned 50 steps", "channels, pruned only",
-                     "int8 static (conv + Linear)", "original"]
+                     "int8 static (conv + Linear)", "original model"]
     star = fig.data[-1]
     assert star.marker.symbol == "star" and list(star.y) == [94.0]
     pruned = fig.data[0]                                        # each line starts at the original
@@ -40,17 +40,17 @@ def test_tradeoff_has_a_line_per_series_and_the_original_as_a_star(axis):
 
 def test_points_frame_has_one_row_a_point_and_the_similarity_means():
     df = figs.points_frame(POINTS)
-    assert list(df.index) == ["original", "unstructured 50%", "unstructured 50% + 50 steps", "channels 50%",
+    assert list(df.index) == ["original model", "unstructured 50%", "unstructured 50% + 50 steps", "channels 50%",
                               "int8 static (conv + Linear)"]
     assert df.loc["channels 50%", "channels at 0 (%)"] == 50
     assert df.loc["int8 static (conv + Linear)", "speed-up"] == 2
     assert df.loc["unstructured 50% + 50 steps", "Grad-CAM like original"] == pytest.approx(0.8)
-    assert np.isnan(df.loc["original", "IG like original"])        # no image could be judged
+    assert np.isnan(df.loc["original model", "IG like original"])        # no image could be judged
 
 
 def test_maps_figure_puts_each_method_in_a_row_original_left():
     p = POINTS[3]
     fig = figs.maps_figure({m: a[0] for m, a in POINTS[0].maps.items()}, {m: a[0] for m, a in p.maps.items()},
                            np.zeros((1, 4, 4)), p.label)
-    assert [a.text for a in fig.layout.annotations] == ["Grad-CAM · original", "Grad-CAM · channels 50%",
-                                                        "IG · original", "IG · channels 50%"]
+    assert [a.text for a in fig.layout.annotations] == ["Grad-CAM · original model", "Grad-CAM · channels 50%",
+                                                        "IG · original model", "IG · channels 50%"]

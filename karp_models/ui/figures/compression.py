@@ -73,7 +73,7 @@ def tradeoff_figure(points: Sequence[Point], axis: str, *, height: int = 430) ->
         else:
             fig.add_scatter(**data(ps), name=name, mode="markers",
                             marker=dict(size=16, symbol="diamond", color=colour, line=dict(width=1, color="black")))
-    fig.add_scatter(**data([orig]), name=_("original"), mode="markers",
+    fig.add_scatter(**data([orig]), name=_("original model"), mode="markers",
                     marker=dict(size=22, symbol="star", color="black"))
     titles = {"size": (_("Accuracy against size on disk"), _("MB on disk (zeros stored sparsely)")),
               "latency": (_("Accuracy against CPU latency"), _("ms per image (batch 1, median)"))}
@@ -96,7 +96,7 @@ def legend_html(points: Sequence[Point]) -> str:
         else:
             mark = f"<span style='color:{colour};font-size:1.3em'>&#9670;</span>"
         items.append(f"<span style='white-space:nowrap;margin-right:1.4em'>{mark} {name}</span>")
-    items.append(f"<span style='white-space:nowrap'><b style='font-size:1.3em'>&#9733;</b> {_('original')}</span>")
+    items.append(f"<span style='white-space:nowrap'><b style='font-size:1.3em'>&#9733;</b> {_('original model')}</span>")
     return "<div style='font-size:1.05rem;line-height:1.9'>" + " ".join(items) + "</div>"   # breaks between
 
 
@@ -126,7 +126,7 @@ def maps_figure(original: dict[str, np.ndarray], now: dict[str, np.ndarray], x: 
     method -> (H, W)."""
     maps, titles = {}, {}
     for m in original:
-        for who, src in ((_("original"), original), (name, now)):
+        for who, src in ((_("original model"), original), (name, now)):
             key = f"{m}|{who}"
             maps[key] = src[m]
             titles[key] = _("{method} · {model}").format(method=short(m), model=who)
