@@ -21,6 +21,7 @@ pages = {
         st.Page("pages/train.py", title=_("Train"), icon=":material/model_training:"),
         st.Page("pages/evaluate.py", title=_("Evaluate"), icon=":material/fact_check:"),
         st.Page("pages/own_classes.py", title=_("Your own classes"), icon=":material/add_photo_alternate:"),
+        st.Page("pages/compression.py", title=_("Compression"), icon=":material/compress:"),
     ],
     _("Images"): [
         st.Page("pages/predict.py", title=_("Predict and look inside"), icon=":material/image_search:"),

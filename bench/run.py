@@ -227,8 +227,8 @@ SECTIONS: dict[str, str] = {"predict": "bench_predict", "explain": "bench_explai
                             "evaluate": "bench_evaluate", "text": "bench_text",
                             "seq2seq": "bench_seq2seq", "finetune": "bench_finetune",
                             "generative": "bench_generative", "captioning": "bench_captioning",
-                            "autosave": "bench_autosave", "load": "bench_load",
-                            "interventions": "bench_interventions",
+                            "autosave": "bench_autosave", "compress": "bench_compress",
+                            "load": "bench_load", "interventions": "bench_interventions",
                             "adversarial": "bench_adversarial"}
 ON_REQUEST = {"load"}  # minutes of simulated classroom: only with --only load
 THROUGHPUT = [("fast", "fashion-mnist", None, 256), ("vit", "fashion-mnist", None, 256),

@@ -21,7 +21,8 @@ ALLOWED = {
     "introspect": {"models", "device"},
     "imagenet": {"introspect", "models", "device"},
     "train": {"data", "models", "introspect", "device", "imagenet"},  # fine-tuning's pretrained weights
-    "ui": {"data", "models", "introspect", "train", "device", "preprocess", "imagenet"},
+    "compress": {"data", "models", "introspect", "train", "device"},   # fine-tunes through the Trainer
+    "ui": {"data", "models", "introspect", "train", "device", "preprocess", "imagenet", "compress"},
     "cli": {"data", "models", "train", "device"},
     "__main__": {"cli"},
     "__init__": set(),
