@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from karp_models.i18n import _
-from karp_models.introspect.attribution import METHODS, Attribution, Logits, attribute
+from karp_models.introspect.attribution import METHODS, Attribution, attribute
 from karp_models.introspect.similarity import Similarity, compare
 
 ATTACKS = ("FGSM", "PGD")

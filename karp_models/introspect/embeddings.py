@@ -62,20 +62,23 @@ def penultimate_features(model: nn.Module, x: torch.Tensor, *, batch_size: int |
 # ---------------------------------------------------------------------------- projections
 
 
-def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
-    """Leave-one-out k-nearest-neighbour accuracy (0..1) of `labels` (N,) from `features` (N, D),
-    Euclidean: how well the classes separate in the features themselves, the usual k-NN probe of
-    a representation (e.g. Wu et al. 2018, Caron et al. 2021). Each point votes with its k nearest
-    others (ties: the lowest class). Raises ValueError for fewer than k + 1 points."""
+def knn_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 5) -> tuple[float, int]:
+    """(leave-one-out k-nearest-neighbour accuracy 0..1, the k used) of `labels` (N,) from
+    `features` (N, D), Euclidean: how well the classes separate in the features themselves, the
+    usual k-NN probe of a representation (e.g. Wu et al. 2018, Caron et al. 2021). Each point votes
+    with its k nearest others (ties: the lowest class). k is lowered to one less than the smallest
+    class's size (at least 1), so a class of 2 images can still win its own vote. Raises
+    ValueError for fewer than 2 points."""
     from sklearn.neighbors import NearestNeighbors
 
     X, y = np.asarray(features, np.float32), np.asarray(labels)
-    if len(X) < k + 1:
-        raise ValueError(f"a {k}-NN accuracy needs at least {k + 1} points, got {len(X)}")
+    if len(X) < 2:
+        raise ValueError(f"a nearest-neighbour accuracy needs at least 2 points, got {len(X)}")
+    k = int(max(1, min(k, np.bincount(y)[np.unique(y)].min() - 1, len(X) - 1)))
     _dist, idx = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X)
     others = np.array([row[row != i][:k] for i, row in enumerate(idx)])    # drop each point itself
     votes = np.apply_along_axis(np.bincount, 1, y[others], minlength=int(y.max()) + 1)
-    return float((votes.argmax(1) == y).mean())
+    return float((votes.argmax(1) == y).mean()), k
 
 
 

@@ -181,8 +181,9 @@ def embedding_features(path: str, mtime: float, n: int, before: bool = False) ->
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def knn_accuracy(path: str, mtime: float, n: int, before: bool = False) -> float:
-    """Leave-one-out 5-NN accuracy of the test labels from embedding_features."""
+def knn_accuracy(path: str, mtime: float, n: int, before: bool = False) -> tuple[float, int]:
+    """(leave-one-out k-NN accuracy of the test labels from embedding_features, k): k is 5, or
+    fewer for a class with fewer than 6 images (introspect.embeddings.knn_accuracy)."""
     ds = dataset(load_model(path, mtime).meta.get("dataset") or "fashion-mnist")
     return emb.knn_accuracy(embedding_features(path, mtime, n, before), ds.test_y[:n].numpy())
 

@@ -89,7 +89,7 @@ def backbone_picker() -> ft.Backbone | None:
     bb = by_key[key]
     facts = [_("trained on {data}").format(data=bb.trained_on)] + ([bb.metrics] if bb.metrics else [])
     facts.append(_("{mb} MB").format(mb=f"{bb.size_mb:.1f}"))
-    st.caption(join(facts) + ". " + input_words(bb))
+    st.caption(_("{facts}. {input}").format(facts=join(facts), input=input_words(bb)))
     if not bb.available:
         if download_weights(bb.fields["arch"], "own_download",
                             _("{model} needs its ImageNet weights ({mb:.0f} MB), which are not on this "
@@ -213,13 +213,12 @@ def _curve(r: JobStatus) -> figs.ModeCurve:
 def _save(mgr: JobManager, r: JobStatus) -> None:
     """A Save popover: the run's name (suggested from the data, backbone and mode) and the button."""
     key = f"own_save_name_{r.job_id}"
-    if key not in st.session_state:
-        o = r.spec.overrides                                      # the checkpoint's name, or the arch
-        bb = o.get("arch", "") if o.get("source") == "torchvision" else Path(o.get("weights", "")).stem
-        st.session_state[key] = f"{r.spec.dataset}-{bb}-{r.spec.preset}"
+    o = r.spec.overrides                                          # the checkpoint's name, or the arch
+    bb = o.get("arch", "") if o.get("source") == "torchvision" else Path(o.get("weights", "")).stem
+    suggested = f"{r.spec.dataset}-{bb}-{r.spec.preset}"          # a widget's value: kept across page visits
     with st.popover(_("Save"), icon=":material/save:", width="stretch"):
         with st.form(f"own_save_{r.job_id}", border=False):
-            name = st.text_input(_("Save this run as"), key=key)
+            name = st.text_input(_("Save this run as"), value=suggested, key=key)
             if st.form_submit_button(_("Save run"), icon=":material/save:", type="primary"):
                 try:
                     with st.spinner(_("Evaluating on the validation images and saving…")):

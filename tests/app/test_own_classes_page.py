@@ -168,8 +168,8 @@ def test_three_classes_three_ways_saved_and_opened_everywhere(app, tmp_path):
     assert at.metric[1].label == "Mistakes of 6"                   # the validation images
     ok(at.segmented_control(key="evaluate_view").set_value("Projector").run())
     assert at.segmented_control(key="evaluate_proj_when").value == "after fine-tuning"
-    knn = next(m.value for m in at.markdown if "5 nearest neighbours" in m.value)
-    assert "before** fine-tuning" in knn and "after**" in knn
+    knn = next(m.value for m in at.markdown if "How well the classes separate" in m.value)
+    assert "nearest neighbour)" in knn and "before** fine-tuning" in knn   # 2 images a class: 1-NN
     after = chart(at, "evaluate_proj_chart_PCA_6_False")
     ok(at.segmented_control(key="evaluate_proj_when").set_value("before: the pretrained backbone").run())
     before = chart(at, "evaluate_proj_chart_PCA_6_True")            # the backbone's own features

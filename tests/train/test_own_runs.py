@@ -197,6 +197,8 @@ def test_knn_accuracy_is_sklearns_leave_one_out():
     X = rng.normal(size=(300, 4))
     y = (X[:, 0] + rng.normal(size=300) > 0).astype(int) + (X[:, 1] > 1)
     ref = (cross_val_predict(KNeighborsClassifier(5), X, y, cv=LeaveOneOut()) == y).mean()
-    assert knn_accuracy(X, y) == pytest.approx(ref)
-    with pytest.raises(ValueError, match="at least 6 points"):
-        knn_accuracy(X[:5], y[:5])
+    assert knn_accuracy(X, y) == (pytest.approx(ref), 5)
+    two = np.repeat([0, 1, 2], 2)                   # 2 images a class: 1-NN, so a class can win its vote
+    assert knn_accuracy(np.repeat([[0.0], [5.0], [10.0]], 2, axis=0), two) == (1.0, 1)
+    with pytest.raises(ValueError, match="at least 2 points"):
+        knn_accuracy(X[:1], y[:1])

@@ -26,13 +26,19 @@ class ModeCurve:
     accuracy: Sequence[float]         # validation accuracy there, a fraction
 
 
+MODE_DASH = {"head": "solid", "whole": "dash", "scratch": "dot"}
+MODE_MARKER = {"head": "circle", "whole": "diamond", "scratch": "x"}
+
+
 def modes_figure(curves: Sequence[ModeCurve], chance: float | None = None, height: int = 400) -> go.Figure:
     """Validation accuracy (%) over training steps, one line per mode, with the legend below the
     axis and, when given, chance (1 / classes) as a dotted line."""
     fig = go.Figure()
-    for c in curves:
+    for i, c in enumerate(curves):   # lines that coincide (all at 100%) stay visible: widths, dashes, markers differ
         fig.add_scatter(x=list(c.steps), y=[100 * a for a in c.accuracy], mode="lines+markers", name=c.label,
-                        line=dict(color=MODE_COLORS.get(c.mode, style.RUNS[0]), width=4), marker=dict(size=9))
+                        line=dict(color=MODE_COLORS.get(c.mode, style.RUNS[0]), width=max(3, 9 - 3 * i),
+                                  dash=MODE_DASH.get(c.mode, "solid")),
+                        marker=dict(size=max(8, 16 - 4 * i), symbol=MODE_MARKER.get(c.mode, "circle")))
     if chance is not None:
         fig.add_hline(y=100 * chance, line=dict(color="#555", dash="dot", width=2),
                       annotation_text=_("chance"), annotation_position="bottom right",

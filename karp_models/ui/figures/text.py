@@ -262,7 +262,8 @@ def neuron_text_html(text: str, values: np.ndarray, scale: float | None = None) 
 def color_legend_html(scale: float) -> str:
     stops = "".join(f"<span style='background:{style.diverging_css(v)};padding:2px 10px'>{v * scale:+.2f}</span>"
                     for v in (-1, -0.5, 0, 0.5, 1))
-    return f"<div style='font-size:16px;margin:4px 0'>{html.escape(_('colour = value:'))} {stops}</div>"
+    words = html.escape(_("colour = value:"))      # outside the f-string: pybabel does not look inside one
+    return f"<div style='font-size:16px;margin:4px 0'>{words} {stops}</div>"
 
 
 def trace_figure(values: np.ndarray, signal: np.ndarray, text: str, cell_label: str, signal_name: str) -> go.Figure:
