@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from karp_models.i18n import N_, _, ngettext
+from karp_models.i18n import N_, _
 from karp_models.introspect import embeddings as emb
 from karp_models.introspect import evaluate as ev
 from karp_models.models.finetune import FineTuneConfig
@@ -292,11 +292,12 @@ def before_or_after(choice: ModelChoice, n: int) -> bool | None:
         st.warning(_("The pretrained backbone this model started from cannot be loaded ({error}), so only "
                      "the fine-tuned features are shown.").format(error=e), icon=":material/warning:")
         return False if when != WHEN[1] else None
-    st.markdown(ngettext("How well the classes separate in the features (each test image given the class of its "
-                         "nearest neighbour): **{before:.0%} before** fine-tuning, **{after:.0%} after**.",
-                         "How well the classes separate in the features (each test image given the class of most "
-                         "of its {k} nearest neighbours): **{before:.0%} before** fine-tuning, **{after:.0%} "
-                         "after**.", acc[False][1]).format(before=acc[True][0], after=acc[False][0], k=acc[False][1]))
+    k = acc[False][1]
+    words = (_("How well the classes separate in the features (each test image given the class of its nearest "
+               "neighbour): **{before:.0%} before** fine-tuning, **{after:.0%} after**.") if k == 1 else
+             _("How well the classes separate in the features (each test image given the class of most of its {k} "
+               "nearest neighbours): **{before:.0%} before** fine-tuning, **{after:.0%} after**."))
+    st.markdown(words.format(before=acc[True][0], after=acc[False][0], k=k))
     if cfg.mode == "head":
         st.caption(_("Only the head was trained: the backbone is frozen, so its features are the same before "
                      "and after."))
