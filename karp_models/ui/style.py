@@ -150,6 +150,13 @@ PAGE_CSS = """<style>
     height: auto; max-height: none; min-height: 2.5rem;}
 [data-testid="stMultiSelectTagsContainer"] {flex-wrap: wrap; overflow: visible; height: auto;
     row-gap: 0.25rem; padding-top: 0.25rem; padding-bottom: 0.25rem;}
+/* a button's or a metric's words wrap onto another line instead of ending in "…" (Streamlit cuts
+   them to one line, which a projector's larger text overflows) */
+[data-testid^="stBaseButton"] [data-testid="stMarkdownContainer"],
+[data-testid^="stBaseButton"] [data-testid="stMarkdownContainer"] p,
+[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] * {
+    white-space: normal !important; overflow: visible !important; text-overflow: clip !important;}
+[data-testid^="stBaseButton"] {height: auto;}
 </style>"""
 
 PRESENT_CSS = """<style>
