@@ -231,8 +231,8 @@ ADV_EPS = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3]       # PGD radii offered (pixels on
 def augmentation(dataset: str, augment: bool, available: bool) -> tuple[bool, bool, float]:
     """Image runs: each augmentation on or off, a batch as the trainer sees it, and adversarial
     training with its epsilon; (shift, flip, adversarial epsilon or 0)."""
-    from karp_models.ui import compute, style
-    from karp_models.ui.figures.training import augmentation_figure
+    from karp_models.ui import compute
+    from karp_models.ui.figures.training import augmentation_rows
 
     with st.expander(_("Augmentation and adversarial training: see a batch as the trainer sees it")):
         c = st.columns([2, 2, 3], vertical_alignment="center")
@@ -260,9 +260,8 @@ def augmentation(dataset: str, augment: bool, available: bool) -> tuple[bool, bo
             return shift, flip, eps
         seed = int(st.session_state.get("train_batch_seed", 0))
         stored, seen, labels = compute.augmented_batch(dataset, augment, shift, flip, seed)
-        style.chart(augmentation_figure(stored, seen, (_("as stored"), _("as trained"))),
-                    key="train_augment_batch", config={"displayModeBar": False})
-        b, note = st.columns([1, 4], vertical_alignment="center")
+        st.image(augmentation_rows(stored, seen), caption=[_("as stored"), _("as trained")])
+        b, note = st.columns([2, 5], vertical_alignment="center")
         if b.button(_("Another batch"), icon=":material/refresh:", key="train_batch_next"):
             st.session_state["train_batch_seed"] = seed + 1
             st.rerun()

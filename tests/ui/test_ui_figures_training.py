@@ -94,3 +94,18 @@ def test_alignment_figure_rows_are_output_characters():
     assert list(fig.layout.xaxis.ticktext) == ["3", "␣", "&lt;", "x"]
     assert list(fig.layout.yaxis.ticktext) == ["2", "0", "end"]
     assert fig.data[0].zmin == 0 and fig.data[0].zmax == 1
+
+
+def test_augmentation_rows_place_each_image_as_a_sharp_tile():
+    from karp_models.ui.figures.training import augmentation_rows
+
+    rng = np.random.default_rng(0)
+    stored, seen = rng.random((5, 1, 28, 28)), rng.random((5, 1, 28, 28))
+    rows = augmentation_rows(stored, seen)
+    s = 3                                                        # 28-pixel images drawn 3x
+    assert [r.shape for r in rows] == [(28 * s, (5 * 30 - 2) * s)] * 2
+    for row, images in zip(rows, (stored, seen)):
+        for i in (0, 4):
+            tile = row[::s, i * 30 * s::s][:, :28]               # every s-th pixel: the image itself
+            np.testing.assert_array_equal(tile, (images[i, 0] * 255).round().astype(np.uint8))
+    assert (rows[0][:, 28 * s:30 * s] == 255).all()              # the white gap between tiles

@@ -230,14 +230,18 @@ def scalars_figure(runs: Sequence[Scalars], title: str, names: Sequence[str], la
     return style.big_axes(fig)
 
 
-def augmentation_figure(stored: np.ndarray, seen: np.ndarray, rows: tuple[str, str]) -> go.Figure:
-    """Two rows of the same training images (N, C, H, W) floats in [0, 1]: as stored, and as the
-    trainer sees them (augmented); `rows` names the two rows."""
-    from karp_models.ui.figures.generative import sample_grid
-
-    both = np.concatenate([stored, seen])                         # (2N, C, H, W)
-    u8 = (np.clip(both, 0, 1) * 255).round().astype(np.uint8)
-    N, H = len(stored), stored.shape[-2]
-    scale = max(2, min(4, 56 // max(1, H)))                        # 28 px -> 2x: 12 tiles a row fit 1280
-    fig = sample_grid(u8, N, scale=scale, row_labels=list(rows))
-    return style.layout(fig, height=2 * H * scale + 40, margin=dict(l=110, r=0, t=8, b=8))
+def augmentation_rows(stored: np.ndarray, seen: np.ndarray, gap: int = 2) -> list[np.ndarray]:
+    """The same training images (N, C, H, W) floats in [0, 1], as stored and as the trainer sees
+    them (augmented): two pictures (H*s, N*(W+gap)*s[, 3]) uint8, each a row of tiles on white,
+    enlarged s times with nearest neighbours (s: 28-pixel images 3x) so pixels stay sharp."""
+    out = []
+    for a in (stored, seen):
+        u8 = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)           # (N, C, H, W)
+        N, C, H, W = u8.shape
+        row = np.full((C, H, N * (W + gap) - gap), 255, np.uint8)
+        for i in range(N):
+            row[:, :, i * (W + gap):i * (W + gap) + W] = u8[i]
+        s = max(2, min(4, 84 // max(1, H)))
+        row = row.repeat(s, axis=1).repeat(s, axis=2)
+        out.append(row[0] if C == 1 else row.transpose(1, 2, 0))
+    return out
