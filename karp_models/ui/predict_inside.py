@@ -278,17 +278,18 @@ def timelapse_tab(t: Target, x: np.ndarray) -> None:
         style.chart(timelapse_figure(steps, series, f.step), key="predict_tl_chart")
     st.caption(_("Agreement: the Spearman rank correlation of this snapshot's |map| with the final "
                  "model's |map| (1 = the same pixels in the same order; a gap: the map is flat, e.g. "
-                 "Grad-CAM before the last layer's channels mean anything). At step 0 the weights are "
-                 "random, so a map that already agrees there is drawing the image rather than the model, "
+                 "Grad-CAM before the last layer's channels mean anything). At step 0 of a run started "
+                 "from scratch the weights are random, so a map that already agrees there is drawing the image rather than the model, "
                  "which is what the model-randomisation sanity check on **Explain** tests (Adebayo et "
                  "al. 2018); a map that only agrees once the probability rises passes it."))
     scale = feat.evolution_scale([(fr.step, fr.filters) for fr in frames]) if f.filters is not None else None
-    cols = st.columns(1 + len(f.maps))
-    with cols[0]:
-        st.markdown(_("**First-layer filters** (one scale across the run)"))
+    c_filters, c_fm = st.columns([2, 3])
+    with c_filters:
+        st.markdown(_("**First-layer filters** at step {step:,} (one scale across the run)").format(step=f.step))
         if f.filters is not None:
-            style.chart(filters_figure(f.filters, scale, height=300), key="predict_tl_filters")
-    for c, (layer, m) in zip(cols[1:], f.maps.items()):
-        with c:
-            st.markdown(_("**Feature maps of {layer}** ({c} channels)").format(layer=layer, c=m.shape[0]))
-            style.chart(maps_figure(m), key=f"predict_tl_fm_{layer}")
+            style.chart(filters_figure(f.filters, scale, height=360), key="predict_tl_filters")
+    with c_fm:
+        layer = st.radio(_("Feature maps of"), list(f.maps), horizontal=True, key="predict_tl_layer",
+                         format_func=lambda n: _("{layer} ({c} channels of {h}×{w})").format(
+                             layer=n, c=f.maps[n].shape[0], h=f.maps[n].shape[1], w=f.maps[n].shape[2]))
+        style.chart(maps_figure(f.maps[layer]), key="predict_tl_fm")
