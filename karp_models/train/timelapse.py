@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from karp_models.i18n import _
+
 MAX_ITEMS = 12                 # snapshots kept at most (the last step's included)
 MAX_BYTES = 24 * 1024 * 1024   # all of them together, as float32
 PREFIX = "timelapse/"
@@ -92,16 +94,21 @@ def load(path: str | os.PathLike) -> list[tuple[int, dict[str, torch.Tensor]]]:
     """The snapshots saved in a run file: [(step, state_dict)], oldest first; [] for a run
     without them. Raises CheckpointError for a damaged file."""
     from karp_models.train.checkpoints import _read_tensors
-    from karp_models.train.headers import parse_metadata, read_header
+    from karp_models.train.headers import CheckpointError, parse_metadata, read_header
 
     path = Path(path)
     header, metadata = read_header(path)
-    steps = parse_metadata(path, metadata).get(META_KEY, {}).get("steps", [])
     names = [k for k in header if k.startswith(PREFIX)]
+    try:
+        steps = [int(s) for s in parse_metadata(path, metadata).get(META_KEY, {}).get("steps", [])]
+        where = {k: (int(k[len(PREFIX):].split("/", 1)[0]), k[len(PREFIX):].split("/", 1)[1]) for k in names}
+    except (AttributeError, TypeError, ValueError, IndexError) as e:
+        raise CheckpointError(_("{path}: a time-lapse that cannot be read ({error})").format(
+            path=path, error=f"{type(e).__name__}: {e}")) from e
     flat = _read_tensors(path, names)
-    out: dict[int, dict[str, torch.Tensor]] = {int(s): {} for s in steps}
+    out: dict[int, dict[str, torch.Tensor]] = {s: {} for s in steps}
     for k, t in flat.items():
-        step, name = k[len(PREFIX):].split("/", 1)
-        if int(step) in out:
-            out[int(step)][name] = t
+        step, name = where[k]
+        if step in out:
+            out[step][name] = t
     return [(s, out[s]) for s in sorted(out) if out[s]]

@@ -84,3 +84,14 @@ def test_a_run_without_a_time_lapse_loads_none(tmp_path):
     p = save_checkpoint(tmp_path / "m.safetensors", build("fast"), model_name="fast",
                         meta={"dataset": "digits"})
     assert tl.load(p) == []
+
+
+def test_a_forged_time_lapse_is_a_checkpoint_error(tmp_path):
+    from karp_models.models.registry import build
+    from karp_models.train.checkpoints import CheckpointError, checkpoint_parts, write_checkpoint
+
+    tensors, meta = checkpoint_parts(build("fast"), model_name="fast", meta={"timelapse": {"steps": [0]}})
+    tensors["timelapse/zero/w"] = torch.zeros(2)
+    p = write_checkpoint(tmp_path / "forged.safetensors", tensors, meta)
+    with pytest.raises(CheckpointError, match="time-lapse that cannot be read"):
+        tl.load(p)
