@@ -68,8 +68,9 @@ with c_bars:
 # --- look inside
 
 st.header(_("3. Look inside"))
-t_maps, t_filters, t_max, t_evo = st.tabs([_("Feature maps"), _("First-layer filters"),
-                                            _("What a channel wants to see"), _("Filters during training")])
+t_maps, t_filters, t_max, t_evo, t_lapse = st.tabs([_("Feature maps"), _("First-layer filters"),
+                                                     _("What a channel wants to see"),
+                                                     _("Filters during training"), _("Time-lapse")])
 with t_maps:
     inside.feature_maps_tab(target, maps, x)
 with t_filters:
@@ -78,3 +79,5 @@ with t_max:
     inside.maximise_tab(target, maps)
 with t_evo:
     inside.evolution_tab(target)
+with t_lapse:
+    inside.timelapse_tab(target, x)

@@ -189,6 +189,7 @@ class Autosaver:
                                        "was written. Close other runs, then save again.")) from e
             runs.save_run(path, job.spec, job.prepared, job.final_metrics[1], job.snapshots,
                           job.snapshot_key, extra={"owner": job.session_id},
+                          timelapse=job.timelapse.items if job.timelapse else None,
                           before_write=lambda n: workspace.check_room(
                               job.session_id, n, replacing=[path] + (
                                   [job.autosave] if job.autosave and job.state == DONE else []),

@@ -1,7 +1,8 @@
 """Checkpoints: safetensors files with the model config, data facts and metrics in the metadata.
 
 Format 'karp-1': the model's tensors under their state_dict names; with a trainer, its
-optimizer, RNG and task state under keys prefixed 'trainer/'. Metadata values are strings:
+optimizer, RNG and task state under keys prefixed 'trainer/'; a training time-lapse's weights
+under 'timelapse/<step>/' (train/timelapse.py). Metadata values are strings:
 format, model (registry name), config (JSON of the model's dataclass config) and one JSON
 string per meta entry. Loading is strict and never unpickles (safetensors' own design;
 torchvision's weights carry their facts in `meta` the same way). Writes are atomic. A file's
@@ -29,6 +30,7 @@ from karp_models.train.headers import FORMAT, CheckpointError, parse_metadata, r
 from karp_models.train.headers import read_metadata, read_trainer_summary  # noqa: F401 (callers import them here)
 
 TRAINER_PREFIX = "trainer/"
+NOT_MODEL = (TRAINER_PREFIX, "timelapse/")  # tensors beside the model's (train/timelapse.py)
 _RESERVED = ("format", "model", "config", "_aliases", "_trainer")
 
 
@@ -226,7 +228,7 @@ def _read_tensors(path: Path, names: list[str]) -> dict[str, torch.Tensor]:
 
 
 def _model_state(path: Path, header: dict, parsed: dict) -> dict[str, torch.Tensor]:
-    names = [k for k in header if not k.startswith(TRAINER_PREFIX)]
+    names = [k for k in header if not k.startswith(NOT_MODEL)]
     state = _read_tensors(path, names)
     for alias, stored in parsed.get("_aliases", {}).items():
         if stored in state:
@@ -273,7 +275,7 @@ def _check_fits_before_building(path: Path, header: dict, parsed: dict, build: A
         return                                   # were still checked against the file
     state = {k: torch.empty(t["shape"], dtype=_TORCH_DTYPES.get(t["dtype"], torch.uint8),
                             device="meta")
-             for k, t in header.items() if not k.startswith(TRAINER_PREFIX)}
+             for k, t in header.items() if not k.startswith(NOT_MODEL)}
     for alias, stored in parsed.get("_aliases", {}).items():
         if stored in state:
             state[alias] = state[stored]

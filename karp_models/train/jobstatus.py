@@ -106,6 +106,7 @@ class Job:
     final_metrics: tuple[int, dict] | None = None  # (step, metrics) of the last full evaluation
     snapshots: list[tuple[int, np.ndarray]] = field(default_factory=list)
     snapshot_key: str = "snapshots"  # the metadata entry they are saved under
+    timelapse: Any = None            # an image classifier's whole-model snapshots (train/timelapse.py)
     language: str = "en"             # its words' language: the session's that started it
     charts: tuple[Any, ...] = ()     # the task's named curves (previews.Chart)
     autosave: Path | None = None     # its autosave file (None: autosave is off)

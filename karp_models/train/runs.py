@@ -28,6 +28,7 @@ import torch
 from karp_models import device as dev
 from karp_models.i18n import N_, _, join, using
 from karp_models.train import previews
+from karp_models.train import timelapse as tl
 from karp_models.train.checkpoints import (CheckpointError, check_checkpoint, checkpoint_parts,
                                            load_checkpoint, load_trainer_state, read_metadata,
                                            write_checkpoint)
@@ -229,23 +230,27 @@ def spec_from_run(path: str | os.PathLike, **config_changes: Any) -> RunSpec:
 def save_run(path: str | os.PathLike, spec: RunSpec, prepared: Prepared, metrics: dict,
              snapshots: list[tuple[int, np.ndarray]] | None = None,
              snapshot_key: str = previews.Predictions.snapshot_key, *,
-             extra: dict | None = None, before_write: Any = None) -> Path:
+             extra: dict | None = None, before_write: Any = None,
+             timelapse: list[tuple[int, dict[str, torch.Tensor]]] | None = None) -> Path:
     """Write the run (weights, metadata, trainer state to continue it, and the snapshots kept
-    while it trained) atomically to `path`. extra: more metadata entries (the owner's tag; an
+    while it trained; timelapse: whole-model snapshots, train/timelapse.py) atomically to
+    `path`. extra: more metadata entries (the owner's tag; an
     autosave's job facts). before_write(n_bytes) may refuse the write (a quota) before any byte
     is written. Raises DiskFullError (the previous file is intact). A person's own classes
     (spec.data) are kept beside the run (save_dataset) for Evaluate, Explain and resuming."""
     if spec.data is not None and hasattr(spec.data, "train_x") and hasattr(spec.data, "classes"):
         stored = save_dataset(spec.data, Path(path).parent)
         spec = dataclasses.replace(spec, dataset=stored.name)
-    parts = run_parts(spec, prepared, metrics, snapshots, snapshot_key, extra=extra)
+    parts = run_parts(spec, prepared, metrics, snapshots, snapshot_key, extra=extra,
+                      timelapse=timelapse)
     return write_checkpoint(path, *parts, before_write=before_write)
 
 
 def run_parts(spec: RunSpec, prepared: Prepared, metrics: dict,
               snapshots: list[tuple[int, np.ndarray]] | None = None,
               snapshot_key: str = previews.Predictions.snapshot_key, *,
-              extra: dict | None = None, copy: bool = False
+              extra: dict | None = None, copy: bool = False,
+              timelapse: list[tuple[int, dict[str, torch.Tensor]]] | None = None
               ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """What save_run writes, not yet encoded (checkpoints.checkpoint_parts; copy=True: a
     snapshot that training may go on from while another thread writes it)."""
@@ -253,9 +258,14 @@ def run_parts(spec: RunSpec, prepared: Prepared, metrics: dict,
     if snapshots:
         meta[snapshot_key] = previews.snapshots_meta(snapshots)
     meta.update(extra or {})
+    lapse: dict[str, torch.Tensor] = {}
+    if timelapse:
+        lapse, meta[tl.META_KEY] = tl.tensors(timelapse)
     model = prepared.trainer.model
-    return checkpoint_parts(model, model_name=spec.model, meta=meta, trainer=prepared.trainer,
-                            copy=copy)
+    tensors, metadata = checkpoint_parts(model, model_name=spec.model, meta=meta,
+                                         trainer=prepared.trainer, copy=copy)
+    tensors.update(lapse)
+    return tensors, metadata
 
 
 def spec_meta(spec: RunSpec) -> dict:

@@ -19,7 +19,7 @@ import traceback
 from typing import Callable
 
 from karp_models import device as dev
-from karp_models.train import previews
+from karp_models.train import previews, timelapse
 from karp_models.train.autosave import Autosaver
 from karp_models.train.errors import explain_error, release_memory
 from karp_models.train.jobstatus import DONE, ERROR, RUNNING, STOPPED, Job
@@ -99,5 +99,10 @@ def preview(job: Job, lock: threading.Condition | threading.RLock, force: bool =
     with lock:
         job.preview = out
         previews.keep_snapshot(job.snapshots, out)
+        if isinstance(out, previews.Predictions):   # an image classifier: its time-lapse too
+            if job.timelapse is None:
+                job.timelapse = timelapse.for_model(trainer.model, every) or False
+            if job.timelapse:
+                job.timelapse.offer(trainer.step, trainer.model, last=force)
         if getattr(out, "snapshot", None) is not None:
             job.snapshot_key = out.snapshot_key

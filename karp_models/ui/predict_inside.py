@@ -1,6 +1,7 @@
 """The Predict page's look inside: each layer's feature maps, the first layer's filters, what a
-channel or class wants to see (activation maximisation, introspect.maximise) and the filters
-during training (the snapshots a run saved). Figures are in ui.figures.predict.
+channel or class wants to see (activation maximisation, introspect.maximise), the filters
+during training (the snapshots a run saved) and the time-lapse (a saved run's whole-model
+snapshots replayed on the image). Figures are in ui.figures.predict.
 """
 from __future__ import annotations
 
@@ -208,3 +209,87 @@ def evolution_tab(t: Target) -> None:
         style.chart(filters_figure(snaps[i][1], scale), key="predict_evo_fig")
 
     body()
+
+
+# ---------------------------------------------------------------------------- training time-lapse
+
+
+def _timelapse(t: Target) -> list:
+    """The saved run's time-lapse snapshots [(step, state_dict)]; [] when it has none."""
+    from karp_models.train import timelapse as tl
+
+    if t.origin == "imagenet" or not t.key:
+        return []
+    path = t.key.rsplit(":", 1)[0]
+    return cache.result(("timelapse-load", t.key), lambda: tl.load(path))
+
+
+def timelapse_tab(t: Target, x: np.ndarray) -> None:
+    """A slider over a saved run's whole-model snapshots: for image x (C, H, W) in [0, 1], each
+    snapshot's filters, feature maps, prediction, Grad-CAM and IG, and a chart of how far its
+    maps already agree with the final model's (introspect.timelapse)."""
+    import torch
+
+    from karp_models.introspect import timelapse as lapse
+    from karp_models.ui.figures.explain import overlay_figure, short
+    from karp_models.ui.figures.predict import timelapse_figure
+
+    try:
+        snaps = _timelapse(t)
+    except Exception as e:  # noqa: BLE001 - a damaged file: say so, the page goes on
+        st.error(_("This run's time-lapse cannot be read: {error}").format(error=e))
+        return
+    if len(snaps) < 2:
+        st.info(_("**No time-lapse for this model.** Train an image model on the **Train** page and "
+                  "save the run: it keeps up to 12 copies of the whole model at evenly spaced steps "
+                  "(fewer for a big model), and this tab replays the image above through each of "
+                  "them. Shipped weights, ImageNet models and runs saved before karp kept them have "
+                  "none."))
+        return
+    steps = [s for s, _w in snaps]
+    if not st.toggle(_("Replay the run on this image ({n} snapshots, steps {first:,} to {last:,})").format(
+            n=len(steps), first=steps[0], last=steps[-1]), key="predict_tl_on"):
+        st.caption(_("Each snapshot's Grad-CAM and Integrated Gradients are computed once per image; "
+                     "on a laptop that takes a few seconds."))
+        return
+    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))[None]
+    with st.spinner(_("Replaying {n} snapshots…").format(n=len(steps))):
+        try:
+            target, frames = cache.result(("timelapse", t.key, cache.image_key(x)),
+                                          lambda: lapse.frames(t.model, snaps, xt))
+        except (ValueError, RuntimeError) as e:
+            st.error(_("The time-lapse cannot be replayed on this model: {error}").format(error=e))
+            return
+    i = st.select_slider(_("Training step"), options=list(range(len(steps))), value=len(steps) - 1,
+                         format_func=lambda k: f"{steps[k]:,}", key=f"predict_tl_step_{t.key}")
+    f = frames[i]
+    name, said = t.classes[target], int(f.probs.argmax())
+    st.markdown(_("**Step {step:,}** of {last:,}: the model says **{said}** ({p:.0%}). The maps explain "
+                  "**{name}**, the final model's answer, at every step, so they can be compared.").format(
+        step=f.step, last=steps[-1], said=t.classes[said], p=float(f.probs[said]), name=name))
+    c_maps, c_chart = st.columns([3, 2])
+    with c_maps:
+        style.chart(overlay_figure(x, f.attributions, title_of=short, first=_("input"), cols=3,
+                                   height_per_row=260), key="predict_tl_maps")
+    with c_chart:
+        series = {_("{method} agrees with the final map").format(method=short(m)): [fr.agreement[m] for fr in frames]
+                  for m in lapse.METHODS}
+        series[_("probability of {name}").format(name=name)] = [float(fr.probs[target]) for fr in frames]
+        style.chart(timelapse_figure(steps, series, f.step), key="predict_tl_chart")
+    st.caption(_("Agreement: the Spearman rank correlation of this snapshot's |map| with the final "
+                 "model's |map| (1 = the same pixels in the same order; a gap: the map is flat, e.g. "
+                 "Grad-CAM before the last layer's channels mean anything). At step 0 of a run started "
+                 "from scratch the weights are random, so a map that already agrees there is drawing the image rather than the model, "
+                 "which is what the model-randomisation sanity check on **Explain** tests (Adebayo et "
+                 "al. 2018); a map that only agrees once the probability rises passes it."))
+    scale = feat.evolution_scale([(fr.step, fr.filters) for fr in frames]) if f.filters is not None else None
+    c_filters, c_fm = st.columns([2, 3])
+    with c_filters:
+        st.markdown(_("**First-layer filters** at step {step:,} (one scale across the run)").format(step=f.step))
+        if f.filters is not None:
+            style.chart(filters_figure(f.filters, scale, height=360), key="predict_tl_filters")
+    with c_fm:
+        layer = st.radio(_("Feature maps of"), list(f.maps), horizontal=True, key="predict_tl_layer",
+                         format_func=lambda n: _("{layer} ({c} channels of {h}×{w})").format(
+                             layer=n, c=f.maps[n].shape[0], h=f.maps[n].shape[1], w=f.maps[n].shape[2]))
+        style.chart(maps_figure(f.maps[layer]), key="predict_tl_fm")

@@ -166,3 +166,13 @@ def test_class_montage_rows_hold_their_class():
     assert (z[0] == 0).all() and (z[:, 6:8] == 0).all()                 # black frames
     counts = dsf.class_counts(y, CLASSES, "per class")
     assert list(counts.data[0].y) == [4, 4, 4] and counts.layout.title.text == "per class"
+
+
+def test_timelapse_figure_draws_gaps_negative_agreement_and_the_current_step():
+    fig = prf.timelapse_figure([0, 10, 20], {"Grad-CAM": [float("nan"), -0.4, 1.0],
+                                             "p": [0.1, 0.5, 0.9]}, current=10)
+    assert [t.name for t in fig.data] == ["Grad-CAM", "p"]
+    assert list(fig.data[0].y) == [None, -0.4, 1.0] and list(fig.data[0].x) == [0, 10, 20]
+    low, high = fig.layout.yaxis.range
+    assert low <= -0.4 and high >= 1.0                    # a negative correlation is not cut off
+    assert [s.x0 for s in fig.layout.shapes] == [10]      # the slider's step

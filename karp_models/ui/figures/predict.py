@@ -92,3 +92,20 @@ def objective_figure(values: list[float], what: str | None = None,
     fig.update_xaxes(title_text=_("step"))
     fig.update_yaxes(title_text=what)
     return style.big_axes(style.layout(fig, height=300, margin=dict(l=10, r=10, t=10, b=10)))
+
+
+def timelapse_figure(steps: list[int], series: dict[str, list[float]], current: int) -> go.Figure:
+    """Values per snapshot step (name -> one per step, in [-1, 1] or nan, drawn as gaps) as lines
+    with markers, and a dashed vertical line at the `current` step."""
+    fig = go.Figure()
+    for i, (name, values) in enumerate(series.items()):
+        fig.add_trace(go.Scatter(x=steps, y=[None if v != v else v for v in values], name=name,
+                                 mode="lines+markers", line=dict(width=3, color=style.CATEGORY[i]),
+                                 marker=dict(size=9),
+                                 hovertemplate=_("step %{x}: %{y:.2f}") + "<extra>" + name + "</extra>"))
+    fig.add_vline(x=current, line=dict(dash="dash", color=style.GREY, width=2))
+    fig.update_xaxes(title_text=_("training step"))
+    low = min([0.0] + [v for vs in series.values() for v in vs if v == v])   # a correlation may be < 0
+    fig.update_yaxes(range=[low - 0.05, 1.05])
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    return style.big_axes(style.layout(fig, height=320, margin=dict(l=10, r=10, t=40, b=10)))
