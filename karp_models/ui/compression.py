@@ -41,7 +41,7 @@ def settings() -> compress.SweepConfig | None:
                                format_func=lambda k: _(compress.KIND_NAMES[k]), key="compression_kinds",
                                help=_("Unstructured: {u}. Channels: {s}.").format(
                                    u=_(KIND_HELP["unstructured"]), s=_(KIND_HELP["structured"])))
-        shares = st.pills(_("Sparsity: share of weights set to 0"), SPARSITIES, selection_mode="multi",
+        shares = st.pills(_("Sparsity: share set to 0 (unstructured: of all weights; channels: of each conv's output channels)"), SPARSITIES, selection_mode="multi",
                           default=(0.5, 0.7, 0.9), format_func=lambda s: f"{s:.0%}", key="compression_sparsity")
         steps = st.select_slider(_("Fine-tune after pruning (training steps)"), FINETUNE_STEPS, value=50,
                                  key="compression_steps",
@@ -118,15 +118,20 @@ def curves(sw: compress.Sweep) -> None:
                  n=sw.n_test, dense=orig.size.dense / 1e6)
     if sw.cpu_clock:
         timing = _("Latency: median of 100 single-image forwards after 10 warm-up ones on one CPU thread, counted "
-                   "in that thread's CPU time, so other programs busy on the machine do not count; BatchNorm "
-                   "folded into the convs for every model.")
+                   "in that thread's CPU time, so other programs busy on the machine do not count; BatchNorm, where "
+                   "a model has it, folded into the convs.")
     else:
         timing = _("Latency: median wall time of 100 single-image forwards after 10 warm-up ones on {threads} CPU "
-                   "threads, BatchNorm folded into the convs for every model.").format(threads=sw.threads)
+                   "threads; BatchNorm, where a model has it, folded into the convs.").format(threads=sw.threads)
     st.caption(size + " " + timing)
-    st.markdown(_("**Why pruning is no faster here:** PyTorch's dense kernels multiply the zeros too. A pruned "
-                  "channel only saves time once it is cut out of the network, and scattered zeros only with sparse "
-                  "kernels. int8 is faster because every multiply works on 8-bit integers."))
+    if any(p.kind in compress.KINDS for p in sw.points):
+        st.markdown(_("**Why pruning is no faster here:** PyTorch's dense kernels multiply the zeros too. A "
+                      "pruned channel only saves time once it is cut out of the network, and scattered zeros only "
+                      "with sparse kernels."))
+    if any(p.kind.startswith("int8") for p in sw.points):
+        st.markdown(_("**int8** multiplies 8-bit integers, which can be faster, but converting to and from 8 bits "
+                      "around the operations it does not cover costs time too: the latency chart shows which wins "
+                      "for this model."))
     for kind, why in sw.skipped.items():
         st.warning(_("**{kind}** was left out: {why}.").format(kind=_(compress.KIND_NAMES[kind]), why=why))
 

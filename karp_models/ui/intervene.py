@@ -207,7 +207,11 @@ def patching_section(path: str, mtime: float, model: torch.nn.Module, vocab: Seq
                             key=f"intervene_corrupt_{dataset}", bind="query-params")
     block = model.config.block_size
     cr, xr = tx.read(vocab, clean), tx.read(vocab, corrupt)
-    if len(cr.ids) < 2 or len(cr.ids) != len(xr.ids):
+    if min(len(cr.ids), len(xr.ids)) < 2:
+        st.warning(_("Type a clean and a corrupted text of at least two characters the model reads each (now {a} "
+                     "and {b}).").format(a=len(cr.ids), b=len(xr.ids)))
+        return
+    if len(cr.ids) != len(xr.ids):
         st.warning(_("Patching pairs the two texts character by character: give two texts of the same length "
                      "(now {a} and {b} characters the model reads).").format(a=len(cr.ids), b=len(xr.ids)))
         return
