@@ -388,7 +388,7 @@ def robustness_section(choice: ModelChoice) -> None:
     m = st.columns(3)
     m[0].metric(_("Clean accuracy"), f"{r.clean:.1%}", help=_("On the same {n:,} test images, not attacked.").format(
         n=r.n))
-    m[1].metric(_("Robust accuracy"), f"{r.robust:.1%}", delta=f"{r.robust - r.clean:+.1%}",
+    m[1].metric(_("Robust accuracy"), f"{r.robust:.1%}", delta=_("{d:+.1f} points").format(d=100 * (r.robust - r.clean)),
                 help=_("PGD, L-inf ε = {eps:g}, {steps} steps of {size:.4g}, from the clean image.").format(
                     eps=r.epsilon, steps=r.steps, size=r.step_size))
     same = rec and abs(float(rec.get("epsilon", -1)) - r.epsilon) < 1e-9 and int(rec.get("steps", 0)) == r.steps \

@@ -253,8 +253,9 @@ def augmentation(dataset: str, augment: bool, available: bool) -> tuple[bool, bo
                                    value=0.1, key="train_adv_eps", bind="query-params")
             st.caption(_("Each training batch is replaced by a PGD attack on the model being trained: {steps} "
                          "steps within ε of every pixel, from a random start (Madry et al., 2018). Training is "
-                         "several times slower (the time next to Start is measured with the attack), and the "
-                         "final evaluation also measures the accuracy under attack.").format(
+                         "several times slower (the time next to Start is measured with the attack). A saved run "
+                         "keeps its accuracy under attack, measured at the end: Evaluate shows it under Under "
+                         "attack.").format(
                              steps=TrainConfig(steps=1).adv_steps))
         if not available:
             return shift, flip, eps
