@@ -90,4 +90,6 @@ def sample_passage(dataset_name: str, length: int = 600, must_have: str = "") ->
     start = max(0, at - length // 3) if at >= 0 else 2000
     para = val.find("\n\n", start, start + 300)                     # begin at a speech, else at a line
     start = para + 2 if para >= 0 else val.find("\n", start) + 1
+    if at >= 0 and start > at:                  # that speech begins past what was asked for: its line
+        start = val.rfind("\n", 0, at) + 1
     return val[start:start + length]
