@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from karp_models import compress as C  # noqa: E402
+from karp_models.introspect.evaluate import fused_for_inference  # noqa: E402
 from karp_models import data  # noqa: E402
 from karp_models.train.checkpoints import load_checkpoint  # noqa: E402
 from karp_models.train.tasks.base import fixed_subset  # noqa: E402
@@ -45,7 +46,7 @@ def run(line) -> None:
     t0 = time.perf_counter()
     q = C.quantize_static(model, calib)
     t_quant = time.perf_counter() - t0
-    fused = C.fused_for_inference(model)
+    fused = fused_for_inference(model)
     x1 = ds.test_x[:1].float() / 255
     lat_q, lat_f = C.paired_latency_ms(q, fused, x1, warmup=20, repeat=200)   # call by call in turns
     y = ds.test_y.numpy()

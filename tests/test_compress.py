@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from karp_models import compress as C
+from karp_models.introspect.evaluate import fused_for_inference
 from karp_models import data
 from karp_models.introspect.evaluate import predict_probs
 from karp_models.train.checkpoints import load_checkpoint
@@ -167,7 +168,7 @@ def test_sizes_are_measured_and_count_zeros_honestly(fast, int8):
 
 def test_latency_is_a_sane_median(fast, int8, fm):
     x1 = fm.test_x[:1].float() / 255
-    f = C.latency_ms(C.fused_for_inference(fast), x1, warmup=3, repeat=15)
+    f = C.latency_ms(fused_for_inference(fast), x1, warmup=3, repeat=15)
     q = C.latency_ms(int8, x1, warmup=3, repeat=15)
     for v in (f, q):
         assert 0.01 < v < 1000 and np.isfinite(v)                      # ms per image, not s or us
