@@ -337,3 +337,8 @@ def pad_refs(refs: Sequence[Sequence[Sequence[int]]], eos: int = CaptionData.EOS
         for j, c in enumerate(rs):
             out[i, j, :len(c) + 1] = [*c, eos]
     return out, np.array([len(r) for r in refs], dtype=np.int64)
+
+
+def download_command(name: str) -> str:
+    """The CLI command that downloads dataset `name` (for error messages)."""
+    return f"python -m karp_models download {name}"

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from karp_models import data
-from karp_models.data import cache, images
+from karp_models.data import cache, formats, images
 
 DEBIAN = images.DEBIAN_FASHION_DIR.is_dir()
 needs_debian = pytest.mark.skipif(not DEBIAN, reason="Debian's dataset-fashion-mnist is not installed")
@@ -154,7 +154,7 @@ def test_decoded_arrays_are_cached_on_disk(tmp_path, empty_cache, fake_idx, monk
     def no_decoding(path):
         raise AssertionError("decoded again instead of reading the cache")
 
-    monkeypatch.setattr(images, "read_idx", no_decoding)
+    monkeypatch.setattr(formats, "read_idx", no_decoding)
     d2 = data.load("fashion-mnist", root=tmp_path / "f")
     assert d2 is not d1 and torch.equal(d2.train_x, d1.train_x) and d2.mean == d1.mean
 

@@ -228,7 +228,7 @@ def test_a_zip_bomb_offered_as_weights_is_refused_unopened(tmp_path):
 
 
 def test_karp_opens_no_archive_a_person_gives_it():
-    """Archives are read in one place: data/images.py's gzip for dataset files in fixed system
+    """Archives are read in one place: data/formats.py's gzip for dataset files in fixed system
     folders (Debian's package or KARP_FASHION_MNIST_DIR), never an upload. If that changes, this
     test fails and a bomb test must come with the new reader."""
     users = {}
@@ -237,7 +237,7 @@ def test_karp_opens_no_archive_a_person_gives_it():
         for mod in ("zipfile", "tarfile", "gzip", "lzma", "bz2", "shutil.unpack_archive"):
             if f"import {mod}" in text or f"{mod}." in text.replace("import ", ""):
                 users.setdefault(mod, []).append(str(f.relative_to(ROOT)))
-    assert users in ({}, {"gzip": ["karp_models/data/images.py"]}), users
+    assert users in ({}, {"gzip": ["karp_models/data/formats.py"]}), users
 
 
 def test_continuing_a_forged_run_fails_as_a_message_without_allocating(genuine, tmp_path):
