@@ -111,8 +111,8 @@ def step_slider(key: str, lapse: Lapse) -> int:
         said = _("training loss {loss:.3f}").format(loss=loss[0])
     else:
         said = _("training loss {loss:.3f}, validation loss {val:.3f}").format(loss=loss[0], val=loss[1])
-    st.markdown(_("**Step {step:,}** (snapshot {i} of {n}, the last at step {last:,}): {said}.").format(
-        step=step, i=i + 1, n=len(steps), last=steps[-1], said=said))
+    st.markdown(_("**Step {step:,}** (snapshot {i} of {n}): {said}.").format(step=step, i=i + 1, n=len(steps),
+                                                                          said=said))
     if lapse.live:
         st.caption(_("This run is still training: new snapshots appear here as it reaches them."))
     return i
