@@ -92,6 +92,21 @@ def pca_2d(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return coords.astype(np.float32), p.explained_variance_ratio_.astype(np.float32)
 
 
+def align_2d(coords: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """coords (N, 2) turned, mirrored, scaled and moved (no shearing) to lie as close as possible
+    to reference (N, 2), the same points: orthogonal Procrustes (Schönemann 1966, scipy's
+    orthogonal_procrustes) with the least-squares scale, so projections of one set of points at
+    different moments (a training time-lapse) keep their orientation. Returns float32 (N, 2)."""
+    from scipy.linalg import orthogonal_procrustes
+
+    a = np.asarray(coords, np.float64)
+    b = np.asarray(reference, np.float64)
+    a0, b0 = a - a.mean(0), b - b.mean(0)
+    rot, trace = orthogonal_procrustes(a0, b0)                    # min ||a0 R - b0||, R orthogonal
+    scale = trace / max(float((a0 ** 2).sum()), 1e-12)
+    return (scale * a0 @ rot + b.mean(0)).astype(np.float32)
+
+
 def tsne_2d(features: np.ndarray, *, seed: int = 0, perplexity: float = 30.0, n_jobs: int = 1,
             progress: Progress | None = None, n_iter: int = 500, exaggeration_iter: int = 250,
             pca_dims: int = 50, method: str = "auto", ints_in_interval: float = 2.0) -> np.ndarray:

@@ -257,3 +257,70 @@ def neurons_section(ck: Any, choice: Any, ids: list[int], text: str, state: str,
 
     section("rnn_neurons_tl", text_sources(ck, choice), body,
             _("Shipped weights come finished, trained with the command line."))
+
+
+# ---------------------------------------------------------------------------- the projector
+
+PROJECTOR_POINTS = 2000   # test images replayed at each snapshot (the first ones: the same points)
+
+
+def image_sources(path: str, mtime: float, origin: str, model: nn.Module, label: str, dataset: str
+                  ) -> Callable[[], list[Lapse]]:
+    """A saved image run's time-lapse, then this browser's image runs on the same data."""
+    from karp_models.models import REGISTRY
+
+    image_models = tuple(n for n, s in REGISTRY.items() if s.task in ("image", "finetune"))
+
+    def sources() -> list[Lapse]:
+        out = []
+        if origin == "run":
+            lp = saved_lapse(path, mtime, model, _("saved run: {run}").format(run=label))
+            out += [lp] if lp is not None else []
+        return [lp for lp in out + live_lapses(image_models, dataset) if len(lp.steps) >= 2]
+    return sources
+
+
+def projector_section(sources: Callable[[], list[Lapse]], test_x: Any, labels: Any, classes: tuple[str, ...],
+                      colour_by: str) -> None:
+    """The projector over a run's snapshots: the same test images placed by each snapshot's
+    penultimate features (PCA, turned to match the last snapshot's so the picture stays upright),
+    and how well the classes separate there (5-NN) beside the test accuracy, at every snapshot."""
+    import numpy as np
+
+    from karp_models.introspect import embeddings as emb
+    from karp_models.introspect.evaluate import predict_probs
+    from karp_models.ui.figures.evaluate import projector_figure
+    from karp_models.ui.figures.predict import timelapse_figure
+
+    n = min(PROJECTOR_POINTS, len(labels))
+    x, y = test_x[:n], np.asarray(labels[:n])
+
+    def look(m: nn.Module) -> tuple:
+        feats = emb.penultimate_features(m, x)
+        coords, _ratio = emb.pca_2d(feats)
+        return coords, predict_probs(m, x, device="cpu"), emb.knn_accuracy(feats, y)[0]
+
+    def body(lapse: Lapse, i: int) -> None:
+        with st.spinner(_("Running the network at {n} snapshots…").format(n=len(lapse.steps))):
+            every = [frame(lapse, j, ("projector", n), look) for j in range(len(lapse.steps))]
+        coords = emb.align_2d(every[i][0], every[-1][0])
+        probs = every[i][1]
+        left, right = st.columns([3, 2], gap="medium")
+        with left:
+            fig = projector_figure(coords, y, probs.argmax(1), probs, classes, colour_by)
+            fig.update_layout(height=520)
+            style.chart(fig, key="evaluate_tl_proj", width="stretch")
+        with right:
+            series_acc = [float((f[1].argmax(1) == y).mean()) for f in every]
+            series_knn = [float(f[2]) for f in every]
+            series = {_("test accuracy"): series_acc, _("classes apart in the features (5-NN)"): series_knn}
+            style.chart(timelapse_figure(lapse.steps, series, lapse.steps[i]), key="evaluate_tl_curve")
+            st.caption(_("The first {n:,} test images at every snapshot, placed by PCA of what the last layer "
+                         "sees then, turned and scaled to match the last snapshot (the directions themselves "
+                         "change as the network learns). At step {first:,} the features already put {knn:.0%} "
+                         "of the images among their own class (5 nearest neighbours) while the model answers "
+                         "{acc:.0%} right: even random filters keep much of the image; training teaches the last "
+                         "layer to read them, and pulls the classes further apart.").format(
+                             n=n, first=lapse.steps[0], knn=series_knn[0], acc=series_acc[0]))
+
+    section("evaluate_tl", sources, body, _("Shipped weights come finished, trained with the command line."))

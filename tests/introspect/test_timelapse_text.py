@@ -71,3 +71,21 @@ def test_a_snapshot_of_another_architecture_is_refused():
         at_snapshots(gpt, [(0, other.state_dict())], lambda m: None)
     with pytest.raises(ValueError):
         at_snapshots(gpt, [], lambda m: None)
+
+
+def test_align_2d_undoes_a_turn_a_mirror_a_scale_and_a_shift():
+    from scipy.spatial import procrustes
+
+    from karp_models.introspect.embeddings import align_2d
+
+    ref = np.random.default_rng(0).normal(size=(50, 2))
+    t = np.deg2rad(70)
+    turn = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]) @ np.diag([1, -1])   # and a mirror
+    moved = 3.5 * ref @ turn + [10, -4]
+    np.testing.assert_allclose(align_2d(moved, ref), ref, atol=1e-5)
+    noisy = moved + np.random.default_rng(1).normal(scale=0.3, size=moved.shape)
+    got = align_2d(noisy, ref)
+    # the best fit without shearing: scipy's procrustes (both standardised) finds the same disparity
+    d_ref = procrustes(ref, noisy)[2]
+    d_got = ((got - ref) ** 2).sum() / ((ref - ref.mean(0)) ** 2).sum()
+    assert abs(d_got - d_ref) < 0.02 and d_got < 0.05
