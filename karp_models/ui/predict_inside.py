@@ -252,8 +252,10 @@ def timelapse_tab(t: Target, x: np.ndarray) -> None:
         return
     lapses = [lp for lp in lapses if len(lp.steps) >= 2]
     lapse = tlv.pick("predict_tl", lapses)
-    if not st.toggle(_("Replay the run on this image ({n} snapshots, steps {first:,} to {last:,})").format(
-            n=len(lapse.steps), first=lapse.steps[0], last=lapse.steps[-1]), key="predict_tl_on"):
+    label = (_("Replay the run on this image (its snapshots so far)") if lapse.live else  # it grows
+             _("Replay the run on this image ({n} snapshots, steps {first:,} to {last:,})").format(
+                 n=len(lapse.steps), first=lapse.steps[0], last=lapse.steps[-1]))
+    if not st.toggle(label, key="predict_tl_on"):
         st.caption(_("Each snapshot's Grad-CAM and Integrated Gradients are computed once per image; "
                      "on a laptop that takes a few seconds."))
         return
