@@ -266,7 +266,11 @@ def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.nda
     st.subheader(_("The projector during training"))
     sources = lapse_view.image_sources(choice.path, choice.mtime, choice.origin,
                                        load_model(choice.path, choice.mtime).model, choice.label, ds.name)
-    if sources() and not st.toggle(_("Replay the run: the same test images at each of its snapshots"),
+    try:
+        any_lapse = bool(sources())
+    except Exception:  # noqa: BLE001 - a damaged time-lapse: the section below says so
+        any_lapse = True
+    if any_lapse and not st.toggle(_("Replay the run: the same test images at each of its snapshots"),
                                    key="evaluate_tl_on"):
         st.caption(_("Each snapshot's features are computed once; on a laptop that takes a few seconds."))
         return

@@ -140,13 +140,18 @@ def section(key: str, sources: Callable[[], list[Lapse]], body: Callable[[Lapse,
     """The time-lapse of one view: a choice of run among sources() (read again at each refresh),
     the step slider and body(lapse, index), in a fragment that looks for new snapshots every few
     seconds while one of them trains."""
-    if not sources():
+    try:
+        first = sources()
+    except Exception as e:  # noqa: BLE001 - a damaged run file: say so, the page goes on
+        st.error(_("This run's time-lapse cannot be read: {error}").format(error=e))
+        return
+    if not first:
         none_here(what)
         return
 
-    @st.fragment(run_every=REFRESH_S if any(lp.live for lp in sources()) else None)
+    @st.fragment(run_every=REFRESH_S if any(lp.live for lp in first) else None)
     def show() -> None:
-        lapses = sources()
+        lapses = sources() if any(lp.live for lp in first) else first
         if not lapses:
             return
         lapse = pick(key, lapses)
@@ -313,7 +318,7 @@ def projector_section(sources: Callable[[], list[Lapse]], test_x: Any, labels: A
         with right:
             series_acc = [float((f[1].argmax(1) == y).mean()) for f in every]
             series_knn = [float(f[2]) for f in every]
-            series = {_("test accuracy"): series_acc, _("classes apart in the features (5-NN)"): series_knn}
+            series = {_("test accuracy"): series_acc, _("class separation (5-NN)"): series_knn}
             style.chart(timelapse_figure(lapse.steps, series, lapse.steps[i]), key="evaluate_tl_curve")
             st.caption(_("The first {n:,} test images at every snapshot, placed by PCA of what the last layer "
                          "sees then, turned and scaled to match the last snapshot (the directions themselves "

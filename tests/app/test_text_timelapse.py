@@ -123,3 +123,20 @@ def test_a_run_of_this_browser_is_replayed_from_memory(tmp_path, monkeypatch):
     finally:
         m.shutdown()
         torch.set_num_threads(threads)
+
+
+def test_a_damaged_time_lapse_is_said_and_the_page_goes_on(tmp_path, monkeypatch):
+    ck = load_checkpoint(WEIGHTS / "gpt-shakespeare.safetensors")
+    tensors, meta = checkpoint_parts(ck.model, model_name=ck.model_name,
+                                     meta={**ck.meta, tl.META_KEY: {"steps": [0]}})
+    tensors["timelapse/zero/w"] = torch.zeros(2)                    # a step that is not a number
+    write_checkpoint(tmp_path / "lapse-forged.safetensors", tensors, meta)
+    monkeypatch.setenv("KARP_RUNS", str(tmp_path))
+    from karp_models.ui.models import model_choices
+    model_choices.clear()
+    at = open_page("text_attention.py")
+    box = at.selectbox(key="text_attention_model")
+    box.select_index(next(i for i, o in enumerate(box.options) if "forged" in str(o))).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("time-lapse cannot be read" in e.value for e in at.error)
+    assert len(at.get("plotly_chart")) == 2                          # the other tabs still draw
