@@ -104,7 +104,7 @@ def step_slider(key: str, lapse: Lapse) -> int:
     step = steps[i]
     loss = lapse.loss_at(step)
     if step == 0 and (loss is None or min(lapse.losses, default=1) > 0):
-        said = _("before the first training step: the weights are still random")
+        said = _("before the first training step: the weights it started from (random, unless it was fine-tuned)")
     elif loss is None:
         said = _("no loss logged yet")
     elif loss[1] is None:

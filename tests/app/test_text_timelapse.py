@@ -65,7 +65,7 @@ def test_attention_time_lapse_shows_each_snapshots_heads(tmp_path, monkeypatch):
     slider = at.select_slider(key=next(k for k in at.session_state if str(k).startswith("text_attention_tl_step_")))
     slider.set_value(0).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any(m.value.startswith("**Step 0** (snapshot 1 of 2") and "still random" in m.value for m in at.markdown)
+    assert any(m.value.startswith("**Step 0** (snapshot 1 of 2") and "before the first training step" in m.value for m in at.markdown)
     # the model view at step 0 is the attention of the step-0 weights, loaded directly
     ck = load_checkpoint(WEIGHTS / "gpt-shakespeare.safetensors")
     ck.model.load_state_dict(snaps[0][1])
