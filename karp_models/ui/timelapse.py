@@ -293,7 +293,6 @@ def projector_section(sources: Callable[[], list[Lapse]], test_x: Any, labels: A
     import numpy as np
 
     from karp_models.introspect import embeddings as emb
-    from karp_models.introspect.evaluate import predict_probs
     from karp_models.ui.figures.evaluate import projector_figure
     from karp_models.ui.figures.predict import timelapse_figure
 
@@ -301,9 +300,9 @@ def projector_section(sources: Callable[[], list[Lapse]], test_x: Any, labels: A
     x, y = test_x[:n], np.asarray(labels[:n])
 
     def look(m: nn.Module) -> tuple:
-        feats = emb.penultimate_features(m, x)
+        feats, probs = emb.features_and_probs(m, x)
         coords, _ratio = emb.pca_2d(feats)
-        return coords, predict_probs(m, x, device="cpu"), emb.knn_accuracy(feats, y)[0]
+        return coords, probs, emb.knn_accuracy(feats, y)[0]
 
     def body(lapse: Lapse, i: int) -> None:
         with st.spinner(_("Running the network at {n} snapshots…").format(n=len(lapse.steps))):

@@ -89,3 +89,15 @@ def test_align_2d_undoes_a_turn_a_mirror_a_scale_and_a_shift():
     d_ref = procrustes(ref, noisy)[2]
     d_got = ((got - ref) ** 2).sum() / ((ref - ref.mean(0)) ** 2).sum()
     assert abs(d_got - d_ref) < 0.02 and d_got < 0.05
+
+
+def test_features_and_probs_is_both_in_one_pass():
+    from karp_models.introspect.embeddings import features_and_probs, penultimate_features
+    from karp_models.introspect.evaluate import predict_probs
+
+    torch.manual_seed(2)
+    model = build("fast", in_channels=1).eval()
+    x = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8)
+    feats, probs = features_and_probs(model, x)
+    np.testing.assert_allclose(feats, penultimate_features(model, x), atol=1e-5)
+    np.testing.assert_allclose(probs, predict_probs(model, x), atol=1e-5)
