@@ -6,7 +6,7 @@ import streamlit as st
 
 from karp_models.i18n import _
 from karp_models.introspect.neurons import gate_saturation, search_cells, signals, state_names
-from karp_models.ui import glossary, style
+from karp_models.ui import glossary, style, timelapse
 from karp_models.ui.models import model_picker
 from karp_models.ui.compute import cached_traces
 from karp_models.ui.figures.text import color_legend_html, gate_figure, neuron_text_html, trace_figure
@@ -88,3 +88,8 @@ else:
                  "over this text, as in Karpathy, Johnson and Fei-Fei (2015), Fig. 3. A forget gate dot near the "
                  "top left is a cell that remembers for a long time; dots near the origin are gates that "
                  "really compute something with each character."))
+
+st.header(_("Time-lapse: cell {n} during training").format(n=cell))
+st.caption(_("Replay the run over its snapshots: the same text through the network as it was at each step of "
+             "its training, coloured by the cell chosen above."))
+timelapse.neurons_section(ck, choice, ids, text, key, layer, cell, sig[signal], _(signal))

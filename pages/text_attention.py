@@ -2,7 +2,7 @@
 import streamlit as st
 
 from karp_models.i18n import _
-from karp_models.ui import glossary, state, style
+from karp_models.ui import glossary, state, style, timelapse
 from karp_models.ui.models import model_picker
 from karp_models.ui.compute import cached_attention
 from karp_models.ui.figures.text import (attention_heatmap, head_view_height, head_view_html, model_view,
@@ -49,8 +49,8 @@ L, H = att.shape[:2]
 first = sharpest_head(att)                                           # open on the most decided head
 
 glossary.words("attention", "head", "softmax", "transformer")
-tab_map, tab_head, tab_model = st.tabs([_("Heatmap"), _("Head view"), _("Model view")], key="text_attention_tab",
-                                       bind="query-params")
+tab_map, tab_head, tab_model, tab_lapse = st.tabs([_("Heatmap"), _("Head view"), _("Model view"), _("Time-lapse")],
+                                                  key="text_attention_tab", bind="query-params")
 with tab_map:
     c1, c2 = st.columns(2)
     layer = c1.selectbox(_("Layer"), range(L), first[0], key="text_attention_layer", bind="query-params")
@@ -70,3 +70,7 @@ with tab_model:
                  "Look for diagonal heads (the previous character), vertical stripes (one character everyone "
                  "reads, often a newline or space) and heads that spread out over the word."))
     style.chart(model_view(att, chars), width="stretch")
+with tab_lapse:
+    st.caption(_("Replay the run over its snapshots: the same window through the model as it was at each step "
+                 "of its training."))
+    timelapse.attention_section(ck, choice, window, chars)

@@ -37,11 +37,23 @@ def penultimate_layer(model: nn.Module) -> str:
     raise ValueError(f"{type(model).__name__} has no classifier Linear or ViT head to take features before")
 
 
-@torch.inference_mode()
 def penultimate_features(model: nn.Module, x: torch.Tensor, *, batch_size: int | None = None,
                          device: torch.device | str | None = None) -> np.ndarray:
     """Features (N, D) float32 of uint8 images (N, C, H, W) (or float in [0, 1]) at
     `penultimate_layer(model)`, flattened per example. The model passed in is not changed."""
+    return _features(model, x, batch_size, device, probs=False)[0]
+
+
+def features_and_probs(model: nn.Module, x: torch.Tensor, *, batch_size: int | None = None,
+                       device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(penultimate_features (N, D), softmax probabilities (N, n_classes)) float32 from one pass
+    over x (a training time-lapse's projector needs both at every snapshot)."""
+    return _features(model, x, batch_size, device, probs=True)
+
+
+@torch.inference_mode()
+def _features(model: nn.Module, x: torch.Tensor, batch_size: int | None, device: torch.device | str | None,
+              probs: bool) -> tuple[np.ndarray, np.ndarray | None]:
     device = device or next(model.parameters()).device
     batch_size = batch_size or 128 * torch.get_num_threads()      # as predict_probs
     name = penultimate_layer(model)
@@ -49,14 +61,17 @@ def penultimate_features(model: nn.Module, x: torch.Tensor, *, batch_size: int |
     cl = x.dim() == 4 and torch.device(device).type == "cpu"
     if cl:                             # channels-last convolutions: faster on the CPU (predict_probs)
         run = run.to(memory_format=torch.channels_last)
-    out = []
+    out, p = [], []
     with capture(run, [name]) as acts:
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size].to(device)
             xb = xb.float() / 255 if xb.dtype == torch.uint8 else xb.float()
-            run(xb.contiguous(memory_format=torch.channels_last) if cl else xb)
+            logits, _ = run(xb.contiguous(memory_format=torch.channels_last) if cl else xb)  # (B, n_classes)
             out.append(acts[name].flatten(1).float().cpu())       # (B, D)
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+            if probs:
+                p.append(torch.softmax(logits.float(), dim=-1).cpu())
+    feats = torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+    return feats, (torch.cat(p).numpy() if p else None)
 
 
 # ---------------------------------------------------------------------------- projections
@@ -90,6 +105,21 @@ def pca_2d(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     p = PCA(n_components=2, svd_solver="covariance_eigh")
     coords = p.fit_transform(np.asarray(features, np.float64))
     return coords.astype(np.float32), p.explained_variance_ratio_.astype(np.float32)
+
+
+def align_2d(coords: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """coords (N, 2) turned, mirrored, scaled and moved (no shearing) to lie as close as possible
+    to reference (N, 2), the same points: orthogonal Procrustes (Schönemann 1966, scipy's
+    orthogonal_procrustes) with the least-squares scale, so projections of one set of points at
+    different moments (a training time-lapse) keep their orientation. Returns float32 (N, 2)."""
+    from scipy.linalg import orthogonal_procrustes
+
+    a = np.asarray(coords, np.float64)
+    b = np.asarray(reference, np.float64)
+    a0, b0 = a - a.mean(0), b - b.mean(0)
+    rot, trace = orthogonal_procrustes(a0, b0)                    # min ||a0 R - b0||, R orthogonal
+    scale = trace / max(float((a0 ** 2).sum()), 1e-12)
+    return (scale * a0 @ rot + b.mean(0)).astype(np.float32)
 
 
 def tsne_2d(features: np.ndarray, *, seed: int = 0, perplexity: float = 30.0, n_jobs: int = 1,

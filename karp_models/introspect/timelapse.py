@@ -1,6 +1,8 @@
-"""Replaying a run's time-lapse (train/timelapse.py) on one fixed image: at each snapshot, the
+"""Replaying a run's time-lapse (train/timelapse.py). On one fixed image: at each snapshot, the
 model's first-layer filters, feature maps, prediction, Grad-CAM and Integrated Gradients of one
-fixed class, and how much each map already agrees with the final model's.
+fixed class, and how much each map already agrees with the final model's. On one fixed text: a
+GPT's attention per layer and head, or a CharRNN's cells, at each snapshot (`at_snapshots`, the
+same function the text pages use on the final model).
 
 Agreement is the Spearman rank correlation of |map| with the final snapshot's |map| (the
 similarity Adebayo et al. 2018, arXiv:1810.03292, use for their model-randomisation check, here
@@ -10,7 +12,9 @@ snapshot by definition, nan when a map is constant (e.g. Grad-CAM of a dead laye
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -19,6 +23,8 @@ from torch import nn
 from karp_models.introspect.attribution import attribute, gradcam_layer
 from karp_models.introspect.features import feature_maps, filter_weights, spatial_layers
 from karp_models.introspect.similarity import spearman
+
+T_ = TypeVar("T_")
 
 METHODS = ("Grad-CAM", "Integrated Gradients")
 
@@ -65,3 +71,21 @@ def frames(model: nn.Module, snapshots: list[tuple[int, dict[str, torch.Tensor]]
     out = [Frame(step, probs, w, maps, a, {k: spearman(np.abs(a[k]), np.abs(last[k])) for k in METHODS})
            for (step, probs, w, maps), a in zip(raw, attrs)]
     return target, out
+
+
+def at_snapshots(model: nn.Module, snapshots: list[tuple[int, dict[str, torch.Tensor]]],
+                 look: Callable[[nn.Module], T_]) -> list[tuple[int, T_]]:
+    """look(m) with each snapshot loaded strictly into a private eval-mode CPU copy `m` of
+    `model` (the model itself is never changed), without gradients; [(step, result)], oldest
+    first. E.g. look = lambda m: introspect.text.attention(m, ids) gives (L, H, T, T) per step;
+    introspect.neurons.traces gives an RNN's states. Raises ValueError for no snapshots,
+    RuntimeError for a snapshot that does not fit `model` (another architecture)."""
+    if not snapshots:
+        raise ValueError("a time-lapse with no snapshots")
+    m = copy.deepcopy(model).cpu().eval()
+    out = []
+    with torch.no_grad():
+        for step, state in snapshots:
+            m.load_state_dict(state, strict=True)
+            out.append((step, look(m)))
+    return out

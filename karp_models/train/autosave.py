@@ -28,7 +28,7 @@ import numpy as np
 
 from karp_models import device as dev
 from karp_models.i18n import _
-from karp_models.train import runs, workspace
+from karp_models.train import runs, timelapse, workspace
 from karp_models.train.checkpoints import CheckpointError, read_trainer_summary, write_checkpoint
 from karp_models.train.errors import is_out_of_memory, release_memory
 from karp_models.train.jobstatus import ACTIVE, DONE, ERROR, RUNNING, STOPPED, Job, default_label
@@ -107,11 +107,12 @@ class Autosaver:
                     "wall_s": job.wall_s + (time.monotonic() - job.t_work if job.t_work else 0.0),
                     "saved": list(job.saved), "snapshot_key": job.snapshot_key}
             snapshots = list(job.snapshots)
+            lapse = kept_timelapse(job)
         t0 = time.perf_counter()
         try:
             parts = runs.run_parts(job.spec, job.prepared, {}, snapshots, job.snapshot_key,
                                    extra={"autosave": info, "spec": runs.spec_meta(job.spec)},
-                                   copy=True)
+                                   copy=True, timelapse=lapse)
         except Exception as e:  # noqa: BLE001 - an autosave must never stop the training
             with self._lock:
                 job.autosave_problem = str(e) or type(e).__name__
@@ -189,7 +190,7 @@ class Autosaver:
                                        "was written. Close other runs, then save again.")) from e
             runs.save_run(path, job.spec, job.prepared, job.final_metrics[1], job.snapshots,
                           job.snapshot_key, extra={"owner": job.session_id},
-                          timelapse=job.timelapse.items if job.timelapse else None,
+                          timelapse=kept_timelapse(job),
                           before_write=lambda n: workspace.check_room(
                               job.session_id, n, replacing=[path] + (
                                   [job.autosave] if job.autosave and job.state == DONE else []),
@@ -250,6 +251,18 @@ class Autosaver:
                                        keep_other_s=self.keep_other_s, skip=skip))
         except (ValueError, OSError):
             return set()
+
+
+def kept_timelapse(job: Job) -> timelapse.TimeLapse | None:
+    """A copy of the job's time-lapse to write (its snapshots are never changed once kept, so
+    the list is copied, not the tensors); before its first preview, the continued run's own
+    (Prepared.timelapse); None without one."""
+    if job.timelapse:
+        return dataclasses.replace(job.timelapse, items=list(job.timelapse.items))
+    earlier = job.prepared.timelapse if job.prepared is not None else None
+    if earlier and earlier[0]:
+        return timelapse.TimeLapse.resume(earlier[0], every=earlier[1] or 1, stride=earlier[1])
+    return None
 
 
 def claim_for_saving(job: Job) -> None:

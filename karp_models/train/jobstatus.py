@@ -2,6 +2,7 @@
 data that is safe to read from any thread while the job runs."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ class JobStatus:
     interrupted: bool = False  # recovered from an autosave written while it ran: the server stopped
     paused: bool = False       # stopped because no tab of its owner was open
     on_disk: bool = False      # kept on disk only (model not in memory): resuming reads the autosave
+    timelapse: tuple[tuple[int, dict], ...] = ()  # whole-model snapshots so far (train/timelapse.py)
+    model_config: dict | None = None   # the model's config (dataclasses.asdict): a twin to replay them in
 
     @property
     def active(self) -> bool:
@@ -106,7 +109,7 @@ class Job:
     final_metrics: tuple[int, dict] | None = None  # (step, metrics) of the last full evaluation
     snapshots: list[tuple[int, np.ndarray]] = field(default_factory=list)
     snapshot_key: str = "snapshots"  # the metadata entry they are saved under
-    timelapse: Any = None            # an image classifier's whole-model snapshots (train/timelapse.py)
+    timelapse: Any = None            # whole-model snapshots, if its task keeps them (train/timelapse.py)
     language: str = "en"             # its words' language: the session's that started it
     charts: tuple[Any, ...] = ()     # the task's named curves (previews.Chart)
     autosave: Path | None = None     # its autosave file (None: autosave is off)
@@ -177,4 +180,13 @@ def snapshot(job: Job, queue: list[Job]) -> JobStatus:
         autosaved_at=job.autosaved[0] if job.autosaved else None,
         autosaved_step=job.autosaved[1] if job.autosaved else None,
         autosave_problem=job.autosave_problem, interrupted=job.interrupted, paused=job.paused,
-        on_disk=job.from_disk and job.prepared is None)
+        on_disk=job.from_disk and job.prepared is None,
+        timelapse=tuple(job.timelapse.items) if job.timelapse else (),
+        model_config=_config(job))
+
+
+def _config(job: Job) -> dict | None:
+    """The job's model config as a dict (models.from_config rebuilds it), None before it is built."""
+    cfg = getattr(getattr(job.prepared, "trainer", None), "model", None)
+    cfg = getattr(cfg, "config", None)
+    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else None

@@ -72,6 +72,7 @@ class Prepared:
     data: Any
     preset: str | None = None
     teacher_meta: dict | None = None
+    timelapse: tuple[list, int | None] | None = None  # continued: the earlier run's (snapshots, stride)
 
 
 def load_teacher(path: str | os.PathLike, dataset: str, data: Any) -> tuple[torch.nn.Module, dict]:
@@ -130,10 +131,13 @@ def build_run(spec: RunSpec) -> Prepared:
         teacher, teacher_meta = load_teacher(spec.teacher, spec.dataset, ds)
         task = Distillation(task, teacher)
     trainer = Trainer(model, task, spec.config, device)
+    earlier = None
     if spec.resume_from:
         load_trainer_state(spec.resume_from, trainer)
+        if getattr(task, "timelapse", False):  # its snapshots so far go on (train/timelapse.py)
+            earlier = tl.read(spec.resume_from)
     return Prepared(trainer=trainer, data=ds, preset=spec.preset or reg.default_preset,
-                    teacher_meta=teacher_meta)
+                    teacher_meta=teacher_meta, timelapse=earlier)
 
 
 ROBUST_EVAL_STEPS = 10      # PGD steps of a robust model's evaluation attack (from the clean image)
@@ -229,7 +233,7 @@ def save_run(path: str | os.PathLike, spec: RunSpec, prepared: Prepared, metrics
              snapshots: list[tuple[int, np.ndarray]] | None = None,
              snapshot_key: str = previews.Predictions.snapshot_key, *,
              extra: dict | None = None, before_write: Any = None,
-             timelapse: list[tuple[int, dict[str, torch.Tensor]]] | None = None) -> Path:
+             timelapse: tl.TimeLapse | list[tuple[int, dict[str, torch.Tensor]]] | None = None) -> Path:
     """Write the run (weights, metadata, trainer state to continue it, and the snapshots kept
     while it trained; timelapse: whole-model snapshots, train/timelapse.py) atomically to
     `path`. extra: more metadata entries (the owner's tag; an
@@ -248,7 +252,7 @@ def run_parts(spec: RunSpec, prepared: Prepared, metrics: dict,
               snapshots: list[tuple[int, np.ndarray]] | None = None,
               snapshot_key: str = previews.Predictions.snapshot_key, *,
               extra: dict | None = None, copy: bool = False,
-              timelapse: list[tuple[int, dict[str, torch.Tensor]]] | None = None
+              timelapse: tl.TimeLapse | list[tuple[int, dict[str, torch.Tensor]]] | None = None
               ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """What save_run writes, not yet encoded (checkpoints.checkpoint_parts; copy=True: a
     snapshot that training may go on from while another thread writes it)."""
@@ -257,7 +261,7 @@ def run_parts(spec: RunSpec, prepared: Prepared, metrics: dict,
         meta[snapshot_key] = previews.snapshots_meta(snapshots)
     meta.update(extra or {})
     lapse: dict[str, torch.Tensor] = {}
-    if timelapse:
+    if timelapse and (timelapse.items if isinstance(timelapse, tl.TimeLapse) else timelapse):
         lapse, meta[tl.META_KEY] = tl.tensors(timelapse)
     model = prepared.trainer.model
     tensors, metadata = checkpoint_parts(model, model_name=spec.model, meta=meta,

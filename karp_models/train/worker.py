@@ -92,16 +92,17 @@ def preview(job: Job, lock: threading.Condition | threading.RLock, force: bool =
     on the worker thread between records while the trainer is paused; keep its snapshot."""
     trainer = job.prepared.trainer
     every = job.spec.preview_every or getattr(trainer.task, "preview_every", 50)
-    if not force and job.last_preview >= 0 and trainer.step - job.last_preview < every:
+    # due at each multiple of `every` (a run continued from an odd step comes back on that grid)
+    if not force and job.last_preview >= 0 and trainer.step // every <= job.last_preview // every:
         return
     job.last_preview = trainer.step
     out = previews.make(trainer.task, trainer.model, trainer.device, trainer.step)
     with lock:
         job.preview = out
         previews.keep_snapshot(job.snapshots, out)
-        if isinstance(out, previews.Predictions):   # an image classifier: its time-lapse too
-            if job.timelapse is None:
-                job.timelapse = timelapse.for_model(trainer.model, every) or False
+        if getattr(trainer.task, "timelapse", False):  # a task that asks for whole-model snapshots
+            if job.timelapse is None:                   # a continued run goes on from its own
+                job.timelapse = timelapse.for_model(trainer.model, every, job.prepared.timelapse) or False
             if job.timelapse:
                 job.timelapse.offer(trainer.step, trainer.model, last=force)
         if getattr(out, "snapshot", None) is not None:

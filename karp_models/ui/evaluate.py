@@ -16,6 +16,7 @@ from karp_models.introspect import embeddings as emb
 from karp_models.introspect import evaluate as ev
 from karp_models.models.finetune import FineTuneConfig
 from karp_models.ui import glossary, style
+from karp_models.ui import timelapse as lapse_view
 from karp_models.imagenet import WeightsUnavailable
 from karp_models.ui.compute import embedding_features, knn_accuracy, pca_coords, robustness, tsne_coords
 from karp_models.ui.figures import evaluate as figs
@@ -259,20 +260,39 @@ def projector_section(ds, choice: ModelChoice, probs: np.ndarray, labels: np.nda
                             key=f"evaluate_proj_chart_{method}_{n}_{before}", on_select="rerun",
                             selection_mode=("points", "lasso", "box"), width="stretch")
     with right:
-        points = (event.selection.points if event and event.selection else []) or []
-        chosen = [int(p["customdata"]) for p in points if p.get("customdata") is not None]
-        if not chosen:
-            st.markdown(_("#### Click a dot\n…or draw a lasso around a group, to see the images here. "
-                          "Hovering names the image and the prediction."))
-            return
-        if len(chosen) == 1:
-            st.markdown(_("#### The chosen image"))
-            card(ds, probs, labels, chosen[0], "evaluate_proj")
-        else:
-            st.markdown(_("#### {n:,} chosen images").format(n=len(chosen)))
-            wrong = int((labels[chosen] != pred[chosen]).sum())
-            st.caption(_("{n} of them misclassified; the first 24 below").format(n=wrong))
-            st.image([display(ds.test_x[i], scale=2) for i in chosen[:24]], width=56)
+        chosen_panel(ds, probs, labels, pred, event)
+    if before:
+        return
+    st.subheader(_("The projector during training"))
+    sources = lapse_view.image_sources(choice.path, choice.mtime, choice.origin,
+                                       load_model(choice.path, choice.mtime).model, choice.label, ds.name)
+    try:
+        any_lapse = bool(sources())
+    except Exception:  # noqa: BLE001 - a damaged time-lapse: the section below says so
+        any_lapse = True
+    if any_lapse and not st.toggle(_("Replay the run: the same test images at each of its snapshots"),
+                                   key="evaluate_tl_on"):
+        st.caption(_("Each snapshot's features are computed once; on a laptop that takes a few seconds."))
+        return
+    lapse_view.projector_section(sources, ds.test_x, labels, classes, colour_by)
+
+
+def chosen_panel(ds, probs: np.ndarray, labels: np.ndarray, pred: np.ndarray, event) -> None:
+    """The images of the dots clicked or lassoed in the projector."""
+    points = (event.selection.points if event and event.selection else []) or []
+    chosen = [int(p["customdata"]) for p in points if p.get("customdata") is not None]
+    if not chosen:
+        st.markdown(_("#### Click a dot\n…or draw a lasso around a group, to see the images here. "
+                      "Hovering names the image and the prediction."))
+        return
+    if len(chosen) == 1:
+        st.markdown(_("#### The chosen image"))
+        card(ds, probs, labels, chosen[0], "evaluate_proj")
+    else:
+        st.markdown(_("#### {n:,} chosen images").format(n=len(chosen)))
+        wrong = int((labels[chosen] != pred[chosen]).sum())
+        st.caption(_("{n} of them misclassified; the first 24 below").format(n=wrong))
+        st.image([display(ds.test_x[i], scale=2) for i in chosen[:24]], width=56)
 
 
 WHEN = [N_("after fine-tuning"), N_("before: the pretrained backbone")]

@@ -273,7 +273,7 @@ def vit_knockout_section(path: str, mtime: float, dataset_name: str, x: torch.Te
                     help=_("zero: as if the head were cut out; mean: its average over 256 test images."))
     change, clean = image_head_knockout(path, mtime, dataset_name, x.numpy(), target, mode)
     style.chart(fig.head_map(change, _("Score of '{name}' with each head knocked out").format(name=class_name),
-                             _("change"), first=1), width="stretch")
+                             _("change")), width="stretch")
     st.caption(_("The change of the logit of '{name}' (clean: {score:.2f}) when one head's output is set to {mode}. "
                  "Blue: the head is needed for this answer. Compare with where the heads look above: a head can look "
                  "at the object and still not matter.").format(name=class_name, score=clean, mode=_(ab.MODES[mode])))

@@ -214,54 +214,83 @@ def evolution_tab(t: Target) -> None:
 # ---------------------------------------------------------------------------- training time-lapse
 
 
-def _timelapse(t: Target) -> list:
-    """The saved run's time-lapse snapshots [(step, state_dict)]; [] when it has none."""
-    from karp_models.train import timelapse as tl
+def _lapses(t: Target) -> list:
+    """The saved run's time-lapse (ui.timelapse.Lapse), then this browser's image runs on the same
+    data with snapshots so far (still training, or not yet saved)."""
+    from karp_models.models import REGISTRY
+    from karp_models.ui import timelapse as tlv
 
     if t.origin == "imagenet" or not t.key:
         return []
-    path = t.key.rsplit(":", 1)[0]
-    return cache.result(("timelapse-load", t.key), lambda: tl.load(path))
+    out = []
+    if t.origin == "run":
+        path, mtime = t.key.rsplit(":", 1)
+        lp = tlv.saved_lapse(path, mtime, t.model, _("saved run: {run}").format(run=t.title))
+        out += [lp] if lp is not None else []
+    image_models = tuple(n for n, s in REGISTRY.items() if s.task in ("image", "finetune"))
+    return out + tlv.live_lapses(image_models, t.dataset)
 
 
 def timelapse_tab(t: Target, x: np.ndarray) -> None:
-    """A slider over a saved run's whole-model snapshots: for image x (C, H, W) in [0, 1], each
-    snapshot's filters, feature maps, prediction, Grad-CAM and IG, and a chart of how far its
-    maps already agree with the final model's (introspect.timelapse)."""
-    import torch
-
-    from karp_models.introspect import timelapse as lapse
-    from karp_models.ui.figures.explain import overlay_figure, short
-    from karp_models.ui.figures.predict import timelapse_figure
+    """A slider over a run's whole-model snapshots (a saved run's, or one of this browser's runs
+    while it trains): for image x (C, H, W) in [0, 1], each snapshot's filters, feature maps,
+    prediction, Grad-CAM and IG, and a chart of how far its maps already agree with the final
+    (or latest) model's (introspect.timelapse)."""
+    from karp_models.ui import timelapse as tlv
 
     try:
-        snaps = _timelapse(t)
+        lapses = _lapses(t)
     except Exception as e:  # noqa: BLE001 - a damaged file: say so, the page goes on
         st.error(_("This run's time-lapse cannot be read: {error}").format(error=e))
         return
-    if len(snaps) < 2:
+    if not any(len(lp.steps) >= 2 for lp in lapses):
         st.info(_("**No time-lapse for this model.** Train an image model on the **Train** page and "
                   "save the run: it keeps up to 12 copies of the whole model at evenly spaced steps "
                   "(fewer for a big model), and this tab replays the image above through each of "
                   "them. Shipped weights, ImageNet models and runs saved before karp kept them have "
                   "none."))
         return
-    steps = [s for s, _w in snaps]
-    if not st.toggle(_("Replay the run on this image ({n} snapshots, steps {first:,} to {last:,})").format(
-            n=len(steps), first=steps[0], last=steps[-1]), key="predict_tl_on"):
+    lapses = [lp for lp in lapses if len(lp.steps) >= 2]
+    lapse = tlv.pick("predict_tl", lapses)
+    label = (_("Replay the run on this image (its snapshots so far)") if lapse.live else  # it grows
+             _("Replay the run on this image ({n} snapshots, steps {first:,} to {last:,})").format(
+                 n=len(lapse.steps), first=lapse.steps[0], last=lapse.steps[-1]))
+    if not st.toggle(label, key="predict_tl_on"):
         st.caption(_("Each snapshot's Grad-CAM and Integrated Gradients are computed once per image; "
                      "on a laptop that takes a few seconds."))
         return
+
+    @st.fragment(run_every=tlv.REFRESH_S if lapse.live else None)
+    def replay() -> None:
+        now = next((lp for lp in _lapses(t) if lp.key == lapse.key), lapse) if lapse.live else lapse
+        _replay(t, x, now)
+
+    replay()
+
+
+def _replay(t: Target, x: np.ndarray, lapse) -> None:
+    """The time-lapse of one run on image x (see timelapse_tab)."""
+    import torch
+
+    from karp_models.introspect import timelapse as lapse_mod
+    from karp_models.ui.figures.explain import overlay_figure, short
+    from karp_models.ui.figures.predict import timelapse_figure
+
+    snaps, steps = lapse.snapshots, lapse.steps
+    lapse_key = (*lapse.key, tuple(steps))
+    if lapse.live:
+        st.caption(_("This run is still training: new snapshots appear here as it reaches them, and the "
+                     "agreement is measured against its latest one."))
     xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))[None]
     with st.spinner(_("Replaying {n} snapshots…").format(n=len(steps))):
         try:
-            target, frames = cache.result(("timelapse", t.key, cache.image_key(x)),
-                                          lambda: lapse.frames(t.model, snaps, xt))
+            target, frames = cache.result(("timelapse", lapse_key, cache.image_key(x)),
+                                          lambda: lapse_mod.frames(lapse.model, snaps, xt))
         except (ValueError, RuntimeError) as e:
             st.error(_("The time-lapse cannot be replayed on this model: {error}").format(error=e))
             return
     i = st.select_slider(_("Training step"), options=list(range(len(steps))), value=len(steps) - 1,
-                         format_func=lambda k: f"{steps[k]:,}", key=f"predict_tl_step_{t.key}")
+                         format_func=lambda k: f"{steps[k]:,}", key=f"predict_tl_step_{lapse.key[-1]}_{len(steps)}")
     f = frames[i]
     name, said = t.classes[target], int(f.probs.argmax())
     st.markdown(_("**Step {step:,}** of {last:,}: the model says **{said}** ({p:.0%}). The maps explain "
@@ -273,7 +302,7 @@ def timelapse_tab(t: Target, x: np.ndarray) -> None:
                                    height_per_row=260), key="predict_tl_maps")
     with c_chart:
         series = {_("{method} agrees with the final map").format(method=short(m)): [fr.agreement[m] for fr in frames]
-                  for m in lapse.METHODS}
+                  for m in lapse_mod.METHODS}
         series[_("probability of {name}").format(name=name)] = [float(fr.probs[target]) for fr in frames]
         style.chart(timelapse_figure(steps, series, f.step), key="predict_tl_chart")
     st.caption(_("Agreement: the Spearman rank correlation of this snapshot's |map| with the final "

@@ -47,6 +47,8 @@ def test_vit_attention_page_knocks_each_head_out_as_the_back_end_does():
     spec = json.loads(charts(at)[3].proto.spec)
     assert "with each head knocked out" in spec["layout"]["title"]["text"]
     assert np.allclose(plotly_array(spec["data"][0]["z"]).ravel(), change, atol=1e-4)
+    # layers and heads numbered from 0, as on the text pages and in the head grid above it
+    assert list(spec["data"][0]["y"])[0] == "layer 0" and list(spec["data"][0]["x"])[0] == "head 0"
     at.radio(key="vit_attention_mode").set_value("mean").run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("set to mean" in c.value for c in at.caption)

@@ -332,7 +332,7 @@ def test_image_run_previews_saves_like_the_cli_and_continues(tmp_path):
         # the app also keeps filter snapshots, the time-lapse's steps and the owner's tag (what
         # its quota counts)
         assert set(ours) - {"filter_evolution", "timelapse", "owner"} == set(theirs) and ours["owner"] == "s1"
-        assert ours["timelapse"] == {"steps": [0, 10, 20, 30]}
+        assert ours["timelapse"] == {"steps": [0, 10, 20, 30], "stride": 10}
         assert set(ours["train"]) == set(theirs["train"])
         assert set(ours["metrics"]) == {"test_loss", "test_accuracy"}
         assert ours["train"]["steps"] == 30 and "karp_models train --model fast" in ours["train"]["command"]

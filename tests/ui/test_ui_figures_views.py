@@ -111,7 +111,7 @@ def test_vit_figures():
     image = np.random.default_rng(4).random((8, 8))
     grid = vif.head_grid_figure(image, att)
     assert len(grid.data) == 6 and grid.data[0].z.shape == (32, 32, 3)
-    assert grid.layout.annotations[4].text == f"L2 H2: CLS keeps {att.cls_self[1, 1]:.0%}"
+    assert grid.layout.annotations[4].text == f"L1 H1: CLS keeps {att.cls_self[1, 1]:.0%}"  # numbered from 0, as the text pages
     roll = vif.rollout_figure(image, att)
     assert [a.text for a in roll.layout.annotations][1] == "rollout, 2 layers"
     np.testing.assert_array_equal(roll.data[0].z[:4, :4, 0], np.rint(image[0, 0] * 255))

@@ -37,7 +37,8 @@ class Task(Protocol):
     meta() -> JSON-able facts a checkpoint needs (classes, vocabulary), state_dict() and
     load_state_dict() (where it is in its data, for resuming), setup(model) (what a fresh run
     starts from beyond the model's own initialisation: fine-tuning's pretrained weights; not
-    called on resume)."""
+    called on resume), timelapse = True (keep whole-model snapshots at its previews for the
+    time-lapse views, train/timelapse.py)."""
 
     unit: str              # what throughput counts: 'samples' or 'tokens'
     items_per_epoch: int   # units in one pass over the training split

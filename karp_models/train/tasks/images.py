@@ -35,6 +35,7 @@ class ImageClassification:
     unit = "samples"
     eval_split = "test"
     preview_every = 50
+    timelapse = True            # keep whole-model snapshots over a run (train/timelapse.py)
 
     def __init__(self, data: Any, augment: bool = True, pad: int | None = None, flip: bool = True,
                  robust: dict[str, Any] | None = None):

@@ -23,6 +23,7 @@ class CharLM:
     unit = "tokens"
     eval_split = "validation"
     preview_every = 200
+    timelapse = True            # keep whole-model snapshots over a run (train/timelapse.py)
 
     def __init__(self, data: Any, block_size: int):
         if block_size < 1:

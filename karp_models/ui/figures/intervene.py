@@ -34,7 +34,7 @@ def _limit(z: np.ndarray) -> float:
 
 def head_map(effect: np.ndarray, title: str, colorbar: str, first: int = 0) -> go.Figure:
     """(n_layer, n_head) values as a grid with each value written in its cell; blue below 0, red above. Layers
-    and heads are numbered from `first` (the ViT page counts from 1, the text pages from 0)."""
+    and heads are numbered from `first` (0, as everywhere in the app: the index in the model)."""
     L, H = effect.shape
     m = _limit(effect)
     fig = go.Figure(go.Heatmap(z=effect, x=[_("head {h}").format(h=h + first) for h in range(H)],

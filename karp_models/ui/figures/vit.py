@@ -48,7 +48,7 @@ def head_grid_figure(image: np.ndarray, att: ViTAttention, *, smooth: bool = Tru
     big = upscale(image, SCALE)
     vmax = float(att.cls_maps.max()) if shared_scale else None
     words = _("L{layer} H{head}: CLS keeps {share:.0%}")
-    titles = [words.format(layer=l + 1, head=h + 1, share=att.cls_self[l, h]) for l in range(L) for h in range(Hh)]
+    titles = [words.format(layer=l, head=h, share=att.cls_self[l, h]) for l in range(L) for h in range(Hh)]
     fig = make_subplots(rows=L, cols=Hh, subplot_titles=titles, horizontal_spacing=0.02,
                         vertical_spacing=0.06)
     for l in range(L):
