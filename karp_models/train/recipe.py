@@ -211,3 +211,30 @@ def loss_goes_down(losses: list[float], *, by: float = 0.1) -> bool:
         return False
     tail = losses[-max(1, len(losses) // 5):]
     return float(np.mean(tail)) <= (1 - by) * losses[0]
+
+# ---------------------------------------------------------------------------- lessons' short runs
+
+
+def _quick_spec(model: str, dataset: str, cfg: TrainConfig):
+    from karp_models.train.runs import RunSpec
+    return RunSpec(model, dataset, cfg, device="cpu")
+
+
+def fresh_initial_loss(model: str = "fast", dataset: str = "fashion-mnist", seed: int = 0) -> tuple[float, float | None]:
+    """(the loss of a freshly initialised registry `model` on a training batch of `dataset`, ln C)."""
+    from karp_models.train.runs import build_run
+    p = build_run(_quick_spec(model, dataset, TrainConfig(steps=1, seed=seed)))
+    C = n_outputs(p.data)
+    return initial_loss(p.trainer.model, p.trainer.task, seed=seed), (expected_initial_loss(C) if C else None)
+
+
+def lr_trial(lr: float, steps: int = 30, *, model: str = "classic", dataset: str = "fashion-mnist",
+             batch_size: int = 32, seed: int = 0, progress: Progress | None = None) -> list[float]:
+    """A short real run with plain SGD at learning rate `lr` (constant, no clipping, no augmentation):
+    the training loss at every step (inf once it blew up). A few dozen steps take seconds on a CPU."""
+    from karp_models.train.runs import build_run
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, optimizer="sgd", schedule="constant",
+                      weight_decay=0.0, grad_clip=0.0, augment=False, eval_every=0, seed=seed, amp=False)
+    p = build_run(_quick_spec(model, dataset, cfg))
+    p.trainer.task = QuickEval(p.trainer.task, max_batches=1)
+    return run_losses(p.trainer, progress)
