@@ -108,19 +108,20 @@ def panel(lesson: ls.Lesson, i: int) -> None:
     st.markdown(step.text)
     if step.question is not None:
         question(lesson, i, step.question)
-    back, again, nxt = st.columns([1, 1, 1.2])
+    back, nxt = st.columns(2)
     if back.button(_("Back"), key="lesson_back", icon=":material/arrow_back:", disabled=i == 0, width="stretch"):
         go(lesson, i - 1)
-    if again.button(_("This view"), key="lesson_again", icon=":material/refresh:", width="stretch",
-                    help=_("Open this step's view again as the lesson set it")):
-        go(lesson, i)
     if i + 1 < n:
         if nxt.button(_("Next"), key="lesson_next", icon=":material/arrow_forward:", type="primary", width="stretch"):
             go(lesson, i + 1)
     elif nxt.button(_("Finish"), key="lesson_finish", icon=":material/check:", type="primary", width="stretch"):
         end()
         st.switch_page("pages/lessons.py")
-    if st.button(_("Leave the lesson"), key="lesson_leave", type="tertiary"):
+    again, leave = st.columns(2)
+    if again.button(_("Reset the view"), key="lesson_again", icon=":material/refresh:", type="tertiary",
+                    help=_("Open this step's view again as the lesson set it")):
+        go(lesson, i)
+    if leave.button(_("Leave the lesson"), key="lesson_leave", icon=":material/close:", type="tertiary"):
         end()
         st.rerun()
     code = class_code()
@@ -444,7 +445,7 @@ def catalogue() -> None:
         return
     cols = st.columns(2)
     for k, les in enumerate(found):
-        with cols[k % 2].container(border=True):
+        with cols[k % 2].container(border=True, key=f"lesson_card_{les.id}"):
             st.subheader(les.title)
             st.markdown(les.summary)
             asks = sum(s.question is not None for s in les.steps)
