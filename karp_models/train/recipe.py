@@ -238,3 +238,17 @@ def lr_trial(lr: float, steps: int = 30, *, model: str = "classic", dataset: str
     p = build_run(_quick_spec(model, dataset, cfg))
     p.trainer.task = QuickEval(p.trainer.task, max_batches=1)
     return run_losses(p.trainer, progress)
+
+
+def checks_for(model: str, dataset: str, *, preset: str | None = None, lr: float = 3e-3, steps: int = 60,
+               batch_size: int = 16, seed: int = 0, progress: Progress | None = None) -> Recipe:
+    """`recipe_checks` on a fresh registry `model` (with `preset`) for `dataset`, on the CPU: what a run of
+    these settings starts from. Raises ValueError for a model that is not a classifier or language model
+    (a GAN, a VAE, a captioner: no ln C to compare with), and what build_run raises."""
+    from karp_models.models import REGISTRY
+    from karp_models.train.runs import RunSpec, build_run
+    if model not in REGISTRY or REGISTRY[model].task not in ("image", "text"):
+        raise ValueError(f"the recipe checks are for image classifiers and character models, not {model!r}")
+    p = build_run(RunSpec(model, dataset, TrainConfig(steps=1, seed=seed, augment=False), preset=preset, device="cpu"))
+    return recipe_checks(p.trainer.model, p.trainer.task, p.data, steps=steps, batch_size=batch_size, lr=lr,
+                         seed=seed, progress=progress)

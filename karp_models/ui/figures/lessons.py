@@ -109,19 +109,21 @@ def loss_curve(losses: Sequence[float], title: str | None = None, height: int = 
         fig.add_annotation(x=int(np.argmin(ok)) + 1, y=float(y[ok].max()) if ok.any() else 0,
                            text=_("the loss blew up"), showarrow=True, font=dict(color="#dc2626", size=style.SIZE))
     fig.update_xaxes(title=_("step"))
-    fig.update_yaxes(title=_("training loss"), type="log" if ok.any() and y[ok].max() / max(y[ok].min(), 1e-9) > 50 else None)
+    fig.update_yaxes(title=_("training loss"), exponentformat="power",
+                     type="log" if ok.any() and y[ok].max() / max(y[ok].min(), 1e-9) > 50 else None)
     return style.layout(fig, height=height, title=title, margin=dict(l=60, r=10, t=40 if title else 10, b=45))
 
 
-def update_ratios(names: Sequence[str], ratios: np.ndarray, good: float = 1e-3, height: int = 300) -> go.Figure:
-    """Update/weight ratio (steps, layers) over the steps, one line per layer, log scale, the suggested
-    ratio as a dashed line."""
+def update_ratios(names: Sequence[str], ratios: np.ndarray, good: float = 1e-3, height: int = 340) -> go.Figure:
+    """Update/weight ratio (steps, layers) over the steps, one line per layer (named without '.weight'), log
+    scale, the suggested ratio as a dashed line; the legend below the plot, so a narrow column keeps its width."""
     r = np.asarray(ratios, dtype=float)
-    fig = go.Figure([go.Scatter(x=np.arange(1, len(r) + 1), y=r[:, j], mode="lines", name=n)
+    x = np.arange(1, len(r) + 1)
+    fig = go.Figure([go.Scatter(x=x, y=r[:, j], mode="lines", name=n.removesuffix(".weight"))
                      for j, n in enumerate(names)])
-    fig.add_hline(y=good, line=dict(dash="dash", color="#6b7280"),
-                  annotation_text=_("about 1e-3 (Karpathy)"), annotation_position="bottom right")
+    fig.add_trace(go.Scatter(x=[x[0], x[-1]], y=[good, good], mode="lines", name=_("about 1e-3 (Karpathy)"),
+                             line=dict(dash="dash", color="#6b7280", width=3)))
     fig.update_xaxes(title=_("step"))
-    fig.update_yaxes(title=_("update / weight"), type="log")
-    return style.layout(fig, height=height, margin=dict(l=60, r=10, t=10, b=45),
-                        legend=dict(font=dict(size=style.SMALL)))
+    fig.update_yaxes(title=_("update / weight"), type="log", exponentformat="power")
+    return style.layout(fig, height=height, margin=dict(l=60, r=10, t=10, b=10),
+                        legend=dict(font=dict(size=style.SMALL), orientation="h", y=-0.25, yanchor="top"))
