@@ -152,16 +152,24 @@ def question(lesson: ls.Lesson, i: int, q: ls.Question) -> None:
     with st.container(border=True):
         st.markdown(f"**{q.prompt}**")
         key = _answer_key(lesson, i)
-        answer = ASK[q.kind](q, key)
-        if answer is not None:
-            st.session_state[key] = answer
-            if class_code():
-                class_answers().record(class_code(), lesson.id, i, voter(), answer)
         given = st.session_state.get(key)
+        if given is None:                               # ask; once answered, the verdict takes its place
+            slot = st.empty()
+            with slot.container():
+                given = ASK[q.kind](q, key)
+            if given is not None:
+                slot.empty()
+                st.session_state[key] = given
+                if class_code():
+                    class_answers().record(class_code(), lesson.id, i, voter(), given)
         if given is not None:
             GRADE[q.kind](q, given)
             if q.explain:
                 st.markdown(q.explain)
+            if st.button(_("Answer again"), key=f"{key}_again", icon=":material/undo:", type="tertiary"):
+                st.session_state.pop(key, None)
+                st.session_state.pop(f"{key}_cell", None)
+                st.rerun()
 
 
 def _check(key: str) -> bool:
@@ -195,7 +203,7 @@ def _ask_char(q: ls.Question, key: str) -> str | None:
 def _ask_region(q: ls.Question, key: str) -> str | None:
     img = _test_image(q)[0]
     st.caption(_("Click the place you think Grad-CAM will mark, then check."))
-    event = st.plotly_chart(figs.click_image(img, quiz.GRID, _picked(key), height=style.px(260)),
+    event = st.plotly_chart(figs.click_image(img, quiz.GRID, _picked(key), height=style.px(230)),
                             key=f"{key}_click", on_select="rerun", selection_mode="points",
                             config={"displayModeBar": False}, width="content")
     pts = (event or {}).get("selection", {}).get("points", []) if event else []
@@ -324,7 +332,7 @@ def _grade_region(q: ls.Question, given: str) -> None:
     _verdict(g.right, _("Your region holds {share:.0%} of Grad-CAM's map for **{name}**; the best region of that "
                         "size holds {best:.0%} (score {score:.0%}).").format(share=g.share, name=name, best=g.best,
                                                                               score=g.score))
-    style.chart(figs.cam_overlay(img, cam, (r, c), g.best_cell, quiz.GRID, height=style.px(260)),
+    style.chart(figs.cam_overlay(img, cam, (r, c), g.best_cell, quiz.GRID, height=style.px(230)),
                 key=f"lesson_cam_{r}_{c}", config={"displayModeBar": False}, width="content")
     st.caption(_("Orange: your guess. Green, dashed: where the map lies most."))
 

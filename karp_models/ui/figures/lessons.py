@@ -65,8 +65,8 @@ def cam_overlay(img: np.ndarray, cam: np.ndarray, guess: tuple[int, int], best: 
     """Grad-CAM (H, W, normalised to [0, 1]) in red over the grey image, the guess (orange, solid) and the
     region where the map lies most (green, dashed)."""
     H, W = img.shape
-    c = np.clip(cam / (cam.max() + 1e-12), 0, 1)
-    rgb = np.stack([img * (1 - c) + c, img * (1 - c), img * (1 - c)], -1) * 255     # (H, W, 3)
+    a = 0.65 * np.clip(cam / (cam.max() + 1e-12), 0, 1)                # the map as red over the picture
+    rgb = np.stack([img * (1 - a) + a, img * (1 - a), img * (1 - a)], -1) * 255     # (H, W, 3)
     fig = go.Figure(go.Image(z=rgb.astype(np.uint8), hoverinfo="skip"))
     _box(fig, guess, H, W, grid, span, "#ffb000")
     _box(fig, best, H, W, grid, span, "#22c55e", dash="dash")
