@@ -49,6 +49,7 @@ state.share_note()
 device_badge()
 identity.remember()                     # this browser's work id, kept in its cookie
 training.note_tab()                     # its runs stay alive while any of its tabs is open
+lessons.showing(nav)
 active = lessons.current()               # a guided lesson: its step in a column beside the live view
 if active is not None:
     side, main = st.columns([1, 2.3], gap="medium")

@@ -76,10 +76,42 @@ def step_link(lesson: ls.Lesson, i: int) -> dict[str, str]:
             language.PARAM: language.current() or "en"}
 
 
+CURRENT = "lesson_page"                         # session: the page this run shows (app.py sets it)
+
+
+def showing(nav) -> None:
+    """Tell the player which page this run shows (app.py, with st.navigation's page, before the panel): a
+    step on the same page cannot go through st.switch_page's link, since its widgets hold their parameters."""
+    page = getattr(nav, "_page", None)          # StreamlitPage's file (Streamlit 1.67 keeps it there)
+    st.session_state[CURRENT] = Path(page).stem if isinstance(page, (str, Path)) else None
+
+
 def go(lesson: ls.Lesson, i: int) -> None:
     """Open step i: its page in its state (raises Streamlit's rerun)."""
     st.session_state[ACTIVE] = (lesson.id, i)
-    st.switch_page(f"pages/{lesson.steps[i].page}.py", query_params=step_link(lesson, i))
+    step, link = lesson.steps[i], step_link(lesson, i)
+    if step.page != st.session_state.get(CURRENT):
+        st.switch_page(f"pages/{step.page}.py", query_params=link)
+    for key, raw in step.query().items():        # the same page: its widgets take the values directly
+        _set_bound(key, raw)
+    for key in (LESSON, STEP):
+        st.query_params[key] = link[key]
+    st.rerun()
+
+
+def _set_bound(key: str, raw: str) -> None:
+    """Give widget `key` (bound to the link) the value the link text `raw` means, read as Streamlit reads a
+    link (the widget's own deserializer; Streamlit 1.67's internals, as state._means_default). Where that is
+    not possible, forget the widget's value: it starts again from its default."""
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+        from streamlit.runtime.state.query_params import parse_url_param
+
+        inner = get_script_run_ctx().session_state._state
+        meta = inner._new_widget_state.widget_metadata[inner._key_id_mapper.get_id_from_key(key)]
+        st.session_state[key] = meta.deserializer(parse_url_param([raw], meta.value_type))
+    except Exception:                   # noqa: BLE001 - another Streamlit, or no such widget yet
+        st.session_state.pop(key, None)
 
 
 def end() -> None:
