@@ -52,7 +52,7 @@ training.note_tab()                     # its runs stay alive while any of its t
 lessons.showing(nav)
 active = lessons.current()               # a guided lesson: its step in a column beside the live view
 if active is not None:
-    side, main = st.columns([1, 2.3], gap="medium")
+    side, main = st.columns([1, 2.75], gap="medium")
     with side:
         lessons.panel(*active)
 else:

@@ -132,8 +132,20 @@ def class_code() -> str:
 # ---------------------------------------------------------------------------- the panel
 
 
+# while a lesson runs, its Back and Next are the way on: the sidebar's page list gives up some width to
+# the page beside the step (Streamlit's sidebar is 300 px; a person may still drag it wider)
+LESSON_CSS = """<style>
+section[data-testid="stSidebar"][data-collapsed="false"] {width: 244px !important; min-width: 244px !important;}
+</style>"""
+# on a projector the lesson is the way on: the page list steps aside (Presentation mode off brings it back)
+PRESENT_LESSON_CSS = """<style>
+section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"] {display: none !important;}
+</style>"""
+
+
 def panel(lesson: ls.Lesson, i: int) -> None:
     """The step beside the live view: where we are, the text, the question, back / next, the class view."""
+    st.html(PRESENT_LESSON_CSS if style.presenting() else LESSON_CSS)
     step, n = lesson.steps[i], len(lesson.steps)
     st.caption(_("Lesson: {title} · step {step} of {total}").format(title=lesson.title, step=i + 1, total=n))
     st.progress((i + 1) / n)

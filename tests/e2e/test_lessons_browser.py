@@ -43,6 +43,8 @@ async def join_and_start(tab, code: str, lesson: str) -> None:
     await act.wait_idle(tab)
     await tab.locator(f".st-key-lesson_card_{lesson}").get_by_role("button", name="Start this lesson").click()
     await act.wait_idle(tab)
+    await tab.get_by_text("· step 1 of").wait_for(timeout=60_000)
+    await tab.wait_for_url(lambda url: "/lessons" not in url, timeout=30_000)
 
 
 async def answer_char(tab, char: str) -> str:
@@ -115,6 +117,41 @@ def test_two_students_play_a_lesson_and_the_teacher_sees_both_answers(server):
                 await tab.get_by_role("heading", name="Lessons").first.wait_for()
                 assert await tab.get_by_text("step 3 of 3").count() == 0
                 assert not await act.exceptions(teacher)
+            finally:
+                await browser.close()
+    asyncio.run(main())
+
+
+def test_the_recipe_lesson_moves_between_steps_on_one_page_and_a_short_run_grades_the_learning_rate(server):
+    """Four steps on Train: Next must set the page's widgets itself (Streamlit refuses link parameters bound
+    to a widget of the page shown); the last step's answer comes from a real 30-step run; presentation mode."""
+    async def main():
+        async with async_api.async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=act.CHROMIUM, args=act.CHROMIUM_ARGS)
+            try:
+                context = await browser.new_context(viewport={"width": 1280, "height": 720}, locale=act.LOCALE)
+                tab = await context.new_page()
+                await act.open_app(tab, server)
+                await join_and_start(tab, "", "recipe")
+                await act.presentation_mode(tab)
+                for step in (2, 3, 4):
+                    await click(tab, "Next")
+                    assert "/train" in tab.url and f"lesson_step={step}" in tab.url
+                    await tab.get_by_text(f"step {step} of 4").wait_for()
+                    assert not await act.exceptions(tab)
+                assert "train_lr=0.1" in tab.url
+                slider = tab.get_by_test_id("stSlider").filter(has_text="Learning rate")
+                assert "0.1" in await slider.inner_text()          # the step's state reached the widget
+                await tab.get_by_text("No, it does not").click()
+                await act.wait_idle(tab)
+                await click(tab, "Check my answer", 180)
+                verdict = tab.get_by_text("A real run of")
+                await verdict.wait_for(timeout=180_000)
+                assert "blew up" in await verdict.inner_text()
+                assert "✓ right" in await tab.locator("body").inner_text()
+                assert not await act.exceptions(tab)
+                problems = await act.layout_problems(tab)
+                assert not problems, problems                     # the step beside the page fits, enlarged
             finally:
                 await browser.close()
     asyncio.run(main())
