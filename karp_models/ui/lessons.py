@@ -376,7 +376,7 @@ def _grade_region(q: ls.Question, given: str) -> None:
     _verdict(g.right, _("Your region holds {share:.0%} of Grad-CAM's map for **{name}**; the best region of that "
                         "size holds {best:.0%} (score {score:.0%}).").format(share=g.share, name=name, best=g.best,
                                                                               score=g.score))
-    style.chart(figs.cam_overlay(img, cam, (r, c), g.best_cell, quiz.GRID, height=style.px(230)),
+    style.chart(figs.cam_overlay(img, cam, (r, c), g.best_cell, quiz.GRID, height=230),
                 key=f"lesson_cam_{r}_{c}", config={"displayModeBar": False}, width="content")
     st.caption(_("Orange: your guess. Green, dashed: where the map lies most."))
 
@@ -433,7 +433,7 @@ def _grade_lr(q: ls.Question, given: str) -> None:
         text = _("A real run of {n} steps: the loss went from {a:.2f} to {b:.2f}, no real fall.").format(
             n=len(losses), a=losses[0], b=losses[-1])
     _verdict(given == truth, text)
-    style.chart(figs.loss_curve(losses, height=style.px(200)), key=f"lesson_lr_{q.params['lr']}",
+    style.chart(figs.loss_curve(losses, height=200), key=f"lesson_lr_{q.params['lr']}",
                 config={"displayModeBar": False})
 
 
@@ -476,12 +476,12 @@ def class_view(lesson: ls.Lesson, i: int, code: str) -> None:
             st.caption(_("No answers yet: students type the class code on the Lessons page."))
             return
         if q.kind == "gradcam":
-            fig = figs.click_tally(_test_image(q)[0], counts, quiz.GRID, height=style.px(240))
+            fig = figs.click_tally(_test_image(q)[0], counts, quiz.GRID, height=240)
         else:
             labels = [str(o) for o in q.params["options"]] if "options" in q.params else (
                 ["yes", "no"] if q.kind == "lr" else None)
             fig = figs.tally_bars(Counter({_show(k): v for k, v in counts.items()}), labels,
-                                  right=truth(q), height=style.px(220))
+                                  right=truth(q), height=220)
         style.chart(fig, key=f"lesson_tally_{lesson.id}_{i}", config={"displayModeBar": False})
         st.caption(_("Counts only: nobody's name or browser is shown."))
     live()
