@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch.nn as nn
+from torch import nn
 
 from karp_models.introspect import ablation as ab
 from karp_models.introspect import text as tx

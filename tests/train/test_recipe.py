@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
+from train_helpers import TinyNet, TinyNetConfig, quadrant_images
 
 from karp_models.train import recipe
 from karp_models.train.tasks.images import ImageClassification
 from karp_models.train.trainer import TrainConfig, Trainer
-from train_helpers import TinyNet, TinyNetConfig, quadrant_images
 
 
 def test_expected_initial_loss_is_ln_c_the_entropy_of_a_uniform_guess():
