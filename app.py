@@ -3,7 +3,7 @@ presentation mode, the device badge and this browser's work identity."""
 import streamlit as st
 
 from karp_models.i18n import _
-from karp_models.ui import identity, language, state, style, training
+from karp_models.ui import identity, language, lessons, state, style, training
 from karp_models.ui.widgets import device_badge
 
 st.set_page_config(page_title=_("karp: look inside neural networks"), page_icon=":material/biotech:",
@@ -15,6 +15,7 @@ language.switch()
 pages = {
     _("Start"): [
         st.Page("pages/home.py", title=_("Home"), icon=":material/home:", default=True),
+        st.Page("pages/lessons.py", title=_("Lessons"), icon=":material/school:"),
         st.Page("pages/datasets.py", title=_("Datasets"), icon=":material/dataset:"),
     ],
     _("Train and evaluate"): [
@@ -48,5 +49,13 @@ state.share_note()
 device_badge()
 identity.remember()                     # this browser's work id, kept in its cookie
 training.note_tab()                     # its runs stay alive while any of its tabs is open
-with state.LinkCheck():                  # a warning for each part of a link the page cannot show
+lessons.showing(nav)
+active = lessons.current()               # a guided lesson: its step in a column beside the live view
+if active is not None:
+    side, main = st.columns([1, 2.75], gap="medium")
+    with side:
+        lessons.panel(*active)
+else:
+    main = st.container()
+with main, state.LinkCheck():            # a warning for each part of a link the page cannot show
     nav.run()

@@ -36,6 +36,8 @@ with st.container(border=True):
                      "in about a minute."))
     st.caption(_("On a projector, switch on **Presentation mode** in the sidebar: larger text, "
                  "charts and pictures."))
+    st.page_link("pages/lessons.py", label=_("Guided lessons: the class predicts, the live model answers"),
+                 icon=":material/school:")
 
 st.subheader(_("Everything else"))
 left, right = st.columns(2)

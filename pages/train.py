@@ -11,7 +11,7 @@ import streamlit as st
 
 from karp_models.i18n import _
 from karp_models.train.jobs import QueueFull
-from karp_models.ui import style, teacher
+from karp_models.ui import recipe_checks, style, teacher
 from karp_models.ui import train_form as form
 from karp_models.ui import train_runs as runs
 from karp_models.ui import training as ui
@@ -52,6 +52,7 @@ polling = any(r.active for r in mgr.jobs(sid))
 st.fragment(runs.live_view, run_every=1.0 if polling else None)(mgr, sid, polling)
 runs.everyone_interrupted(mgr, sid)     # the unlocked teacher: others' runs a restart stopped
 runs.saved_runs(mgr, sid)
+recipe_checks.section(choice, mgr.jobs(sid))   # collapsed: initial loss, one-batch overfit, update ratios
 runs.your_work(mgr, sid)
 runs.job_limit(mgr)
 

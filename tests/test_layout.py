@@ -22,7 +22,8 @@ ALLOWED = {
     "imagenet": {"introspect", "models", "device"},
     "train": {"data", "models", "introspect", "device", "imagenet"},  # fine-tuning's pretrained weights
     "compress": {"data", "models", "introspect", "train", "device"},   # fine-tunes through the Trainer
-    "ui": {"data", "models", "introspect", "train", "device", "preprocess", "imagenet", "compress"},
+    "ui": {"data", "models", "introspect", "train", "device", "preprocess", "imagenet", "compress", "lessons"},
+    "lessons": set(),               # lesson files and a class's answers: plain data
     "cli": {"data", "models", "train", "device"},
     "__main__": {"cli"},
     "__init__": set(),

@@ -60,7 +60,8 @@ def share_note(container=st.sidebar) -> None:
                         "this page with the same model, image, text, settings and language."))
 
 
-NOT_SETTINGS = {"lang", "work", "embed", "embed_options"}   # the language, the work id, Streamlit's own
+NOT_SETTINGS = {"lang", "work", "embed", "embed_options",   # the language, the work id, Streamlit's own,
+                "lesson", "lesson_step"}                    # the guided lesson and its step (ui/lessons.py)
 PENDING = "karp_link_ignored"         # session state: what a run cut short by st.rerun found
 
 

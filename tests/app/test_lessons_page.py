@@ -1,0 +1,134 @@
+"""AppTest: guided lessons (issue 24). Every step of every lesson opens its page in its state with no
+exception and no part of its link ignored; the Lessons page lists them; a question is answered and graded;
+two sessions of one class are counted together for the teacher, without names."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from karp_models import lessons as ls
+from karp_models.i18n import _, using
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def opened(page: str | None, lang: str = "en", **params) -> AppTest:
+    """A fresh session on pages/<page> (None: app.py's first page, Home, with app.py's lesson panel: AppTest
+    runs a page it switched to without app.py) with the link's `params`."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.query_params["lang"] = lang
+    if page is not None:
+        at.run()
+        at.switch_page(f"pages/{page}")
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def steps(lang: str) -> list[tuple[str, int, ls.Step]]:
+    """Each distinct (page, state) of the lessons in `lang`, with the first lesson and step that opens it."""
+    seen, out = set(), []
+    for les in ls.load_all(lang):
+        for i, s in enumerate(les.steps):
+            key = (s.page, tuple(sorted(s.query().items())))
+            if key not in seen:
+                seen.add(key)
+                out.append((les.id, i, s))
+    return out
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_step_opens_its_page_in_its_state(lang):
+    for lesson, i, step in steps(lang):
+        at = opened(f"{step.page}.py", lang, **step.query())
+        for k, v in step.query().items():                     # the widget took the link's value
+            got = at.session_state[k] if k in at.session_state else None
+            shown = str(getattr(got, "label", got))
+            with using(lang):                                 # a choice's link holds its label, in the language
+                label = _(shown)
+            assert v in (shown, label) or (shown.replace(".", "").isdigit() and float(shown) == float(v)), (
+                lesson, i + 1, k, v, got)
+
+
+def test_the_lessons_page_lists_every_lesson_with_a_start_button():
+    at = opened("lessons.py")
+    titles = [h.value for h in at.subheader]
+    assert titles[0] == "What a convolution sees"                     # the first, top left
+    assert sorted(titles) == sorted(les.title for les in ls.load_all("en"))
+    assert len([b for b in at.button if b.label == "Start this lesson"]) == len(ls.load_all("en"))
+    zh = opened("lessons.py", "zh")
+    assert "卷积看到了什么" in [h.value for h in zh.subheader]
+
+
+def panel_app() -> None:
+    """app.py's lesson panel alone (AppTest runs only a page after its first run, not app.py)."""
+    from karp_models.ui import language, lessons
+    language.switch()
+    active = lessons.current()
+    if active is not None:
+        lessons.panel(*active)
+
+
+def panel(**params) -> AppTest:
+    at = AppTest.from_function(panel_app, default_timeout=180)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def answer_choice(at: AppTest, pick: str) -> AppTest:
+    radio = next(r for r in at.radio if r.key and r.key.startswith("lesson_answer_"))
+    radio.set_value(pick).run()
+    next(b for b in at.button if b.key and b.key.endswith("_check")).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_question_is_graded_and_the_teacher_sees_the_class_s_answers_without_names():
+    code = "AT-7B"
+    sessions = []
+    for pick in ("Close to 0", "Still about 2.3"):
+        at = panel(lang="en", lesson="recipe", lesson_step="2")
+        at.session_state["lesson_class"] = code
+        at.run()
+        sessions.append(answer_choice(at, pick))
+    right, wrong = (" ".join(m.value for m in s.markdown) for s in sessions)
+    assert "✓ right" in right and "The answer is **Close to 0**." in right
+    assert "✗ wrong" in wrong and "✓ right" not in wrong
+    teacher = sessions[0]
+    teacher.toggle(key="lesson_teacher_view_widget").set_value(True).run()
+    shown = " ".join(m.value for m in teacher.markdown)
+    assert f"**2 answers** from class {code}" in shown
+    bars = json.loads(teacher.get("plotly_chart")[-1].proto.spec)["data"][0]
+    assert dict(zip(bars["x"], bars["y"])) == {"Close to 0": 1, "Still about 2.3": 1, "Higher than at the start": 0}
+    assert bars["marker"]["color"][0] == "#22c55e"                   # the right answer in green
+
+
+def test_without_a_class_code_nothing_is_counted_and_no_teacher_switch():
+    at = answer_choice(panel(lang="en", lesson="trust", lesson_step="2"), "Change a lot")
+    assert "✓ right" in " ".join(m.value for m in at.markdown)
+    assert not [t for t in at.toggle if t.key == "lesson_teacher_view_widget"]
+
+
+def test_the_panel_shows_the_step_and_a_lesson_that_does_not_exist_shows_nothing():
+    at = panel(lang="zh", lesson="recipe", lesson_step="4")
+    assert any("网络是怎样学习的" in c.value for c in at.caption)
+    assert any("学习率为 10 时" in m.value for m in at.markdown)
+    assert not any(b.key == "lesson_next" for b in at.button)          # the last step: Finish
+    assert any(b.key == "lesson_finish" for b in at.button)
+    assert not panel(lang="en", lesson="no-such-lesson", lesson_step="9").caption
+    first = panel(lang="en", lesson="recipe", lesson_step="-5")        # out of range: the nearest step
+    assert any("step 1 of 4" in c.value for c in first.caption)
+
+
+def test_a_lesson_link_sets_the_session_s_lesson_and_step():
+    at = panel(lang="zh", lesson="trust", lesson_step="2")
+    assert at.session_state["lesson_active"] == ("trust", 1)
+    assert any("第 2 步" in c.value or "step 2 of 3" in c.value for c in at.caption)
