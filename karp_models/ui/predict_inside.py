@@ -159,12 +159,12 @@ def _evolution_runs(t: Target) -> tuple[dict[str, list], bool]:
     """{name: [(step, weights)]} of this session's image runs and of the chosen saved run; and
     whether one of them is still training."""
     from karp_models.train.previews import Predictions
-    from karp_models.ui.training import STATES, manager, session_id
+    from karp_models.ui.training import manager, session_id
 
     runs, active = {}, False
     for j in manager().jobs(session_id()):
         if j.snapshots and j.snapshot_key == Predictions.snapshot_key:  # not a generator's grids
-            runs[_("this session: {run} ({state})").format(run=j.label, state=_(STATES.get(j.state, j.state)))] = list(j.snapshots)
+            runs[_("this session: {run}").format(run=j.label)] = list(j.snapshots)  # no state: a choice outlives it
             active |= j.active
     evo = t.meta.get("filter_evolution")
     if evo:

@@ -74,24 +74,26 @@ def live_lapses(models: tuple[str, ...], dataset: str) -> list[Lapse]:
     """This browser's runs of one of `models` (registry names) on `dataset` with at least one
     snapshot: the ones so far of a run still training (its status, train/jobstatus.py)."""
     from karp_models.models import from_config
-    from karp_models.ui.training import STATES, manager, session_id
+    from karp_models.ui.training import manager, session_id
 
     out = []
     for j in manager().jobs(session_id()):
         if j.spec.model not in models or j.spec.dataset != dataset or not j.timelapse or not j.model_config:
             continue
         twin = FRAMES.get_or_build(("twin", j.job_id), lambda j=j: from_config(j.spec.model, j.model_config).eval())
-        label = _("this session: {run} ({state})").format(run=j.label, state=_(STATES.get(j.state, j.state)))
+        label = _("this session: {run}").format(run=j.label)   # no state in it: the choice outlives "running"
         out.append(Lapse(("live", j.job_id), label, list(j.timelapse), _losses(j.records), twin, j.active))
     return out
 
 
 def pick(key: str, lapses: list[Lapse]) -> Lapse:
-    """A choice of run when there is more than one (the saved run first)."""
+    """A choice of run when there is more than one: at first the run still training, if any,
+    else the first (the saved run); the choice stays on its run when that run finishes."""
     if len(lapses) == 1:
         return lapses[0]
     labels = [lp.label for lp in lapses]
-    return lapses[labels.index(st.selectbox(_("Run to replay"), labels, key=f"{key}_run"))]
+    first = next((i for i, lp in enumerate(lapses) if lp.live), 0)
+    return lapses[labels.index(st.selectbox(_("Run to replay"), labels, index=first, key=f"{key}_run"))]
 
 
 def step_slider(key: str, lapse: Lapse) -> int:
@@ -203,8 +205,8 @@ def attention_section(ck: Any, choice: Any, window: tuple[int, ...], chars: str)
             style.chart(timelapse_figure(lapse.steps, focus, lapse.steps[i]), key="text_attention_tl_focus")
             st.caption(_("How focused each head of layer {layer} is at every snapshot: the largest weight in a "
                          "row, averaged over the window (1: each character reads one other character; low: "
-                         "it spreads its attention evenly). At step 0 the weights are random and the heads "
-                         "spread evenly; the rise shows a head learning where to look.").format(layer=layer))
+                         "it spreads its attention evenly). A run trained from scratch starts from random weights "
+                         "whose heads spread evenly; the rise shows a head learning where to look.").format(layer=layer))
 
     section("text_attention_tl", text_sources(ck, choice), body,
             _("Shipped weights come finished, trained with the command line."))

@@ -140,3 +140,50 @@ def test_a_damaged_time_lapse_is_said_and_the_page_goes_on(tmp_path, monkeypatch
     assert not at.exception, [e.value for e in at.exception]
     assert any("time-lapse cannot be read" in e.value for e in at.error)
     assert len(at.get("plotly_chart")) == 2                          # the other tabs still draw
+
+
+def test_the_run_chosen_to_replay_stays_chosen_when_it_finishes(tmp_path, monkeypatch):
+    """QA: a run picked while '(Running)' lost the choice when it became '(Done)' (its label held
+    its state); the label is the run's alone, and a run still training is the first choice."""
+    import dataclasses
+
+    from streamlit.testing.v1 import AppTest
+
+    from karp_models.train.jobs import JobManager
+    from karp_models.train.runs import RunSpec
+    from karp_models.train.trainer import TrainConfig
+    from karp_models.ui import timelapse as tlv
+    from karp_models.ui import training
+
+    m = JobManager(runs_dir=tmp_path, set_threads=False)
+    threads = torch.get_num_threads()
+    try:
+        cfg = TrainConfig(steps=20, batch_size=8, eval_every=0, eval_batches=1)
+        jid = m.submit("me", RunSpec(model="gpt", dataset="names", preset="nano", config=cfg, preview_every=10))
+        done = m.wait(jid, timeout=60)
+        running = dataclasses.replace(done, state="running")
+        monkeypatch.setattr(training, "session_id", lambda: "me")
+        labels = {}
+        for name, status in (("running", running), ("done", done)):
+            monkeypatch.setattr(training, "manager", lambda s=status: type("M", (), {"jobs": lambda self, sid: [s]})())
+            (lapse,) = tlv.live_lapses(("gpt",), "names")
+            labels[name] = (lapse.label, lapse.live)
+        assert labels["running"][0] == labels["done"][0] and labels["running"][1] and not labels["done"][1]
+    finally:
+        m.shutdown()
+        torch.set_num_threads(threads)
+
+    def script():
+        import streamlit as st
+
+        from karp_models.ui import timelapse as tlv
+        live = st.session_state.get("live", True)
+        lapses = [tlv.Lapse(("saved",), "saved run: a", [], {}, None),
+                  tlv.Lapse(("live", 1), "this session: #2", [], {}, None, live=live)]
+        st.write(tlv.pick("t", lapses).label)
+
+    at = AppTest.from_function(script).run()
+    assert at.selectbox(key="t_run").value == "this session: #2"        # the run still training first
+    at.session_state["live"] = False
+    at.run()
+    assert at.selectbox(key="t_run").value == "this session: #2" and not at.exception
