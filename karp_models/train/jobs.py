@@ -19,11 +19,12 @@ Threads and the global RNG on a worker: see train/worker.py.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 from karp_models import device as dev
 from karp_models.i18n import _, language, using
@@ -33,6 +34,32 @@ from karp_models.train.jobstatus import (ACTIVE, ERROR, QUEUED, RUNNING, STOPPED
                                          QueueFull, Job, default_label, snapshot)
 from karp_models.train.runs import Prepared, RunSpec
 from karp_models.train.sessions import Sessions
+
+# --- where a job runs
+
+
+class Executor(Protocol):
+    """Runs one job for the manager (the backend seam): `run` is called on the manager's worker
+    thread and returns when the job is done, stopped or failed, as worker.run_job does; the job's
+    fields change under `changed`. device_key: the device kind a spec trains on (the queue's
+    limit counts running jobs per kind). InProcess (the default) trains on that thread;
+    train/cluster.RayExecutor trains in a Ray task on a cluster."""
+
+    def device_key(self, spec: RunSpec) -> str: ...
+
+    def run(self, job: Job, *, builder: Callable[[RunSpec], Prepared], autosaver: Autosaver,
+            changed: threading.Condition, set_threads: bool) -> tuple[str, str | None, str | None]: ...
+
+
+class InProcess:
+    """Trains each job on the manager's worker thread in this process (train/worker.py)."""
+
+    def device_key(self, spec: RunSpec) -> str:
+        return dev.pick_device(spec.device).type
+
+    def run(self, job: Job, **kw) -> tuple[str, str | None, str | None]:
+        return worker.run_job(job, **kw)
+
 
 # --- the manager
 
@@ -59,8 +86,9 @@ class JobManager:
                  set_threads: bool = True, max_active_per_session: int = 3,
                  max_queued: int = 60, autosave_s: float | None = None, autosave_steps: int = 0,
                  quota: workspace.Quota | None = None, keep_done_s: float = 24 * 3600.0,
-                 keep_other_s: float = 7 * 24 * 3600.0):
+                 keep_other_s: float = 7 * 24 * 3600.0, executor: Executor | None = None):
         self.limit = max(1, int(limit))
+        self.executor = executor or InProcess()
         self.grace_s = float(grace_s)
         self.builder = builder
         self.runs_dir = Path(runs_dir) if runs_dir is not None else None
@@ -162,7 +190,7 @@ class JobManager:
 
     def submit(self, session_id: str, spec: RunSpec) -> str:
         """Queue a run for this owner; it starts when its device has a free slot. Its id."""
-        device_key = dev.pick_device(spec.device).type
+        device_key = self.executor.device_key(spec)
         with self._lock:
             n = self._sessions.next_count(session_id)
         job = Job(job_id=uuid.uuid4().hex[:10], session_id=session_id, spec=spec,
@@ -289,9 +317,9 @@ class JobManager:
         with self._lock:
             job.t_work = time.monotonic()
         with using(job.language):
-            state, error, detail = worker.run_job(job, builder=self.builder,
-                                                  autosaver=self.autosaver, changed=self._changed,
-                                                  set_threads=self._set_threads)
+            state, error, detail = self.executor.run(job, builder=self.builder,
+                                                     autosaver=self.autosaver, changed=self._changed,
+                                                     set_threads=self._set_threads)
         with self._lock:
             job.state, job.error, job.error_detail = state, error, detail
             job.t_run = None
@@ -409,6 +437,7 @@ class JobManager:
 
 _MANAGER: JobManager | None = None
 _MANAGER_LOCK = threading.Lock()
+BACKEND_PROBLEM: str | None = None   # why KARP_RAY_ADDRESS could not be used (jobs run here instead)
 
 
 def get_manager() -> JobManager:
@@ -419,15 +448,37 @@ def get_manager() -> JobManager:
     disk, default 60), KARP_JOBS_PER_SESSION (runs one owner may have waiting or running,
     default 3), KARP_QUEUE_MAX (runs that may wait in all, default 60) and the autosave
     settings (autosave.settings_from_env) configure it. On creation it recovers the runs a previous server left in the runs folder.
+    With KARP_RAY_ADDRESS set ('local', or a cluster's address) it is the cluster's shared queue
+    (train/cluster.RayJobManager, same methods); an unreachable cluster leaves jobs in this
+    process and backend() says why.
     """
-    global _MANAGER
+    global _MANAGER, BACKEND_PROBLEM
     with _MANAGER_LOCK:
         if _MANAGER is None:
             env = os.environ.get
-            _MANAGER = JobManager(limit=int(env("KARP_JOB_LIMIT", "1")),
-                                  grace_s=float(env("KARP_JOB_GRACE", "60")),
-                                  max_active_per_session=int(env("KARP_JOBS_PER_SESSION", "3")),
-                                  max_queued=int(env("KARP_QUEUE_MAX", "60")),
-                                  **autosave.settings_from_env())
+            kw = dict(limit=int(env("KARP_JOB_LIMIT", "1")),
+                      grace_s=float(env("KARP_JOB_GRACE", "60")),
+                      max_active_per_session=int(env("KARP_JOBS_PER_SESSION", "3")),
+                      max_queued=int(env("KARP_QUEUE_MAX", "60")),
+                      **autosave.settings_from_env())
+            if env("KARP_RAY_ADDRESS"):  # a Ray cluster (train/cluster.py); ray imported only then
+                from karp_models.train import cluster
+                try:
+                    _MANAGER = cluster.manager_from_env(**kw)
+                    return _MANAGER
+                except cluster.ClusterUnavailable as e:
+                    BACKEND_PROBLEM = str(e)
+                    print(f"karp: the Ray cluster at {env('KARP_RAY_ADDRESS')} is unreachable; "
+                          f"training runs in this process instead ({e})", file=sys.stderr)
+            _MANAGER = JobManager(**kw)
             _MANAGER.recover()
         return _MANAGER
+
+
+def backend() -> tuple[str, str | None]:
+    """Where this server's training jobs run: ('ray', None), ('process', None), or ('process',
+    why the configured cluster could not be used)."""
+    m = _MANAGER
+    if m is not None and not isinstance(m, JobManager):
+        return "ray", getattr(m, "problem", None)
+    return "process", BACKEND_PROBLEM

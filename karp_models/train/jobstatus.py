@@ -62,6 +62,7 @@ class JobStatus:
     interrupted: bool = False  # recovered from an autosave written while it ran: the server stopped
     paused: bool = False       # stopped because no tab of its owner was open
     on_disk: bool = False      # kept on disk only (model not in memory): resuming reads the autosave
+    where: str = ""            # the cluster node and process it last trained on ("": this process)
 
     @property
     def active(self) -> bool:
@@ -120,6 +121,7 @@ class Job:
     interrupted: bool = False
     paused: bool = False
     from_disk: bool = False          # `prepared` must be rebuilt from the autosave
+    where: str = ""                  # the cluster node and process it last trained on (train/cluster.py)
 
 
 def _throughput(recs: tuple[Record, ...]) -> float:
@@ -177,4 +179,4 @@ def snapshot(job: Job, queue: list[Job]) -> JobStatus:
         autosaved_at=job.autosaved[0] if job.autosaved else None,
         autosaved_step=job.autosaved[1] if job.autosaved else None,
         autosave_problem=job.autosave_problem, interrupted=job.interrupted, paused=job.paused,
-        on_disk=job.from_disk and job.prepared is None)
+        on_disk=job.from_disk and job.prepared is None, where=job.where)

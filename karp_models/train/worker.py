@@ -106,3 +106,5 @@ def preview(job: Job, lock: threading.Condition | threading.RLock, force: bool =
                 job.timelapse.offer(trainer.step, trainer.model, last=force)
         if getattr(out, "snapshot", None) is not None:
             job.snapshot_key = out.snapshot_key
+        if isinstance(lock, threading.Condition):
+            lock.notify_all()  # a new preview is news, as a record is (a cluster relays both)
