@@ -336,7 +336,9 @@ class Queue:
                 kw = dict(kw)
                 if not kw.get("autosave_s") and not kw.get("autosave_steps"):
                     kw["autosave_steps"] = AT_STOP_ONLY
+                log = kw.pop("jobs_log", None)
                 self.queues[queue] = JobManager(executor=self.executor, **kw)
+                self.queues[queue].jobs_log = log
             m = self.queues[queue]
         a = m.autosaver
         return {"autosave_s": a.autosave_s, "autosave_steps": a.autosave_steps,
@@ -355,6 +357,16 @@ class Queue:
 
     def get(self, queue: str, name: str) -> Any:
         return getattr(self.queues[queue], name)
+
+    def set(self, queue: str, name: str, value: Any) -> None:
+        setattr(self.queues[queue], name, value)
+
+    def field(self, queue: str, job_id: str, name: str) -> Any:
+        """One field of a job as the queue keeps it (train/jobstatus.Job; tests, operators)."""
+        job = self.queues[queue]._jobs[job_id]
+        if name == "prepared":  # a model lives in a task, never here, except one being saved
+            return None if job.prepared is None else "in memory"
+        return getattr(job, name)
 
     def heartbeats(self, queue: str, owners: list[str]) -> None:
         m = self.queues.get(queue)
@@ -385,12 +397,14 @@ class RayJobManager:
         ray = _ray()
         self.queue, self.timeout_s = queue, float(timeout_s)
         kw["runs_dir"] = runs.runs_dir(kw.get("runs_dir"))
+        kw.setdefault("jobs_log", os.environ.get("KARP_JOBS_LOG"))  # the queue's log, on its node
         gpu = resources()["GPU"] > 0
         self.actor = ray.remote(Queue).options(
             name=QUEUE_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
             num_cpus=0, max_concurrency=1000, max_restarts=0,
             resources={"node:__internal_head__": 0.001}).remote(gpu, job_cpus)
         s = self._get(self.actor.open.remote(queue, kw), 120.0)
+        self._quota = s.pop("quota")
         for k, v in s.items():
             setattr(self, k, v)
         self.problem: str | None = None
@@ -427,6 +441,15 @@ class RayJobManager:
         return None if t is None else t + self.timeout_s
 
     # --- the JobManager's methods
+
+    def field(self, job_id: str, name: str) -> Any:
+        """One field of a job as the queue keeps it (Queue.field; tests, operators)."""
+        return self._get(self.actor.field.remote(self.queue, job_id, name), self.timeout_s)
+
+    @property
+    def running_slots(self) -> int:
+        """Jobs the queue counts as running, all devices."""
+        return sum(self._get(self.actor.get.remote(self.queue, "_running"), self.timeout_s).values())
 
     def submit(self, session_id: str, spec: RunSpec) -> str:
         self._owners.add(session_id)
@@ -482,6 +505,16 @@ class RayJobManager:
         except ClusterUnavailable:
             pass
         return getattr(self, "_limit", 1)
+
+    @property
+    def quota(self) -> Any:
+        """The queue's disk limits (workspace.Quota; None: the environment's); settable."""
+        return self._quota
+
+    @quota.setter
+    def quota(self, value: Any) -> None:
+        self._get(self.actor.set.remote(self.queue, "quota", value), self.timeout_s)
+        self._quota = value
 
     @property
     def autosaving(self) -> bool:

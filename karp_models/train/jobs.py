@@ -112,6 +112,13 @@ class JobManager:
     quota = setting("quota", "Disk limits for autosaves and saved runs (None: the environment's).")
     keep_done_s = setting("keep_done_s", "Seconds a finished run's autosave stays.")
     keep_other_s = setting("keep_other_s", "Seconds a stopped or interrupted run's autosave stays.")
+    jobs_log: str | None = None  # the event log's file (None: KARP_JOBS_LOG's)
+
+    @property
+    def running_slots(self) -> int:
+        """Jobs counted as running, all devices."""
+        with self._lock:
+            return sum(self._running.values())
 
     @property
     def autosaving(self) -> bool:
@@ -263,13 +270,14 @@ class JobManager:
     def _log_locked(self, event: str, job: Job) -> None:
         """With KARP_JOBS_LOG=<file>, one line per event: time, event, job, device, running on
         that device and queue length after it. How the load test checks the limit from outside."""
-        path = os.environ.get("KARP_JOBS_LOG")
+        path = self.jobs_log or os.environ.get("KARP_JOBS_LOG")
         if not path:
             return
+        where = f" {job.where.replace(' ', '_')}" if job.where else ""  # a cluster's node and pid
         try:
             with open(path, "a") as f:
                 f.write(f"{time.time():.3f} {event} {job.job_id} {job.device_key} "
-                        f"{self._running.get(job.device_key, 0)} {len(self._queue)}\n")
+                        f"{self._running.get(job.device_key, 0)} {len(self._queue)}{where}\n")
         except OSError:
             pass
 
@@ -437,7 +445,7 @@ class JobManager:
 
 _MANAGER: JobManager | None = None
 _MANAGER_LOCK = threading.Lock()
-BACKEND_PROBLEM: str | None = None   # why KARP_RAY_ADDRESS could not be used (jobs run here instead)
+BACKEND_PROBLEM: str | None = None   # the KARP_RAY_ADDRESS that could not be reached (jobs run here)
 
 
 def get_manager() -> JobManager:
@@ -467,7 +475,7 @@ def get_manager() -> JobManager:
                     _MANAGER = cluster.manager_from_env(**kw)
                     return _MANAGER
                 except cluster.ClusterUnavailable as e:
-                    BACKEND_PROBLEM = str(e)
+                    BACKEND_PROBLEM = env("KARP_RAY_ADDRESS")
                     print(f"karp: the Ray cluster at {env('KARP_RAY_ADDRESS')} is unreachable; "
                           f"training runs in this process instead ({e})", file=sys.stderr)
             _MANAGER = JobManager(**kw)
@@ -476,9 +484,15 @@ def get_manager() -> JobManager:
 
 
 def backend() -> tuple[str, str | None]:
-    """Where this server's training jobs run: ('ray', None), ('process', None), or ('process',
-    why the configured cluster could not be used)."""
+    """Where this server's training jobs run, and what is wrong, in the current language:
+    ('ray', None) on a cluster, ('ray', why) when it stopped answering, ('process', None) here,
+    ('process', why) when the configured cluster could not be reached at start."""
     m = _MANAGER
     if m is not None and not isinstance(m, JobManager):
-        return "ray", getattr(m, "problem", None)
-    return "process", BACKEND_PROBLEM
+        return "ray", (_("The training cluster does not answer; runs cannot start or stop until "
+                         "it is back. Runs already saved are safe.") if m.problem else None)
+    if BACKEND_PROBLEM:
+        return "process", _("The training cluster at {address} could not be reached when this "
+                            "server started, so training runs on this server.").format(
+            address=BACKEND_PROBLEM)
+    return "process", None
