@@ -34,7 +34,7 @@ from typing import Any, Callable
 from karp_models.i18n import _, using
 from karp_models.train import runs, worker
 from karp_models.train.autosave import Autosaver
-from karp_models.train.jobstatus import ERROR, Job, JobStatus, QueueFull  # noqa: F401 - re-exported
+from karp_models.train.jobstatus import ERROR, Job, JobStatus, QueueFull
 from karp_models.train.runs import Prepared, RunSpec
 
 NAMESPACE = "karp"
@@ -44,9 +44,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent   # the checkout: on every 
 POLL_S = 0.2                # how often a training task asks the queue whether to stop
 
 
-class ClusterUnavailable(ValueError):
-    """The Ray cluster (or its queue) did not answer in time. A ValueError, so every page that
-    shows why an action was refused shows this too."""
+class ClusterUnavailable(QueueFull):
+    """The Ray cluster (or its queue) did not answer in time. A refusal like QueueFull (a
+    ValueError), so every page that shows why a run was not started or an action was refused
+    shows this too."""
 
 
 def _ray():
@@ -92,6 +93,10 @@ def connect(address: str | None = None, *, timeout_s: float = 20.0, **local: Any
             done["error"] = None
         except BaseException as e:  # noqa: BLE001 - reported below
             done["error"] = e
+            return
+        # A local cluster's processes die with the thread that started them (Linux's
+        # PR_SET_PDEATHSIG, which Ray sets, follows the thread): this one stays for good.
+        threading.Event().wait()
 
     t = threading.Thread(target=init, name="karp-ray-connect", daemon=True)
     t.start()
