@@ -410,6 +410,8 @@ class RayJobManager:
             resources={"node:__internal_head__": 0.001}).remote(gpu, job_cpus)
         s = self._get(self.actor.open.remote(queue, kw), 120.0)
         self._quota = s.pop("quota")
+        if s["autosave_steps"] >= AT_STOP_ONLY:  # no periodic autosave: pages say none
+            s["autosave_steps"] = 0
         for k, v in s.items():
             setattr(self, k, v)
         self.problem: str | None = None
@@ -523,7 +525,7 @@ class RayJobManager:
 
     @property
     def autosaving(self) -> bool:
-        return self.autosave_s is not None or (0 < self.autosave_steps < AT_STOP_ONLY)
+        return self.autosave_s is not None or self.autosave_steps > 0
 
     def shutdown(self, timeout: float | None = 30.0) -> None:
         """Stop every job of the queue and join them (tests; the cluster's operator), and this
@@ -542,7 +544,10 @@ class RayJobManager:
 
     def heartbeat(self, session_id: str) -> None:
         self._owners.add(session_id)
-        self.actor.heartbeats.remote(self.queue, [session_id])  # not waited for: a page never blocks on it
+        try:  # not waited for: a page never blocks on it
+            self.actor.heartbeats.remote(self.queue, [session_id])
+        except Exception:  # noqa: BLE001 - the cluster is away; the page says so elsewhere
+            pass
 
     def note_tab(self, owner: str, tab: str) -> None:
         self._owners.add(owner)
