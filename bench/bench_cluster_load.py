@@ -51,6 +51,28 @@ def where_jobs(log: Path) -> dict[str, str]:
     return out
 
 
+def poll_cost(address: str, repeat: int = 30) -> dict:
+    """What a page's poll costs on the cluster: milliseconds of one jobs() over the class's
+    finished runs (all owners, as the teacher's list asks) and of one status(), median of
+    `repeat`, from this process as a third app server would ask; and how many runs and records."""
+    import statistics
+
+    from karp_models.train import cluster
+
+    cluster.connect(address, timeout_s=60)
+    m = cluster.RayJobManager(queue="main", timeout_s=30.0)
+    every = m.jobs()
+    out = {"runs": len(every), "records": sum(len(j.records) for j in every)}
+    for name, fn in (("jobs_ms", m.jobs), ("status_ms", lambda: m.status(every[0].job_id))):
+        ts = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            fn()
+            ts.append(1000 * (time.perf_counter() - t))
+        out[name] = statistics.median(ts)
+    return out
+
+
 def measure(n: int = 60, trainers: int = 10, budget_s: float = 1500.0, steps: int = 60,
             cpus: int = 2, explain: bool = False) -> dict:
     from ray.cluster_utils import Cluster
@@ -79,6 +101,7 @@ def measure(n: int = 60, trainers: int = 10, budget_s: float = 1500.0, steps: in
         t_end = time.perf_counter()
         cpu1, busy1, me1 = sum(bl.cpu_seconds(p) for p in pids), bl.machine_busy(), time.process_time()
         rss_end = sum(act.rss_bytes(p) for p in pids)
+        poll = poll_cost(cluster.address)
     finally:
         for p in procs:
             act.stop_server(p)
@@ -90,7 +113,7 @@ def measure(n: int = 60, trainers: int = 10, budget_s: float = 1500.0, steps: in
     res.update(n=n, trainers=trainers, limit=cpus, wall_s=wall, mode="stream", steps=steps,
                rss_end=rss_end, server_cpu_s=cpu1 - cpu0, client_cpu_s=me1 - me0,
                machine_busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]),
-               cores=os.cpu_count() or 1, where=where_jobs(log), explain=explain,
+               cores=os.cpu_count() or 1, where=where_jobs(log), explain=explain, poll=poll,
                **bl.server_jobs(log))
     return res
 
@@ -119,6 +142,10 @@ def report(line, res: dict) -> None:
     places = collections.Counter(res["where"].values())
     line("cluster_jobs_placed", len(res["where"]), "jobs",
          "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(places.items())) or "none")
+    poll = res["poll"]
+    line("cluster_poll_jobs", poll["jobs_ms"], "ms", f"one jobs() over all {poll['runs']} runs "
+         f"({poll['records']} records) from a third process, median; status() of one run "
+         f"{poll['status_ms']:.1f} ms")
     peak = max(res["rss"] or [0])
     line("cluster_servers_rss_peak", peak / 2**30, "GB",
          f"both app servers together; {res['rss_end'] / 2**30:.2f} GB at the end")

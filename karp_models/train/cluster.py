@@ -21,7 +21,6 @@ heartbeats). Ray (Moritz et al. 2018) is imported only when this backend is chos
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import sys
@@ -98,7 +97,7 @@ def connect(address: str | None = None, *, timeout_s: float = 20.0, **local: Any
         # PR_SET_PDEATHSIG, which Ray sets, follows the thread): this one stays for good.
         threading.Event().wait()
 
-    t = threading.Thread(target=init, name="karp-ray-connect", daemon=True)
+    t = threading.Thread(target=init, name="ray-init-keeper", daemon=True)
     t.start()
     t.join(timeout_s)
     if "error" not in done:
@@ -614,3 +613,20 @@ def describe() -> dict[str, float] | None:
         return resources()
     except Exception:  # noqa: BLE001 - gone away
         return None
+
+
+def backend() -> tuple[str, str | None]:
+    """Where this server's training jobs run, and what is wrong, in the current language:
+    ('ray', None) on a cluster, ('ray', why) when it stopped answering, ('process', None) here,
+    ('process', why) when the configured cluster could not be reached at start."""
+    from karp_models.train import jobs
+
+    m = jobs._MANAGER
+    if m is not None and not isinstance(m, jobs.JobManager):
+        return "ray", (_("The training cluster does not answer; runs cannot start or stop until "
+                         "it is back. Runs already saved are safe.") if m.problem else None)
+    if jobs.BACKEND_PROBLEM:
+        return "process", _("The training cluster at {address} could not be reached when this "
+                            "server started, so training runs on this server.").format(
+            address=jobs.BACKEND_PROBLEM)
+    return "process", None

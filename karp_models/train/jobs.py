@@ -24,9 +24,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable
 
-from karp_models import device as dev
 from karp_models.i18n import _, language, using
 from karp_models.train import autosave, runs, worker, workspace
 from karp_models.train.autosave import Autosaver, setting
@@ -34,32 +33,6 @@ from karp_models.train.jobstatus import (ACTIVE, ERROR, QUEUED, RUNNING, STOPPED
                                          QueueFull, Job, default_label, snapshot)
 from karp_models.train.runs import Prepared, RunSpec
 from karp_models.train.sessions import Sessions
-
-# --- where a job runs
-
-
-class Executor(Protocol):
-    """Runs one job for the manager (the backend seam): `run` is called on the manager's worker
-    thread and returns when the job is done, stopped or failed, as worker.run_job does; the job's
-    fields change under `changed`. device_key: the device kind a spec trains on (the queue's
-    limit counts running jobs per kind). InProcess (the default) trains on that thread;
-    train/cluster.RayExecutor trains in a Ray task on a cluster."""
-
-    def device_key(self, spec: RunSpec) -> str: ...
-
-    def run(self, job: Job, *, builder: Callable[[RunSpec], Prepared], autosaver: Autosaver,
-            changed: threading.Condition, set_threads: bool) -> tuple[str, str | None, str | None]: ...
-
-
-class InProcess:
-    """Trains each job on the manager's worker thread in this process (train/worker.py)."""
-
-    def device_key(self, spec: RunSpec) -> str:
-        return dev.pick_device(spec.device).type
-
-    def run(self, job: Job, **kw) -> tuple[str, str | None, str | None]:
-        return worker.run_job(job, **kw)
-
 
 # --- the manager
 
@@ -86,9 +59,9 @@ class JobManager:
                  set_threads: bool = True, max_active_per_session: int = 3,
                  max_queued: int = 60, autosave_s: float | None = None, autosave_steps: int = 0,
                  quota: workspace.Quota | None = None, keep_done_s: float = 24 * 3600.0,
-                 keep_other_s: float = 7 * 24 * 3600.0, executor: Executor | None = None):
+                 keep_other_s: float = 7 * 24 * 3600.0, executor: worker.Executor | None = None):
         self.limit = max(1, int(limit))
-        self.executor = executor or InProcess()
+        self.executor = executor or worker.InProcess()
         self.grace_s = float(grace_s)
         self.builder = builder
         self.runs_dir = Path(runs_dir) if runs_dir is not None else None
@@ -114,11 +87,7 @@ class JobManager:
     keep_other_s = setting("keep_other_s", "Seconds a stopped or interrupted run's autosave stays.")
     jobs_log: str | None = None  # the event log's file (None: KARP_JOBS_LOG's)
 
-    @property
-    def running_slots(self) -> int:
-        """Jobs counted as running, all devices."""
-        with self._lock:
-            return sum(self._running.values())
+    running_slots = property(lambda self: sum(self._running.values()), doc="Jobs running, all devices.")
 
     @property
     def autosaving(self) -> bool:
@@ -268,10 +237,9 @@ class JobManager:
             self.autosaver.drop(job)
 
     def _log_locked(self, event: str, job: Job) -> None:
-        """With KARP_JOBS_LOG=<file>, one line per event: time, event, job, device, running on
-        that device and queue length after it. How the load test checks the limit from outside."""
-        path = self.jobs_log or os.environ.get("KARP_JOBS_LOG")
-        if not path:
+        """With KARP_JOBS_LOG=<file>, one line per event: time, event, job, device, running on that
+        device, queue length after it (and where it ran, on a cluster): what the load test reads."""
+        if not (path := self.jobs_log or os.environ.get("KARP_JOBS_LOG")):
             return
         where = f" {job.where.replace(' ', '_')}" if job.where else ""  # a cluster's node and pid
         try:
@@ -456,10 +424,8 @@ def get_manager() -> JobManager:
     disk, default 60), KARP_JOBS_PER_SESSION (runs one owner may have waiting or running,
     default 3), KARP_QUEUE_MAX (runs that may wait in all, default 60) and the autosave
     settings (autosave.settings_from_env) configure it. On creation it recovers the runs a previous server left in the runs folder.
-    With KARP_RAY_ADDRESS set ('local', or a cluster's address) it is the cluster's shared queue
-    (train/cluster.RayJobManager, same methods); an unreachable cluster leaves jobs in this
-    process and backend() says why.
-    """
+    With KARP_RAY_ADDRESS it is a Ray cluster's shared queue (train/cluster.RayJobManager); an
+    unreachable cluster leaves jobs in this process (cluster.backend() says so)."""
     global _MANAGER, BACKEND_PROBLEM
     with _MANAGER_LOCK:
         if _MANAGER is None:
@@ -476,23 +442,7 @@ def get_manager() -> JobManager:
                     return _MANAGER
                 except cluster.ClusterUnavailable as e:
                     BACKEND_PROBLEM = env("KARP_RAY_ADDRESS")
-                    print(f"karp: the Ray cluster at {env('KARP_RAY_ADDRESS')} is unreachable; "
-                          f"training runs in this process instead ({e})", file=sys.stderr)
+                    print(f"karp: training runs in this process instead ({e})", file=sys.stderr)
             _MANAGER = JobManager(**kw)
             _MANAGER.recover()
         return _MANAGER
-
-
-def backend() -> tuple[str, str | None]:
-    """Where this server's training jobs run, and what is wrong, in the current language:
-    ('ray', None) on a cluster, ('ray', why) when it stopped answering, ('process', None) here,
-    ('process', why) when the configured cluster could not be reached at start."""
-    m = _MANAGER
-    if m is not None and not isinstance(m, JobManager):
-        return "ray", (_("The training cluster does not answer; runs cannot start or stop until "
-                         "it is back. Runs already saved are safe.") if m.problem else None)
-    if BACKEND_PROBLEM:
-        return "process", _("The training cluster at {address} could not be reached when this "
-                            "server started, so training runs on this server.").format(
-            address=BACKEND_PROBLEM)
-    return "process", None

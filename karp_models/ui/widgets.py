@@ -6,7 +6,7 @@ import streamlit as st
 
 from karp_models import device as dev
 from karp_models.i18n import _, language, ngettext
-from karp_models.train import jobs
+from karp_models.train import cluster
 
 
 @st.cache_resource
@@ -28,7 +28,6 @@ def device_badge() -> None:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def _cluster_resources() -> dict[str, float] | None:
-    from karp_models.train import cluster  # imports ray only when this server is on a cluster
 
     return cluster.describe()
 
@@ -36,7 +35,7 @@ def _cluster_resources() -> dict[str, float] | None:
 def cluster_text() -> str | None:
     """Where training jobs run when this server's queue is a Ray cluster's: its machines, CPUs
     and GPUs (asked at most every 30 s); or what is wrong; None when jobs run on this server."""
-    kind, problem = jobs.backend()
+    kind, problem = cluster.backend()
     if problem:
         return problem
     if kind != "ray":
@@ -61,6 +60,6 @@ def device_line() -> str:
 
 def cluster_notice() -> None:
     """A warning when the training cluster cannot be used (nothing otherwise)."""
-    kind, problem = jobs.backend()
+    kind, problem = cluster.backend()
     if problem:
         st.warning(problem, icon=":material/cloud_off:")
