@@ -105,6 +105,8 @@ def measure(n: int = 60, trainers: int = 10, budget_s: float = 1500.0, steps: in
     finally:
         for p in procs:
             act.stop_server(p)
+        if "ray" in sys.modules:  # poll_cost connected this process: leave before the cluster goes
+            sys.modules["ray"].shutdown()
         cluster.shutdown()
     wall = t_end - t0
     if "class_start" in res:
