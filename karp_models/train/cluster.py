@@ -85,6 +85,7 @@ def connect(address: str | None = None, *, timeout_s: float = 20.0, **local: Any
     else:
         kw["address"] = address
     done: dict[str, BaseException | None] = {}
+    ready = threading.Event()
 
     def init() -> None:
         try:
@@ -93,13 +94,14 @@ def connect(address: str | None = None, *, timeout_s: float = 20.0, **local: Any
         except BaseException as e:  # noqa: BLE001 - reported below
             done["error"] = e
             return
+        finally:
+            ready.set()
         # A local cluster's processes die with the thread that started them (Linux's
         # PR_SET_PDEATHSIG, which Ray sets, follows the thread): this one stays for good.
         threading.Event().wait()
 
-    t = threading.Thread(target=init, name="ray-init-keeper", daemon=True)
-    t.start()
-    t.join(timeout_s)
+    threading.Thread(target=init, name="ray-init-keeper", daemon=True).start()
+    ready.wait(timeout_s)
     if "error" not in done:
         raise unavailable(TimeoutError())
     if done["error"] is not None:
