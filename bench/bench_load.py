@@ -119,9 +119,16 @@ async def teacher(port: int, res: dict) -> None:
         await s.close()
 
 
-async def classroom_stream(port: int, pid: int, n: int, trainers: int, budget_s: float,
-                           steps: int, warmup: bool = True) -> dict:
+async def classroom_stream(port: int | list[int], pid: int | list[int], n: int, trainers: int,
+                           budget_s: float, steps: int, warmup: bool = True,
+                           explain: bool = True) -> dict:
+    """The class over the websocket. Several servers (lists of ports and pids: one queue behind
+    them, bench_cluster_load.py): student i uses server i mod their number, as a sticky load
+    balancer would. explain=False: students skip the Explain page."""
     from stream_client import SessionError, StreamSession
+
+    ports = port if isinstance(port, list) else [port]
+    pids = pid if isinstance(pid, list) else [pid]
 
     res = {"errors": [], "lat": {}, "rss": [], "load": [], "sessions_finished": 0,
            "train_states": {}, "ref_hashes": 0}
@@ -134,7 +141,7 @@ async def classroom_stream(port: int, pid: int, n: int, trainers: int, budget_s:
 
     async def monitor():
         while not stop.is_set():
-            res["rss"].append(act.rss_bytes(pid))
+            res["rss"].append(sum(act.rss_bytes(p) for p in pids))
             res["load"].append(os.getloadavg()[0])
             try:
                 await asyncio.wait_for(stop.wait(), 0.5)
@@ -145,7 +152,7 @@ async def classroom_stream(port: int, pid: int, n: int, trainers: int, budget_s:
         nonlocal finished
         rng = random.Random(1000 + i)
         await asyncio.sleep(i * ARRIVAL_S)
-        s = StreamSession(port)
+        s = StreamSession(ports[i % len(ports)])
         step = "connect"
 
         async def do(action: str, page: str | None = None, trigger: str | None = None,
@@ -168,15 +175,16 @@ async def classroom_stream(port: int, pid: int, n: int, trainers: int, budget_s:
             r = await do("predict_other_image")
             if not any(t.startswith("### ") and t.endswith("%") for t in r.texts):
                 res["errors"].append(f"session {i}: no prediction on the Predict page")
-            step = "explain"
-            r = await do("explain_open", "explain")  # the default explanation of that image
-            s.choose("Image to explain", "A test image")
-            await do("explain_choose_test")
-            k = rng.randrange(10_000)
-            s.number("Test image number", k)
-            r = await do("explain_other_image")
-            if not any(f"test image #{k}" in t for t in r.texts):
-                res["errors"].append(f"session {i}: Explain did not show test image #{k}")
+            if explain:
+                step = "explain"
+                r = await do("explain_open", "explain")  # the default explanation of that image
+                s.choose("Image to explain", "A test image")
+                await do("explain_choose_test")
+                k = rng.randrange(10_000)
+                s.number("Test image number", k)
+                r = await do("explain_other_image")
+                if not any(f"test image #{k}" in t for t in r.texts):
+                    res["errors"].append(f"session {i}: Explain did not show test image #{k}")
             if i < trainers:
                 step = "train"
                 await do("open_train", "train")
@@ -221,9 +229,11 @@ async def classroom_stream(port: int, pid: int, n: int, trainers: int, budget_s:
 
     mon = asyncio.create_task(monitor())
     if warmup:
-        await teacher(port, res)
+        for p in ports:
+            await teacher(p, res)
     # the class's own share of the machine starts here (after the teacher's visit)
-    res["class_start"] = (time.perf_counter(), cpu_seconds(pid), machine_busy(), time.process_time())
+    res["class_start"] = (time.perf_counter(), sum(cpu_seconds(p) for p in pids), machine_busy(),
+                          time.process_time())
     tasks = [asyncio.create_task(student(i)) for i in range(n)]
     wd = asyncio.create_task(watchdog())
     await _within_budget(tasks, budget_s, stop, res)
@@ -358,9 +368,9 @@ def server_jobs(log: Path) -> dict:
     if log.exists():
         for row in log.read_text().split("\n"):
             parts = row.split()
-            if len(parts) != 6:
+            if len(parts) not in (6, 7):   # a 7th: where it ran, on a cluster
                 continue
-            _, event, _, _, running, queued = parts
+            _, event, _, _, running, queued = parts[:6]
             most_running = max(most_running, int(running))
             most_queued = max(most_queued, int(queued))
             started += event == "start"

@@ -4,7 +4,7 @@ import streamlit as st
 
 from karp_models.i18n import _
 from karp_models.ui.loaders import dataset_statuses, status_frame, weights_frame
-from karp_models.ui.widgets import device_text
+from karp_models.ui.widgets import device_line
 
 st.title(_("karp: look inside neural networks"))
 st.markdown(_(
@@ -59,7 +59,7 @@ with right:
                  icon=":material/calendar_month:")
 
 st.subheader(_("This machine"))
-st.info(device_text(), icon=":material/computer:")
+st.info(device_line(), icon=":material/computer:")
 
 st.subheader(_("Datasets"))
 statuses = dataset_statuses()

@@ -16,7 +16,7 @@ from karp_models.ui import train_form as form
 from karp_models.ui import train_runs as runs
 from karp_models.ui import training as ui
 from karp_models.ui.compute import param_count, run_timing
-from karp_models.ui.widgets import device_text
+from karp_models.ui.widgets import cluster_notice, device_text
 
 st.title(_("Train"))
 st.caption(_("Pick data, a model and its hyperparameters, then watch it learn: the curves redraw "
@@ -25,6 +25,7 @@ style.projector_css()
 mgr, sid = ui.manager(), ui.session_id()
 mgr.heartbeat(sid)
 teacher.status_line()
+cluster_notice()                        # a training cluster that cannot be used, said once
 
 choice = form.settings(param_count)
 

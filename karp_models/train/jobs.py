@@ -19,13 +19,13 @@ Threads and the global RNG on a worker: see train/worker.py.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Callable
 
-from karp_models import device as dev
 from karp_models.i18n import _, language, using
 from karp_models.train import autosave, runs, worker, workspace
 from karp_models.train.autosave import Autosaver, setting
@@ -59,8 +59,9 @@ class JobManager:
                  set_threads: bool = True, max_active_per_session: int = 3,
                  max_queued: int = 60, autosave_s: float | None = None, autosave_steps: int = 0,
                  quota: workspace.Quota | None = None, keep_done_s: float = 24 * 3600.0,
-                 keep_other_s: float = 7 * 24 * 3600.0):
+                 keep_other_s: float = 7 * 24 * 3600.0, executor: worker.Executor | None = None):
         self.limit = max(1, int(limit))
+        self.executor = executor or worker.InProcess()
         self.grace_s = float(grace_s)
         self.builder = builder
         self.runs_dir = Path(runs_dir) if runs_dir is not None else None
@@ -84,6 +85,9 @@ class JobManager:
     quota = setting("quota", "Disk limits for autosaves and saved runs (None: the environment's).")
     keep_done_s = setting("keep_done_s", "Seconds a finished run's autosave stays.")
     keep_other_s = setting("keep_other_s", "Seconds a stopped or interrupted run's autosave stays.")
+    jobs_log: str | None = None  # the event log's file (None: KARP_JOBS_LOG's)
+
+    running_slots = property(lambda self: sum(self._running.values()), doc="Jobs running, all devices.")
 
     @property
     def autosaving(self) -> bool:
@@ -162,7 +166,7 @@ class JobManager:
 
     def submit(self, session_id: str, spec: RunSpec) -> str:
         """Queue a run for this owner; it starts when its device has a free slot. Its id."""
-        device_key = dev.pick_device(spec.device).type
+        device_key = self.executor.device_key(spec)
         with self._lock:
             n = self._sessions.next_count(session_id)
         job = Job(job_id=uuid.uuid4().hex[:10], session_id=session_id, spec=spec,
@@ -233,15 +237,15 @@ class JobManager:
             self.autosaver.drop(job)
 
     def _log_locked(self, event: str, job: Job) -> None:
-        """With KARP_JOBS_LOG=<file>, one line per event: time, event, job, device, running on
-        that device and queue length after it. How the load test checks the limit from outside."""
-        path = os.environ.get("KARP_JOBS_LOG")
-        if not path:
+        """With KARP_JOBS_LOG=<file>, one line per event: time, event, job, device, running on that
+        device, queue length after it (and where it ran, on a cluster): what the load test reads."""
+        if not (path := self.jobs_log or os.environ.get("KARP_JOBS_LOG")):
             return
+        where = f" {job.where.replace(' ', '_')}" if job.where else ""  # a cluster's node and pid
         try:
             with open(path, "a") as f:
                 f.write(f"{time.time():.3f} {event} {job.job_id} {job.device_key} "
-                        f"{self._running.get(job.device_key, 0)} {len(self._queue)}\n")
+                        f"{self._running.get(job.device_key, 0)} {len(self._queue)}{where}\n")
         except OSError:
             pass
 
@@ -289,9 +293,9 @@ class JobManager:
         with self._lock:
             job.t_work = time.monotonic()
         with using(job.language):
-            state, error, detail = worker.run_job(job, builder=self.builder,
-                                                  autosaver=self.autosaver, changed=self._changed,
-                                                  set_threads=self._set_threads)
+            state, error, detail = self.executor.run(job, builder=self.builder,
+                                                     autosaver=self.autosaver, changed=self._changed,
+                                                     set_threads=self._set_threads)
         with self._lock:
             job.state, job.error, job.error_detail = state, error, detail
             job.t_run = None
@@ -409,6 +413,7 @@ class JobManager:
 
 _MANAGER: JobManager | None = None
 _MANAGER_LOCK = threading.Lock()
+BACKEND_PROBLEM: str | None = None   # the KARP_RAY_ADDRESS that could not be reached (jobs run here)
 
 
 def get_manager() -> JobManager:
@@ -419,15 +424,25 @@ def get_manager() -> JobManager:
     disk, default 60), KARP_JOBS_PER_SESSION (runs one owner may have waiting or running,
     default 3), KARP_QUEUE_MAX (runs that may wait in all, default 60) and the autosave
     settings (autosave.settings_from_env) configure it. On creation it recovers the runs a previous server left in the runs folder.
-    """
-    global _MANAGER
+    With KARP_RAY_ADDRESS it is a Ray cluster's shared queue (train/cluster.RayJobManager); an
+    unreachable cluster leaves jobs in this process (cluster.backend() says so)."""
+    global _MANAGER, BACKEND_PROBLEM
     with _MANAGER_LOCK:
         if _MANAGER is None:
             env = os.environ.get
-            _MANAGER = JobManager(limit=int(env("KARP_JOB_LIMIT", "1")),
-                                  grace_s=float(env("KARP_JOB_GRACE", "60")),
-                                  max_active_per_session=int(env("KARP_JOBS_PER_SESSION", "3")),
-                                  max_queued=int(env("KARP_QUEUE_MAX", "60")),
-                                  **autosave.settings_from_env())
+            kw = dict(limit=int(env("KARP_JOB_LIMIT", "1")),
+                      grace_s=float(env("KARP_JOB_GRACE", "60")),
+                      max_active_per_session=int(env("KARP_JOBS_PER_SESSION", "3")),
+                      max_queued=int(env("KARP_QUEUE_MAX", "60")),
+                      **autosave.settings_from_env())
+            if env("KARP_RAY_ADDRESS"):  # a Ray cluster (train/cluster.py); ray imported only then
+                from karp_models.train import cluster
+                try:
+                    _MANAGER = cluster.manager_from_env(**kw)
+                    return _MANAGER
+                except cluster.ClusterUnavailable as e:
+                    BACKEND_PROBLEM = env("KARP_RAY_ADDRESS")
+                    print(f"karp: training runs in this process instead ({e})", file=sys.stderr)
+            _MANAGER = JobManager(**kw)
             _MANAGER.recover()
         return _MANAGER

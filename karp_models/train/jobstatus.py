@@ -65,6 +65,7 @@ class JobStatus:
     on_disk: bool = False      # kept on disk only (model not in memory): resuming reads the autosave
     timelapse: tuple[tuple[int, dict], ...] = ()  # whole-model snapshots so far (train/timelapse.py)
     model_config: dict | None = None   # the model's config (dataclasses.asdict): a twin to replay them in
+    where: str = ""            # the cluster node and process it last trained on ("": this process)
 
     @property
     def active(self) -> bool:
@@ -123,6 +124,7 @@ class Job:
     interrupted: bool = False
     paused: bool = False
     from_disk: bool = False          # `prepared` must be rebuilt from the autosave
+    where: str = ""                  # the cluster node and process it last trained on (train/cluster.py)
 
 
 def _throughput(recs: tuple[Record, ...]) -> float:
@@ -180,7 +182,7 @@ def snapshot(job: Job, queue: list[Job]) -> JobStatus:
         autosaved_at=job.autosaved[0] if job.autosaved else None,
         autosaved_step=job.autosaved[1] if job.autosaved else None,
         autosave_problem=job.autosave_problem, interrupted=job.interrupted, paused=job.paused,
-        on_disk=job.from_disk and job.prepared is None,
+        on_disk=job.from_disk and job.prepared is None, where=job.where,
         timelapse=tuple(job.timelapse.items) if job.timelapse else (),
         model_config=_config(job))
 

@@ -16,7 +16,7 @@ import dataclasses
 import threading
 import time
 import traceback
-from typing import Callable
+from typing import Callable, Protocol
 
 from karp_models import device as dev
 from karp_models.train import previews, timelapse
@@ -107,3 +107,31 @@ def preview(job: Job, lock: threading.Condition | threading.RLock, force: bool =
                 job.timelapse.offer(trainer.step, trainer.model, last=force)
         if getattr(out, "snapshot", None) is not None:
             job.snapshot_key = out.snapshot_key
+        if isinstance(lock, threading.Condition):
+            lock.notify_all()  # a new preview is news, as a record is (a cluster relays both)
+
+
+# --- where a job runs (the job manager's backend seam)
+
+
+class Executor(Protocol):
+    """Runs one job for the manager (the backend seam): `run` is called on the manager's worker
+    thread and returns when the job is done, stopped or failed, as worker.run_job does; the job's
+    fields change under `changed`. device_key: the device kind a spec trains on (the queue's
+    limit counts running jobs per kind). InProcess (the default) trains on that thread;
+    train/cluster.RayExecutor trains in a Ray task on a cluster."""
+
+    def device_key(self, spec: RunSpec) -> str: ...
+
+    def run(self, job: Job, *, builder: Callable[[RunSpec], Prepared], autosaver: Autosaver,
+            changed: threading.Condition, set_threads: bool) -> tuple[str, str | None, str | None]: ...
+
+
+class InProcess:
+    """Trains each job on the manager's worker thread in this process (train/worker.py)."""
+
+    def device_key(self, spec: RunSpec) -> str:
+        return dev.pick_device(spec.device).type
+
+    def run(self, job: Job, **kw) -> tuple[str, str | None, str | None]:
+        return run_job(job, **kw)

@@ -80,20 +80,39 @@ def spec(fault: str | None = None, steps: int = 20, batch: int = 4096) -> RunSpe
 
 
 @pytest.fixture
-def mgr(tmp_path, monkeypatch):
+def mgr(make_manager, tmp_path, monkeypatch):
+    """A manager of each backend (conftest.make_manager)."""
     install_fake_registry(monkeypatch)  # load_checkpoint rebuilds 'tinynet'
-    m = JobManager(builder=builder, runs_dir=tmp_path / "runs", set_threads=False)
+    m = make_manager(builder=builder, runs_dir=tmp_path / "runs", set_threads=False)
     yield m
     m.shutdown(timeout=10)
 
 
 @pytest.fixture
-def previous(mgr):
-    """A run saved before the fault: its path and bytes."""
+def mgr_here(tmp_path, monkeypatch):
+    """An in-process manager, for a test that patches this process (the disk's fsync)."""
+    install_fake_registry(monkeypatch)
+    m = JobManager(builder=builder, runs_dir=tmp_path / "runs", set_threads=False)
+    yield m
+    m.shutdown(timeout=10)
+
+
+def prepared(mgr, jid):
+    """The job's model as the queue holds it (None: freed, or never in the queue's process)."""
+    return mgr._jobs[jid].prepared if isinstance(mgr, JobManager) else mgr.field(jid, "prepared")
+
+
+def saved_before(mgr):
     jid = mgr.submit("s", spec())
     assert mgr.wait(jid, timeout=10).state == "done"
     path = mgr.save(jid, "previous")
     return path, path.read_bytes()
+
+
+@pytest.fixture
+def previous(mgr):
+    """A run saved before the fault: its path and bytes."""
+    return saved_before(mgr)
 
 
 def intact(path, before: bytes) -> None:
@@ -106,7 +125,7 @@ def still_usable(mgr: JobManager) -> None:
     jid = mgr.submit("s", spec())
     assert mgr.wait(jid, timeout=10).state == "done"
     assert mgr.save(jid, f"after-{jid}").is_file()
-    assert sum(mgr._running.values()) == 0  # no slot leaked by the failed job
+    assert mgr.running_slots == 0  # no slot leaked by the failed job
 
 
 # --- the training thread
@@ -132,7 +151,7 @@ def test_out_of_memory(mgr, previous, fault, where):
     assert st.state == "error"
     assert st.error.startswith(f"Out of memory on {where} with batch size 16,384")
     assert "smaller batch size" in st.error and "unaffected" in st.error
-    assert mgr._jobs[jid].prepared is None  # the failed run's model and optimizer are freed
+    assert prepared(mgr, jid) is None  # the failed run's model and optimizer are freed
     intact(*previous)
     still_usable(mgr)
 
@@ -147,8 +166,11 @@ def test_a_queued_job_starts_after_the_one_before_it_fails(mgr):
 # --- the disk
 
 
-def test_disk_full_while_saving(mgr, previous, monkeypatch):
-    path, before = previous
+def test_disk_full_while_saving(mgr_here, monkeypatch):
+    """In-process only: it patches this process's fsync, and the Ray backend saves in its queue
+    actor (the same runs.save_run code, tested here)."""
+    mgr = mgr_here
+    path, before = saved_before(mgr)
     jid = mgr.submit("s", spec(steps=40))
     assert mgr.wait(jid, timeout=10).state == "done"
     written, real_fsync = [], os.fsync
@@ -240,15 +262,15 @@ def test_status_snapshots_are_plain_data(mgr):
 # --- a flood of submissions
 
 
-def test_the_queue_is_bounded_per_session_and_in_all(tmp_path, monkeypatch):
+def test_the_queue_is_bounded_per_session_and_in_all(make_manager, tmp_path, monkeypatch):
     """A student pressing Start again and again, then a whole class: refused with a message once
     the bounds are reached, and the runs already there are unaffected."""
     from karp_models.train.jobs import QueueFull
 
     install_fake_registry(monkeypatch)
     long = spec(steps=10**6)
-    m = JobManager(builder=builder, runs_dir=tmp_path / "runs", set_threads=False,
-                   max_active_per_session=2, max_queued=3)
+    m = make_manager(builder=builder, runs_dir=tmp_path / "runs", set_threads=False,
+                     max_active_per_session=2, max_queued=3)
     try:
         a, b = m.submit("eager", long), m.submit("eager", long)
         with pytest.raises(QueueFull, match="already have 2 runs"):
@@ -268,12 +290,12 @@ def test_the_queue_is_bounded_per_session_and_in_all(tmp_path, monkeypatch):
         m.shutdown(timeout=10)
 
 
-def test_the_job_log_shows_the_limit_held(tmp_path, monkeypatch):
+def test_the_job_log_shows_the_limit_held(make_manager, tmp_path, monkeypatch):
     """KARP_JOBS_LOG: the server-side record the load test reads to check the queue."""
     install_fake_registry(monkeypatch)
     log = tmp_path / "jobs.log"
     monkeypatch.setenv("KARP_JOBS_LOG", str(log))
-    m = JobManager(builder=builder, runs_dir=tmp_path / "runs", set_threads=False)
+    m = make_manager(builder=builder, runs_dir=tmp_path / "runs", set_threads=False)
     try:
         ids = [m.submit(f"s{i}", spec(steps=10)) for i in range(3)]
         assert [m.wait(j, timeout=10).state for j in ids] == ["done"] * 3

@@ -2,6 +2,8 @@
 
 Mechanics use the real Trainer on a task with no maths (milliseconds per step); the end-to-end
 tests train real tiny models on the small bundled datasets (digits, names) for a few dozen steps.
+Every test of the manager runs against both backends (conftest.make_manager: worker threads in
+this process, and Ray tasks on a local cluster with the queue in a Ray actor).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import torch.nn as nn
 from karp_models.train import previews, runs
 from karp_models.train.jobs import JobManager
 from karp_models.train.runs import Prepared, RunSpec
+from karp_models.train.checkpoints import load_trainer_state
 from karp_models.train.trainer import TrainConfig, Trainer
 
 # --- a task with no maths, run by the real Trainer (milliseconds per step)
@@ -30,8 +33,9 @@ class FakeTask:
     eval_split = "test"
     full_eval_s = 0.0
 
-    def __init__(self, delay: float = 0.002, fail_at: int | None = None):
+    def __init__(self, delay: float = 0.002, fail_at: int | None = None, full_eval_s: float = 0.0):
         self.delay, self.fail_at, self.steps = delay, fail_at, 0
+        self.full_eval_s = full_eval_s
 
     def items_per_batch(self, batch_size):
         return 1
@@ -53,9 +57,13 @@ class FakeTask:
 
 
 def fake_builder(spec: RunSpec) -> Prepared:
+    """Honours resume_from, as runs.build_run does (a job on disk continues from its autosave)."""
     o = spec.overrides
-    task = FakeTask(o.get("delay", 0.002), o.get("fail_at"))
-    return Prepared(trainer=Trainer(nn.Linear(2, 2), task, spec.config), data=None)
+    task = FakeTask(o.get("delay", 0.002), o.get("fail_at"), o.get("full_eval_s", 0.0))
+    trainer = Trainer(nn.Linear(2, 2), task, spec.config)
+    if spec.resume_from:
+        load_trainer_state(spec.resume_from, trainer)
+    return Prepared(trainer=trainer, data=None)
 
 
 def spec(steps: int = 10**6, **o) -> RunSpec:
@@ -77,8 +85,8 @@ def until(cond, timeout: float = 5.0, every: float = 0.01) -> float:
 
 
 @pytest.fixture
-def mgr(tmp_path):
-    m = JobManager(builder=fake_builder, runs_dir=tmp_path / "runs", set_threads=False)
+def mgr(make_manager, tmp_path):
+    m = make_manager(builder=fake_builder, runs_dir=tmp_path / "runs", set_threads=False)
     yield m
     m.shutdown(timeout=10)
     assert not karp_threads(), karp_threads()
@@ -108,21 +116,18 @@ def test_stop_then_resume_continues_from_memory(mgr):
     st = mgr.status(jid)
     steps = [r.step for r in st.records]
     assert steps == sorted(steps) and steps[0] == 10  # one continuous curve, not a restart
+    assert len(set(steps)) == len(steps) and stopped_at in steps
     with pytest.raises(ValueError):
         mgr.resume(jid)  # only a stopped job can be resumed
     mgr.stop(jid, wait=True)
 
 
 def test_stop_is_prompt_even_when_a_full_evaluation_is_slow(mgr):
-    FakeTask.full_eval_s = 3.0
-    try:
-        jid = mgr.submit("s1", spec())
-        until(lambda: mgr.status(jid).step >= 10)
-        t0 = time.monotonic()
-        mgr.stop(jid, wait=True)
-        assert time.monotonic() - t0 < 1.0 and mgr.status(jid).state == "stopped"
-    finally:
-        FakeTask.full_eval_s = 0.0
+    jid = mgr.submit("s1", spec(full_eval_s=3.0))
+    until(lambda: mgr.status(jid).step >= 10)
+    t0 = time.monotonic()
+    mgr.stop(jid, wait=True)
+    assert time.monotonic() - t0 < 1.0 and mgr.status(jid).state == "stopped"
 
 
 def test_progress_eta_and_throughput(mgr):
@@ -135,22 +140,24 @@ def test_progress_eta_and_throughput(mgr):
     mgr.stop(jid, wait=True)
 
 
-def test_worker_sets_the_app_thread_count_on_its_own_thread(monkeypatch):
+def test_worker_sets_the_app_thread_count_on_its_own_thread(make_manager, monkeypatch, tmp_path):
     monkeypatch.setenv("KARP_THREADS", "1")
-    seen = []
+    seen = tmp_path / "threads.txt"
 
     def builder(spec):
-        seen.append(torch.get_num_threads())  # inside the worker, after set_threads
+        with open(seen, "a") as f:  # inside the worker (a thread here, a Ray task there)
+            f.write(f"{torch.get_num_threads()}\n")
         return fake_builder(spec)
 
     main_before = torch.get_num_threads()
-    m = JobManager(builder=builder)  # set_threads=True, as in the app
+    torch.set_num_threads(2)  # the worker must not inherit this
+    m = make_manager(builder=builder, runs_dir=tmp_path / "runs")  # set_threads=True, as in the app
     try:
-        m.wait(m.submit("s", spec(steps=5)), timeout=5)
+        assert m.wait(m.submit("s", spec(steps=5)), timeout=30).state == "done"
     finally:
         m.shutdown()
         torch.set_num_threads(main_before)  # the default for later threads, as it was
-    assert seen == [1]
+    assert seen.read_text().split() == ["1"]
 
 
 # --- queue
@@ -172,8 +179,8 @@ def test_queue_is_fifo_with_positions(mgr):
     assert [j.state for j in mgr.jobs()] == ["stopped"] * 3
 
 
-def test_limit_per_device_lets_two_run(tmp_path):
-    m = JobManager(builder=fake_builder, limit=2, set_threads=False)
+def test_limit_per_device_lets_two_run(make_manager, tmp_path):
+    m = make_manager(builder=fake_builder, limit=2, set_threads=False)
     try:
         a, b, c = (m.submit(s, spec()) for s in ("s1", "s2", "s3"))
         until(lambda: m.status(a).state == m.status(b).state == "running")
@@ -197,11 +204,11 @@ def test_error_shows_within_two_seconds_and_manager_keeps_working(mgr):
     assert mgr.wait(good, timeout=5).state == "done"
 
 
-def test_builder_error_is_reported(tmp_path):
+def test_builder_error_is_reported(make_manager, tmp_path):
     def broken(spec):
         raise FileNotFoundError("dataset 'x' is missing: run python -m karp_models download x")
 
-    m = JobManager(builder=broken, set_threads=False)
+    m = make_manager(builder=broken, set_threads=False)
     try:
         jid = m.submit("s1", spec())
         assert m.wait(jid, timeout=2).state == "error"
@@ -221,8 +228,8 @@ def test_sessions_see_only_their_jobs(mgr):
     assert [j.job_id for j in mgr.jobs("bob")] == [b]
 
 
-def test_reaper_stops_abandoned_sessions_only(tmp_path):
-    m = JobManager(builder=fake_builder, grace_s=0.3, limit=2, set_threads=False)
+def test_reaper_stops_abandoned_sessions_only(make_manager, tmp_path):
+    m = make_manager(builder=fake_builder, grace_s=0.3, limit=2, set_threads=False)
     try:
         kept = m.submit("open-tab", spec())
         gone = m.submit("closed-tab", spec())
@@ -231,16 +238,21 @@ def test_reaper_stops_abandoned_sessions_only(tmp_path):
             m.heartbeat("open-tab")
             time.sleep(0.05)
         assert m.status(kept).state == "running"
-        assert "closed-tab" not in {j.session_id for j in m.jobs()}  # stopped and forgotten
-        with pytest.raises(KeyError):
-            m.status(gone)
+        until(lambda: not [j for j in m.jobs() if j.session_id == "closed-tab" and j.active])
+        left = [j for j in m.jobs() if j.session_id == "closed-tab"]
+        if make_manager.backend == "ray":  # it autosaves at every stop: kept on disk when it trained
+            assert all((j.state, j.paused, j.on_disk) == ("stopped", True, True) for j in left)
+        else:
+            assert not left  # stopped and forgotten (no autosave)
+            with pytest.raises(KeyError):
+                m.status(gone)
     finally:
         m.shutdown()
     assert not karp_threads()
 
 
-def test_liveness_callback_keeps_a_tab_on_another_page(tmp_path):
-    m = JobManager(builder=fake_builder, grace_s=0.2, set_threads=False)
+def test_liveness_callback_keeps_a_tab_on_another_page(make_manager, tmp_path):
+    m = make_manager(builder=fake_builder, grace_s=0.2, set_threads=False)
     try:
         m.set_liveness(lambda sid: sid == "connected")
         jid = m.submit("connected", spec())
@@ -250,8 +262,8 @@ def test_liveness_callback_keeps_a_tab_on_another_page(tmp_path):
         m.shutdown()
 
 
-def test_no_thread_left_after_shutdown_with_queue(tmp_path):
-    m = JobManager(builder=fake_builder, set_threads=False)
+def test_no_thread_left_after_shutdown_with_queue(make_manager, tmp_path):
+    m = make_manager(builder=fake_builder, set_threads=False)
     ids = [m.submit("s", spec()) for _ in range(3)]
     until(lambda: m.status(ids[0]).state == "running")
     m.shutdown()
@@ -305,11 +317,11 @@ def test_save_refuses_running_jobs(mgr):
 # --- real models, tiny runs
 
 
-def test_image_run_previews_saves_like_the_cli_and_continues(tmp_path):
+def test_image_run_previews_saves_like_the_cli_and_continues(make_manager, tmp_path):
     from karp_models.cli import main as cli
     from karp_models.train.checkpoints import load_checkpoint, read_metadata
 
-    m = JobManager(runs_dir=tmp_path / "runs", set_threads=False)
+    m = make_manager(runs_dir=tmp_path / "runs", set_threads=False)
     threads = torch.get_num_threads()
     try:
         cfg = TrainConfig(steps=30, batch_size=32, eval_every=10, eval_batches=2)
@@ -350,8 +362,8 @@ def test_image_run_previews_saves_like_the_cli_and_continues(tmp_path):
     assert not karp_threads()
 
 
-def test_text_run_shows_a_fresh_sample(tmp_path):
-    m = JobManager(set_threads=False)
+def test_text_run_shows_a_fresh_sample(make_manager, tmp_path):
+    m = make_manager(set_threads=False)
     try:
         cfg = TrainConfig(steps=40, batch_size=16, eval_every=20, eval_batches=1)
         jid = m.submit("s1", RunSpec(model="gpt", dataset="names", preset="nano", config=cfg,

@@ -1,0 +1,634 @@
+"""Training jobs on a Ray cluster (issue 26): the job queue in a named, detached Ray actor that
+every app server shares, each training job a Ray task that asks for the resources it needs and
+streams its records, previews and snapshots back to the queue.
+
+The queue is the same JobManager (train/jobs.py: FIFO, per-device limit, per-session limits,
+owners, reaper, autosaves), hosted in the actor `karp-queue` of namespace `karp`, with a
+RayExecutor in place of the in-process worker thread: a job's stretch of training (from Start or
+Resume to its stop, end or failure) is one Ray task (`num_gpus=1` for a GPU job, else
+`KARP_RAY_JOB_CPUS` CPUs) running train/worker.run_job on a cluster node. Its condition is a
+_Relay: each record and preview the worker announces is pushed to the queue, and the queue's
+answer says whether to stop. When the stretch ends, its state is on disk (an autosave is
+written at every stop and end), so the task lets its resources go; Resume and Save read the
+autosave back, as for a job set aside while its owner had no tab open. The runs folder must be
+one folder every node and app server sees (KARP_RUNS on a shared disk).
+
+App servers talk to the queue through RayJobManager, a JobManager look-alike: every call is one
+remote call with a time limit, a page never waits on the cluster for long, and a cluster that
+went away is a message (ClusterUnavailable) and the last known job list, not a traceback.
+Each app server vouches for its own browser tabs (liveness is asked locally, then sent as
+heartbeats). Ray (Moritz et al. 2018) is imported only when this backend is chosen.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from karp_models.i18n import _, using
+from karp_models.train import runs, worker
+from karp_models.train.autosave import Autosaver
+from karp_models.train.jobstatus import ERROR, Job, JobStatus, QueueFull
+from karp_models.train.runs import Prepared, RunSpec
+
+NAMESPACE = "karp"
+QUEUE_NAME = "karp-queue"
+AT_STOP_ONLY = 10**12       # autosave_steps that means: only at a stop and at the end
+ROOT = Path(__file__).resolve().parent.parent.parent   # the checkout: on every node's PYTHONPATH
+POLL_S = 0.2                # how often a training task asks the queue whether to stop
+
+
+class ClusterUnavailable(QueueFull):
+    """The Ray cluster (or its queue) did not answer in time. A refusal like QueueFull (a
+    ValueError), so every page that shows why a run was not started or an action was refused
+    shows this too."""
+
+
+def _ray():
+    import ray  # an optional dependency: only the Ray backend imports it
+
+    return ray
+
+
+def unavailable(e: BaseException | None = None) -> ClusterUnavailable:
+    why = f" ({type(e).__name__})" if e is not None else ""
+    return ClusterUnavailable(_("The training cluster does not answer{why}; training is paused "
+                                "for now. Runs already saved are safe; try again in a minute, or "
+                                "ask the person who runs the server.").format(why=why))
+
+
+# --- connecting
+
+
+def connect(address: str | None = None, *, timeout_s: float = 20.0, **local: Any) -> None:
+    """Join the Ray cluster at `address` ("auto", "ray://host:10001", "host:6379"), or start a
+    local one when it is None or "local" (`local`: ray.init's keywords, say num_cpus). Workers
+    find karp on PYTHONPATH (this checkout: every node needs the same checkout at the same
+    path, and the same venv). Raises ClusterUnavailable when it cannot connect in `timeout_s`."""
+    ray = _ray()
+    if ray.is_initialized():
+        return
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT)] + [p for p in os.environ.get(
+        "PYTHONPATH", "").split(os.pathsep) if p]), "KARP_LANG": os.environ.get("KARP_LANG", "")}
+    env.update({k: v for k, v in os.environ.items() if k in ("KARP_THREADS", "KARP_CACHE",
+                                                             "KARP_FASHION_MNIST_DIR",
+                                                             "KARP_FORTUNES_ZH_DIR")})
+    kw: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False,
+                          "runtime_env": {"env_vars": env}}
+    if address in (None, "", "local"):
+        kw.update({"include_dashboard": False, **local})
+    else:
+        kw["address"] = address
+    done: dict[str, BaseException | None] = {}
+    ready = threading.Event()
+
+    def init() -> None:
+        try:
+            ray.init(**kw)
+            done["error"] = None
+        except BaseException as e:  # noqa: BLE001 - reported below
+            done["error"] = e
+            return
+        finally:
+            ready.set()
+        # A local cluster's processes die with the thread that started them (Linux's
+        # PR_SET_PDEATHSIG, which Ray sets, follows the thread): this one stays for good.
+        threading.Event().wait()
+
+    threading.Thread(target=init, name="ray-init-keeper", daemon=True).start()
+    ready.wait(timeout_s)
+    if "error" not in done:
+        raise unavailable(TimeoutError())
+    if done["error"] is not None:
+        raise unavailable(done["error"]) from done["error"]
+
+
+def resources() -> dict[str, float]:
+    """The cluster's CPUs, GPUs and alive nodes: {'CPU': 8.0, 'GPU': 2.0, 'nodes': 3}."""
+    ray = _ray()
+    total = ray.cluster_resources()
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    return {"CPU": float(total.get("CPU", 0)), "GPU": float(total.get("GPU", 0)), "nodes": nodes}
+
+
+def here() -> str:
+    """This process on its node, as a job's `where`: 'host (10.0.0.5) pid 4242'."""
+    try:
+        ip = _ray().util.get_node_ip_address()
+    except Exception:  # noqa: BLE001 - outside a cluster
+        ip = "?"
+    return f"{socket.gethostname()} ({ip}) pid {os.getpid()}"
+
+
+# --- a job's stretch of training, on a cluster node
+
+
+class _Relay(threading.Condition):
+    """The worker's condition inside a Ray task: every notify (a record, a preview) pushes what
+    changed to the queue, whose answer says whether to stop."""
+
+    def __init__(self, job: Job, queue: Any, token: str):
+        super().__init__(threading.RLock())
+        self.job, self.queue, self.token = job, queue, token
+        self.sent: dict[str, Any] = {"records": (), "snapshots": None}
+        self.lost = False
+
+    def delta(self) -> dict:
+        """What changed since the last push (call under the lock)."""
+        j, s, d = self.job, self.sent, {}
+        recs = s["records"]
+        if len(j.records) != len(recs) or (recs and j.records[len(recs) - 1] is not recs[-1]):
+            if recs and len(j.records) >= len(recs) and j.records[len(recs) - 1] is recs[-1]:
+                d["records"] = j.records[len(recs):]
+            else:
+                d["records_all"] = list(j.records)
+            s["records"] = tuple(j.records)
+        snaps = tuple(j.snapshots)
+        if s["snapshots"] is None or len(snaps) != len(s["snapshots"]) or any(
+                a is not b for a, b in zip(snaps, s["snapshots"])):
+            d["snapshots"] = list(snaps)
+            s["snapshots"] = snaps
+        for k in ("preview", "params", "charts", "snapshot_key", "autosaved", "autosave_problem",
+                  "last_preview", "where"):
+            v = getattr(j, k)
+            if k not in s or s[k] is not v:
+                d[k] = s[k] = v
+        if j.t_run is not None and not s.get("running"):
+            d["running"] = s["running"] = j.p_run
+        return d
+
+    def push(self) -> None:
+        with self:
+            d = self.delta()
+        if not d or self.lost:
+            return
+        try:
+            stop = _ray().get(self.queue.report.remote(self.job.job_id, self.token, d), timeout=60)
+        except Exception:  # noqa: BLE001 - the queue is gone: stop (the stop autosaves)
+            stop, self.lost = True, True
+        if stop:
+            self.job.stop_event.set()
+
+    def notify_all(self) -> None:
+        super().notify_all()
+        self.push()
+
+
+def _train(payload: dict, builder: Callable[[RunSpec], Prepared], settings: dict, set_threads: bool,
+           queue: Any, token: str) -> tuple:
+    """A Ray task: train one stretch of a job (worker.run_job) on this node; (state, error,
+    error_detail, the last changes, where it ran)."""
+    job = Job(**payload)
+    job.t_work = time.monotonic()
+    job.where = here()
+    relay = _Relay(job, queue, token)
+    autosaver = Autosaver(relay, **settings)
+    done = threading.Event()
+
+    def watch() -> None:  # a stop asked between records
+        ray = _ray()
+        while not done.wait(POLL_S):
+            try:
+                if ray.get(queue.stop_requested.remote(job.job_id, token), timeout=30):
+                    job.stop_event.set()
+            except Exception:  # noqa: BLE001 - the queue is gone
+                job.stop_event.set()
+    watcher = threading.Thread(target=watch, name="karp-stop-watch", daemon=True)
+    watcher.start()
+    relay.push()  # where it runs, at once
+    try:
+        with using(job.language):
+            state, error, detail = worker.run_job(job, builder=builder, autosaver=autosaver,
+                                                  changed=relay, set_threads=set_threads)
+    finally:
+        done.set()
+    with relay:
+        last = relay.delta()
+        last["timelapse"] = job.timelapse
+    return state, error, detail, last, job.where
+
+
+FIELDS = ("job_id", "session_id", "spec", "device_key", "label", "created", "records", "language",
+          "charts", "autosave", "autosaved", "autosave_problem", "autosave_step", "interrupted",
+          "paused", "from_disk", "wall_s", "saved", "snapshots", "snapshot_key", "timelapse",
+          "last_preview", "params", "preview")
+
+
+class RayExecutor:
+    """Runs each job's stretch as a Ray task (see the module's docstring); lives in the queue
+    actor, whose handle the tasks report to. gpu: the cluster has GPUs (a job that may use one
+    asks for one); cpus: CPUs a CPU job asks for."""
+
+    def __init__(self, queue: Any, *, gpu: bool = False, cpus: float = 1.0):
+        self.queue, self.gpu, self.cpus = queue, gpu, cpus
+        self._live: dict[str, tuple[Job, threading.Condition, str]] = {}
+
+    def device_key(self, spec: RunSpec) -> str:
+        if spec.device in (None, "cuda") and self.gpu:
+            return "cuda"
+        return "cpu" if spec.device in (None, "cuda") else str(spec.device)
+
+    def run(self, job: Job, *, builder: Callable[[RunSpec], Prepared], autosaver: Autosaver,
+            changed: threading.Condition, set_threads: bool) -> tuple[str, str | None, str | None]:
+        ray = _ray()
+        token = uuid.uuid4().hex
+        with changed:
+            payload = {k: getattr(job, k) for k in FIELDS}
+            payload["records"], payload["snapshots"] = list(job.records), list(job.snapshots)
+            payload["saved"] = list(job.saved)
+            # a job with an autosave continues from it (its model is not kept in this process)
+            payload["from_disk"] = bool(job.records) and job.autosave is not None and job.autosave.is_file()
+            self._live[job.job_id] = (job, changed, token)
+        settings = {"runs_dir": autosaver.runs_dir, "autosave_s": autosaver.autosave_s,
+                    "autosave_steps": autosaver.autosave_steps, "quota": autosaver.quota,
+                    "keep_done_s": autosaver.keep_done_s, "keep_other_s": autosaver.keep_other_s}
+        opts: dict[str, Any] = {"max_retries": 0, "num_cpus": self.cpus}
+        if job.device_key == "cuda":
+            opts.update(num_gpus=1, num_cpus=1)
+        try:
+            ref = _remote_train().options(**opts).remote(payload, builder, settings, set_threads,
+                                                         self.queue, token)
+            state, error, detail, last, where = ray.get(ref)
+            with changed:
+                self._apply(job, last)
+                job.timelapse = last.get("timelapse", job.timelapse)
+                job.where = where
+        except Exception as e:  # noqa: BLE001 - the node or its process went away
+            state, detail = ERROR, f"{type(e).__name__}: {e}"
+            error = _("The process training this run on {where} stopped unexpectedly (it was "
+                      "killed, ran out of memory, or its machine left the cluster). Runs already "
+                      "saved are safe; Resume continues from the last autosave when there is "
+                      "one.").format(where=job.where or _("a cluster node"))
+        finally:
+            with changed:
+                self._live.pop(job.job_id, None)
+        with changed:
+            job.prepared = None   # it lived in the task; its state is in the autosave
+            job.from_disk = job.autosave is not None and job.autosave.is_file()
+            if not job.from_disk:
+                job.autosaved = None
+        return state, error, detail
+
+    # called by the queue actor's report / stop_requested (threads of the actor)
+
+    def report(self, job_id: str, token: str, d: dict) -> bool:
+        live = self._live.get(job_id)
+        if live is None or live[2] != token:
+            return True  # a stale task: stop it
+        job, changed, _token = live
+        with changed:
+            self._apply(job, d)
+            changed.notify_all()
+            return job.stop_event.is_set()
+
+    def stop_requested(self, job_id: str, token: str) -> bool:
+        live = self._live.get(job_id)
+        return live is None or live[2] != token or live[0].stop_event.is_set()
+
+    @staticmethod
+    def _apply(job: Job, d: dict) -> None:
+        if "records_all" in d:
+            job.records[:] = d["records_all"]
+        job.records.extend(d.get("records", ()))
+        if d.get("records") and any(r.final for r in d["records"]):
+            job.final_metrics = None
+        if "snapshots" in d:
+            job.snapshots[:] = d["snapshots"]
+        for k in ("preview", "params", "charts", "snapshot_key", "autosaved", "autosave_problem",
+                  "last_preview", "where"):
+            if k in d:
+                setattr(job, k, d[k])
+        if "running" in d:
+            job.t_run, job.p_run = time.monotonic(), d["running"]
+
+
+_REMOTE: dict[str, Any] = {}
+
+
+def _remote_train():
+    if "train" not in _REMOTE:
+        _REMOTE["train"] = _ray().remote(_train)
+    return _REMOTE["train"]
+
+
+# --- the shared queue: a named, detached actor
+
+
+class Queue:
+    """The body of the actor `karp-queue`: the app's job queue, a JobManager whose jobs train as
+    Ray tasks (RayExecutor), under the name "main"; tests open more queues beside it (one
+    actor process: a fresh queue costs no process start). kw: the JobManager's keywords (the
+    runs folder an absolute path every node sees); autosave off becomes autosave at every stop
+    and end only (a job's state must outlive its task)."""
+
+    def __init__(self, gpu: bool, cpus: float):
+        ray = _ray()
+        self.executor = RayExecutor(ray.get_runtime_context().current_actor, gpu=gpu, cpus=cpus)
+        self.queues: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def open(self, queue: str, kw: dict) -> dict:
+        """Make queue `queue` unless it is there (the first app server's settings hold); its
+        settings."""
+        from karp_models.train.jobs import JobManager
+
+        with self.lock:
+            if queue not in self.queues:
+                kw = dict(kw)
+                if not kw.get("autosave_s") and not kw.get("autosave_steps"):
+                    kw["autosave_steps"] = AT_STOP_ONLY
+                log = kw.pop("jobs_log", None)
+                self.queues[queue] = JobManager(executor=self.executor, **kw)
+                self.queues[queue].jobs_log = log
+            m = self.queues[queue]
+        a = m.autosaver
+        return {"autosave_s": a.autosave_s, "autosave_steps": a.autosave_steps,
+                "keep_done_s": a.keep_done_s, "keep_other_s": a.keep_other_s, "quota": a.quota,
+                "runs_dir": m.runs_dir, "grace_s": m.grace_s, "where": here()}
+
+    def drop(self, queue: str, timeout: float | None = 30.0) -> None:
+        """Stop queue `queue`'s jobs and forget it (tests)."""
+        with self.lock:
+            m = self.queues.pop(queue, None)
+        if m is not None:
+            m.shutdown(timeout)
+
+    def call(self, queue: str, method: str, *args: Any, **kw: Any) -> Any:
+        return getattr(self.queues[queue], method)(*args, **kw)
+
+    def get(self, queue: str, name: str) -> Any:
+        return getattr(self.queues[queue], name)
+
+    def set(self, queue: str, name: str, value: Any) -> None:
+        setattr(self.queues[queue], name, value)
+
+    def field(self, queue: str, job_id: str, name: str) -> Any:
+        """One field of a job as the queue keeps it (train/jobstatus.Job; tests, operators)."""
+        job = self.queues[queue]._jobs[job_id]
+        if name == "prepared":  # a model lives in a task, never here, except one being saved
+            return None if job.prepared is None else "in memory"
+        return getattr(job, name)
+
+    def heartbeats(self, queue: str, owners: list[str]) -> None:
+        m = self.queues.get(queue)
+        for o in owners if m is not None else ():
+            m.heartbeat(o)
+
+    def report(self, job_id: str, token: str, d: dict) -> bool:
+        return self.executor.report(job_id, token, d)
+
+    def stop_requested(self, job_id: str, token: str) -> bool:
+        return self.executor.stop_requested(job_id, token)
+
+
+class RayJobManager:
+    """The JobManager of an app server whose queue is the cluster's (the actor `name`): the same
+    public methods, each one remote call that waits at most `timeout_s` (a wait, a stop with
+    wait=True and a save wait as long as they are asked to). A cluster that does not answer is
+    ClusterUnavailable for an action, and the last known list for jobs(); `problem` says why.
+    queue: which queue of the actor (the app's is "main").
+
+    kw: JobManager's keywords, used by the first app server that creates the queue (the others
+    join it as it is). The runs folder is resolved here (KARP_RUNS): it must be the same shared
+    folder on every app server and node. Ray must be connected (connect()).
+    """
+
+    def __init__(self, *, queue: str = "main", timeout_s: float = 5.0, job_cpus: float = 1.0,
+                 **kw: Any):
+        ray = _ray()
+        self.queue, self.timeout_s = queue, float(timeout_s)
+        kw["runs_dir"] = runs.runs_dir(kw.get("runs_dir"))
+        kw.setdefault("jobs_log", os.environ.get("KARP_JOBS_LOG"))  # the queue's log, on its node
+        gpu = resources()["GPU"] > 0
+        self.actor = ray.remote(Queue).options(
+            name=QUEUE_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+            num_cpus=0, max_concurrency=1000, max_restarts=0,
+            resources={"node:__internal_head__": 0.001}).remote(gpu, job_cpus)
+        s = self._get(self.actor.open.remote(queue, kw), 120.0)
+        self._quota = s.pop("quota")
+        if s["autosave_steps"] >= AT_STOP_ONLY:  # no periodic autosave: pages say none
+            s["autosave_steps"] = 0
+        for k, v in s.items():
+            setattr(self, k, v)
+        self.problem: str | None = None
+        self._jobs_cache: dict[str | None, list[JobStatus]] = {}
+        self._liveness: Callable[[str], bool | None] | None = None
+        self._tabs: dict[str, set[str]] = {}
+        self._owners: set[str] = set()
+        self._beat_thread: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    # --- plumbing
+
+    def _get(self, ref: Any, timeout: float | None) -> Any:
+        ray = _ray()
+        try:
+            out = ray.get(ref, timeout=timeout)
+        except ray.exceptions.RayTaskError as e:
+            cause = getattr(e, "cause", None)
+            if isinstance(cause, Exception) and not isinstance(cause, ray.exceptions.RayError):
+                raise cause from None
+            self.problem = str(unavailable(e))
+            raise unavailable(e) from e
+        except (ray.exceptions.RayError, TimeoutError) as e:
+            self.problem = str(unavailable(e))
+            raise unavailable(e) from e
+        self.problem = None
+        return out
+
+    def _call(self, method: str, *args: Any, timeout: float | None = -1.0, **kw: Any) -> Any:
+        t = self.timeout_s if timeout == -1.0 else timeout
+        return self._get(self.actor.call.remote(self.queue, method, *args, **kw), t)
+
+    def _later(self, t: float | None) -> float | None:
+        return None if t is None else t + self.timeout_s
+
+    # --- the JobManager's methods
+
+    def field(self, job_id: str, name: str) -> Any:
+        """One field of a job as the queue keeps it (Queue.field; tests, operators)."""
+        return self._get(self.actor.field.remote(self.queue, job_id, name), self.timeout_s)
+
+    @property
+    def running_slots(self) -> int:
+        """Jobs the queue counts as running, all devices."""
+        return sum(self._get(self.actor.get.remote(self.queue, "_running"), self.timeout_s).values())
+
+    def submit(self, session_id: str, spec: RunSpec) -> str:
+        self._owners.add(session_id)
+        return self._call("submit", session_id, spec)
+
+    def stop(self, job_id: str, wait: bool = False, timeout: float | None = None,
+             owner: str | None = None) -> None:
+        self._get(self.actor.call.remote(self.queue, "stop", job_id, wait=wait, timeout=timeout, owner=owner),
+                  self._later(timeout) if wait else self.timeout_s)
+
+    def resume(self, job_id: str, owner: str | None = None) -> None:
+        self._call("resume", job_id, owner=owner)
+
+    def remove(self, job_id: str, owner: str | None = None) -> None:
+        self._call("remove", job_id, owner=owner)
+
+    def status(self, job_id: str, owner: str | None = None) -> JobStatus:
+        return self._call("status", job_id, owner=owner)
+
+    def jobs(self, session_id: str | None = None) -> list[JobStatus]:
+        """Snapshots of an owner's jobs; the last known ones when the cluster does not answer."""
+        try:
+            out = self._call("jobs", session_id)
+        except ClusterUnavailable:
+            return self._jobs_cache.get(session_id, [])
+        self._jobs_cache[session_id] = out
+        return out
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobStatus:
+        return self._get(self.actor.call.remote(self.queue, "wait", job_id, timeout), self._later(timeout))
+
+    def save(self, job_id: str, name: str, *, overwrite: bool = False,
+             owner: str | None = None) -> Path:
+        return self._get(self.actor.call.remote(self.queue, "save", job_id, name, overwrite=overwrite,
+                                                owner=owner), 1800.0)
+
+    def recover(self) -> list[str]:
+        return self._call("recover", timeout=120.0)
+
+    def sweep(self) -> None:
+        self._call("sweep", timeout=120.0)
+
+    def reap(self) -> list[str]:
+        return self._call("reap")
+
+    def set_limit(self, limit: int) -> None:
+        self._call("set_limit", limit)
+
+    @property
+    def limit(self) -> int:
+        try:
+            self._limit = self._get(self.actor.get.remote(self.queue, "limit"), self.timeout_s)
+        except ClusterUnavailable:
+            pass
+        return getattr(self, "_limit", 1)
+
+    @property
+    def quota(self) -> Any:
+        """The queue's disk limits (workspace.Quota; None: the environment's); settable."""
+        return self._quota
+
+    @quota.setter
+    def quota(self, value: Any) -> None:
+        self._get(self.actor.set.remote(self.queue, "quota", value), self.timeout_s)
+        self._quota = value
+
+    @property
+    def autosaving(self) -> bool:
+        return self.autosave_s is not None or self.autosave_steps > 0
+
+    def shutdown(self, timeout: float | None = 30.0) -> None:
+        """Stop every job of the queue and join them (tests; the cluster's operator), and this
+        server's heartbeat thread."""
+        self._closing.set()
+        if self._beat_thread is not None:
+            self._beat_thread.join(timeout)
+        self._get(self.actor.call.remote(self.queue, "shutdown", timeout), self._later(timeout))
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Stop this queue's jobs and remove the queue from the actor (tests)."""
+        self._closing.set()
+        self._get(self.actor.drop.remote(self.queue, timeout), self._later(timeout))
+
+    # --- sessions: this server vouches for its own tabs
+
+    def heartbeat(self, session_id: str) -> None:
+        self._owners.add(session_id)
+        try:  # not waited for: a page never blocks on it
+            self.actor.heartbeats.remote(self.queue, [session_id])
+        except Exception:  # noqa: BLE001 - the cluster is away; the page says so elsewhere
+            pass
+
+    def note_tab(self, owner: str, tab: str) -> None:
+        self._owners.add(owner)
+        self._tabs.setdefault(owner, set()).add(tab)
+
+    def set_liveness(self, fn: Callable[[str], bool | None] | None) -> None:
+        self._liveness = fn
+        if fn is not None and (self._beat_thread is None or not self._beat_thread.is_alive()):
+            self._closing.clear()
+            self._beat_thread = threading.Thread(target=self._beat_loop, daemon=True,
+                                                 name="karp-ray-liveness")
+            self._beat_thread.start()
+
+    def _beat_loop(self) -> None:
+        every = max(0.05, min(self.grace_s / 4, 5.0))
+        while not self._closing.wait(every):
+            fn, alive = self._liveness, []
+            if fn is None:
+                continue
+            for owner in list(self._owners):
+                for tab in list(self._tabs.get(owner) or {owner}):
+                    try:
+                        ok = fn(tab)
+                    except Exception:  # noqa: BLE001 - a failing probe must not stop the loop
+                        ok = None
+                    if ok:
+                        alive.append(owner)
+                        break
+                    if ok is False and tab in self._tabs.get(owner, ()):
+                        self._tabs[owner].discard(tab)
+            if alive:
+                try:
+                    self.actor.heartbeats.remote(self.queue, alive)
+                except Exception:  # noqa: BLE001 - the cluster is away; the page says so
+                    pass
+
+
+# --- the app's choice
+
+
+def manager_from_env(**kw: Any) -> RayJobManager:
+    """The app's queue on the cluster KARP_RAY_ADDRESS ('local': start one here), with the
+    JobManager keywords `kw`; KARP_JOB_LIMIT unset: as many jobs at once as the cluster has
+    GPUs, else CPUs / KARP_RAY_JOB_CPUS. Raises ClusterUnavailable."""
+    env = os.environ.get
+    connect(env("KARP_RAY_ADDRESS") or None, timeout_s=float(env("KARP_RAY_CONNECT_S", "20")))
+    cpus = float(env("KARP_RAY_JOB_CPUS", "1"))
+    if not env("KARP_JOB_LIMIT"):
+        res = resources()
+        kw["limit"] = int(res["GPU"]) if res["GPU"] >= 1 else max(1, int(res["CPU"] // cpus))
+    m = RayJobManager(timeout_s=float(env("KARP_RAY_TIMEOUT", "5")), job_cpus=cpus, **kw)
+    m.recover()
+    return m
+
+
+def describe() -> dict[str, float] | None:
+    """The cluster's resources when this process is connected to one, else None."""
+    if "ray" not in sys.modules:
+        return None
+    ray = _ray()
+    if not ray.is_initialized():
+        return None
+    try:
+        return resources()
+    except Exception:  # noqa: BLE001 - gone away
+        return None
+
+
+def backend() -> tuple[str, str | None]:
+    """Where this server's training jobs run, and what is wrong, in the current language:
+    ('ray', None) on a cluster, ('ray', why) when it stopped answering, ('process', None) here,
+    ('process', why) when the configured cluster could not be reached at start."""
+    from karp_models.train import jobs
+
+    m = jobs._MANAGER
+    if m is not None and not isinstance(m, jobs.JobManager):
+        return "ray", (_("The training cluster does not answer; runs cannot start or stop until "
+                         "it is back. Runs already saved are safe.") if m.problem else None)
+    if jobs.BACKEND_PROBLEM:
+        return "process", _("The training cluster at {address} could not be reached when this "
+                            "server started, so training runs on this server.").format(
+            address=jobs.BACKEND_PROBLEM)
+    return "process", None

@@ -1,0 +1,126 @@
+"""The Ray backend's faults (issue 26): a training process killed on its node, a queue that stops
+answering, a cluster that cannot be reached at start. The job-manager suite itself runs on both
+backends (test_jobs, test_faults, test_persist through conftest.make_manager)."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from karp_models.train import workspace as ws
+from karp_models.train.checkpoints import load_checkpoint
+from test_persist import builder, spec, until
+from train_helpers import install_fake_registry
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def ray_mgr(ray_cluster, tmp_path, monkeypatch):
+    from karp_models.train.cluster import RayJobManager
+
+    install_fake_registry(monkeypatch)  # load_checkpoint rebuilds 'tinynet' here
+    m = RayJobManager(queue=f"kill-{os.getpid()}-{time.monotonic_ns()}", timeout_s=30.0,
+                      builder=builder, runs_dir=tmp_path, set_threads=False, autosave_steps=10,
+                      limit=2, quota=ws.Quota(per_owner=0, total=0, reserve=0))
+    yield m
+    m.close(timeout=10)
+
+
+def pid_of(where: str) -> int:
+    """The process id in a job's `where` ('host (10.0.0.5) pid 4242')."""
+    return int(re.search(r"pid (\d+)$", where).group(1))
+
+
+def test_a_job_killed_on_its_worker_fails_with_a_message_and_the_others_finish(ray_mgr, tmp_path):
+    m = ray_mgr
+    first = m.submit("s", spec(steps=20))
+    assert m.wait(first, 30).state == "done"
+    saved = m.save(first, "before-the-kill")
+    before = saved.read_bytes()
+
+    victim = m.submit("alice", spec(delay=0.01))
+    other = m.submit("bob", spec(steps=300, delay=0.01))
+    until(lambda: m.status(victim).step >= 20 and m.status(other).step >= 10, timeout=60)
+    v, o = m.status(victim), m.status(other)
+    assert v.where and o.where and pid_of(v.where) != pid_of(o.where)   # two processes
+    os.kill(pid_of(v.where), signal.SIGKILL)                            # the worker dies mid-run
+
+    st = until(lambda: (s := m.status(victim)).state == "error" and s, timeout=60)
+    assert "stopped unexpectedly" in st.error and "Runs already saved are safe" in st.error
+    assert str(pid_of(v.where)) in st.error                             # says where it was
+    assert m.wait(other, 120).state == "done"                           # the other one finishes
+    assert saved.read_bytes() == before and load_checkpoint(saved).model_name == "tinynet"
+    assert m.running_slots == 0                                         # no slot leaked
+
+    assert st.on_disk and st.autosaved_step >= 10                       # its last autosave is kept
+    m.resume(victim, owner="alice")                                     # and continues from it
+    until(lambda: m.status(victim).step >= st.autosaved_step + 20, timeout=60)
+    steps = [r.step for r in m.status(victim).records if not r.final]
+    assert steps == sorted(set(steps)) and steps[0] == 10
+    m.stop(victim, wait=True, timeout=30)
+    assert m.status(victim).state == "stopped"
+
+
+def test_a_queue_that_stops_answering_is_a_message_not_a_traceback(ray_mgr):
+    import ray
+
+    from karp_models.train.cluster import ClusterUnavailable
+
+    m = ray_mgr
+    jid = m.submit("s", spec(steps=20))
+    assert m.wait(jid, 30).state == "done"
+    known = m.jobs("s")
+    live = m.actor
+
+    @ray.remote(num_cpus=0)
+    class Gone:  # the queue's methods, on an actor that is killed at once
+        def call(self, *a, **k): ...
+
+        def heartbeats(self, *a): ...
+
+    dead = Gone.remote()
+    ray.kill(dead)
+    m.actor = dead                                      # the queue's actor is gone
+    try:
+        t0 = time.monotonic()
+        assert [j.job_id for j in m.jobs("s")] == [j.job_id for j in known]  # the last known list
+        assert m.problem and time.monotonic() - t0 < 30
+        with pytest.raises(ClusterUnavailable, match="does not answer"):
+            m.submit("s", spec(steps=20))
+        with pytest.raises(ValueError):                 # what the page's actions catch
+            m.stop(jid, owner="s")
+        m.heartbeat("s")                                # never raises, never waits
+    finally:
+        m.actor = live
+    assert m.jobs("s") and m.problem is None            # back: the message goes
+
+
+def test_an_unreachable_cluster_at_start_leaves_training_here_and_says_so(tmp_path):
+    """A fresh process (ray not connected yet) with KARP_RAY_ADDRESS pointing at nothing."""
+    code = ("from karp_models.train import jobs; import sys; m = jobs.get_manager(); "
+            "print(type(m).__name__); from karp_models.train import cluster; print(cluster.backend()[0]); print(cluster.backend()[1]); "
+            "print('ray imported' if 'ray' in sys.modules else 'ray not imported')")
+    env = {**os.environ, "KARP_RAY_ADDRESS": "127.0.0.1:9", "KARP_RAY_CONNECT_S": "3",
+           "KARP_RUNS": str(tmp_path), "KARP_LANG": "en"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    lines = out.stdout.splitlines()
+    assert lines[:2] == ["JobManager", "process"], out.stderr[-2000:]
+    assert "could not be reached" in lines[2] and "127.0.0.1:9" in lines[2]
+    assert "training runs in this process instead" in out.stderr and "127.0.0.1:9" in lines[2]
+
+
+def test_the_default_app_never_imports_ray(tmp_path):
+    code = ("import sys; from karp_models.train import jobs; m = jobs.get_manager(); "
+            "from karp_models.train import cluster; print(type(m).__name__, cluster.backend(), 'ray' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "KARP_RAY_ADDRESS"}
+    env["KARP_RUNS"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.split() == ["JobManager", "('process',", "None)", "False"], out.stderr[-2000:]
