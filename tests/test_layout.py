@@ -15,15 +15,16 @@ PKG = ROOT / "karp_models"
 # words go through); ui may import all but the CLI
 ALLOWED = {
     "device": set(),
-    "data": {"preprocess"},         # a person's own images are read as Predict reads them
+    "data": {"preprocess", "rl"},   # a person's own images are read as Predict reads them; environments
+    "rl": set(),                    # environments, returns, replay: pure NumPy / torch / Gymnasium
     "models": set(),
     "preprocess": set(),
     "introspect": {"models", "device"},
     "imagenet": {"introspect", "models", "device"},
-    "train": {"data", "models", "introspect", "device", "imagenet"},  # fine-tuning's pretrained weights
+    "train": {"data", "models", "introspect", "device", "imagenet", "rl"},  # fine-tuning's pretrained weights
     "compress": {"data", "models", "introspect", "train", "device"},   # fine-tunes through the Trainer
-    "ui": {"data", "models", "introspect", "train", "device", "preprocess", "imagenet", "compress"},
-    "cli": {"data", "models", "train", "device"},
+    "ui": {"data", "models", "introspect", "train", "device", "preprocess", "imagenet", "compress", "rl"},
+    "cli": {"data", "models", "train", "device", "rl"},
     "__main__": {"cli"},
     "__init__": set(),
     "i18n": set(),
