@@ -24,15 +24,17 @@ train = c1.button(ui.train_label(agent), type="primary", key="rl_train", icon=":
                   width="stretch", disabled=not teacher.unlocked())
 c2.button(_("Start over"), key="rl_reset", on_click=ui.reset_agent, args=(key,), width="stretch",
           disabled=agent.step == 0)
-name = c3.text_input(_("Save as"), value=f"{key}-live", key="rl_name", max_chars=60)
+name = c3.text_input(_("Save as"), value=f"{key}-live", key=f"rl_name_{key}", max_chars=60)
 save = c4.button(_("Save"), key="rl_save", width="stretch", disabled=agent.step == 0)
 st.caption(_("Training runs right here, with one CPU thread. Clicking anything pauses it; press "
              "Train again to continue where it stopped."))
 teacher.gate(_("train here"), key="rl_teacher")
 if save:
     try:
+        with st.spinner(_("Playing its seeded evaluation episodes, then saving…")):
+            path = ui.save_agent(agent, name)
         st.success(_("Saved as {path}. Measure it again from the file: python -m karp_models eval --weights {path}").format(
-            path=ui.save_agent(agent, name)))
+            path=path))
     except (ValueError, OSError) as e:
         st.error(_("Could not save: {error}").format(error=e))
 progress, status = st.empty(), st.empty()

@@ -68,7 +68,7 @@ def episode_gif(kind: str, frames: np.ndarray, fps: float = 8.0, max_frames: int
 
 def reward_figure(x: Sequence[float], reward: Sequence[float], running: Sequence[float],
                   eval_x: Sequence[float] = (), eval_reward: Sequence[float] = (),
-                  x_title: str | None = None, height: int = 340) -> go.Figure:
+                  x_title: str | None = None, height: int = 380) -> go.Figure:
     """Reward per episode (a thin line: each update's mean), its running mean (thick), and the
     held-out seeded evaluations (dots), against episodes (or steps) played."""
     fig = go.Figure()
@@ -81,8 +81,8 @@ def reward_figure(x: Sequence[float], reward: Sequence[float], running: Sequence
                         marker=dict(color="#d62728", size=10, symbol="diamond"))
     fig.update_xaxes(title_text=x_title or _("episodes played"))
     fig.update_yaxes(title_text=_("reward"))
-    return style.big_axes(style.layout(fig, height=height, margin=dict(l=10, r=10, t=10, b=10),
-                                       legend=dict(orientation="h", y=1.12, x=0)))
+    return style.big_axes(style.layout(fig, height=height, margin=dict(l=10, r=10, t=70, b=10),
+                                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0)))
 
 
 def actions_figure(probs: np.ndarray | None, values: np.ndarray | None, rewards: np.ndarray,
@@ -98,7 +98,7 @@ def actions_figure(probs: np.ndarray | None, values: np.ndarray | None, rewards:
             fig.add_scatter(x=t, y=probs[:, a], mode="lines",
                             name=_("P({action})").format(action=action_names[a]),
                             line=dict(width=1.5, color=style.CATEGORY[a % len(style.CATEGORY)]))
-        fig.update_yaxes(title_text=_("probability"), range=[0, 1])
+        fig.update_yaxes(title_text=_("probability"), range=[0, 1.08])
     if values is not None:
         fig.add_scatter(x=t[:len(values)], y=values, mode="lines", name=_("value estimate max Q"),
                         line=dict(width=2.5, color="#6a3d9a"))
@@ -110,8 +110,8 @@ def actions_figure(probs: np.ndarray | None, values: np.ndarray | None, rewards:
                         marker=dict(size=11, symbol=["triangle-up" if rewards[i] > 0 else "x" for i in points],
                                     color=["#2ca02c" if rewards[i] > 0 else "#d62728" for i in points]))
     fig.update_xaxes(title_text=_("step of the episode"))
-    return style.big_axes(style.layout(fig, height=height, margin=dict(l=10, r=10, t=10, b=10),
-                                       legend=dict(orientation="h", y=1.15, x=0)))
+    return style.big_axes(style.layout(fig, height=height, margin=dict(l=10, r=10, t=70, b=10),
+                                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0)))
 
 
 # --- inside the Pong policy
