@@ -38,7 +38,7 @@ pages = {
         st.Page("pages/seq2seq.py", title=_("Seq2seq attention"), icon=":material/calendar_month:"),
     ],
     _("Agents"): [
-        st.Page("pages/rl.py", title=_("Play: reinforcement learning"), icon=":material/sports_esports:"),
+        st.Page("pages/rl.py", title=_("Reinforcement learning"), icon=":material/sports_esports:"),
     ],
 }
 nav = st.navigation(pages, expanded=True)   # every page in view: a class follows the teacher's clicks

@@ -26,8 +26,8 @@ c2.button(_("Start over"), key="rl_reset", on_click=ui.reset_agent, args=(key,),
           disabled=agent.step == 0)
 name = c3.text_input(_("Save as"), value=f"{key}-live", key=f"rl_name_{key}", max_chars=60)
 save = c4.button(_("Save"), key="rl_save", width="stretch", disabled=agent.step == 0)
-st.caption(_("Training runs right here, with one CPU thread. Clicking anything pauses it; press "
-             "Train again to continue where it stopped."))
+st.caption(_(agent.setup.note) + " " + _("Training runs right here, with one CPU thread. Clicking "
+                                         "anything pauses it; press Train again to continue where it stopped."))
 teacher.gate(_("train here"), key="rl_teacher")
 if save:
     try:

@@ -24,7 +24,7 @@ ALLOWED = {
     "train": {"data", "models", "introspect", "device", "imagenet", "rl"},  # fine-tuning's pretrained weights
     "compress": {"data", "models", "introspect", "train", "device"},   # fine-tunes through the Trainer
     "ui": {"data", "models", "introspect", "train", "device", "preprocess", "imagenet", "compress", "rl"},
-    "cli": {"data", "models", "train", "device", "rl"},
+    "cli": {"data", "models", "train", "device"},
     "__main__": {"cli"},
     "__init__": set(),
     "i18n": set(),

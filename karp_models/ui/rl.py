@@ -35,6 +35,7 @@ class Setup:
     press of Train adds."""
 
     label: str
+    note: str
     model: str
     env: str
     preset: str
@@ -44,13 +45,16 @@ class Setup:
 
 
 SETUPS: dict[str, Setup] = {s.env + "-" + s.model: s for s in (
-    Setup(N_("CartPole, REINFORCE (learns in about a minute)"), "reinforce", "cartpole", "cartpole",
+    Setup(N_("CartPole: REINFORCE"), N_("REINFORCE on CartPole usually balances the pole for all 500 steps "
+                                        "after one press."), "reinforce", "cartpole", "cartpole",
           TrainConfig(steps=30, batch_size=10, lr=1e-2, schedule="constant", warmup=0.0, grad_clip=0.0,
                       eval_every=0, weight_decay=0.0), 30, 1),
-    Setup(N_("CartPole, DQN (replay and a target network)"), "dqn", "cartpole", "cartpole",
+    Setup(N_("CartPole: DQN"), N_("DQN learns from replayed experience against a target network; it "
+                                  "needs several presses and its reward swings on the way."), "dqn", "cartpole", "cartpole",
           TrainConfig(steps=3000, batch_size=64, lr=5e-4, schedule="constant", warmup=0.0, grad_clip=10.0,
                       eval_every=0, weight_decay=0.0), 3000, 100),
-    Setup(N_("Pong from pixels, REINFORCE (needs days, not minutes)"), "reinforce", "pong", "pong",
+    Setup(N_("Pong from pixels: REINFORCE"), N_("Pong from pixels needs days of training, not minutes: "
+                                                "here you see how it starts."), "reinforce", "pong", "pong",
           TrainConfig(steps=5, batch_size=1, lr=1e-3, schedule="constant", warmup=0.0, grad_clip=0.0,
                       eval_every=0, weight_decay=0.0), 5, 1),
 )}
