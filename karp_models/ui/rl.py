@@ -295,7 +295,7 @@ def saliency_tab() -> None:
         return _missing(PONG_FILE)
     model, meta = got
     c1, c2 = st.columns([1, 1])
-    seed = c1.number_input(_("Episode seed"), 0, 9999, 10000 % 10000, key="rl_sal_seed")
+    seed = c1.number_input(_("Episode seed"), 0, 9999, 0, key="rl_sal_seed")
     method = c2.radio(_("Attribution"), list(SALIENCY_NAMES), format_func=lambda k: _(SALIENCY_NAMES[k]),
                       horizontal=True, key="rl_sal_method")
     with st.spinner(_("Playing a seeded game…")):
@@ -322,14 +322,15 @@ def dqn_values_tab() -> None:
         return _missing(DQN_FILE)
     model, meta = got
     st.markdown(describe(meta))
-    seed = st.number_input(_("Episode seed"), 0, 9999, 0, key="rl_dqn_seed")
+    seed = st.columns([1, 3])[0].number_input(_("Episode seed"), 0, 9999, 0, key="rl_dqn_seed")
     ep = seeded_episode(DQN_FILE, int(seed))
     left, right = st.columns([1, 2])
     left.image(episode_clip("state", ep["frames"], 12), width=360)
     with right:
         st.markdown(_("**Value estimate over the episode:** max over actions of Q(state, action), the "
-                      "reward the network expects from here on (discounted by 0.99 a step, so at most "
-                      "about 100). Reward {total:g} in {n} steps.").format(total=float(ep["rewards"].sum()),
+                      "reward the network expects from here on, discounted by 0.99 a step: a pole kept up "
+                      "for ever is worth 100. An estimate above 100 is Q-learning's overestimation (the max "
+                      "of noisy estimates is too high). Reward {total:g} in {n} steps.").format(total=float(ep["rewards"].sum()),
                                                                           n=len(ep["rewards"])))
         fig = figs.actions_figure(None, ep["values"], ep["rewards"], [], height=300)
         style.chart(fig, width="stretch", config={"displayModeBar": False}, key="rl_values")

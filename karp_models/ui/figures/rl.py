@@ -102,7 +102,7 @@ def actions_figure(probs: np.ndarray | None, values: np.ndarray | None, rewards:
     if values is not None:
         fig.add_scatter(x=t[:len(values)], y=values, mode="lines", name=_("value estimate max Q"),
                         line=dict(width=2.5, color="#6a3d9a"))
-        fig.update_yaxes(title_text=_("expected future reward"))
+        fig.update_yaxes(title_text=_("expected future reward"), rangemode="tozero")
     points = np.flatnonzero((rewards != 0) & (rewards != 1))          # Pong's points won and lost
     if len(points):
         y = 1.02 if probs is not None else float(np.nanmax(values)) if values is not None and len(values) else 0
