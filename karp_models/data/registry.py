@@ -37,7 +37,7 @@ class DatasetSpec:
 def _env_status(env: envs.EnvData, root: Root = None) -> DatasetStatus:
     """An environment is made, not loaded: available when Gymnasium (and ale-py) are installed."""
     ok, how = envs.available(env)
-    return DatasetStatus(env.name, "env", ok, env.source, how_to_get=how, note=env.note)
+    return DatasetStatus(env.name, "env", ok, _(env.source), how_to_get=how, note=_(env.note))
 
 
 def _env_load(env: envs.EnvData, root: Root = None) -> envs.EnvData:

@@ -65,7 +65,8 @@ class Identity:
 
 @dataclass(frozen=True, eq=False)
 class EnvData:
-    """An environment as karp's "dataset" for an agent: which Gymnasium id, what the network sees
+    """An environment as karp's "dataset" for an agent (source and note: English, marked for
+    translation where shown): which Gymnasium id, what the network sees
     (obs_dim numbers), its actions (names, and the environment's own action ids), how it is
     scored. solved_at: the mean return over eval_episodes that counts as solved (None: none);
     reset_on_reward: each point is its own game for the returns (Pong); greedy: evaluate with the
@@ -105,11 +106,11 @@ class EnvData:
 
 
 CARTPOLE = EnvData("cartpole", "CartPole-v1", 4, (N_("push left"), N_("push right")), (0, 1),
-                   "Gymnasium CartPole-v1 (Barto, Sutton and Anderson 1983)",
-                   "solved: average reward >= 475 over 100 episodes", eval_episodes=100, solved_at=475.0)
+                   N_("Gymnasium CartPole-v1 (Barto, Sutton and Anderson 1983)"),
+                   N_("solved: average reward >= 475 over 100 episodes"), eval_episodes=100, solved_at=475.0)
 PONG = EnvData("pong", "ALE/Pong-v5", PONG_SIDE * PONG_SIDE, (N_("up"), N_("down")), (2, 3),
-               "Atari 2600 Pong through ale-py (ROM in its wheel), Karpathy's preprocessing",
-               "frame skip 4, sticky actions 0.25; a game is 21 points", eval_episodes=10,
+               N_("Atari 2600 Pong through ale-py (ROM in its wheel), Karpathy's preprocessing"),
+               N_("frame skip 4, sticky actions 0.25; a game is 21 points"), eval_episodes=10,
                reset_on_reward=True, greedy=False, kind="pixels")
 ENVS: dict[str, EnvData] = {e.name: e for e in (CARTPOLE, PONG)}
 
