@@ -38,6 +38,9 @@ pages = {
         st.Page("pages/intervene.py", title=_("Knock it out"), icon=":material/content_cut:"),
         st.Page("pages/seq2seq.py", title=_("Seq2seq attention"), icon=":material/calendar_month:"),
     ],
+    _("Agents"): [
+        st.Page("pages/rl.py", title=_("Reinforcement learning"), icon=":material/sports_esports:"),
+    ],
 }
 nav = st.navigation(pages, expanded=True)   # every page in view: a class follows the teacher's clicks
 # in the top bar (style.PAGE_CSS places it): always in reach, however long the sidebar's list

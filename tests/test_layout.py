@@ -15,14 +15,16 @@ PKG = ROOT / "karp_models"
 # words go through); ui may import all but the CLI
 ALLOWED = {
     "device": set(),
-    "data": {"preprocess"},         # a person's own images are read as Predict reads them
+    "data": {"preprocess", "rl"},   # a person's own images are read as Predict reads them; environments
+    "rl": set(),                    # environments, returns, replay: pure NumPy / torch / Gymnasium
     "models": set(),
     "preprocess": set(),
     "introspect": {"models", "device"},
     "imagenet": {"introspect", "models", "device"},
-    "train": {"data", "models", "introspect", "device", "imagenet"},  # fine-tuning's pretrained weights
+    "train": {"data", "models", "introspect", "device", "imagenet", "rl"},  # fine-tuning's pretrained weights
     "compress": {"data", "models", "introspect", "train", "device"},   # fine-tunes through the Trainer
-    "ui": {"data", "models", "introspect", "train", "device", "preprocess", "imagenet", "compress", "lessons"},
+    "ui": {"data", "models", "introspect", "train", "device", "preprocess", "imagenet", "compress", "lessons",
+           "rl"},
     "lessons": set(),               # lesson files and a class's answers: plain data
     "cli": {"data", "models", "train", "device"},
     "__main__": {"cli"},

@@ -11,6 +11,7 @@ from functools import partial
 from typing import Callable, Iterable
 
 from karp_models.data import caption_folder, chinese, images, scenes, text
+from karp_models.rl import envs
 from karp_models.data.base import CaptionData, DatasetMissing, DatasetStatus, ImageData, TextData
 from karp_models.i18n import _
 
@@ -26,11 +27,25 @@ class UnknownDataset(DatasetMissing, ValueError):
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
-    kind: str  # 'image' | 'text' | 'scenes' (captioned images)
+    kind: str  # 'image' | 'text' | 'scenes' (captioned images) | 'env' (an agent's environment)
     status: Callable[[Root], DatasetStatus]
     load: Callable[[Root], ImageData | TextData | CaptionData]
     download: Callable[[], None] | None  # None: ships inside an installed package
     takes_root: bool  # load(root=...) reads a folder the user names
+
+
+def _env_status(env: envs.EnvData, root: Root = None) -> DatasetStatus:
+    """An environment is made, not loaded: available when Gymnasium (and ale-py) are installed."""
+    ok, how = envs.available(env)
+    return DatasetStatus(env.name, "env", ok, _(env.source), how_to_get=how, note=_(env.note))
+
+
+def _env_load(env: envs.EnvData, root: Root = None) -> envs.EnvData:
+    ok, how = envs.available(env)
+    if not ok:
+        raise DatasetMissing(_("{name} needs Gymnasium and ale-py; install them with:\n  {command}").format(
+            name=env.name, command=how))
+    return env
 
 
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
@@ -48,6 +63,9 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in (
     DatasetSpec("scenes-zh", "scenes", partial(scenes.status, "zh"), partial(scenes.load, "zh"),
                 images.download_fashion, True),
     DatasetSpec("captions-folder", "scenes", caption_folder.status, caption_folder.load, None, True),
+    DatasetSpec("cartpole", "env", partial(_env_status, envs.CARTPOLE), partial(_env_load, envs.CARTPOLE),
+                None, False),
+    DatasetSpec("pong", "env", partial(_env_status, envs.PONG), partial(_env_load, envs.PONG), None, False),
 )}
 
 

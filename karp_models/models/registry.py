@@ -20,6 +20,7 @@ from .finetune import PRESETS as FINETUNE_PRESETS
 from .finetune import FineTune, FineTuneConfig, fit_data
 from .gan import DCGAN, GANConfig
 from .gan import PRESETS as GAN_PRESETS
+from .rl import POLICY_PRESETS, Q_PRESETS, PolicyConfig, PolicyNet, QConfig, QNetwork
 from .rnn import CharRNN, RNNConfig
 from .rnn import PRESETS as RNN_PRESETS
 from .vae import VAE, VAEConfig
@@ -31,7 +32,7 @@ from .vae import PRESETS as VAE_PRESETS
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    family: str                    # 'cnn' | 'rnn' | 'transformer' | 'generative' | 'captioning'
+    family: str                    # 'cnn' | 'rnn' | 'transformer' | 'generative' | 'captioning' | 'rl'
     task: str                      # what it is trained to do: a key of train.tasks.TASKS ('image', 'text', 'caption', ...)
     default_dataset: str
     weights: tuple[str, ...]       # shipped files, relative to weights/; the first is the default
@@ -134,6 +135,16 @@ REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
     _caption("caption-attention", ("caption-attention-scenes.safetensors",),
              "Show, Attend and Tell: the LSTM looks again at the CNN's 8x8 grid (soft attention) before each word.",
              attention=True),
+    ModelSpec("reinforce", "rl", "reinforce", "cartpole",
+              ("reinforce-cartpole.safetensors", "reinforce-pong.safetensors"),
+              "REINFORCE with a baseline (Williams 1992; Karpathy's Pong from Pixels): a policy network "
+              "plays whole episodes, then makes the actions of better-than-average episodes more likely.",
+              ("cartpole", "pong", "tiny"), "cartpole", PolicyConfig, PolicyNet, POLICY_PRESETS,
+              data_kind="env"),
+    ModelSpec("dqn", "rl", "dqn", "cartpole", ("dqn-cartpole.safetensors",),
+              "Deep Q-learning (Mnih et al. 2015): a network estimates each action's future reward, "
+              "learning from replayed experience against a slowly copied target network.",
+              ("cartpole", "tiny"), "cartpole", QConfig, QNetwork, Q_PRESETS, data_kind="env"),
 )}
 
 # ---------------------------------------------------------------------------- builders
@@ -206,9 +217,15 @@ def _caption_fields(name: str, data: Any) -> dict[str, Any]:
             "pad": data.PAD, "bos": data.BOS, "eos": data.EOS}
 
 
+def _env_fields(name: str, data: Any) -> dict[str, Any]:
+    if not (hasattr(data, "obs_dim") and hasattr(data, "n_actions")):
+        raise TypeError(f"{name!r} is an agent; it needs an environment (EnvData), got {type(data).__name__}")
+    return {"obs_dim": int(data.obs_dim), "n_actions": int(data.n_actions)}
+
+
 # the kind of data a model trains on (ModelSpec.data) -> the config fields a dataset fixes
 FROM_DATA: dict[str, Callable[[str, Any], dict[str, Any]]] = {
-    "text": _text_fields, "image": _classifier_fields, "scenes": _caption_fields}
+    "text": _text_fields, "image": _classifier_fields, "scenes": _caption_fields, "env": _env_fields}
 
 
 def build_for(name: str, data: Any, *, preset: str | None = None, **overrides: Any) -> nn.Module:

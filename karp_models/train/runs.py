@@ -306,12 +306,15 @@ def shipped_weights(weights_dir: str | os.PathLike = WEIGHTS_DIR) -> list[tuple[
 
 def format_metrics(m: dict) -> str:
     """'test acc 91.21%, test loss 0.3163' (a robust model: 'robust acc 70.10%'; or the validation
-    loss in nats per character), then any other metric a task measures as 'name value' ('test fid 21.3')."""
+    loss in nats per character; an agent: no loss, its mean reward first), then any other metric a task measures as 'name value' ('test fid 21.3')."""
     keys = [("test_accuracy", _("test acc {value:.2%}")), ("test_loss", _("test loss {value:.4f}")),
             ("test_robust_accuracy", _("robust acc {value:.2%}")),
             ("val_loss", _("val loss {value:.4f} nats/char")), ("val_accuracy", _("val acc {value:.2%}"))]
+    if m.get("test_mean_return") is not None:       # an agent: its loss is only the negative reward
+        keys = [(k, f) for k, f in keys if k != "test_loss"]
     known = [f.format(value=m[k]) for k, f in keys if m.get(k) is not None]
-    other = [_metric(k, v) for k, v in m.items() if k not in dict(keys) and isinstance(v, (int, float))]
+    other = [_metric(k, v) for k, v in m.items()
+             if k not in dict(keys) and k != "test_loss" and isinstance(v, (int, float))]
     return join(known + other)                                    # "a, b" (Chinese: "a、b")
 
 
@@ -322,7 +325,9 @@ METRIC_NAMES = {"bleu4": N_("bleu4"), "cider": N_("cider"), "items_match": N_("i
                 "attention_chance": N_("attention chance"), "d_loss": N_("d loss"), "g_loss": N_("g loss"),
                 "fd": N_("fd"), "coverage": N_("coverage"), "confidence": N_("confidence"),
                 "real_fd": N_("real fd"), "real_coverage": N_("real coverage"),
-                "real_confidence": N_("real confidence"), "recon": N_("recon"), "kl": N_("kl")}
+                "real_confidence": N_("real confidence"), "recon": N_("recon"), "kl": N_("kl"),
+                "mean_return": N_("mean reward"), "return_std": N_("reward std"),
+                "mean_length": N_("episode length"), "episodes": N_("episodes")}
 SPLITS = {"test": N_("test {metric} {value:.4g}"), "val": N_("val {metric} {value:.4g}")}
 
 

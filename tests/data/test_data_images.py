@@ -38,7 +38,8 @@ def check_image_data(d: data.ImageData, *, n_train: int, n_test: int, chw: tuple
 
 def test_list_datasets_is_the_contract():
     assert data.list_datasets() == ["fashion-mnist", "mnist", "digits", "cifar10", "shakespeare", "names",
-                                    "tang300", "classical-zh", "scenes", "scenes-zh", "captions-folder"]
+                                    "tang300", "classical-zh", "scenes", "scenes-zh", "captions-folder",
+                                    "cartpole", "pong"]
 
 
 def test_unknown_dataset_names_the_choices():
@@ -58,7 +59,7 @@ def test_statuses_are_fast_and_offline(no_network):
     assert time.perf_counter() - t < 1.0
     assert [s.name for s in sts] == data.list_datasets()
     for s in sts:
-        assert s.kind in ("image", "text", "scenes")
+        assert s.kind in ("image", "text", "scenes", "env")
         assert s.available or s.how_to_get, f"{s.name} is missing but says nothing on how to get it"
 
 

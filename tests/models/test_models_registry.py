@@ -15,12 +15,16 @@ QUICK = {"resnet18": dict(image_size=8), "vit": dict(n_layer=1), "gpt": dict(n_l
 
 def test_names_tasks_and_weights_follow_the_contract():
     assert set(REGISTRY) == {"classic", "fast", "tinyvgg", "resnet18", "vit", "finetune", "rnn", "lstm", "gru",
-                             "gpt", "dcgan", "cdcgan", "vae", "cvae", "caption-lstm", "caption-attention"}
-    defaults = {"text": "shakespeare", "finetune": "mnist", "caption": "scenes"}
+                             "gpt", "dcgan", "cdcgan", "vae", "cvae", "caption-lstm", "caption-attention",
+                             "reinforce", "dqn"}
+    defaults = {"text": "shakespeare", "finetune": "mnist", "caption": "scenes", "reinforce": "cartpole",
+                "dqn": "cartpole"}
     for name, spec in REGISTRY.items():
         assert isinstance(spec, ModelSpec) and spec.name == name
-        assert spec.task in ("image", "text", "finetune", "gan", "vae", "caption") and spec.default_preset in spec.presets
-        assert spec.data == {"text": "text", "caption": "scenes"}.get(spec.task, "image")
+        assert spec.task in ("image", "text", "finetune", "gan", "vae", "caption", "reinforce", "dqn") \
+            and spec.default_preset in spec.presets
+        assert spec.data == {"text": "text", "caption": "scenes", "reinforce": "env", "dqn": "env"}.get(
+            spec.task, "image")
         assert spec.default_dataset == defaults.get(spec.task, "fashion-mnist")
         assert all(w.endswith(".safetensors") and "/" not in w for w in spec.weights)
     assert REGISTRY["gpt"].weights[0] == "gpt-shakespeare.safetensors"
@@ -56,6 +60,8 @@ def test_from_config_round_trips_through_json(name, preset):
         x = torch.rand(2, C, S, S)
     elif REGISTRY[name].task == "gan":
         x = torch.randn(2, m.config.latent)
+    elif REGISTRY[name].data == "env":                                  # an agent: observations
+        x = torch.randn(2, m.config.obs_dim)
     else:
         x = torch.randint(0, m.config.vocab_size, (2, 8))
     labels = torch.tensor([1, 2]) if getattr(m.config, "conditional", False) else None

@@ -1,7 +1,8 @@
 """Tasks: what a batch is, a step's loss, evaluation and the live preview, per model family
 (the Task protocol is in base.py; seq2seq.py, the date translator, is imported on its own;
 finetune.py, fine-tuning from a pretrained backbone, when a run asks for it; gan.py, the
-two-optimiser GAN, and vae.py share generative.py)."""
+two-optimiser GAN, and vae.py share generative.py; rl.py, REINFORCE and DQN, whose batches are
+episodes they play themselves)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -52,12 +53,24 @@ def _captioning(data: Any, model: nn.Module, **_: Any) -> ImageCaptioning:
     return ImageCaptioning(data)
 
 
+def _reinforce(env: Any, model: nn.Module, **_: Any) -> Task:
+    from karp_models.train.tasks.rl import Reinforce  # Gymnasium only when an agent trains
+
+    return Reinforce(env, model)
+
+
+def _dqn(env: Any, model: nn.Module, **_: Any) -> Task:
+    from karp_models.train.tasks.rl import DQN
+
+    return DQN(env, model)
+
+
 # task kind (models.registry's ModelSpec.task) -> the Task for a dataset and a model; a new family
 # adds its builder here (keyword arguments: augment, shift, flip, robust, block_size; ignore what
 # does not apply)
 TASKS: dict[str, Callable[..., Task]] = {"image": _image_classification, "text": _char_lm,
                                          "finetune": _fine_tuning, "gan": _gan, "vae": _vae,
-                                         "caption": _captioning}
+                                         "caption": _captioning, "reinforce": _reinforce, "dqn": _dqn}
 
 
 def make_task(data: Any, model: nn.Module, augment: bool = True,
