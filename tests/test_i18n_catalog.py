@@ -165,3 +165,41 @@ def test_the_chinese_sentences_contain_the_glossary_words_they_underline():
                 if not glossary._pattern(glossary.word(term)).search(_(msgid)):
                     lost.append(f"{where}: {glossary.word(term)!r} not in {_(msgid)[:60]!r}…")
     assert not lost, "\n".join(lost)
+
+
+def literal_bold_marks(text: str) -> int:
+    """How many '**' runs of `text` Markdown shows as they are: CommonMark's delimiter-run rules
+    (spec 0.31, 'Emphasis and strong emphasis'), which a full-width colon or question mark just
+    inside the bold breaks ('**标题：**正文' is not bold)."""
+    import unicodedata
+
+    def punct(ch: str) -> bool:
+        return unicodedata.category(ch)[0] in "PS"
+
+    stack, literal = [], 0
+    for m in re.finditer(r"(?<!\*)\*\*(?!\*)", text):
+        before = text[m.start() - 1] if m.start() else " "
+        after = text[m.end()] if m.end() < len(text) else " "
+        opens = not after.isspace() and (not punct(after) or before.isspace() or punct(before))
+        closes = not before.isspace() and (not punct(before) or after.isspace() or punct(after))
+        if closes and stack:
+            stack.pop()
+        elif opens:
+            stack.append(m.start())
+        else:
+            literal += 1
+    return literal + len(stack)
+
+
+def test_bold_marks_rule_follows_commonmark():
+    assert literal_bold_marks("**粗体**：正文") == 0 and literal_bold_marks("**Bold:** text") == 0
+    assert literal_bold_marks("**标题：**正文") == 2 and literal_bold_marks("类别**{name}**（x）") == 2
+    assert literal_bold_marks("类别 **{name}**（x）") == 0
+
+
+def test_chinese_bold_renders_as_bold():
+    """A Chinese message keeps the English one's bold: no '**' left showing (QA: the RL page's
+    '**整个回合中的价值估计：**' showed its asterisks on the projector)."""
+    shown = [m.string for m in ZH if m.id and not isinstance(m.id, tuple) and m.string
+             and not literal_bold_marks(m.id) and literal_bold_marks(m.string)]
+    assert not shown, shown
