@@ -176,6 +176,7 @@ def literal_bold_marks(text: str) -> int:
     def punct(ch: str) -> bool:
         return unicodedata.category(ch)[0] in "PS"
 
+    text = re.sub(r"\{[^{}]*\}", "x", text)     # a placeholder: what fills it may start with a letter
     stack, literal = [], 0
     for m in re.finditer(r"(?<!\*)\*\*(?!\*)", text):
         before = text[m.start() - 1] if m.start() else " "
@@ -193,8 +194,8 @@ def literal_bold_marks(text: str) -> int:
 
 def test_bold_marks_rule_follows_commonmark():
     assert literal_bold_marks("**粗体**：正文") == 0 and literal_bold_marks("**Bold:** text") == 0
-    assert literal_bold_marks("**标题：**正文") == 2 and literal_bold_marks("类别**{name}**（x）") == 2
-    assert literal_bold_marks("类别 **{name}**（x）") == 0
+    assert literal_bold_marks("**标题：**正文") == 2 and literal_bold_marks("**原因？**正文") == 2
+    assert literal_bold_marks("类别 **{name}**（x）") == 0 and literal_bold_marks("**失败：**{error}") == 2
 
 
 def test_chinese_bold_renders_as_bold():

@@ -162,7 +162,7 @@ class _Relay(threading.Condition):
             v = getattr(j, k)
             if k not in s or s[k] is not v:
                 d[k] = s[k] = v
-        if j.t_run is not None and not s.get("running"):
+        if j.t_run is not None and "running" not in s:        # once a stretch (p_run may be 0.0)
             d["running"] = s["running"] = j.p_run
         return d
 

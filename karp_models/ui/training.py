@@ -188,7 +188,7 @@ def render_status(r: JobStatus, limit: int = 1) -> None:
                          "**Waiting in the queue: place {place}.** {n} training jobs run at a time on the "
                          "{device}; this one starts when the jobs before it finish or stop.", limit).format(
                              place=r.queue_position, n=limit, device=r.device.upper()))
-    elif r.state == "error" and r.on_disk:
+    elif r.state == "error" and r.on_disk and not r.where:   # on a cluster: failed in its task, said below
         st.error(_("**This run could not be read back from its autosave:** {why} It is still "
                    "kept; press Resume to try again.").format(why=r.error))
     elif r.state == "error":
