@@ -124,3 +124,17 @@ def test_the_default_app_never_imports_ray(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert out.stdout.split() == ["JobManager", "('process',", "None)", "False"], out.stderr[-2000:]
+
+
+def test_a_stretch_sends_its_start_once_even_from_progress_zero():
+    """QA: a fresh run's start (progress 0.0) was sent again with every report, so the queue reset
+    the clock its time estimate counts from, and the estimate stayed near 10 s all run long."""
+    from karp_models.train.cluster import _Relay
+    from karp_models.train.jobstatus import Job
+
+    job = Job(job_id="j", session_id="s", spec=None, device_key="cpu", label="#1", created=0.0)
+    relay = _Relay(job, queue=None, token="t")
+    job.t_run, job.p_run = time.monotonic(), 0.0
+    with relay:
+        first, second = relay.delta(), relay.delta()
+    assert first["running"] == 0.0 and "running" not in second
