@@ -159,8 +159,9 @@ def panel(lesson: ls.Lesson, i: int) -> None:
         if nxt.button(_("Next"), key="lesson_next", icon=":material/arrow_forward:", type="primary", width="stretch"):
             go(lesson, i + 1)
     elif nxt.button(_("Finish"), key="lesson_finish", icon=":material/check:", type="primary", width="stretch"):
-        end()
-        st.switch_page("pages/lessons.py")
+        end()                   # as Leave: st.switch_page cannot clear the parameters the page's widgets hold
+        st.toast(_("Lesson finished: the Lessons page lists the others."), icon=":material/check:")
+        st.rerun()
     again, leave = st.columns(2)
     if again.button(_("Reset the view"), key="lesson_again", icon=":material/refresh:", type="tertiary",
                     help=_("Open this step's view again as the lesson set it")):

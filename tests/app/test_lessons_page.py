@@ -132,3 +132,29 @@ def test_a_lesson_link_sets_the_session_s_lesson_and_step():
     at = panel(lang="zh", lesson="trust", lesson_step="2")
     assert at.session_state["lesson_active"] == ("trust", 1)
     assert any("第 2 步" in c.value or "step 2 of 3" in c.value for c in at.caption)
+
+
+
+def bound_panel_app() -> None:
+    """The lesson panel beside a page whose widget is bound to the link (Train's learning rate)."""
+    import streamlit as st
+
+    from karp_models.ui import language, lessons
+    language.switch()
+    st.session_state["lesson_page"] = "train"           # app.py's showing(): this run shows Train
+    active = lessons.current()
+    if active is not None:
+        lessons.panel(*active)
+    st.number_input("lr", 0.0, 100.0, 0.003, key="train_lr", bind="query-params")
+
+
+def test_finish_on_a_last_step_whose_page_binds_widgets_ends_the_lesson_without_an_error():
+    at = AppTest.from_function(bound_panel_app, default_timeout=180)
+    for k, v in {"lang": "en", "lesson": "recipe", "lesson_step": "4", "train_lr": "0.1"}.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    next(b for b in at.button if b.key == "lesson_finish").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "lesson_active" not in at.session_state
+    assert "lesson" not in at.query_params and not any("step 4 of 4" in c.value for c in at.caption)
