@@ -155,3 +155,41 @@ def test_the_recipe_lesson_moves_between_steps_on_one_page_and_a_short_run_grade
             finally:
                 await browser.close()
     asyncio.run(main())
+
+
+async def presented(tab) -> tuple[str, bool]:
+    """The page's root font size and whether the sidebar is shown."""
+    return await tab.evaluate("""() => [getComputedStyle(document.documentElement).fontSize,
+        !!Array.from(document.querySelectorAll('section[data-testid="stSidebar"]'))
+            .some(s => getComputedStyle(s).display !== 'none')]""")
+
+
+def test_presentation_mode_survives_every_page_switch_of_the_lesson_player(server):
+    """Start (Lessons -> Predict), Next on one page, Next to Explain, Back to Predict: each keeps the
+    projector's 20 px root and the hidden page list, and the switch in the top bar stays on."""
+    async def main():
+        async with async_api.async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=act.CHROMIUM, args=act.CHROMIUM_ARGS)
+            try:
+                context = await browser.new_context(viewport={"width": 1280, "height": 720}, locale=act.LOCALE)
+                tab = await context.new_page()
+                await act.open_app(tab, server)
+                await act.go(tab, "Lessons")
+                await act.presentation_mode(tab)
+                assert (await presented(tab))[0] == "20px"
+                await tab.locator(".st-key-lesson_card_convolution").get_by_role(
+                    "button", name="Start this lesson").click()
+                await act.wait_idle(tab)
+                await tab.get_by_text("· step 1 of").wait_for(timeout=60_000)
+                for move, page, step in (("", "/predict", 1), ("Next", "/predict", 2), ("Next", "/explain", 3), ("Back", "/predict", 2)):
+                    if move:
+                        await click(tab, move)
+                    await tab.get_by_text(f"step {step} of").wait_for(timeout=60_000)
+                    await act.wait_idle(tab)
+                    assert page in tab.url, (move, tab.url)
+                    assert tuple(await presented(tab)) == ("20px", False), (move, page, step)
+                    assert await tab.locator(".st-key-karp_present input").is_checked()
+                    assert not await act.exceptions(tab)
+            finally:
+                await browser.close()
+    asyncio.run(main())
