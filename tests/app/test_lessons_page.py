@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from karp_models import lessons as ls
 from karp_models.i18n import _, using
+from karp_models.ui import explain as ex
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,6 +29,9 @@ def opened(page: str | None, lang: str = "en", **params) -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+SHOWN_AS = {"explain_source": ex.SOURCES}                 # a choice shown through its format_func
 
 
 def steps(lang: str) -> list[tuple[str, int, ls.Step]]:
@@ -50,7 +54,7 @@ def test_every_step_opens_its_page_in_its_state(lang):
             got = at.session_state[k] if k in at.session_state else None
             shown = str(getattr(got, "label", got))
             with using(lang):                                 # a choice's link holds its label, in the language
-                label = _(shown)
+                label = _(SHOWN_AS.get(k, {}).get(shown, shown))
             assert v in (shown, label) or (shown.replace(".", "").isdigit() and float(shown) == float(v)), (
                 lesson, i + 1, k, v, got)
 
@@ -158,3 +162,22 @@ def test_finish_on_a_last_step_whose_page_binds_widgets_ends_the_lesson_without_
     assert not at.exception, [e.value for e in at.exception]
     assert "lesson_active" not in at.session_state
     assert "lesson" not in at.query_params and not any("step 4 of 4" in c.value for c in at.caption)
+
+
+def test_a_step_on_explain_shows_its_test_image_even_after_predict_shared_one():
+    """The Grad-CAM question grades test image 7: its step's link must show image 7, whatever image Predict
+    left for Explain to use (its first choice when one is there) and with or without the link's index."""
+    step = next(x for x in ls.load_all("en") if x.id == "convolution").steps[2]
+    assert step.question.kind == "gradcam" and step.state["explain_test_index"] == step.question.params["index"]
+    for lesson in ls.load_all("en") + ls.load_all("zh"):
+        for s in lesson.steps:
+            if s.page == "explain":
+                assert "explain_source" in s.state and "explain_test_index" in s.state, (lesson.id, s.text[:40])
+    at = opened("predict.py", "en", predict_model="fast-fashion-mnist", predict_test_index="3")
+    at.switch_page("pages/explain.py")
+    for k, v in step.query().items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="explain_source").value == "test"
+    assert at.number_input(key="explain_test_index").value == 7
