@@ -27,6 +27,7 @@ ACTIVE = "lesson_active"                        # session: (lesson id, step inde
 CLASS = "lesson_class"                          # session: the class code typed on the Lessons page
 VOTER = "lesson_voter"                          # session: an anonymous token, so a changed answer counts once
 TEACHER_VIEW = "lesson_teacher_view"            # session: show the class's answers (its widget: ..._toggle)
+SCROLL_TOP = "lesson_scroll_top"                # session: a step was just opened, show it from the top
 REFRESH_S = 2.0
 
 
@@ -87,6 +88,7 @@ def showing(nav) -> None:
 def go(lesson: ls.Lesson, i: int) -> None:
     """Open step i: its page in its state (raises Streamlit's rerun)."""
     st.session_state[ACTIVE] = (lesson.id, i)
+    st.session_state[SCROLL_TOP] = True
     step, link = lesson.steps[i], step_link(lesson, i)
     if step.page != st.session_state.get(CURRENT):
         st.switch_page(f"pages/{step.page}.py", query_params=link)
@@ -143,9 +145,25 @@ section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"] {dis
 </style>"""
 
 
+def scroll_to_top() -> None:
+    """Scroll the page to its top (a step just opened: the browser keeps the last page's scroll), again
+    while the page's parts arrive and make it taller."""
+    st.html("""<script>
+    // """ + uuid.uuid4().hex + """: a new script each time, so the browser runs it again
+    [0, 150, 400, 800, 1300, 2000, 3000].forEach(ms => setTimeout(() => {
+      const doc = window.parent.document || document;
+      doc.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"], '
+                           + '[data-testid="stAppScrollToBottomContainer"]').forEach(el => el.scrollTo(0, 0));
+      (window.parent || window).scrollTo(0, 0);
+    }, ms));
+    </script>""", unsafe_allow_javascript=True)
+
+
 def panel(lesson: ls.Lesson, i: int) -> None:
     """The step beside the live view: where we are, the text, the question, back / next, the class view."""
     st.html(PRESENT_LESSON_CSS if style.presenting() else LESSON_CSS)
+    if st.session_state.pop(SCROLL_TOP, False):
+        scroll_to_top()
     step, n = lesson.steps[i], len(lesson.steps)
     st.caption(_("Lesson: {title} · step {step} of {total}").format(title=lesson.title, step=i + 1, total=n))
     st.progress((i + 1) / n)

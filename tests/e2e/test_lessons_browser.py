@@ -157,6 +157,12 @@ def test_the_recipe_lesson_moves_between_steps_on_one_page_and_a_short_run_grade
     asyncio.run(main())
 
 
+SCROLL_DOWN = """() => document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"]')
+    .forEach(el => el.scrollTo(0, 5000))"""
+SCROLLED = """() => Math.max(window.scrollY, ...Array.from(document.querySelectorAll(
+    '[data-testid="stMain"], [data-testid="stAppViewContainer"]')).map(el => el.scrollTop))"""
+
+
 async def presented(tab) -> tuple[str, bool]:
     """The page's root font size and whether the sidebar is shown."""
     return await tab.evaluate("""() => [getComputedStyle(document.documentElement).fontSize,
@@ -183,12 +189,15 @@ def test_presentation_mode_survives_every_page_switch_of_the_lesson_player(serve
                 await tab.get_by_text("· step 1 of").wait_for(timeout=60_000)
                 for move, page, step in (("", "/predict", 1), ("Next", "/predict", 2), ("Next", "/explain", 3), ("Back", "/predict", 2)):
                     if move:
+                        await tab.evaluate(SCROLL_DOWN)
                         await click(tab, move)
                     await tab.get_by_text(f"step {step} of").wait_for(timeout=60_000)
                     await act.wait_idle(tab)
                     assert page in tab.url, (move, tab.url)
                     assert tuple(await presented(tab)) == ("20px", False), (move, page, step)
                     assert await tab.locator(".st-key-karp_present input").is_checked()
+                    await asyncio.sleep(3.5)
+                    assert await tab.evaluate(SCROLLED) == 0, (move, page, step)     # the step from its top
                     assert not await act.exceptions(tab)
             finally:
                 await browser.close()
