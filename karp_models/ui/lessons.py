@@ -23,6 +23,7 @@ from karp_models.ui import lesson_questions as lq
 from karp_models.ui.figures import lessons as figs
 
 LESSON, STEP = "lesson", "lesson_step"         # the link's parameters (state.NOT_SETTINGS)
+CLASS_PARAM = "lesson_class"                    # the link's class code (state.NOT_SETTINGS)
 ACTIVE = "lesson_active"                        # session: (lesson id, step index)
 CLASS = "lesson_class"                          # session: the class code typed on the Lessons page
 VOTER = "lesson_voter"                          # session: an anonymous token, so a changed answer counts once
@@ -53,6 +54,9 @@ def find(lesson_id: str) -> ls.Lesson | None:
 def current() -> tuple[ls.Lesson, int] | None:
     """The active lesson and step: the link's first (a step opened from its address), else the session's."""
     lid, raw = st.query_params.get(LESSON), st.query_params.get(STEP)
+    code = (st.query_params.get(CLASS_PARAM) or "").strip()[:12]
+    if code and code.upper() != class_code():          # a reloaded or shared step keeps counting its class
+        st.session_state[CLASS] = st.session_state[f"{CLASS}_widget"] = code
     if lid:
         try:
             i = int(raw or 1) - 1
@@ -71,8 +75,11 @@ def current() -> tuple[ls.Lesson, int] | None:
 
 def step_link(lesson: ls.Lesson, i: int) -> dict[str, str]:
     """The query parameters that open step i (0-based) of `lesson`: its page's state, lesson, step, language."""
-    return {**lesson.steps[i].query(), LESSON: lesson.id, STEP: str(i + 1),
+    link = {**lesson.steps[i].query(), LESSON: lesson.id, STEP: str(i + 1),
             language.PARAM: language.current() or "en"}
+    if class_code():
+        link[CLASS_PARAM] = class_code()
+    return link
 
 
 CURRENT = "lesson_page"                         # session: the page this run shows (app.py sets it)
@@ -94,8 +101,9 @@ def go(lesson: ls.Lesson, i: int) -> None:
         st.switch_page(f"pages/{step.page}.py", query_params=link)
     for key, raw in step.query().items():        # the same page: its widgets take the values directly
         _set_bound(key, raw)
-    for key in (LESSON, STEP):
-        st.query_params[key] = link[key]
+    for key in (LESSON, STEP, CLASS_PARAM):
+        if key in link:
+            st.query_params[key] = link[key]
     st.rerun()
 
 
@@ -118,7 +126,7 @@ def _set_bound(key: str, raw: str) -> None:
 
 def end() -> None:
     st.session_state.pop(ACTIVE, None)
-    for k in (LESSON, STEP):
+    for k in (LESSON, STEP, CLASS_PARAM):
         st.query_params.pop(k, None)
 
 

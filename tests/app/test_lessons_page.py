@@ -181,3 +181,22 @@ def test_a_step_on_explain_shows_its_test_image_even_after_predict_shared_one():
     assert not at.exception, [e.value for e in at.exception]
     assert at.radio(key="explain_source").value == "test"
     assert at.number_input(key="explain_test_index").value == 7
+
+
+
+def test_a_step_s_link_carries_the_class_code_so_a_reloaded_student_keeps_counting():
+    from karp_models.ui import lessons as ui_lessons
+
+    at = AppTest.from_function(bound_panel_app, default_timeout=180)
+    for k, v in {"lang": "en", "lesson": "recipe", "lesson_step": "1"}.items():
+        at.query_params[k] = v
+    at.session_state["lesson_class"] = "rl-9"
+    at.run()
+    next(b for b in at.button if b.key == "lesson_next").click().run()      # same page: Next sets the link
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["lesson_class"] in ("RL-9", ["RL-9"])
+    reloaded = panel(lang="en", lesson="recipe", lesson_step="2", lesson_class="RL-9")   # a new tab, that link
+    assert reloaded.session_state["lesson_class"] == "RL-9"
+    answer_choice(reloaded, "Close to 0")
+    assert dict(ui_lessons.class_answers().tally("RL-9", "recipe", 1)) == {"Close to 0": 1} or \
+        sum(ui_lessons.class_answers().tally("RL-9", "recipe", 1).values()) == 1
