@@ -200,7 +200,14 @@ def panel(lesson: ls.Lesson, i: int) -> None:
         st.caption(_("Class code {code}: your answers are counted with your class's, without your name.").format(code=code))
         if step.question is not None and teacher.unlocked() and _sticky(
                 st.toggle, TEACHER_VIEW, False, _("Teacher: show the class's answers")):
-            class_view(lesson, i, code)
+            if teacher.enabled() or _answer_key(lesson, i) in st.session_state:
+                class_view(lesson, i, code)
+            else:                   # no password: anyone may switch it on, so nobody peeks before answering
+                st.caption(_("Answer the question first: then the class's answers are shown. (With a teacher "
+                             "password set on the server, an unlocked teacher sees them at once.)"))
+        elif step.question is not None and not teacher.unlocked():
+            with st.popover(_("Teacher"), icon=":material/lock:"):
+                teacher.gate(_("see the class's answers"), key="lesson_teacher")
 
 
 def _sticky(widget, plain: str, default, label: str, **kw):
@@ -302,4 +309,6 @@ def class_box() -> None:
                      "**Teacher: show the class's answers** beside a question to see how the class answered."
                      ) + (" " + _("This server has a teacher password: only an unlocked browser sees the answers.")
                           if teacher.enabled() else ""))
+        if teacher.enabled():
+            teacher.gate(_("see the class's answers"), key="lessons_teacher")
 

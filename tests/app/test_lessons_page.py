@@ -200,3 +200,29 @@ def test_a_step_s_link_carries_the_class_code_so_a_reloaded_student_keeps_counti
     answer_choice(reloaded, "Close to 0")
     assert dict(ui_lessons.class_answers().tally("RL-9", "recipe", 1)) == {"Close to 0": 1} or \
         sum(ui_lessons.class_answers().tally("RL-9", "recipe", 1).values()) == 1
+
+
+def test_without_a_password_the_class_s_answers_wait_for_this_browser_s_answer(monkeypatch):
+    monkeypatch.delenv("KARP_TEACHER_PASSWORD", raising=False)
+    at = panel(lang="en", lesson="recipe", lesson_step="2")
+    at.session_state["lesson_class"] = "PEEK-1"
+    at.run()
+    at.toggle(key="lesson_teacher_view_widget").set_value(True).run()
+    assert not any("from class" in m.value for m in at.markdown)          # not before answering
+    assert any("Answer the question first" in c.value for c in at.caption)
+    answer_choice(at, "Still about 2.3")
+    assert any("**1 answer** from class PEEK-1" in m.value or "from class PEEK-1" in m.value for m in at.markdown)
+
+
+def test_with_a_password_the_lesson_offers_the_teacher_s_unlock(monkeypatch):
+    monkeypatch.setenv("KARP_TEACHER_PASSWORD", "s3cret")
+    at = panel(lang="en", lesson="recipe", lesson_step="2")
+    at.session_state["lesson_class"] = "PW-1"
+    at.run()
+    assert not [t for t in at.toggle if t.key == "lesson_teacher_view_widget"]
+    at.text_input(key="lesson_teacher_password").input("s3cret")
+    next(b for b in at.button if b.label == "Unlock").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t for t in at.toggle if t.key == "lesson_teacher_view_widget"]
+    lessons_page = opened("lessons.py")
+    assert not lessons_page.text_input(key="lessons_teacher_password").value
