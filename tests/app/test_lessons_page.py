@@ -226,3 +226,13 @@ def test_with_a_password_the_lesson_offers_the_teacher_s_unlock(monkeypatch):
     assert [t for t in at.toggle if t.key == "lesson_teacher_view_widget"]
     lessons_page = opened("lessons.py")
     assert not lessons_page.text_input(key="lessons_teacher_password").value
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_head_step_opens_intervene_on_the_text_and_behaviour_its_question_is_graded_on(lang):
+    les = next(x for x in ls.load_all(lang) if x.id == "attention")
+    i, step = next((i, s) for i, s in enumerate(les.steps) if s.question is not None and s.question.kind == "head")
+    at = opened("intervene.py", lang, **step.query())
+    assert at.text_area(key="intervene_text_shakespeare").value == step.question.params["text"]
+    assert at.selectbox(key="intervene_behaviour").value == "closing a quote"      # quiz.head_ranking's
+    assert at.radio(key="intervene_mode").value == "zero"
