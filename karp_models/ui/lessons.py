@@ -269,9 +269,10 @@ def class_view(lesson: ls.Lesson, i: int, code: str) -> None:
             fig = figs.click_tally(lq.test_image(q)[0], counts, quiz.GRID, height=240)
         else:
             labels = [str(o) for o in q.params["options"]] if "options" in q.params else (
-                ["yes", "no"] if q.kind == "lr" else None)
-            fig = figs.tally_bars(Counter({lq.show(k): v for k, v in counts.items()}), labels,
-                                  right=lq.truth(q), height=220)
+                [lq.label(q, k) for k in lq.YES_NO] if q.kind == "lr" else None)
+            right = lq.truth(q)
+            fig = figs.tally_bars(Counter({lq.label(q, k): v for k, v in counts.items()}), labels,
+                                  right=None if right is None else lq.label(q, right), height=220)
         style.chart(fig, key=f"lesson_tally_{lesson.id}_{i}", config={"displayModeBar": False})
         st.caption(_("Counts only: nobody's name or browser is shown."))
     live()

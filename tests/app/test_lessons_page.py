@@ -236,3 +236,21 @@ def test_the_head_step_opens_intervene_on_the_text_and_behaviour_its_question_is
     assert at.text_area(key="intervene_text_shakespeare").value == step.question.params["text"]
     assert at.selectbox(key="intervene_behaviour").value == "closing a quote"      # quiz.head_ranking's
     assert at.radio(key="intervene_mode").value == "zero"
+
+
+def test_the_teacher_s_chart_of_a_yes_no_question_speaks_the_lesson_s_language_and_marks_the_right_answer():
+    at = panel(lang="zh", lesson="recipe", lesson_step="4")
+    at.session_state["lesson_class"] = "LR-ZH"
+    at.run()
+    radio = next(r for r in at.radio if r.key and r.key.endswith("_yesno"))
+    with using("zh"):                                   # AppTest formats the value in this process's language
+        radio.set_value("no").run()
+        next(b for b in at.button if b.key and b.key.endswith("_check")).click().run()
+    at.toggle(key="lesson_teacher_view_widget").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    bars = json.loads(at.get("plotly_chart")[-1].proto.spec)["data"][0]
+    with using("zh"):
+        yes, no = _("yes"), _("no")
+    assert bars["x"] == [yes, no] and yes == "是" and "yes" not in bars["x"]
+    assert dict(zip(bars["x"], bars["y"])) == {yes: 0, no: 1}
+    assert bars["marker"]["color"] == ["#6b7280", "#22c55e"]         # lr 10 blows up: "no" is right
