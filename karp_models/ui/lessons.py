@@ -16,7 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from karp_models import lessons as ls
-from karp_models.i18n import _
+from karp_models.i18n import _, ngettext
 from karp_models.introspect import quiz
 from karp_models.ui import language, style, teacher
 from karp_models.ui import lesson_questions as lq
@@ -130,6 +130,15 @@ def end() -> None:
         st.query_params.pop(k, None)
 
 
+MARKDOWN_CHARS = "\\`*_{}[]()<>#+!|~:$"            # ("-" and "." matter only at a line's start)
+
+
+def plain(text: str) -> str:
+    """`text` shown as typed inside Markdown: its Markdown characters escaped (a class code such as
+    `[hi](//e.co)` stays words, not a link)."""
+    return "".join("\\" + c if c in MARKDOWN_CHARS else c for c in text)
+
+
 def voter() -> str:
     if VOTER not in st.session_state:
         st.session_state[VOTER] = uuid.uuid4().hex
@@ -197,7 +206,8 @@ def panel(lesson: ls.Lesson, i: int) -> None:
         st.rerun()
     code = class_code()
     if code:
-        st.caption(_("Class code {code}: your answers are counted with your class's, without your name.").format(code=code))
+        st.caption(_("Class code {code}: your answers are counted with your class's, without your name.").format(
+            code=plain(code)))
         if step.question is not None and teacher.unlocked() and _sticky(
                 st.toggle, TEACHER_VIEW, False, _("Teacher: show the class's answers")):
             if teacher.enabled() or _answer_key(lesson, i) in st.session_state:
@@ -261,7 +271,8 @@ def class_view(lesson: ls.Lesson, i: int, code: str) -> None:
     def live() -> None:
         counts = class_answers().tally(code, lesson.id, i)
         n = sum(counts.values())
-        st.markdown(_("**{n} answers** from class {code}").format(n=n, code=code))
+        st.markdown(ngettext("**{n} answer** from class {code}", "**{n} answers** from class {code}", n).format(
+            n=n, code=plain(code)))
         if not n:
             st.caption(_("No answers yet: students type the class code on the Lessons page."))
             return

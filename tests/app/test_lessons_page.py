@@ -254,3 +254,15 @@ def test_the_teacher_s_chart_of_a_yes_no_question_speaks_the_lesson_s_language_a
     assert bars["x"] == [yes, no] and yes == "是" and "yes" not in bars["x"]
     assert dict(zip(bars["x"], bars["y"])) == {yes: 0, no: 1}
     assert bars["marker"]["color"] == ["#6b7280", "#22c55e"]         # lr 10 blows up: "no" is right
+
+
+def test_a_class_code_is_shown_as_typed_never_as_markdown_and_one_answer_is_singular():
+    code = "[HI](//E.CO)"
+    at = panel(lang="en", lesson="recipe", lesson_step="2")
+    at.session_state["lesson_class"] = code
+    at.run()
+    caption = next(c for c in at.caption if "Class code" in c.value).value
+    assert "\\[HI\\]\\(//E.CO\\)" in caption                       # escaped: Markdown shows it as typed
+    answer_choice(at, "Close to 0")
+    at.toggle(key="lesson_teacher_view_widget").set_value(True).run()
+    assert any(m.value.startswith("**1 answer** from class \\[HI\\]") for m in at.markdown), [m.value for m in at.markdown]
