@@ -44,9 +44,9 @@ pages = {
 }
 nav = st.navigation(pages, expanded=True)   # every page in view: a class follows the teacher's clicks
 # in the top bar (style.PAGE_CSS places it): always in reach, however long the sidebar's list
-st.toggle(_("Presentation mode"), key=style.PRESENT_KEY,
-          help=_("Larger text, charts and pictures for a projector. Stays on while this "
-                 "browser tab is open."))
+style.present_switch(_("Presentation mode"),
+                     help=_("Larger text, charts and pictures for a projector. Stays on while this "
+                            "browser tab is open."))
 style.page_css()
 state.share_note()
 device_badge()

@@ -30,12 +30,13 @@ def widget_keys() -> tuple[set[str], list[str]]:
             if isinstance(node, ast.Call):
                 for kw in node.keywords:
                     values = [kw.value.body, kw.value.orelse] if isinstance(kw.value, ast.IfExp) else [kw.value]
-                    if kw.arg == "key":
+                    if kw.arg == "key" and not isinstance(kw.value, ast.JoinedStr):
                         exact |= {v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)}
                     elif kw.arg == "key" and isinstance(kw.value, ast.JoinedStr):
                         text = "".join(v.value if isinstance(v, ast.Constant) else
                                        consts.get(getattr(v.value, "id", ""), "\0") for v in kw.value.values)
-                        prefixes.append(text.split("\0")[0])
+                        if text.split("\0")[0]:                 # an unknown beginning proves nothing
+                            prefixes.append(text.split("\0")[0])
                 if getattr(node.func, "id", getattr(node.func, "attr", "")) == "model_picker" and node.args \
                         and isinstance(node.args[0], (ast.Constant, ast.JoinedStr)):
                     a = node.args[0]

@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from karp_models import lessons as ls
-from karp_models.i18n import _
+from karp_models.i18n import N_, _
 from karp_models.introspect import quiz
 from karp_models.train import recipe
 from karp_models.train.runs import WEIGHTS_DIR
@@ -260,4 +260,14 @@ def truth(q: ls.Question) -> str | None:
         return str(q.params["options"][int(q.params["answer"])])
     if q.kind == "head":
         return _ranking(q)[0][0]
+    if q.kind == "lr":                              # the short real run the grade uses (cached once run)
+        return "yes" if recipe.loss_goes_down(_lr_losses(q)) else "no"
     return None
+
+
+YES_NO = {"yes": N_("yes"), "no": N_("no")}         # an lr answer as stored -> its short label (with _())
+
+
+def label(q: ls.Question, answer: str) -> str:
+    """An answer as the teacher's chart shows it, in the lesson's language."""
+    return _(YES_NO[answer]) if q.kind == "lr" and answer in YES_NO else show(answer)

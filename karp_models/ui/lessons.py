@@ -16,17 +16,19 @@ from pathlib import Path
 import streamlit as st
 
 from karp_models import lessons as ls
-from karp_models.i18n import _
+from karp_models.i18n import _, ngettext
 from karp_models.introspect import quiz
 from karp_models.ui import language, style, teacher
 from karp_models.ui import lesson_questions as lq
 from karp_models.ui.figures import lessons as figs
 
 LESSON, STEP = "lesson", "lesson_step"         # the link's parameters (state.NOT_SETTINGS)
+CLASS_PARAM = "lesson_class"                    # the link's class code (state.NOT_SETTINGS)
 ACTIVE = "lesson_active"                        # session: (lesson id, step index)
 CLASS = "lesson_class"                          # session: the class code typed on the Lessons page
 VOTER = "lesson_voter"                          # session: an anonymous token, so a changed answer counts once
 TEACHER_VIEW = "lesson_teacher_view"            # session: show the class's answers (its widget: ..._toggle)
+SCROLL_TOP = "lesson_scroll_top"                # session: a step was just opened, show it from the top
 REFRESH_S = 2.0
 
 
@@ -52,6 +54,9 @@ def find(lesson_id: str) -> ls.Lesson | None:
 def current() -> tuple[ls.Lesson, int] | None:
     """The active lesson and step: the link's first (a step opened from its address), else the session's."""
     lid, raw = st.query_params.get(LESSON), st.query_params.get(STEP)
+    code = (st.query_params.get(CLASS_PARAM) or "").strip()[:12]
+    if code and code.upper() != class_code():          # a reloaded or shared step keeps counting its class
+        st.session_state[CLASS] = st.session_state[f"{CLASS}_widget"] = code
     if lid:
         try:
             i = int(raw or 1) - 1
@@ -70,8 +75,11 @@ def current() -> tuple[ls.Lesson, int] | None:
 
 def step_link(lesson: ls.Lesson, i: int) -> dict[str, str]:
     """The query parameters that open step i (0-based) of `lesson`: its page's state, lesson, step, language."""
-    return {**lesson.steps[i].query(), LESSON: lesson.id, STEP: str(i + 1),
+    link = {**lesson.steps[i].query(), LESSON: lesson.id, STEP: str(i + 1),
             language.PARAM: language.current() or "en"}
+    if class_code():
+        link[CLASS_PARAM] = class_code()
+    return link
 
 
 CURRENT = "lesson_page"                         # session: the page this run shows (app.py sets it)
@@ -87,13 +95,15 @@ def showing(nav) -> None:
 def go(lesson: ls.Lesson, i: int) -> None:
     """Open step i: its page in its state (raises Streamlit's rerun)."""
     st.session_state[ACTIVE] = (lesson.id, i)
+    st.session_state[SCROLL_TOP] = True
     step, link = lesson.steps[i], step_link(lesson, i)
     if step.page != st.session_state.get(CURRENT):
         st.switch_page(f"pages/{step.page}.py", query_params=link)
     for key, raw in step.query().items():        # the same page: its widgets take the values directly
         _set_bound(key, raw)
-    for key in (LESSON, STEP):
-        st.query_params[key] = link[key]
+    for key in (LESSON, STEP, CLASS_PARAM):
+        if key in link:
+            st.query_params[key] = link[key]
     st.rerun()
 
 
@@ -116,8 +126,17 @@ def _set_bound(key: str, raw: str) -> None:
 
 def end() -> None:
     st.session_state.pop(ACTIVE, None)
-    for k in (LESSON, STEP):
+    for k in (LESSON, STEP, CLASS_PARAM):
         st.query_params.pop(k, None)
+
+
+MARKDOWN_CHARS = "\\`*_{}[]()<>#+!|~:$"            # ("-" and "." matter only at a line's start)
+
+
+def plain(text: str) -> str:
+    """`text` shown as typed inside Markdown: its Markdown characters escaped (a class code such as
+    `[hi](//e.co)` stays words, not a link)."""
+    return "".join("\\" + c if c in MARKDOWN_CHARS else c for c in text)
 
 
 def voter() -> str:
@@ -143,9 +162,25 @@ section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"] {dis
 </style>"""
 
 
+def scroll_to_top() -> None:
+    """Scroll the page to its top (a step just opened: the browser keeps the last page's scroll), again
+    while the page's parts arrive and make it taller."""
+    st.html("""<script>
+    // """ + uuid.uuid4().hex + """: a new script each time, so the browser runs it again
+    [0, 150, 400, 800, 1300, 2000, 3000].forEach(ms => setTimeout(() => {
+      const doc = window.parent.document || document;
+      doc.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"], '
+                           + '[data-testid="stAppScrollToBottomContainer"]').forEach(el => el.scrollTo(0, 0));
+      (window.parent || window).scrollTo(0, 0);
+    }, ms));
+    </script>""", unsafe_allow_javascript=True)
+
+
 def panel(lesson: ls.Lesson, i: int) -> None:
     """The step beside the live view: where we are, the text, the question, back / next, the class view."""
     st.html(PRESENT_LESSON_CSS if style.presenting() else LESSON_CSS)
+    if st.session_state.pop(SCROLL_TOP, False):
+        scroll_to_top()
     step, n = lesson.steps[i], len(lesson.steps)
     st.caption(_("Lesson: {title} · step {step} of {total}").format(title=lesson.title, step=i + 1, total=n))
     st.progress((i + 1) / n)
@@ -159,8 +194,9 @@ def panel(lesson: ls.Lesson, i: int) -> None:
         if nxt.button(_("Next"), key="lesson_next", icon=":material/arrow_forward:", type="primary", width="stretch"):
             go(lesson, i + 1)
     elif nxt.button(_("Finish"), key="lesson_finish", icon=":material/check:", type="primary", width="stretch"):
-        end()
-        st.switch_page("pages/lessons.py")
+        end()                   # as Leave: st.switch_page cannot clear the parameters the page's widgets hold
+        st.toast(_("Lesson finished: the Lessons page lists the others."), icon=":material/check:")
+        st.rerun()
     again, leave = st.columns(2)
     if again.button(_("Reset the view"), key="lesson_again", icon=":material/refresh:", type="tertiary",
                     help=_("Open this step's view again as the lesson set it")):
@@ -170,10 +206,18 @@ def panel(lesson: ls.Lesson, i: int) -> None:
         st.rerun()
     code = class_code()
     if code:
-        st.caption(_("Class code {code}: your answers are counted with your class's, without your name.").format(code=code))
+        st.caption(_("Class code {code}: your answers are counted with your class's, without your name.").format(
+            code=plain(code)))
         if step.question is not None and teacher.unlocked() and _sticky(
                 st.toggle, TEACHER_VIEW, False, _("Teacher: show the class's answers")):
-            class_view(lesson, i, code)
+            if teacher.enabled() or _answer_key(lesson, i) in st.session_state:
+                class_view(lesson, i, code)
+            else:                   # no password: anyone may switch it on, so nobody peeks before answering
+                st.caption(_("Answer the question first: then the class's answers are shown. (With a teacher "
+                             "password set on the server, an unlocked teacher sees them at once.)"))
+        elif step.question is not None and not teacher.unlocked():
+            with st.popover(_("Teacher"), icon=":material/lock:"):
+                teacher.gate(_("see the class's answers"), key="lesson_teacher")
 
 
 def _sticky(widget, plain: str, default, label: str, **kw):
@@ -227,7 +271,8 @@ def class_view(lesson: ls.Lesson, i: int, code: str) -> None:
     def live() -> None:
         counts = class_answers().tally(code, lesson.id, i)
         n = sum(counts.values())
-        st.markdown(_("**{n} answers** from class {code}").format(n=n, code=code))
+        st.markdown(ngettext("**{n} answer** from class {code}", "**{n} answers** from class {code}", n).format(
+            n=n, code=plain(code)))
         if not n:
             st.caption(_("No answers yet: students type the class code on the Lessons page."))
             return
@@ -235,9 +280,10 @@ def class_view(lesson: ls.Lesson, i: int, code: str) -> None:
             fig = figs.click_tally(lq.test_image(q)[0], counts, quiz.GRID, height=240)
         else:
             labels = [str(o) for o in q.params["options"]] if "options" in q.params else (
-                ["yes", "no"] if q.kind == "lr" else None)
-            fig = figs.tally_bars(Counter({lq.show(k): v for k, v in counts.items()}), labels,
-                                  right=lq.truth(q), height=220)
+                [lq.label(q, k) for k in lq.YES_NO] if q.kind == "lr" else None)
+            right = lq.truth(q)
+            fig = figs.tally_bars(Counter({lq.label(q, k): v for k, v in counts.items()}), labels,
+                                  right=None if right is None else lq.label(q, right), height=220)
         style.chart(fig, key=f"lesson_tally_{lesson.id}_{i}", config={"displayModeBar": False})
         st.caption(_("Counts only: nobody's name or browser is shown."))
     live()
@@ -275,4 +321,6 @@ def class_box() -> None:
                      "**Teacher: show the class's answers** beside a question to see how the class answered."
                      ) + (" " + _("This server has a teacher password: only an unlocked browser sees the answers.")
                           if teacher.enabled() else ""))
+        if teacher.enabled():
+            teacher.gate(_("see the class's answers"), key="lessons_teacher")
 

@@ -105,6 +105,10 @@ def show(r: recipe.Recipe | None, t: Target) -> None:
         st.markdown(style.mark(r.overfits) + " " + (
             _("It learns one batch by heart.") if r.overfits else
             _("It cannot learn one batch by heart: look for a bug, or a learning rate far off.")))
+    if r.expected is not None:
+        st.caption(_("The two start values differ on purpose: the loss at initialisation is the fresh network in "
+                     "evaluation mode over many images; the one-batch run starts in training mode on its {n} images, "
+                     "where batch normalisation and dropout behave differently.").format(n=BATCH))
     left, right = st.columns([1, 1.4])
     with left:
         style.chart(figs.loss_curve(r.losses, title=_("One-batch overfit at lr {lr:g}").format(lr=t.lr)),

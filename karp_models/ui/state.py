@@ -61,7 +61,7 @@ def share_note(container=st.sidebar) -> None:
 
 
 NOT_SETTINGS = {"lang", "work", "embed", "embed_options",   # the language, the work id, Streamlit's own,
-                "lesson", "lesson_step"}                    # the guided lesson and its step (ui/lessons.py)
+                "lesson", "lesson_step", "lesson_class"}    # the guided lesson, its step, the class code (ui/lessons.py)
 PENDING = "karp_link_ignored"         # session state: what a run cut short by st.rerun found
 
 

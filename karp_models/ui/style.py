@@ -127,7 +127,8 @@ def projector_css() -> None:
 
 # --- the whole app: a compact page, presentation mode, glossary terms
 
-PRESENT_KEY = "karp_present"      # session state: presentation mode on
+PRESENT_KEY = "karp_present"      # the top bar's switch (its widget key)
+PRESENT_ON = "karp_present_on"    # session state: presentation mode on (kept apart from the widget)
 PRESENT_SCALE = 1.25              # text, charts and pictures in presentation mode
 
 PAGE_CSS = """<style>
@@ -171,9 +172,25 @@ def wrap_buttons(key: str) -> None:
     st.html(f"<style>.st-key-{key} [role='radiogroup'] {{flex-wrap: wrap; overflow-x: visible;}}</style>")
 
 
+def present_switch(label: str, help: str) -> None:
+    """The presentation-mode switch (app.py, every run). Its value lives in the plain session key
+    PRESENT_ON, given back to the switch on every run: Streamlit does not carry a widget's value over a
+    page change made by st.switch_page (the lesson player's Start, Next and Back), so the switch alone
+    would fall back to off there while the browser still showed it on."""
+    ss = st.session_state
+    if PRESENT_ON not in ss:
+        ss[PRESENT_ON] = bool(ss.get(PRESENT_KEY, False))
+    ss[PRESENT_KEY] = ss[PRESENT_ON]
+
+    def keep() -> None:
+        ss[PRESENT_ON] = bool(ss[PRESENT_KEY])
+
+    st.toggle(label, key=PRESENT_KEY, help=help, on_change=keep)
+
+
 def presenting() -> bool:
     """True when this session has presentation mode on."""
-    return bool(st.session_state.get(PRESENT_KEY, False))
+    return bool(st.session_state.get(PRESENT_ON, st.session_state.get(PRESENT_KEY, False)))
 
 
 def page_css() -> None:

@@ -112,9 +112,8 @@ def test_two_students_play_a_lesson_and_the_teacher_sees_both_answers(server):
                 text = await verdict.inner_text()
                 assert "Your head ranks 1 of 16" in text and "✓ right" in text
                 assert not await act.exceptions(tab)
-                await click(tab, "Finish")
-                assert "/lessons" in tab.url
-                await tab.get_by_role("heading", name="Lessons").first.wait_for()
+                await click(tab, "Finish")                  # ends the lesson where it is, as Leave does
+                assert "lesson=" not in tab.url and "/intervene" in tab.url
                 assert await tab.get_by_text("step 3 of 3").count() == 0
                 assert not await act.exceptions(teacher)
             finally:
@@ -152,6 +151,53 @@ def test_the_recipe_lesson_moves_between_steps_on_one_page_and_a_short_run_grade
                 assert not await act.exceptions(tab)
                 problems = await act.layout_problems(tab)
                 assert not problems, problems                     # the step beside the page fits, enlarged
+            finally:
+                await browser.close()
+    asyncio.run(main())
+
+
+SCROLL_DOWN = """() => document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"]')
+    .forEach(el => el.scrollTo(0, 5000))"""
+SCROLLED = """() => Math.max(window.scrollY, ...Array.from(document.querySelectorAll(
+    '[data-testid="stMain"], [data-testid="stAppViewContainer"]')).map(el => el.scrollTop))"""
+
+
+async def presented(tab) -> tuple[str, bool]:
+    """The page's root font size and whether the sidebar is shown."""
+    return await tab.evaluate("""() => [getComputedStyle(document.documentElement).fontSize,
+        !!Array.from(document.querySelectorAll('section[data-testid="stSidebar"]'))
+            .some(s => getComputedStyle(s).display !== 'none')]""")
+
+
+def test_presentation_mode_survives_every_page_switch_of_the_lesson_player(server):
+    """Start (Lessons -> Predict), Next on one page, Next to Explain, Back to Predict: each keeps the
+    projector's 20 px root and the hidden page list, and the switch in the top bar stays on."""
+    async def main():
+        async with async_api.async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=act.CHROMIUM, args=act.CHROMIUM_ARGS)
+            try:
+                context = await browser.new_context(viewport={"width": 1280, "height": 720}, locale=act.LOCALE)
+                tab = await context.new_page()
+                await act.open_app(tab, server)
+                await act.go(tab, "Lessons")
+                await act.presentation_mode(tab)
+                assert (await presented(tab))[0] == "20px"
+                await tab.locator(".st-key-lesson_card_convolution").get_by_role(
+                    "button", name="Start this lesson").click()
+                await act.wait_idle(tab)
+                await tab.get_by_text("· step 1 of").wait_for(timeout=60_000)
+                for move, page, step in (("", "/predict", 1), ("Next", "/predict", 2), ("Next", "/explain", 3), ("Back", "/predict", 2)):
+                    if move:
+                        await tab.evaluate(SCROLL_DOWN)
+                        await click(tab, move)
+                    await tab.get_by_text(f"step {step} of").wait_for(timeout=60_000)
+                    await act.wait_idle(tab)
+                    assert page in tab.url, (move, tab.url)
+                    assert tuple(await presented(tab)) == ("20px", False), (move, page, step)
+                    assert await tab.locator(".st-key-karp_present input").is_checked()
+                    await asyncio.sleep(3.5)
+                    assert await tab.evaluate(SCROLLED) == 0, (move, page, step)     # the step from its top
+                    assert not await act.exceptions(tab)
             finally:
                 await browser.close()
     asyncio.run(main())
