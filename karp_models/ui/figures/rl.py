@@ -89,7 +89,9 @@ def actions_figure(probs: np.ndarray | None, values: np.ndarray | None, rewards:
                    action_names: Sequence[str], height: int = 300) -> go.Figure:
     """Over one episode: the policy's probability of each action (of the second, when there are
     two), or, for DQN, its value
-    estimate max_a Q), with the steps where a reward other than +1 a step came marked."""
+    estimate max_a Q), with the steps where a point was won (reward > 0, green triangle) or lost
+    (reward < 0, red cross) marked; a reward that is the same every step (CartPole's +1) marks nothing.
+    probs (steps, actions) or None, values (steps,) or None, rewards (steps,)."""
     fig = go.Figure()
     t = np.arange(len(rewards))
     if probs is not None:                         # two actions: one line says it all (they sum to 1)
@@ -103,7 +105,9 @@ def actions_figure(probs: np.ndarray | None, values: np.ndarray | None, rewards:
         fig.add_scatter(x=t[:len(values)], y=values, mode="lines", name=_("value estimate max Q"),
                         line=dict(width=2.5, color="#6a3d9a"))
         fig.update_yaxes(title_text=_("expected future reward"), rangemode="tozero")
-    points = np.flatnonzero((rewards != 0) & (rewards != 1))          # Pong's points won and lost
+    rewards = np.asarray(rewards, dtype=np.float64)
+    per_step = len(rewards) > 0 and bool(np.all(rewards == rewards[0]))    # CartPole: +1 every step
+    points = np.array([], int) if per_step else np.flatnonzero(rewards != 0)   # Pong's points won (+1) and lost (-1)
     if len(points):
         y = 1.02 if probs is not None else float(np.nanmax(values)) if values is not None and len(values) else 0
         fig.add_scatter(x=points, y=[y] * len(points), mode="markers", name=_("point won / lost"),
