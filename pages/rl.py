@@ -22,6 +22,7 @@ agent = ui.get_agent(key)
 c1, c2, c3, c4 = st.columns([2, 1, 2, 1], vertical_alignment="bottom")
 train = c1.button(ui.train_label(agent), type="primary", key="rl_train", icon=":material/play_arrow:",
                   width="stretch", disabled=not teacher.unlocked())
+stop = c2.button(_("Stop"), key="rl_stop", icon=":material/stop:", width="stretch")
 c2.button(_("Start over"), key="rl_reset", on_click=ui.reset_agent, args=(key,), width="stretch",
           disabled=agent.step == 0)
 name = c3.text_input(_("Save as"), value=f"{key}-live", key=f"rl_name_{key}", max_chars=60)
@@ -38,6 +39,8 @@ if save:
     except (ValueError, OSError) as e:
         st.error(_("Could not save: {error}").format(error=e))
 progress, status = st.empty(), st.empty()
+if stop:
+    progress.info(ui.stopped_message(agent))
 left, right = st.columns([3, 2], gap="large")
 curves, play_area = left.empty(), right.empty()
 if train and teacher.unlocked():

@@ -177,13 +177,20 @@ def _train(agent: LiveAgent, status, progress, curves, play_area, redraw_s: floa
     for rec in tr.run(log_every=agent.setup.log_every):
         agent.records.append(rec)
         progress.progress(min(1.0, (rec.step - start) / n), text=_(
-            "Training: update {done:,} of {n:,} ({s:.0f} s)").format(done=rec.step - start, n=n, s=tr.elapsed))
+            "Training: update {done:,} of {n:,} ({s:.0f} s). Stop keeps what it has learnt.").format(
+            done=rec.step - start, n=n, s=tr.elapsed))
         if rec.final or time.perf_counter() - last > redraw_s:
             agent.preview = previews.make(tr.task, tr.model, tr.device, rec.step)
             draw(agent, status, curves, play_area, tag=f"{rec.step}{'f' if rec.final else ''}")
             last = time.perf_counter()
     progress.progress(1.0, text=_("Done: {n:,} updates in {s:.0f} s of training").format(n=tr.step, s=tr.elapsed))
     agent.step_s = (time.perf_counter() - t0) / max(1, tr.step - start)
+
+
+def stopped_message(agent: LiveAgent) -> str:
+    """What Stop did: the run ended at the next update; the agent keeps what it learnt."""
+    return _("Stopped after update {step:,}: the agent keeps what it learnt. Press Train to continue "
+             "from here.").format(step=agent.step)
 
 
 def train_label(agent: LiveAgent) -> str:

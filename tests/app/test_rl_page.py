@@ -33,6 +33,11 @@ def test_rl_page_trains_a_live_agent_and_saves_it(tmp_path, monkeypatch):
     assert any("Update **2**" in m.value for m in at.markdown)
     assert len(charts(at)) >= 2                                   # rewards, the episode's probabilities
     assert any("The agent playing" in m.value for m in at.markdown)
+    # Stop ends the run at the next update (the click reruns the script) and keeps the agent
+    at.button(key="rl_stop").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert agent.step == 2 and at.session_state["rl_runs"]["cartpole-reinforce"] is agent
+    assert any("keeps what it learnt" in i.value for i in at.info), [i.value for i in at.info]
 
     at.text_input(key="rl_name_cartpole-reinforce").input("///").run()
     at.button(key="rl_save").click().run()
