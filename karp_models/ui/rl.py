@@ -128,7 +128,7 @@ def reward_chart(agent: LiveAgent, tag: str) -> None:
                              [r.scalars["running_reward"] for r in recs],
                              [r.epoch * per for r in ev], [r.scalars.get("val_mean_return", -r.val_loss) for r in ev],
                              x_title=_("episodes played") if agent.trainer.task.unit == "episodes"
-                             else _("environment steps"))
+                             else _("environment steps"), height=250)
     style.chart(fig, width="stretch", config={"displayModeBar": False}, key=f"rl_rewards_{tag}")
 
 
@@ -155,7 +155,6 @@ def episode_clip(kind: str, frames: np.ndarray, fps: float) -> bytes:
 def draw(agent: LiveAgent, status, curves, play_area, tag: str = "page") -> None:
     status.markdown(status_line(agent))
     with curves.container():
-        st.markdown(_("**Reward per episode** and its running mean"))
         reward_chart(agent, tag)
     show_episode(agent.preview, tag, play_area)
 

@@ -81,8 +81,11 @@ def reward_figure(x: Sequence[float], reward: Sequence[float], running: Sequence
                         marker=dict(color="#d62728", size=10, symbol="diamond"))
     fig.update_xaxes(title_text=x_title or _("episodes played"))
     fig.update_yaxes(title_text=_("reward"))
-    return style.big_axes(style.layout(fig, height=height, margin=dict(l=10, r=10, t=70, b=10),
-                                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0)))
+    # the legend inside the plot, top left (rewards start low): no band above it, so the curve
+    # fits on the first screen at 1280x720 under the page's controls
+    return style.big_axes(style.layout(fig, height=height, margin=dict(l=10, r=10, t=10, b=10),
+                                       legend=dict(yanchor="top", y=0.99, xanchor="left", x=0.01,
+                                                   bgcolor="rgba(255,255,255,0.75)")))
 
 
 def actions_figure(probs: np.ndarray | None, values: np.ndarray | None, rewards: np.ndarray,
