@@ -91,7 +91,8 @@ def new_agent(setup: Setup) -> LiveAgent:
 def get_agent(key: str) -> LiveAgent:
     runs_ = st.session_state.setdefault(KEY, {})
     if key not in runs_:
-        runs_[key] = new_agent(SETUPS[key])
+        with st.spinner(_("Playing a first game with the untrained agent, to show how it starts…")):
+            runs_[key] = new_agent(SETUPS[key])
     return runs_[key]
 
 
