@@ -145,7 +145,7 @@ def show_episode(p: AgentPreview | None, tag: str, where=st) -> None:
         fps = 12 if p.kind == "state" else 10
         st.image(episode_clip(p.kind, p.frames, fps), width=360 if p.kind == "state" else 320)
         st.caption(_("A clip of the whole episode, {fps} frames a second, looping.").format(fps=fps))
-        fig = figs.actions_figure(p.probs, p.values, p.rewards, [_(a) for a in p.action_names], height=260)
+        fig = figs.actions_figure(p.probs, p.values, p.rewards, [_(a) for a in p.action_names], height=300)
         style.chart(fig, width="stretch", config={"displayModeBar": False}, key=f"rl_actions_{tag}")
 
 

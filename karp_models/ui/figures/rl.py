@@ -118,7 +118,7 @@ def actions_figure(probs: np.ndarray | None, values: np.ndarray | None, rewards:
                                     color=["#2ca02c" if rewards[i] > 0 else "#d62728" for i in points]))
     fig.update_xaxes(title_text=_("step of the episode"))
     fig.update_layout(showlegend=True)            # one line still says what it is
-    return style.big_axes(style.layout(fig, height=height, margin=dict(l=10, r=10, t=70, b=10),
+    return style.big_axes(style.layout(fig, height=height, margin=dict(l=10, r=10, t=40, b=10),
                                        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0)))
 
 
