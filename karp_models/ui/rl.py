@@ -199,7 +199,7 @@ def train_label(agent: LiveAgent) -> str:
         return _("Train {n} updates").format(n=n)
     if agent.step_s is None:
         return _("Train {n} more updates").format(n=n)
-    return _("Train {n} more updates (about {s} s)").format(n=n, s=max(1, round(agent.step_s * n)))
+    return _("Train {n} more (~{s} s)").format(n=n, s=max(1, round(agent.step_s * n)))   # one line at 1280x720
 
 
 def save_agent(agent: LiveAgent, name: str) -> str:
