@@ -85,7 +85,7 @@ def reward_figure(x: Sequence[float], reward: Sequence[float], running: Sequence
     # fits on the first screen at 1280x720 under the page's controls
     return style.big_axes(style.layout(fig, height=height, margin=dict(l=10, r=10, t=10, b=10),
                                        legend=dict(yanchor="top", y=0.99, xanchor="left", x=0.01,
-                                                   bgcolor="rgba(255,255,255,0.75)")))
+                                                   bgcolor="rgba(255,255,255,0.35)")))   # the curve shows through
 
 
 def actions_figure(probs: np.ndarray | None, values: np.ndarray | None, rewards: np.ndarray,
