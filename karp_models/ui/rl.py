@@ -91,7 +91,8 @@ def new_agent(setup: Setup) -> LiveAgent:
 def get_agent(key: str) -> LiveAgent:
     runs_ = st.session_state.setdefault(KEY, {})
     if key not in runs_:
-        runs_[key] = new_agent(SETUPS[key])
+        with st.spinner(_("Playing a first game with the untrained agent, to show how it starts…")):
+            runs_[key] = new_agent(SETUPS[key])
     return runs_[key]
 
 
@@ -128,7 +129,7 @@ def reward_chart(agent: LiveAgent, tag: str) -> None:
                              [r.scalars["running_reward"] for r in recs],
                              [r.epoch * per for r in ev], [r.scalars.get("val_mean_return", -r.val_loss) for r in ev],
                              x_title=_("episodes played") if agent.trainer.task.unit == "episodes"
-                             else _("environment steps"))
+                             else _("environment steps"), height=250)
     style.chart(fig, width="stretch", config={"displayModeBar": False}, key=f"rl_rewards_{tag}")
 
 
@@ -144,7 +145,7 @@ def show_episode(p: AgentPreview | None, tag: str, where=st) -> None:
         fps = 12 if p.kind == "state" else 10
         st.image(episode_clip(p.kind, p.frames, fps), width=360 if p.kind == "state" else 320)
         st.caption(_("A clip of the whole episode, {fps} frames a second, looping.").format(fps=fps))
-        fig = figs.actions_figure(p.probs, p.values, p.rewards, [_(a) for a in p.action_names], height=260)
+        fig = figs.actions_figure(p.probs, p.values, p.rewards, [_(a) for a in p.action_names], height=300)
         style.chart(fig, width="stretch", config={"displayModeBar": False}, key=f"rl_actions_{tag}")
 
 
@@ -155,7 +156,6 @@ def episode_clip(kind: str, frames: np.ndarray, fps: float) -> bytes:
 def draw(agent: LiveAgent, status, curves, play_area, tag: str = "page") -> None:
     status.markdown(status_line(agent))
     with curves.container():
-        st.markdown(_("**Reward per episode** and its running mean"))
         reward_chart(agent, tag)
     show_episode(agent.preview, tag, play_area)
 
@@ -177,7 +177,8 @@ def _train(agent: LiveAgent, status, progress, curves, play_area, redraw_s: floa
     for rec in tr.run(log_every=agent.setup.log_every):
         agent.records.append(rec)
         progress.progress(min(1.0, (rec.step - start) / n), text=_(
-            "Training: update {done:,} of {n:,} ({s:.0f} s)").format(done=rec.step - start, n=n, s=tr.elapsed))
+            "Training: update {done:,} of {n:,} ({s:.0f} s). Stop keeps what it has learnt.").format(
+            done=rec.step - start, n=n, s=tr.elapsed))
         if rec.final or time.perf_counter() - last > redraw_s:
             agent.preview = previews.make(tr.task, tr.model, tr.device, rec.step)
             draw(agent, status, curves, play_area, tag=f"{rec.step}{'f' if rec.final else ''}")
@@ -186,13 +187,19 @@ def _train(agent: LiveAgent, status, progress, curves, play_area, redraw_s: floa
     agent.step_s = (time.perf_counter() - t0) / max(1, tr.step - start)
 
 
+def stopped_message(agent: LiveAgent) -> str:
+    """What Stop did: the run ended at the next update; the agent keeps what it learnt."""
+    return _("Stopped after update {step:,}: the agent keeps what it learnt. Press Train to continue "
+             "from here.").format(step=agent.step)
+
+
 def train_label(agent: LiveAgent) -> str:
     n = agent.setup.per_press
     if agent.step == 0:
         return _("Train {n} updates").format(n=n)
     if agent.step_s is None:
         return _("Train {n} more updates").format(n=n)
-    return _("Train {n} more updates (about {s} s)").format(n=n, s=max(1, round(agent.step_s * n)))
+    return _("Train {n} more (~{s} s)").format(n=n, s=max(1, round(agent.step_s * n)))   # one line at 1280x720
 
 
 def save_agent(agent: LiveAgent, name: str) -> str:

@@ -1,6 +1,7 @@
 """AppTest: the reinforcement-learning page runs, trains a tiny live agent a few updates (injected
 into the session), draws its rewards and its episode, saves it (and refuses a name that is not
 one), and shows each look-inside view of the shipped agents."""
+import re
 from dataclasses import replace
 
 from karp_models.train.checkpoints import read_metadata
@@ -33,6 +34,12 @@ def test_rl_page_trains_a_live_agent_and_saves_it(tmp_path, monkeypatch):
     assert any("Update **2**" in m.value for m in at.markdown)
     assert len(charts(at)) >= 2                                   # rewards, the episode's probabilities
     assert any("The agent playing" in m.value for m in at.markdown)
+    assert re.fullmatch(r"Train 2 more \(~\d+ s\)", at.button(key="rl_train").label)   # short: one line
+    # Stop ends the run at the next update (the click reruns the script) and keeps the agent
+    at.button(key="rl_stop").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert agent.step == 2 and at.session_state["rl_runs"]["cartpole-reinforce"] is agent
+    assert any("keeps what it learnt" in i.value for i in at.info), [i.value for i in at.info]
 
     at.text_input(key="rl_name_cartpole-reinforce").input("///").run()
     at.button(key="rl_save").click().run()

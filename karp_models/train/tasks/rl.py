@@ -36,6 +36,8 @@ from karp_models.train.trainer import TrainConfig
 EVAL_SEED = 10_000          # evaluation episodes use seeds EVAL_SEED, EVAL_SEED + 1, ...
 RUNNING = 0.99              # Karpathy's running mean: running = 0.99 * running + 0.01 * reward
 PREVIEW_FRAMES = 600        # display frames kept of an episode (Pong: every second step)
+FIRST_PREVIEW_STEPS = 300   # the untrained agent's first preview: at most this many steps (a whole
+                            # untrained Pong game is thousands of steps, about half a minute on a laptop)
 
 REWARD_CHART = Chart(N_("Reward per episode"), ("episode_reward", "running_reward"),
                      (N_("episode reward"), N_("running mean")), N_("reward"), val=False)
@@ -216,8 +218,9 @@ class Reinforce:
         return evaluate_agent(model, self.env, n)
 
     def preview(self, model: nn.Module, device: torch.device, step: int) -> AgentPreview:
-        """The last episode played in training (before any: one seeded episode)."""
-        ep = self.last if self.last is not None else play(model, self.env, EVAL_SEED)
+        """The last episode played in training (before any: the first FIRST_PREVIEW_STEPS steps
+        of one seeded episode)."""
+        ep = self.last if self.last is not None else play(model, self.env, EVAL_SEED, max_steps=FIRST_PREVIEW_STEPS)
         return _preview(self.env, ep, step)
 
     def meta(self) -> dict[str, Any]:
@@ -371,8 +374,8 @@ class DQN:
 
     def preview(self, model: nn.Module, device: torch.device, step: int) -> AgentPreview:
         """The last episode finished in training, with its value estimates (before any: one
-        seeded greedy episode)."""
-        ep = self.last if self.last is not None else play(model, self.env, EVAL_SEED)
+        seeded greedy episode, its first FIRST_PREVIEW_STEPS steps)."""
+        ep = self.last if self.last is not None else play(model, self.env, EVAL_SEED, max_steps=FIRST_PREVIEW_STEPS)
         return _preview(self.env, ep, step)
 
     meta = Reinforce.meta

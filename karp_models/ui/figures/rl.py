@@ -81,15 +81,20 @@ def reward_figure(x: Sequence[float], reward: Sequence[float], running: Sequence
                         marker=dict(color="#d62728", size=10, symbol="diamond"))
     fig.update_xaxes(title_text=x_title or _("episodes played"))
     fig.update_yaxes(title_text=_("reward"))
-    return style.big_axes(style.layout(fig, height=height, margin=dict(l=10, r=10, t=70, b=10),
-                                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0)))
+    # the legend inside the plot, top left (rewards start low): no band above it, so the curve
+    # fits on the first screen at 1280x720 under the page's controls
+    return style.big_axes(style.layout(fig, height=height, margin=dict(l=10, r=10, t=10, b=10),
+                                       legend=dict(yanchor="top", y=0.99, xanchor="left", x=0.01,
+                                                   bgcolor="rgba(255,255,255,0.35)")))   # the curve shows through
 
 
 def actions_figure(probs: np.ndarray | None, values: np.ndarray | None, rewards: np.ndarray,
                    action_names: Sequence[str], height: int = 300) -> go.Figure:
     """Over one episode: the policy's probability of each action (of the second, when there are
     two), or, for DQN, its value
-    estimate max_a Q), with the steps where a reward other than +1 a step came marked."""
+    estimate max_a Q), with the steps where a point was won (reward > 0, green triangle) or lost
+    (reward < 0, red cross) marked; a reward that is the same every step (CartPole's +1) marks nothing.
+    probs (steps, actions) or None, values (steps,) or None, rewards (steps,)."""
     fig = go.Figure()
     t = np.arange(len(rewards))
     if probs is not None:                         # two actions: one line says it all (they sum to 1)
@@ -103,7 +108,9 @@ def actions_figure(probs: np.ndarray | None, values: np.ndarray | None, rewards:
         fig.add_scatter(x=t[:len(values)], y=values, mode="lines", name=_("value estimate max Q"),
                         line=dict(width=2.5, color="#6a3d9a"))
         fig.update_yaxes(title_text=_("expected future reward"), rangemode="tozero")
-    points = np.flatnonzero((rewards != 0) & (rewards != 1))          # Pong's points won and lost
+    rewards = np.asarray(rewards, dtype=np.float64)
+    per_step = len(rewards) > 0 and bool(np.all(rewards == rewards[0]))    # CartPole: +1 every step
+    points = np.array([], int) if per_step else np.flatnonzero(rewards != 0)   # Pong's points won (+1) and lost (-1)
     if len(points):
         y = 1.02 if probs is not None else float(np.nanmax(values)) if values is not None and len(values) else 0
         fig.add_scatter(x=points, y=[y] * len(points), mode="markers", name=_("point won / lost"),
@@ -111,7 +118,7 @@ def actions_figure(probs: np.ndarray | None, values: np.ndarray | None, rewards:
                                     color=["#2ca02c" if rewards[i] > 0 else "#d62728" for i in points]))
     fig.update_xaxes(title_text=_("step of the episode"))
     fig.update_layout(showlegend=True)            # one line still says what it is
-    return style.big_axes(style.layout(fig, height=height, margin=dict(l=10, r=10, t=70, b=10),
+    return style.big_axes(style.layout(fig, height=height, margin=dict(l=10, r=10, t=40, b=10),
                                        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0)))
 
 
