@@ -48,7 +48,7 @@ with left:
                  icon=":material/grid_view:")
     st.page_link("pages/datasets.py", label=_("Datasets: the images and texts the models learn from"),
                  icon=":material/dataset:")
-    st.page_link("pages/rl.py", label=_("Play: an agent learns CartPole and Pong by trial and error"),
+    st.page_link("pages/rl.py", label=_("Play: an agent learns Pong by trial and error"),
                  icon=":material/sports_esports:")
 with right:
     st.page_link("pages/text_attention.py", label=_("GPT attention: which earlier characters each one reads"),
