@@ -57,7 +57,7 @@ def test_every_page_opens_without_an_exception(server):
     problems: dict[str, list[str]] = {}
 
     async def walk(page):
-        await page.get_by_text("Runs on").first.wait_for(timeout=60_000)  # app.py's device badge: it ran
+        await page.get_by_text("Runs on").first.wait_for(state="attached", timeout=60_000)  # app.py's device badge: it ran
         for file, title in PAGES:
             await act.go(page, title, timeout_s=120)
             errors = await act.exceptions(page)
