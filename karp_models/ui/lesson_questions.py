@@ -27,23 +27,23 @@ def _check(key: str) -> bool:
 def _ask_choice(q: ls.Question, key: str) -> str | None:
     options = [str(o) for o in q.params["options"]]
     pick = st.radio(_("Your answer"), options, index=None, key=f"{key}_pick", label_visibility="collapsed")
-    if _check(key):
-        if pick is None:
-            st.warning(_("Choose an answer first."))
-            return None
-        return pick
-    return None
+    return _submitted(key, pick, _("Choose an answer first."))
+
+
+def _submitted(key: str, answer: str | None, missing: str) -> str | None:
+    """The answer when Check was pressed with one given; a warning `missing` when without."""
+    if not _check(key):
+        return None
+    if not answer:
+        st.warning(missing)
+        return None
+    return answer
 
 
 def _ask_char(q: ls.Question, key: str) -> str | None:
     st.code(q.params["text"] + "▌", language=None, wrap_lines=True)
     guess = st.text_input(_("The next character (a space counts too)"), max_chars=1, key=f"{key}_char")
-    if _check(key):
-        if not guess:
-            st.warning(_("Type one character first."))
-            return None
-        return guess
-    return None
+    return _submitted(key, guess, _("Type one character first."))
 
 
 def _ask_region(q: ls.Question, key: str) -> str | None:
@@ -77,12 +77,7 @@ def _ask_head(q: ls.Question, key: str) -> str | None:
     pick = st.selectbox(_("Layer.head"), heads, index=None, key=f"{key}_head",
                         format_func=lambda s: _("layer {layer}, head {head}").format(layer=s.split(".")[0],
                                                                                     head=s.split(".")[1]))
-    if _check(key):
-        if pick is None:
-            st.warning(_("Choose a head first."))
-            return None
-        return pick
-    return None
+    return _submitted(key, pick, _("Choose a head first."))
 
 
 def _ask_lr(q: ls.Question, key: str) -> str | None:
