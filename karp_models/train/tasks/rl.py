@@ -214,8 +214,7 @@ class Reinforce:
                  split: str | None = None, max_batches: int | None = None,
                  batch_size: int | None = None) -> dict[str, float]:
         """env.eval_episodes seeded episodes (an interval evaluation: at most max_batches)."""
-        n = self.env.eval_episodes if max_batches is None else max(1, min(self.env.eval_episodes, max_batches))
-        return evaluate_agent(model, self.env, n)
+        return _evaluate(model, self.env, max_batches)
 
     def preview(self, model: nn.Module, device: torch.device, step: int) -> AgentPreview:
         """The last episode played in training (before any: the first FIRST_PREVIEW_STEPS steps
@@ -234,6 +233,12 @@ class Reinforce:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.running = state.get("running")
+
+
+def _evaluate(model: nn.Module, env: EnvData, max_batches: int | None) -> dict[str, float]:
+    """evaluate_agent over env.eval_episodes episodes, or at most max_batches of them."""
+    n = env.eval_episodes if max_batches is None else max(1, min(env.eval_episodes, max_batches))
+    return evaluate_agent(model, env, n)
 
 
 def _preview(env: EnvData, ep: Episode, step: int) -> AgentPreview:
@@ -369,8 +374,7 @@ class DQN:
                  split: str | None = None, max_batches: int | None = None,
                  batch_size: int | None = None) -> dict[str, float]:
         """env.eval_episodes seeded greedy episodes (an interval evaluation: at most max_batches)."""
-        n = self.env.eval_episodes if max_batches is None else max(1, min(self.env.eval_episodes, max_batches))
-        return evaluate_agent(model, self.env, n)
+        return _evaluate(model, self.env, max_batches)
 
     def preview(self, model: nn.Module, device: torch.device, step: int) -> AgentPreview:
         """The last episode finished in training, with its value estimates (before any: one
