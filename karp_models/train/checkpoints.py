@@ -194,11 +194,24 @@ def write_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
     return path
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it (os.umask sets it, for every thread)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for row in f:
+            if row.startswith("Umask:"):
+                return int(row.split()[1], 8)
+    return 0o022
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then os.replace: all or nothing."""
+    """Write to a temporary file beside `path`, fsync, then os.replace: all or nothing. The file
+    gets the mode a plain open() would (0o666 less the umask), not mkstemp's 0o600, so the other
+    app servers and workers of a shared runs folder can read it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

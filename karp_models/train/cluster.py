@@ -50,7 +50,9 @@ POLL_S = 0.2                # how often a training task asks the queue whether t
 class ClusterUnavailable(QueueFull):
     """The Ray cluster (or its queue) did not answer in time. A refusal like QueueFull (a
     ValueError), so every page that shows why a run was not started or an action was refused
-    shows this too."""
+    shows this too. `why`: the type name of the error behind it ("" when none)."""
+
+    why: str = ""
 
 
 def _ray():
@@ -59,11 +61,16 @@ def _ray():
     return ray
 
 
-def unavailable(e: BaseException | None = None) -> ClusterUnavailable:
-    why = f" ({type(e).__name__})" if e is not None else ""
-    return ClusterUnavailable(_("The training cluster does not answer{why}; training is paused "
-                                "for now. Runs already saved are safe; try again in a minute, or "
-                                "ask the person who runs the server.").format(why=why))
+def unavailable(e: BaseException | str | None = None) -> ClusterUnavailable:
+    """The refusal for a cluster that does not answer, in the current language; `e`: the error
+    behind it, or its type name."""
+    name = e if isinstance(e, str) or e is None else type(e).__name__
+    out = ClusterUnavailable(_("The training cluster does not answer{why}; training is paused "
+                               "for now. Runs already saved are safe; try again in a minute, or "
+                               "ask the person who runs the server.").format(
+        why=f" ({name})" if name else ""))
+    out.why = name or ""
+    return out
 
 
 # --- connecting
@@ -264,10 +271,11 @@ class RayExecutor:
                 job.where = where
         except Exception as e:  # noqa: BLE001 - the node or its process went away
             state, detail = ERROR, f"{type(e).__name__}: {e}"
-            error = _("The process training this run on {where} stopped unexpectedly (it was "
-                      "killed, ran out of memory, or its machine left the cluster). Runs already "
-                      "saved are safe; Resume continues from the last autosave when there is "
-                      "one.").format(where=job.where or _("a cluster node"))
+            with using(job.language):   # the message its owner reads, in their language
+                error = _("The process training this run on {where} stopped unexpectedly (it was "
+                          "killed, ran out of memory, or its machine left the cluster). Runs already "
+                          "saved are safe; Resume continues from the last autosave when there is "
+                          "one.").format(where=job.where or _("a cluster node"))
         finally:
             with changed:
                 self._live.pop(job.job_id, None)
@@ -333,28 +341,32 @@ def __getattr__(name: str) -> Any:
 
 
 def manager_from_env(**kw: Any) -> RayJobManager:
-    """The app's queue on the cluster KARP_RAY_ADDRESS ('local': start one here), with the
-    JobManager keywords `kw`; KARP_JOB_LIMIT unset: as many jobs at once as the cluster has
-    GPUs, else CPUs / KARP_RAY_JOB_CPUS. Raises ClusterUnavailable."""
-    env = os.environ.get
-    connect(env("KARP_RAY_ADDRESS") or None, timeout_s=float(env("KARP_RAY_CONNECT_S", "20")))
-    cpus = float(env("KARP_RAY_JOB_CPUS", "1"))
-    if not env("KARP_JOB_LIMIT"):
-        res = resources()
-        kw["limit"] = int(res["GPU"]) if res["GPU"] >= 1 else max(1, int(res["CPU"] // cpus))
+    """The app's queue on the cluster KARP_RAY_ADDRESS ('local': start one), reached through a
+    client process (train/clusterlink.py), with the JobManager keywords `kw`; KARP_JOB_LIMIT
+    unset: as many jobs at once as the cluster has GPUs, else CPUs / KARP_RAY_JOB_CPUS. Raises
+    ClusterUnavailable."""
     from karp_models.train.clusterqueue import RayJobManager
 
-    m = RayJobManager(timeout_s=float(env("KARP_RAY_TIMEOUT", "5")), job_cpus=cpus, **kw)
+    env = os.environ.get
+    if not env("KARP_JOB_LIMIT"):
+        kw["limit"] = None
+    m = RayJobManager(timeout_s=float(env("KARP_RAY_TIMEOUT", "5")),
+                      job_cpus=float(env("KARP_RAY_JOB_CPUS", "1")),
+                      address=env("KARP_RAY_ADDRESS") or "local",
+                      connect_s=float(env("KARP_RAY_CONNECT_S", "20")), **kw)
     m.recover()
     return m
 
 
 def describe() -> dict[str, float] | None:
-    """The cluster's resources when this process is connected to one, else None."""
-    if "ray" not in sys.modules:
-        return None
-    ray = _ray()
-    if not ray.is_initialized():
+    """The cluster's resources when this process's queue is a cluster's (or this process is
+    connected to one), else None; None too when it does not answer."""
+    from karp_models.train import jobs
+
+    m = jobs._MANAGER
+    if m is not None and hasattr(m, "cluster_resources"):
+        return m.cluster_resources()
+    if "ray" not in sys.modules or not _ray().is_initialized():
         return None
     try:
         return resources()
@@ -374,6 +386,7 @@ def backend() -> tuple[str, str | None]:
                          "it is back. Runs already saved are safe.") if m.problem else None)
     if jobs.BACKEND_PROBLEM:
         return "process", _("The training cluster at {address} could not be reached when this "
-                            "server started, so training runs on this server.").format(
+                            "server started, so training runs on this server; runs the cluster "
+                            "was training wait on disk for it.").format(
             address=jobs.BACKEND_PROBLEM)
     return "process", None

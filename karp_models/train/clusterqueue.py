@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
+from karp_models.i18n import language, using
 from karp_models.train import runs
-from karp_models.train.cluster import (AT_STOP_ONLY, NAMESPACE, QUEUE_NAME, ClusterUnavailable, RayExecutor,
-                                       _ray, here, resources, unavailable)
+from karp_models.train.cluster import AT_STOP_ONLY, ClusterUnavailable, RayExecutor, _ray, here
 from karp_models.train.jobstatus import JobStatus
 from karp_models.train.runs import RunSpec
 
@@ -57,8 +58,10 @@ class Queue:
         if m is not None:
             m.shutdown(timeout)
 
-    def call(self, queue: str, method: str, *args: Any, **kw: Any) -> Any:
-        return getattr(self.queues[queue], method)(*args, **kw)
+    def call(self, queue: str, method: str, *args: Any, _lang: str | None = None, **kw: Any) -> Any:
+        """The queue's `method(*args, **kw)`, its messages in the caller's language `_lang`."""
+        with using(_lang):
+            return getattr(self.queues[queue], method)(*args, **kw)
 
     def get(self, queue: str, name: str) -> Any:
         return getattr(self.queues[queue], name)
@@ -93,22 +96,24 @@ class RayJobManager:
     queue: which queue of the actor (the app's is "main").
 
     kw: JobManager's keywords, used by the first app server that creates the queue (the others
-    join it as it is). The runs folder is resolved here (KARP_RUNS): it must be the same shared
-    folder on every app server and node. Ray must be connected (connect()).
+    join it as it is; `limit` None: from the cluster's resources). The runs folder is resolved
+    here (KARP_RUNS): it must be the same shared folder on every app server and node.
+    address: None: calls go to the actor directly from this process, which must be connected
+    to Ray (connect(); tests, benches); else the cluster to reach (KARP_RAY_ADDRESS, 'local')
+    through a client process (train/clusterlink.py), so this process never imports Ray and
+    outlives a cluster that goes away (the app servers); connect_s: how long connecting may take.
     """
 
     def __init__(self, *, queue: str = "main", timeout_s: float = 5.0, job_cpus: float = 1.0,
-                 **kw: Any):
-        ray = _ray()
+                 address: str | None = None, connect_s: float = 20.0, **kw: Any):
+        from karp_models.train.clusterlink import DirectLink, ProcessLink
+
         self.queue, self.timeout_s = queue, float(timeout_s)
         kw["runs_dir"] = runs.runs_dir(kw.get("runs_dir"))
         kw.setdefault("jobs_log", os.environ.get("KARP_JOBS_LOG"))  # the queue's log, on its node
-        gpu = resources()["GPU"] > 0
-        self.actor = ray.remote(Queue).options(
-            name=QUEUE_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-            num_cpus=0, max_concurrency=1000, max_restarts=0,
-            resources={"node:__internal_head__": 0.001}).remote(gpu, job_cpus)
-        s = self._get(self.actor.open.remote(queue, kw), 120.0)
+        self.link = (DirectLink(queue, kw, job_cpus) if address is None else
+                     ProcessLink(address, queue, kw, job_cpus, connect_s=connect_s))
+        s = dict(self.link.settings)
         self._quota = s.pop("quota")
         if s["autosave_steps"] >= AT_STOP_ONLY:  # no periodic autosave: pages say none
             s["autosave_steps"] = 0
@@ -124,25 +129,21 @@ class RayJobManager:
 
     # --- plumbing
 
-    def _get(self, ref: Any, timeout: float | None) -> Any:
-        ray = _ray()
+    def _ask(self, method: str, *args: Any, _wait_s: float | None = -1.0, **kw: Any) -> Any:
+        """The queue actor's `method`, waiting at most `_wait_s` (-1: timeout_s; None: as long as
+        it takes)."""
+        t = self.timeout_s if _wait_s == -1.0 else _wait_s
         try:
-            out = ray.get(ref, timeout=timeout)
-        except ray.exceptions.RayTaskError as e:
-            cause = getattr(e, "cause", None)
-            if isinstance(cause, Exception) and not isinstance(cause, ray.exceptions.RayError):
-                raise cause from None
-            self.problem = str(unavailable(e))
-            raise unavailable(e) from e
-        except (ray.exceptions.RayError, TimeoutError) as e:
-            self.problem = str(unavailable(e))
-            raise unavailable(e) from e
+            out = self.link.call(method, (self.queue, *args), kw, t)
+        except ClusterUnavailable as e:
+            self.problem = str(e)
+            raise
         self.problem = None
         return out
 
-    def _call(self, method: str, *args: Any, timeout: float | None = -1.0, **kw: Any) -> Any:
-        t = self.timeout_s if timeout == -1.0 else timeout
-        return self._get(self.actor.call.remote(self.queue, method, *args, **kw), t)
+    def _call(self, method: str, *args: Any, _wait_s: float | None = -1.0, **kw: Any) -> Any:
+        """The queue's JobManager `method`, its messages in this caller's language."""
+        return self._ask("call", method, *args, _wait_s=_wait_s, _lang=language(), **kw)
 
     def _later(self, t: float | None) -> float | None:
         return None if t is None else t + self.timeout_s
@@ -151,12 +152,12 @@ class RayJobManager:
 
     def field(self, job_id: str, name: str) -> Any:
         """One field of a job as the queue keeps it (Queue.field; tests, operators)."""
-        return self._get(self.actor.field.remote(self.queue, job_id, name), self.timeout_s)
+        return self._ask("field", job_id, name)
 
     @property
     def running_slots(self) -> int:
         """Jobs the queue counts as running, all devices."""
-        return sum(self._get(self.actor.get.remote(self.queue, "_running"), self.timeout_s).values())
+        return sum(self._ask("get", "_running").values())
 
     def submit(self, session_id: str, spec: RunSpec) -> str:
         self._owners.add(session_id)
@@ -164,8 +165,8 @@ class RayJobManager:
 
     def stop(self, job_id: str, wait: bool = False, timeout: float | None = None,
              owner: str | None = None) -> None:
-        self._get(self.actor.call.remote(self.queue, "stop", job_id, wait=wait, timeout=timeout, owner=owner),
-                  self._later(timeout) if wait else self.timeout_s)
+        self._call("stop", job_id, wait=wait, timeout=timeout, owner=owner,
+                   _wait_s=self._later(timeout) if wait else -1.0)
 
     def resume(self, job_id: str, owner: str | None = None) -> None:
         self._call("resume", job_id, owner=owner)
@@ -186,18 +187,17 @@ class RayJobManager:
         return out
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobStatus:
-        return self._get(self.actor.call.remote(self.queue, "wait", job_id, timeout), self._later(timeout))
+        return self._call("wait", job_id, timeout, _wait_s=self._later(timeout))
 
     def save(self, job_id: str, name: str, *, overwrite: bool = False,
              owner: str | None = None) -> Path:
-        return self._get(self.actor.call.remote(self.queue, "save", job_id, name, overwrite=overwrite,
-                                                owner=owner), 1800.0)
+        return self._call("save", job_id, name, overwrite=overwrite, owner=owner, _wait_s=1800.0)
 
     def recover(self) -> list[str]:
-        return self._call("recover", timeout=120.0)
+        return self._call("recover", _wait_s=120.0)
 
     def sweep(self) -> None:
-        self._call("sweep", timeout=120.0)
+        self._call("sweep", _wait_s=120.0)
 
     def reap(self) -> list[str]:
         return self._call("reap")
@@ -208,7 +208,7 @@ class RayJobManager:
     @property
     def limit(self) -> int:
         try:
-            self._limit = self._get(self.actor.get.remote(self.queue, "limit"), self.timeout_s)
+            self._limit = self._ask("get", "limit")
         except ClusterUnavailable:
             pass
         return getattr(self, "_limit", 1)
@@ -220,8 +220,20 @@ class RayJobManager:
 
     @quota.setter
     def quota(self, value: Any) -> None:
-        self._get(self.actor.set.remote(self.queue, "quota", value), self.timeout_s)
+        self._ask("set", "quota", value)
         self._quota = value
+
+    def cluster_resources(self, max_age_s: float = 30.0) -> dict[str, float] | None:
+        """The cluster's CPUs, GPUs and alive nodes (cluster.resources), asked at most every
+        `max_age_s`; None when it does not answer."""
+        t, res = getattr(self, "_resources", (-1e9, None))
+        if time.monotonic() - t >= max_age_s:
+            try:
+                res = self.link.resources()
+            except ClusterUnavailable:
+                res = None
+            self._resources = (time.monotonic(), res)
+        return res
 
     @property
     def autosaving(self) -> bool:
@@ -233,21 +245,19 @@ class RayJobManager:
         self._closing.set()
         if self._beat_thread is not None:
             self._beat_thread.join(timeout)
-        self._get(self.actor.call.remote(self.queue, "shutdown", timeout), self._later(timeout))
+        self._call("shutdown", timeout, _wait_s=self._later(timeout))
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop this queue's jobs and remove the queue from the actor (tests)."""
         self._closing.set()
-        self._get(self.actor.drop.remote(self.queue, timeout), self._later(timeout))
+        self._ask("drop", timeout, _wait_s=self._later(timeout))
+        self.link.close()
 
     # --- sessions: this server vouches for its own tabs
 
     def heartbeat(self, session_id: str) -> None:
         self._owners.add(session_id)
-        try:  # not waited for: a page never blocks on it
-            self.actor.heartbeats.remote(self.queue, [session_id])
-        except Exception:  # noqa: BLE001 - the cluster is away; the page says so elsewhere
-            pass
+        self.link.cast("heartbeats", (self.queue, [session_id]))  # not waited for
 
     def note_tab(self, owner: str, tab: str) -> None:
         self._owners.add(owner)
@@ -279,7 +289,4 @@ class RayJobManager:
                     if ok is False and tab in self._tabs.get(owner, ()):
                         self._tabs[owner].discard(tab)
             if alive:
-                try:
-                    self.actor.heartbeats.remote(self.queue, alive)
-                except Exception:  # noqa: BLE001 - the cluster is away; the page says so
-                    pass
+                self.link.cast("heartbeats", (self.queue, alive))

@@ -444,5 +444,6 @@ def get_manager() -> JobManager:
                     BACKEND_PROBLEM = env("KARP_RAY_ADDRESS")
                     print(f"karp: training runs in this process instead ({e})", file=sys.stderr)
             _MANAGER = JobManager(**kw)
-            _MANAGER.recover()
+            if BACKEND_PROBLEM is None:  # else the shared folder's interrupted runs are the cluster's
+                _MANAGER.recover()
         return _MANAGER

@@ -166,7 +166,8 @@ def live_view(mgr: JobManager, sid: str, polling: bool) -> None:
         st.warning(st.session_state.pop("train_problem"))
     ui.render_status(cur, limit=mgr.limit)
     if cur.where:  # on a Ray cluster: which machine and process trains it
-        st.caption(_("Trains on the cluster's machine {where}.").format(where=cur.where))
+        st.caption((_("Trains on the cluster's machine {where}.") if cur.active else
+                    _("Trained on the cluster's machine {where}.")).format(where=cur.where))
     note = ui.autosave_text(cur, mgr.autosave_s, mgr.autosave_steps, mgr.keep_done_s / 3600)
     if cur.autosave_problem and cur.autosaved_step is not None:
         st.warning(_("**Autosave is not working**, so a restart of the server would lose this "

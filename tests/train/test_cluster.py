@@ -76,7 +76,7 @@ def test_a_queue_that_stops_answering_is_a_message_not_a_traceback(ray_mgr):
     jid = m.submit("s", spec(steps=20))
     assert m.wait(jid, 30).state == "done"
     known = m.jobs("s")
-    live = m.actor
+    live = m.link.actor
 
     @ray.remote(num_cpus=0)
     class Gone:  # the queue's methods, on an actor that is killed at once
@@ -86,7 +86,7 @@ def test_a_queue_that_stops_answering_is_a_message_not_a_traceback(ray_mgr):
 
     dead = Gone.remote()
     ray.kill(dead)
-    m.actor = dead                                      # the queue's actor is gone
+    m.link.actor = dead                                      # the queue's actor is gone
     try:
         t0 = time.monotonic()
         assert [j.job_id for j in m.jobs("s")] == [j.job_id for j in known]  # the last known list
@@ -97,13 +97,74 @@ def test_a_queue_that_stops_answering_is_a_message_not_a_traceback(ray_mgr):
             m.stop(jid, owner="s")
         m.heartbeat("s")                                # never raises, never waits
     finally:
-        m.actor = live
+        m.link.actor = live
     assert m.jobs("s") and m.problem is None            # back: the message goes
+
+
+def test_an_app_server_outlives_its_cluster_client(ray_cluster, tmp_path):
+    """An app server reaches the queue through a client process (clusterlink.ProcessLink): Ray
+    ends a driver whose cluster stopped answering, so it ends the client instead of the server.
+    Here the client is killed: the server says the cluster does not answer, keeps the last list,
+    and a new client takes over; refusals come in the caller's language."""
+    from karp_models.i18n import using
+    from karp_models.train.cluster import ClusterUnavailable
+    from karp_models.train.clusterqueue import RayJobManager
+    from karp_models.train.jobstatus import QueueFull
+
+    m = RayJobManager(queue=f"link-{os.getpid()}-{time.monotonic_ns()}", timeout_s=30.0,
+                      address=ray_cluster.address, connect_s=60, builder=builder,
+                      runs_dir=tmp_path, set_threads=False, limit=1, max_active_per_session=1,
+                      quota=ws.Quota(per_owner=0, total=0, reserve=0))
+    try:
+        client = m.link.process
+        assert client.pid != os.getpid() and client.is_alive()
+        first = m.submit("s", spec(steps=20))
+        assert m.wait(first, 60).state == "done"
+        blocker = m.submit("s", spec())
+        with using("zh"), pytest.raises(QueueFull) as zh:     # the refusal, in the caller's language
+            m.submit("s", spec())
+        with using("en"), pytest.raises(QueueFull, match="you already have 1 run"):
+            m.submit("s", spec())
+        assert re.search(r"[\u4e00-\u9fff]", str(zh.value)), str(zh.value)
+        m.stop(blocker, wait=True, timeout=30, owner="s")
+        known = [j.job_id for j in m.jobs("s")]
+
+        m.link.retry_s = 3600.0                                 # no new client for now
+        os.kill(client.pid, signal.SIGKILL)                     # as Ray ends it
+        client.join(10)
+        with pytest.raises(ClusterUnavailable, match="does not answer"):
+            m.submit("s", spec(steps=20))
+        assert m.problem and [j.job_id for j in m.jobs("s")] == known   # the last known list
+        m.heartbeat("s")                                        # never raises
+        assert m.cluster_resources(max_age_s=0) is None
+
+        m.link.retry_s = 0.0                                    # a new client, at the next call
+        until(lambda: _answers(m), timeout=90, every=0.5)
+        assert m.link.process.pid != client.pid and m.link.starts == 2
+        assert [j.job_id for j in m.jobs("s")] == known and m.problem is None
+        again = m.submit("s", spec(steps=20))
+        assert m.wait(again, 60).state == "done"
+        assert m.cluster_resources(max_age_s=0)["CPU"] == 2
+    finally:
+        m.close(timeout=10)
+    assert not m.link.process.is_alive()                        # close ends the client
+
+
+def _answers(m) -> bool:
+    from karp_models.train.cluster import ClusterUnavailable
+
+    try:
+        m.jobs("s") and m.status(m.jobs("s")[0].job_id)
+    except ClusterUnavailable:
+        return False
+    return m.problem is None
 
 
 def test_an_unreachable_cluster_at_start_leaves_training_here_and_says_so(tmp_path):
     """A fresh process (ray not connected yet) with KARP_RAY_ADDRESS pointing at nothing."""
-    code = ("from karp_models.train import jobs; import sys; m = jobs.get_manager(); "
+    code = ("from karp_models.train import jobs; import sys; "
+            "jobs.JobManager.recover = lambda self: print('recovered', file=sys.stderr) or []; "
+            "m = jobs.get_manager(); "
             "print(type(m).__name__); from karp_models.train import cluster; print(cluster.backend()[0]); print(cluster.backend()[1]); "
             "print('ray imported' if 'ray' in sys.modules else 'ray not imported')")
     env = {**os.environ, "KARP_RAY_ADDRESS": "127.0.0.1:9", "KARP_RAY_CONNECT_S": "3",
@@ -114,16 +175,21 @@ def test_an_unreachable_cluster_at_start_leaves_training_here_and_says_so(tmp_pa
     assert lines[:2] == ["JobManager", "process"], out.stderr[-2000:]
     assert "could not be reached" in lines[2] and "127.0.0.1:9" in lines[2]
     assert "training runs in this process instead" in out.stderr and "127.0.0.1:9" in lines[2]
+    assert lines[3] == "ray not imported"   # the app server reaches a cluster through a client process
+    assert "recovered" not in out.stderr    # the shared folder's interrupted runs wait for the cluster
 
 
 def test_the_default_app_never_imports_ray(tmp_path):
-    code = ("import sys; from karp_models.train import jobs; m = jobs.get_manager(); "
+    code = ("import sys; from karp_models.train import jobs; "
+            "jobs.JobManager.recover = lambda self: print('recovered', file=sys.stderr) or []; "
+            "m = jobs.get_manager(); "
             "from karp_models.train import cluster; print(type(m).__name__, cluster.backend(), 'ray' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k != "KARP_RAY_ADDRESS"}
     env["KARP_RUNS"] = str(tmp_path)
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert out.stdout.split() == ["JobManager", "('process',", "None)", "False"], out.stderr[-2000:]
+    assert "recovered" in out.stderr                # a lone server takes up its interrupted runs
 
 
 def test_a_stretch_sends_its_start_once_even_from_progress_zero():

@@ -269,3 +269,23 @@ def test_real_models_train_save_load_and_resume(tmp_path, name, kw):
                     make_task(data, model), cfg)
     load_trainer_state(path, fresh)
     assert fresh.step == 3 and fresh.history == tr.history
+
+
+def test_atomic_write_gives_the_mode_of_a_plain_open(tmp_path):
+    """A shared runs folder (issue 26): files another app server or worker must read get the
+    mode open() would give under the umask, not mkstemp's owner-only 0o600."""
+    import stat
+
+    from karp_models.train.checkpoints import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.bin", b"x")
+        (tmp_path / "b.bin").write_bytes(b"x")
+        os.umask(0o077)
+        atomic_write(tmp_path / "c.bin", b"x")
+    finally:
+        os.umask(old)
+    mode = lambda n: stat.S_IMODE((tmp_path / n).stat().st_mode)  # noqa: E731
+    assert mode("a.bin") == mode("b.bin") == 0o644
+    assert mode("c.bin") == 0o600
