@@ -90,12 +90,13 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 def rss_bytes(pid: int) -> int:
-    """Resident memory of a process and its children (Linux /proc)."""
+    """Resident memory of a process and its children, those started by any of its threads (Linux
+    /proc; a Ray cluster's client process is started by a script thread)."""
     total = 0
     pids = [pid]
     try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(k) for k in kids]
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            pids += [int(k) for k in (task / "children").read_text().split()]
     except OSError:
         pass
     for p in pids:
