@@ -21,7 +21,9 @@ ALLOWED = {
     "preprocess": set(),
     "introspect": {"models", "device"},
     "imagenet": {"introspect", "models", "device"},
-    "train": {"data", "models", "introspect", "device", "imagenet", "rl"},  # fine-tuning's pretrained weights
+    "train": {"data", "models", "introspect", "device", "imagenet", "rl",  # fine-tuning's pretrained weights
+              "rayclient"},                # joining a Ray cluster (train/cluster.py)
+    "rayclient": {"train"},         # Ray only; the queue actor's shell makes train's Queue in the actor
     "compress": {"data", "models", "introspect", "train", "device"},   # fine-tunes through the Trainer
     "ui": {"data", "models", "introspect", "train", "device", "preprocess", "imagenet", "compress", "lessons",
            "rl"},

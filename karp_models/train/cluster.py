@@ -28,10 +28,11 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from karp_models import rayclient
 from karp_models.i18n import _, using
+from karp_models.rayclient import _ray, resources
 from karp_models.train import worker
 from karp_models.train.autosave import Autosaver
 from karp_models.train.jobstatus import ERROR, Job, QueueFull
@@ -40,10 +41,7 @@ from karp_models.train.runs import Prepared, RunSpec
 if TYPE_CHECKING:
     from karp_models.train.clusterqueue import RayJobManager
 
-NAMESPACE = "karp"
-QUEUE_NAME = "karp-queue"
 AT_STOP_ONLY = 10**12       # autosave_steps that means: only at a stop and at the end
-ROOT = Path(__file__).resolve().parent.parent.parent   # the checkout: on every node's PYTHONPATH
 POLL_S = 0.2                # how often a training task asks the queue whether to stop
 
 
@@ -53,12 +51,6 @@ class ClusterUnavailable(QueueFull):
     shows this too. `why`: the type name of the error behind it ("" when none)."""
 
     why: str = ""
-
-
-def _ray():
-    import ray  # an optional dependency: only the Ray backend imports it
-
-    return ray
 
 
 def unavailable(e: BaseException | str | None = None) -> ClusterUnavailable:
@@ -73,58 +65,16 @@ def unavailable(e: BaseException | str | None = None) -> ClusterUnavailable:
     return out
 
 
-# --- connecting
+# --- connecting (karp_models/rayclient.py, which the light client process shares)
 
 
 def connect(address: str | None = None, *, timeout_s: float = 20.0, **local: Any) -> None:
-    """Join the Ray cluster at `address` ("auto", "ray://host:10001", "host:6379"), or start a
-    local one when it is None or "local" (`local`: ray.init's keywords, say num_cpus). Workers
-    find karp on PYTHONPATH (this checkout: every node needs the same checkout at the same
-    path, and the same venv). Raises ClusterUnavailable when it cannot connect in `timeout_s`."""
-    ray = _ray()
-    if ray.is_initialized():
-        return
-    env = {"PYTHONPATH": os.pathsep.join([str(ROOT)] + [p for p in os.environ.get(
-        "PYTHONPATH", "").split(os.pathsep) if p]), "KARP_LANG": os.environ.get("KARP_LANG", "")}
-    env.update({k: v for k, v in os.environ.items() if k in ("KARP_THREADS", "KARP_CACHE",
-                                                             "KARP_FASHION_MNIST_DIR",
-                                                             "KARP_FORTUNES_ZH_DIR")})
-    kw: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False,
-                          "runtime_env": {"env_vars": env}}
-    if address in (None, "", "local"):
-        kw.update({"include_dashboard": False, **local})
-    else:
-        kw["address"] = address
-    done: dict[str, BaseException | None] = {}
-    ready = threading.Event()
-
-    def init() -> None:
-        try:
-            ray.init(**kw)
-            done["error"] = None
-        except BaseException as e:  # noqa: BLE001 - reported below
-            done["error"] = e
-            return
-        finally:
-            ready.set()
-        # A local cluster's processes die with the thread that started them (Linux's
-        # PR_SET_PDEATHSIG, which Ray sets, follows the thread): this one stays for good.
-        threading.Event().wait()
-
-    threading.Thread(target=init, name="ray-init-keeper", daemon=True).start()
-    ready.wait(timeout_s)
-    if "error" not in done:
-        raise unavailable(TimeoutError())
-    if done["error"] is not None:
-        raise unavailable(done["error"]) from done["error"]
-
-
-def resources() -> dict[str, float]:
-    """The cluster's CPUs, GPUs and alive nodes: {'CPU': 8.0, 'GPU': 2.0, 'nodes': 3}."""
-    ray = _ray()
-    total = ray.cluster_resources()
-    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-    return {"CPU": float(total.get("CPU", 0)), "GPU": float(total.get("GPU", 0)), "nodes": nodes}
+    """rayclient.connect (join the cluster at `address`, or start a local one when it is None or
+    'local'); raises ClusterUnavailable, in the current language, when it cannot."""
+    try:
+        rayclient.connect(address, timeout_s=timeout_s, **local)
+    except rayclient.Unreachable as e:
+        raise unavailable(e.why) from e
 
 
 def here() -> str:

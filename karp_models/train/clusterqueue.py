@@ -7,6 +7,7 @@ answer). Connecting, the executor and the app's choice are in cluster.py, which 
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 import time
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any, Callable
 
 from karp_models.i18n import language, using
 from karp_models.train import runs
-from karp_models.train.cluster import AT_STOP_ONLY, ClusterUnavailable, RayExecutor, _ray, here
+from karp_models.train.cluster import (AT_STOP_ONLY, ClusterUnavailable, RayExecutor, _ray, here,
+                                       resources)
 from karp_models.train.jobstatus import JobStatus
 from karp_models.train.runs import RunSpec
 
@@ -32,14 +34,32 @@ class Queue:
         self.queues: dict[str, Any] = {}
         self.lock = threading.Lock()
 
+    def blob(self, blob: bytes) -> bytes:
+        """A call from an app server's client process (karp_models/rayclient.py), which carries
+        pickled bytes without reading them: `blob` is (method, args, kwargs) of this actor; the
+        answer is ('ok', value) or ('raise', the exception), pickled."""
+        method, args, kw = pickle.loads(blob)
+        try:
+            out = ("ok", getattr(self, method)(*args, **kw))
+        except Exception as e:  # noqa: BLE001 - the caller's to raise
+            out = ("raise", e)
+        try:
+            return pickle.dumps(out)
+        except Exception as e:  # noqa: BLE001 - a value pickle cannot carry
+            return pickle.dumps(("raise", RuntimeError(f"{type(e).__name__}: {e}")))
+
     def open(self, queue: str, kw: dict) -> dict:
-        """Make queue `queue` unless it is there (the first app server's settings hold); its
+        """Make queue `queue` unless it is there (the first app server's settings hold; `limit`
+        None: as many jobs at once as the cluster has GPUs, else CPUs / a job's CPUs); its
         settings."""
         from karp_models.train.jobs import JobManager
 
         with self.lock:
             if queue not in self.queues:
                 kw = dict(kw)
+                if "limit" in kw and kw["limit"] is None:  # from the cluster: GPUs, else CPUs / a job's
+                    res, cpus = resources(), self.executor.cpus
+                    kw["limit"] = int(res["GPU"]) if res["GPU"] >= 1 else max(1, int(res["CPU"] // cpus))
                 if not kw.get("autosave_s") and not kw.get("autosave_steps"):
                     kw["autosave_steps"] = AT_STOP_ONLY
                 log = kw.pop("jobs_log", None)
@@ -106,13 +126,13 @@ class RayJobManager:
 
     def __init__(self, *, queue: str = "main", timeout_s: float = 5.0, job_cpus: float = 1.0,
                  address: str | None = None, connect_s: float = 20.0, **kw: Any):
-        from karp_models.train.clusterlink import DirectLink, ProcessLink
+        from karp_models.train.clusterlink import DirectLink, make_link
 
         self.queue, self.timeout_s = queue, float(timeout_s)
         kw["runs_dir"] = runs.runs_dir(kw.get("runs_dir"))
         kw.setdefault("jobs_log", os.environ.get("KARP_JOBS_LOG"))  # the queue's log, on its node
         self.link = (DirectLink(queue, kw, job_cpus) if address is None else
-                     ProcessLink(address, queue, kw, job_cpus, connect_s=connect_s))
+                     make_link(address, queue, kw, job_cpus, connect_s=connect_s))
         s = dict(self.link.settings)
         self._quota = s.pop("quota")
         if s["autosave_steps"] >= AT_STOP_ONLY:  # no periodic autosave: pages say none

@@ -117,7 +117,9 @@ def test_an_app_server_outlives_its_cluster_client(ray_cluster, tmp_path):
                       quota=ws.Quota(per_owner=0, total=0, reserve=0))
     try:
         client = m.link.process
-        assert client.pid != os.getpid() and client.is_alive()
+        assert client.pid != os.getpid() and client.poll() is None
+        maps = open(f"/proc/{client.pid}/maps").read()
+        assert "libtorch" not in maps and "ray" in maps         # a small client: Ray, not torch
         first = m.submit("s", spec(steps=20))
         assert m.wait(first, 60).state == "done"
         blocker = m.submit("s", spec())
@@ -131,7 +133,7 @@ def test_an_app_server_outlives_its_cluster_client(ray_cluster, tmp_path):
 
         m.link.retry_s = 3600.0                                 # no new client for now
         os.kill(client.pid, signal.SIGKILL)                     # as Ray ends it
-        client.join(10)
+        client.wait(10)
         with pytest.raises(ClusterUnavailable, match="does not answer"):
             m.submit("s", spec(steps=20))
         assert m.problem and [j.job_id for j in m.jobs("s")] == known   # the last known list
@@ -147,7 +149,7 @@ def test_an_app_server_outlives_its_cluster_client(ray_cluster, tmp_path):
         assert m.cluster_resources(max_age_s=0)["CPU"] == 2
     finally:
         m.close(timeout=10)
-    assert not m.link.process.is_alive()                        # close ends the client
+    assert m.link.process.poll() is not None                    # close ends the client
 
 
 def _answers(m) -> bool:
