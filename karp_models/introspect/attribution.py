@@ -15,13 +15,20 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from captum.attr import (DeepLift, GradientShap, GuidedGradCam, IntegratedGradients,
-                         LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion, Saliency)
 from torch import nn
 
 from karp_models.i18n import N_, NC_, pgettext
 from karp_models.introspect.attention import rollout
 from karp_models.introspect.hooks import layer as get_layer
+
+
+
+def captum_attr(name: str) -> Any:
+    """A class of captum.attr, imported on first use: importing Captum (matplotlib with it) costs
+    about a second, which pages that never explain (a first visit to Predict) should not pay."""
+    import captum.attr
+
+    return getattr(captum.attr, name)
 
 # ---------------------------------------------------------------------------- the model as Captum sees it
 
@@ -70,12 +77,12 @@ class UpsampledGradCam:
     """Captum's LayerGradCam on `layer`, upsampled (bilinear) to the input's size: (B, 1, H, W)."""
 
     def __init__(self, forward_func: nn.Module, layer: nn.Module) -> None:
-        self.gradcam = LayerGradCam(forward_func, layer)
+        self.gradcam = captum_attr("LayerGradCam")(forward_func, layer)
 
     def attribute(self, inputs: torch.Tensor, target: int | None = None,
                   relu_attributions: bool = True, interpolate_mode: str = "bilinear") -> torch.Tensor:
         cam = self.gradcam.attribute(inputs, target=target, relu_attributions=relu_attributions)  # (B, 1, h, w)
-        return LayerAttribution.interpolate(cam, tuple(inputs.shape[-2:]), interpolate_mode=interpolate_mode)
+        return captum_attr("LayerAttribution").interpolate(cam, tuple(inputs.shape[-2:]), interpolate_mode=interpolate_mode)
 
 
 class AttentionRollout:
@@ -182,20 +189,20 @@ def _occlusion(x: torch.Tensor, n_steps: int, seed: int) -> dict:
 # them with title()); what each computes: a msgid (pages show it with _())
 METHODS: dict[str, Method] = {m.name: m for m in [
     Method(NC_("method", "Saliency"), N_("|gradient| of the class score: which pixels, nudged, change it most"),
-           NC_("method", "Saliency"), signed=False, build=lambda f, _: Saliency(f),
+           NC_("method", "Saliency"), signed=False, build=lambda f, _: captum_attr("Saliency")(f),
            paper="Simonyan et al. 2013, arXiv:1312.6034"),
     Method(NC_("method", "Integrated Gradients"),
            N_("gradients summed along the path from a black image; sums to the score change"),
-           NC_("method", "IG"), signed=True, build=lambda f, _: IntegratedGradients(f), defaults=_ig,
+           NC_("method", "IG"), signed=True, build=lambda f, _: captum_attr("IntegratedGradients")(f), defaults=_ig,
            paper="Sundararajan et al. 2017, arXiv:1703.01365"),
     Method(NC_("method", "SmoothGrad"), N_("saliency averaged over 20 noisy copies of the image"),
-           NC_("method", "SmoothGrad"), signed=False, build=lambda f, _: NoiseTunnel(Saliency(f)),
+           NC_("method", "SmoothGrad"), signed=False, build=lambda f, _: captum_attr("NoiseTunnel")(captum_attr("Saliency")(f)),
            defaults=_smoothgrad, paper="Smilkov et al. 2017, arXiv:1706.03825"),
     Method(NC_("method", "GradientSHAP"), N_("IG from random baselines (black and noise): expected gradients"),
-           NC_("method", "SHAP"), signed=True, build=lambda f, _: GradientShap(f), defaults=_gradient_shap,
+           NC_("method", "SHAP"), signed=True, build=lambda f, _: captum_attr("GradientShap")(f), defaults=_gradient_shap,
            paper="Lundberg and Lee 2017, arXiv:1705.07874"),
     Method(NC_("method", "DeepLift"), N_("differences from a black image pushed back layer by layer"),
-           NC_("method", "DeepLift"), signed=True, build=lambda f, _: DeepLift(f), defaults=_deeplift,
+           NC_("method", "DeepLift"), signed=True, build=lambda f, _: captum_attr("DeepLift")(f), defaults=_deeplift,
            hooks_layers=True, paper="Shrikumar et al. 2017, arXiv:1704.02685"),
     Method(NC_("method", "Grad-CAM"), N_("the last conv layer's maps (ViT: last block's patch tokens) weighted "
                                          "by their gradients, upsampled"),
@@ -203,11 +210,11 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            needs_layer=True, paper="Selvaraju et al. 2017, arXiv:1610.02391"),
     Method(NC_("method", "Guided Grad-CAM"),
            N_("Grad-CAM times guided backprop: sharp edges inside the Grad-CAM region"),
-           NC_("method", "Guided GC"), signed=True, build=GuidedGradCam, hooks_layers=True, needs_layer=True,
+           NC_("method", "Guided GC"), signed=True, build=lambda f, layer: captum_attr("GuidedGradCam")(f, layer), hooks_layers=True, needs_layer=True,
            paper="Selvaraju et al. 2017, arXiv:1610.02391; Springenberg et al. 2015, arXiv:1412.6806"),
     Method(NC_("method", "Occlusion"),
            N_("how much the score drops when a black patch (4x4 on 28x28) covers each place"),
-           NC_("method", "Occlusion"), signed=True, build=lambda f, _: Occlusion(f), defaults=_occlusion,
+           NC_("method", "Occlusion"), signed=True, build=lambda f, _: captum_attr("Occlusion")(f), defaults=_occlusion,
            paper="Zeiler and Fergus 2014, arXiv:1311.2901"),
     Method(NC_("method", "Attention rollout"), N_("ViT only: attention multiplied through the layers, CLS to patches"),
            NC_("method", "Rollout"), signed=False, build=lambda f, _: AttentionRollout(f.model), applies=is_vit,
