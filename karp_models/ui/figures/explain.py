@@ -5,6 +5,7 @@ curves, the adversarial images; the summary table and the maps as CSV.
 from __future__ import annotations
 
 import copy
+import functools
 import io
 from collections.abc import Callable, Sequence
 
@@ -75,23 +76,22 @@ def overlay_figure(x: np.ndarray, maps: dict[str, np.ndarray], *,
     return go.Figure(data=data, layout=layout)
 
 
-_GRIDS: dict[tuple[int, int, int], dict] = {}
-
-
 def _grid_layout(rows: int, cols: int, n: int) -> dict:
     """A fresh copy of the layout of an overlay grid of n panels: make_subplots' axes (domains,
     hidden, square, y reversed, projector tick size) and its n title annotations (text to fill)."""
-    key = (rows, cols, n)
-    if key not in _GRIDS:
-        fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"panel {i}" for i in range(n)],
-                            horizontal_spacing=0.02, vertical_spacing=0.1 if rows > 1 else 0.02)
-        fig.update_xaxes(visible=False, tickfont_size=style.SMALL)
-        fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", tickfont_size=style.SMALL)
-        for i in range(n):
-            fig.layout[f"yaxis{'' if i == 0 else i + 1}"].scaleanchor = f"x{'' if i == 0 else i + 1}"
-        fig.update_annotations(font=style.SMALL_FONT)
-        _GRIDS[key] = fig.to_dict()["layout"]
-    return copy.deepcopy(_GRIDS[key])
+    return copy.deepcopy(_grid(rows, cols, n))
+
+
+@functools.cache                 # a few grid shapes per process, never mutated (copied above)
+def _grid(rows: int, cols: int, n: int) -> dict:
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"panel {i}" for i in range(n)],
+                        horizontal_spacing=0.02, vertical_spacing=0.1 if rows > 1 else 0.02)
+    fig.update_xaxes(visible=False, tickfont_size=style.SMALL)
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", tickfont_size=style.SMALL)
+    for i in range(n):
+        fig.layout[f"yaxis{'' if i == 0 else i + 1}"].scaleanchor = f"x{'' if i == 0 else i + 1}"
+    fig.update_annotations(font=style.SMALL_FONT)
+    return fig.to_dict()["layout"]
 
 
 def png_panel(x: np.ndarray, maps: dict[str, np.ndarray], title: str) -> bytes:
