@@ -82,7 +82,7 @@ def _attribution_bytes(a: attr.Attribution) -> int:
 # One method's attribution of one image, shared by every session: a class looks at the same
 # shipped model and the same test images. Keyed by the weights themselves (attr.fingerprint),
 # not the file's name or mtime, so a run retrained under the same name never gets another
-# model's maps; bounded by bytes (64 MB: ~1,300 8-method explanations of a 28x28 image).
+# model's maps; bounded by bytes (64 MB: ~1,200 8-method explanations of a 28x28 image).
 ATTRIBUTIONS = cache.SharedLRU(100_000, max_bytes=64 * 2**20, sizeof=_attribution_bytes)
 SEED, N_STEPS = 0, 50                                              # the page's settings (attribute's)
 
