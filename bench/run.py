@@ -229,8 +229,10 @@ SECTIONS: dict[str, str] = {"predict": "bench_predict", "explain": "bench_explai
                             "generative": "bench_generative", "captioning": "bench_captioning",
                             "autosave": "bench_autosave", "compress": "bench_compress",
                             "load": "bench_load", "interventions": "bench_interventions",
-                            "adversarial": "bench_adversarial", "rl": "bench_rl"}
-ON_REQUEST = {"load"}  # minutes of simulated classroom: only with --only load
+                            "adversarial": "bench_adversarial", "rl": "bench_rl",
+                            "first_page": "bench_first_page", "explain_cache": "bench_explain_cache"}
+# minutes of simulated classroom; fresh servers and Chromium: only with --only load / first_page
+ON_REQUEST = {"load", "first_page"}
 THROUGHPUT = [("fast", "fashion-mnist", None, 256), ("vit", "fashion-mnist", None, 256),
               ("gpt", "shakespeare", "shakespeare", 32), ("lstm", "shakespeare", "shakespeare", 32)]
 

@@ -15,11 +15,10 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 import torch
-import torchvision.models as tvm
 from torch import nn
 
 from karp_models.i18n import _
@@ -33,16 +32,32 @@ class Arch:
     name: str
     title: str
     builder: Callable[..., nn.Module]
-    weights: tvm.WeightsEnum
+    weights: Any                   # torchvision's WeightsEnum member
 
 
-ARCHS: dict[str, Arch] = {a.name: a for a in (
-    Arch("resnet18", "ResNet-18", tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1),
-    Arch("mobilenet_v3_large", "MobileNetV3-Large", tvm.mobilenet_v3_large,
-         tvm.MobileNet_V3_Large_Weights.IMAGENET1K_V2),
-    Arch("vgg16", "VGG16", tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1),
-    Arch("vit_b_16", "ViT-B/16", tvm.vit_b_16, tvm.ViT_B_16_Weights.IMAGENET1K_V1),
-)}
+_ARCHS: dict[str, Arch] = {}
+
+
+def _archs() -> dict[str, Arch]:
+    """The table, built on first use: importing torchvision costs seconds (torch._dynamo), which a
+    first page without ImageNet models should not pay."""
+    if not _ARCHS:
+        import torchvision.models as tvm
+
+        _ARCHS.update({a.name: a for a in (
+            Arch("resnet18", "ResNet-18", tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1),
+            Arch("mobilenet_v3_large", "MobileNetV3-Large", tvm.mobilenet_v3_large,
+                 tvm.MobileNet_V3_Large_Weights.IMAGENET1K_V2),
+            Arch("vgg16", "VGG16", tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1),
+            Arch("vit_b_16", "ViT-B/16", tvm.vit_b_16, tvm.ViT_B_16_Weights.IMAGENET1K_V1),
+        )})
+    return _ARCHS
+
+
+def __getattr__(name: str):   # PEP 562: `imagenet.ARCHS` / `from karp_models.imagenet import ARCHS`
+    if name == "ARCHS":
+        return _archs()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class WeightsUnavailable(RuntimeError):
@@ -54,7 +69,7 @@ class WeightsUnavailable(RuntimeError):
 
 def cached_file(name: str) -> Path:
     """Where torch hub keeps this model's weights: <torch.hub.get_dir()>/checkpoints/<file>."""
-    url = ARCHS[name].weights.url
+    url = _archs()[name].weights.url
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
 
 
@@ -63,12 +78,12 @@ def is_cached(name: str) -> bool:
 
 
 def size_mb(name: str) -> float:
-    return float(ARCHS[name].weights.meta.get("_file_size", 0.0))
+    return float(_archs()[name].weights.meta.get("_file_size", 0.0))
 
 
 def how_to_get(name: str) -> str:
     """Steps, in words and commands, that put the weights where load() finds them."""
-    a = ARCHS[name]
+    a = _archs()[name]
     f = cached_file(name)
     command = f"python -c \"import torchvision; torchvision.models.{a.builder.__name__}(weights='{a.weights.name}')\""
     return _("{model}'s ImageNet weights ({mb:.0f} MB) are not on this machine. On a machine with internet, "
@@ -81,7 +96,7 @@ def offline_words(name: str) -> str:
     """One sentence for a machine that cannot download the weights: what to do instead."""
     return _("This computer cannot reach {host}: connect it to the internet and download again, or copy "
              "{file} from a computer that has it into {folder}.").format(
-                 host=urlparse(ARCHS[name].weights.url).hostname, file=cached_file(name).name,
+                 host=urlparse(_archs()[name].weights.url).hostname, file=cached_file(name).name,
                  folder=cached_file(name).parent)
 
 
@@ -90,7 +105,7 @@ def download(name: str, progress: Callable[[int, int], None] | None = None) -> P
     (torch.hub.download_url_to_file: a temporary .partial file, its SHA-256 checked against the
     prefix in the file's name), calling progress(bytes so far, total bytes) while it runs.
     Raises WeightsUnavailable (offline_words) when the host cannot be reached or it fails."""
-    a = ARCHS[name]
+    a = _archs()[name]
     if is_cached(name):
         return cached_file(name)
     if not _reachable(a.weights.url):
@@ -154,7 +169,7 @@ class ImageNetModel(nn.Module):
 
     def __init__(self, name: str, net: nn.Module) -> None:
         super().__init__()
-        a = ARCHS[name]
+        a = _archs()[name]
         self.name, self.title, self.net = name, a.title, net
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -179,9 +194,9 @@ class ImageNetModel(nn.Module):
 def state_dict(name: str, *, download: bool = False) -> dict[str, torch.Tensor]:
     """The pretrained weights as torchvision names them, from the torch hub cache (or downloaded
     into it when download=True and the host answers). Raises WeightsUnavailable with what to do."""
-    if name not in ARCHS:
-        raise KeyError(f"unknown ImageNet model {name!r}; choose from {', '.join(ARCHS)}")
-    a = ARCHS[name]
+    if name not in _archs():
+        raise KeyError(f"unknown ImageNet model {name!r}; choose from {', '.join(_archs())}")
+    a = _archs()[name]
     if not is_cached(name):
         if not download:
             raise WeightsUnavailable(how_to_get(name))
@@ -202,7 +217,7 @@ def load(name: str, *, download: bool = False, device: torch.device | str = "cpu
     """The pretrained model in eval mode, from the torch hub cache (or downloaded into it when
     download=True and the host answers). Raises WeightsUnavailable with how_to_get(name)."""
     state = state_dict(name, download=download)
-    a = ARCHS[name]
+    a = _archs()[name]
     net = a.builder(weights=None)
     try:
         net.load_state_dict(state)

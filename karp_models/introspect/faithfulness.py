@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from captum.metrics import infidelity, sensitivity_max
 from torch import nn
 
 from karp_models.i18n import N_, _
@@ -96,6 +95,8 @@ def gaussian_perturbation(std: float = 0.1) -> Callable[[torch.Tensor], tuple[to
 def infidelity_score(model: nn.Module, x: torch.Tensor, attr: np.ndarray | torch.Tensor, target: int, *,
                      n_perturb_samples: int = 32, std: float = 0.1, seed: int = 0) -> float:
     """captum.metrics.infidelity of one attribution (C, H, W) for x (1, C, H, W)."""
+    from captum.metrics import infidelity   # lazy, as attribution.captum_attr
+
     a = torch.as_tensor(np.asarray(attr), device=x.device).float().reshape(x.shape)
     with seeded(seed):
         v = infidelity(Logits(model).eval(), gaussian_perturbation(std), x, a, target=int(target),
@@ -106,6 +107,8 @@ def infidelity_score(model: nn.Module, x: torch.Tensor, attr: np.ndarray | torch
 def sensitivity_score(model: nn.Module, x: torch.Tensor, method: str, target: int, *,
                       n_perturb_samples: int = 4, radius: float = 0.02, seed: int = 0) -> float:
     """captum.metrics.sensitivity_max of a method (its explainer re-run on perturbed copies)."""
+    from captum.metrics import sensitivity_max   # lazy, as attribution.captum_attr
+
     kw = default_kwargs(method, x, seed=seed)
     kw.pop("return_convergence_delta", None)
     with explainer_for(method, model) as explainer, seeded(seed), warnings.catch_warnings():

@@ -16,9 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from skimage.feature import hog
-from skimage.metrics import structural_similarity
 
 from karp_models.i18n import N_, _
 
@@ -66,6 +63,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation of two maps of one shape (nan when either is constant)."""
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
+    from scipy.stats import spearmanr   # lazy: scipy.stats costs a second on a first page
+
     return float(spearmanr(np.ravel(a), np.ravel(b)).statistic)
 
 
@@ -76,6 +75,8 @@ def ssim(a: np.ndarray, b: np.ndarray, *, data_range: float) -> float:
     win -= 1 - win % 2                                                # odd
     if win < 3:
         return float("nan")
+    from skimage.metrics import structural_similarity   # lazy: skimage and scipy.ndimage cost a second
+
     return float(structural_similarity(a, b, data_range=data_range, win_size=win))
 
 
@@ -86,6 +87,8 @@ def hog_features(m: np.ndarray) -> np.ndarray:
     cell = (max(2, H // 7), max(2, W // 7))
     if H < 2 * cell[0] or W < 2 * cell[1]:
         return np.zeros(0)
+    from skimage.feature import hog   # lazy: skimage and scipy.ndimage cost a second
+
     return hog(m, orientations=9, pixels_per_cell=cell, cells_per_block=(2, 2), channel_axis=None)
 
 
@@ -94,6 +97,8 @@ def hog_similarity(a: np.ndarray, b: np.ndarray) -> float:
     fa, fb = hog_features(a), hog_features(b)
     if fa.size < 2 or np.ptp(fa) == 0 or np.ptp(fb) == 0:
         return float("nan")
+    from scipy.stats import pearsonr    # lazy: scipy.stats costs a second on a first page
+
     return float(pearsonr(fa, fb).statistic)
 
 # ---------------------------------------------------------------------------- two maps

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 # ---------------------------------------------------------------------------- config
 
@@ -117,6 +116,7 @@ def _tinyvgg(cfg: CNNConfig) -> tuple[nn.Sequential, nn.Sequential, list[str]]:
 
 
 def _resnet18(cfg: CNNConfig) -> tuple[nn.Sequential, nn.Sequential, list[str]]:
+    import torchvision  # lazy: torchvision's import costs seconds on a first page
     net = torchvision.models.resnet18(weights=None, num_classes=cfg.n_classes)
     net.conv1 = nn.Conv2d(cfg.in_channels, 64, 3, stride=1, padding=1, bias=False)  # small-input stem, no max-pool
     for m in net.modules():                                          # hooks and Grad-CAM dislike in-place ops

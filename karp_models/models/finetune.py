@@ -20,7 +20,6 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision.models as tvm
 
 from .cnn import ARCHS as CNN_ARCHS
 from .cnn import CNN, CNNConfig
@@ -77,6 +76,7 @@ class FineTuneConfig:
     @property
     def transforms(self) -> Any:
         """torchvision: the weights' own preprocessing (torchvision.transforms._presets.ImageClassification)."""
+        import torchvision.models as tvm  # lazy: torchvision's import costs seconds on a first page
         try:
             return tvm.get_weight(self.weights).transforms()
         except (ValueError, KeyError, AttributeError) as e:
@@ -113,11 +113,13 @@ PRESETS: dict[str, FineTuneConfig] = {m: FineTuneConfig(mode=m) for m in MODES}
 
 def torchvision_net(arch: str) -> nn.Module:
     """torchvision's architecture with random weights (nothing downloaded)."""
+    import torchvision.models as tvm  # lazy: torchvision's import costs seconds on a first page
     return tvm.get_model(arch, weights=None)
 
 
 def _split_torchvision(net: nn.Module) -> tuple[nn.Module, list[tuple[str, nn.Module]], nn.Linear, list[str]]:
     """(features, classifier layers before the last Linear, that Linear, spatial layer names)."""
+    import torchvision.models as tvm  # lazy: torchvision's import costs seconds on a first page
     if isinstance(net, tvm.ResNet):
         keep = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
         features = nn.Sequential(OrderedDict((k, getattr(net, k)) for k in keep))  # (B, 512, H/32, W/32)

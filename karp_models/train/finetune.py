@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision.models as tvm
 
 from karp_models import imagenet
 from karp_models.i18n import _
@@ -135,6 +134,7 @@ def input_format(config: FineTuneConfig) -> InputFormat:
     """The input a fine-tuned model takes: a karp backbone's channels, side and its dataset's
     preprocess style; a torchvision backbone's weights transforms() (resize, centre crop), with
     mean 0 and std 1 since the model normalises inside."""
+    import torchvision.models as tvm  # lazy: torchvision's import costs seconds on a first page
     if config.source == "torchvision":
         t = tvm.get_weight(config.weights).transforms(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
         return InputFormat(3, int(t.crop_size[0]), "imagenet", t)

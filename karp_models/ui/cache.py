@@ -28,14 +28,22 @@ _MISSING = object()
 
 
 class SharedLRU:
-    """A thread-safe, bounded LRU map with build-once `get_or_build`."""
+    """A thread-safe, bounded LRU map with build-once `get_or_build`: at most `max_entries`
+    values and, with `sizeof` (value -> bytes), at most `max_bytes` in all (a value larger than
+    that alone is returned but not kept)."""
 
-    def __init__(self, max_entries: int) -> None:
-        self.max_entries = max_entries
+    def __init__(self, max_entries: int, *, max_bytes: int | None = None,
+                 sizeof: Callable[[Any], int] | None = None) -> None:
+        if (max_bytes is None) != (sizeof is None):
+            raise ValueError("max_bytes and sizeof go together")
+        self.max_entries, self.max_bytes, self._sizeof = max_entries, max_bytes, sizeof
         self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self._sizes: dict[Hashable, int] = {}
+        self.nbytes = 0                                    # bytes held (with sizeof)
         self._lock = threading.Lock()
         self._building: dict[Hashable, threading.Lock] = {}
         self.builds = 0                                    # how many values were built (for tests)
+        self.hits = self.misses = 0                        # get_or_build's answers (for the bench)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -56,27 +64,39 @@ class SharedLRU:
             self._put(key, value)
 
     def _put(self, key: Hashable, value: Any) -> None:  # with the lock held
-        self._data[key] = value
+        size = self._sizeof(value) if self._sizeof is not None else 0
+        if self.max_bytes is not None and size > self.max_bytes:
+            if key in self._data:                          # alone over the bound: never kept
+                del self._data[key]
+                self.nbytes -= self._sizes.pop(key)
+            return
+        self.nbytes += size - self._sizes.get(key, 0)
+        self._data[key], self._sizes[key] = value, size
         self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
+        while len(self._data) > self.max_entries or (self.max_bytes is not None
+                                                     and self.nbytes > self.max_bytes):
+            old, _ = self._data.popitem(last=False)
+            self.nbytes -= self._sizes.pop(old)
 
     def get_or_build(self, key: Hashable, build: Callable[[], T]) -> T:
         """The value under `key`, built by `build()` on a miss; concurrent callers of the same
         key wait for the one build. An exception in `build` is raised and nothing is stored."""
         value = self.get(key, _MISSING)
         if value is not _MISSING:
+            self.hits += 1
             return value
         with self._lock:
             gate = self._building.setdefault(key, threading.Lock())
         with gate:
             value = self.get(key, _MISSING)              # built while this call waited
             if value is not _MISSING:
+                self.hits += 1
                 return value
             try:
                 value = build()
                 with self._lock:
                     self.builds += 1
+                    self.misses += 1
                     self._put(key, value)
             finally:
                 with self._lock:
@@ -87,6 +107,8 @@ class SharedLRU:
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self._sizes.clear()
+            self.nbytes = 0
 
 
 FIGURES = SharedLRU(64)   # inspection figures (Predict, Explain): built rarely, reused often

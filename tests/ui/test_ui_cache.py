@@ -142,3 +142,23 @@ def test_image_key_follows_bytes_and_shape():
     assert cache.image_key(x) != cache.image_key(x.reshape(4, 3))      # same bytes, other shape
     assert cache.image_key(x) != cache.image_key(x + 1)
     assert cache.image_key(x.T) == cache.image_key(np.ascontiguousarray(x.T))
+
+
+def test_bounded_by_bytes_least_recently_used_goes_first():
+    lru = SharedLRU(100, max_bytes=1000, sizeof=len)
+    for k in range(4):
+        lru.put(k, b"x" * 300)
+    assert len(lru) == 3 and lru.nbytes == 900 and 0 not in lru      # 4 x 300 > 1000: the oldest went
+    lru.get(1)
+    lru.put("big", b"x" * 500)                                         # 1 is kept: 2 and 3 make room
+    assert 1 in lru and 2 not in lru and 3 not in lru and lru.nbytes == 800
+    assert lru.get_or_build("huge", lambda: b"x" * 2000) == b"x" * 2000   # answered, never kept
+    assert "huge" not in lru and lru.nbytes == 800
+    for k in range(1000):                                             # a long class never grows it
+        lru.get_or_build(("img", k), lambda: b"x" * 100)
+        assert lru.nbytes <= 1000
+    assert lru.nbytes == sum(map(len, (lru.get(k) for k in list(lru._data)))) == 1000
+    lru.clear()
+    assert len(lru) == 0 and lru.nbytes == 0
+    with pytest.raises(ValueError):
+        SharedLRU(4, max_bytes=10)

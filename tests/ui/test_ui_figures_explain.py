@@ -119,3 +119,66 @@ def test_png_panel_and_exports():
     assert df.loc["Saliency", "sum of attributions"] == float(MAPS["Saliency"].sum())
     assert df.loc["Saliency", "can it be judged?"] == "yes"
     assert df.loc["Grad-CAM", "can it be judged?"].startswith("no: the map is zero everywhere")
+
+
+def _overlay_reference(x, maps, *, title_of=None, cols=5, first="input", height_per_row=210):
+    """overlay_figure as it was built before (make_subplots, add_trace and update_* per panel)."""
+    from plotly.subplots import make_subplots
+
+    from karp_models.i18n import _
+    from karp_models.ui.images import display
+
+    norm = attr.normalise(maps)
+    names = ([first] if first else []) + list(maps)
+    cols = min(cols, len(names))
+    rows = -(-len(names) // cols)
+    titles = [n if title_of is None or n == first else title_of(n) for n in names]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.02,
+                        vertical_spacing=0.1 if rows > 1 else 0.02)
+    img = display(x)
+    hover = _("row %{y}, col %{x}<br>scaled %{z:.2f}<br>raw %{customdata:.3g}") + "<extra></extra>"
+    for i, n in enumerate(names):
+        r, c = i // cols + 1, i % cols + 1
+        fig.add_trace(go.Image(z=img, opacity=1.0 if n == first else 0.55, hoverinfo="skip"), r, c)
+        if n != first:
+            fig.add_trace(go.Heatmap(z=norm[n], coloraxis="coloraxis", customdata=maps[n],
+                                     hovertemplate=hover), r, c)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    for i in range(len(names)):
+        fig.layout[f"yaxis{'' if i == 0 else i + 1}"].scaleanchor = f"x{'' if i == 0 else i + 1}"
+    fig.update_annotations(font=style.SMALL_FONT)
+    bar = dict(title=dict(text=_("for the class ↑<br>against ↓<br>(× the map's<br>99th pct.)")),
+               tickvals=[-1, -0.5, 0, 0.5, 1], ticktext=["−1", "−0.5", "0", "+0.5", "+1"])
+    return style.layout(fig, height=height_per_row * rows + 40, plot_bgcolor="white",
+                        coloraxis=dict(colorscale=style.ATTRIBUTION_SCALE, cmin=-1, cmax=1, colorbar=bar))
+
+
+def _same(a, b, path="fig"):
+    """Equal figure dicts: the same keys and values, arrays compared by value."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), (path, sorted(set(a) ^ set(b)))
+        for k in a:
+            _same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)) and not isinstance(b, np.ndarray):
+        assert len(a) == len(b), path
+        for i, (u, v) in enumerate(zip(a, b)):
+            _same(u, v, f"{path}[{i}]")
+    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=path)
+    else:
+        assert a == b, (path, a, b)
+
+
+@pytest.mark.parametrize("kw", [dict(first="input", cols=3, height_per_row=300),     # Explain: 8 methods
+                                dict(first=None, cols=2, height_per_row=250),         # normal vs robust
+                                dict(first=None, cols=4, height_per_row=270),         # 2 maps in 4 columns
+                                dict()])
+@pytest.mark.parametrize("n", [2, 8])
+def test_overlay_is_the_figure_built_panel_by_panel(kw, n):
+    maps = {f"m{i}": RNG.normal(size=(6, 6)) for i in range(n)}
+    for lang in ("en", "zh"):
+        with i18n.using(lang):
+            got = ex.overlay_figure(X, maps, title_of=str.upper, **kw)
+            want = _overlay_reference(X, maps, title_of=str.upper, **kw)
+        _same(got.to_dict(), want.to_dict())
