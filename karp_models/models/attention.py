@@ -86,6 +86,43 @@ def fit_patch(base: ViTConfig, values: dict) -> dict:
 # ---------------------------------------------------------------------------- shared block
 
 
+class _RandDropout(torch.autograd.Function):
+    """Inverted dropout whose keep-mask is torch.rand >= p, saved scaled by 1 / (1 - p)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
+        mask = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))      # 0 or 1 / (1 - p), like x
+        ctx.save_for_backward(mask)
+        return x * mask
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """F.dropout (Srivastava et al. 2014, inverted: kept values scaled by 1 / (1 - p)), same shape as x.
+
+    On the CPU the keep-mask is drawn as uniform >= p: the same Bernoulli(1 - p) mask as
+    F.dropout's, but torch's CPU bernoulli_ is several times slower than rand (issue 25: dropout
+    0.3 cost the classical-Chinese GPT a fifth of its training step). Elsewhere, F.dropout.
+    """
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or p >= 1.0:
+        return F.dropout(x, p, training)
+    return _RandDropout.apply(x, p)
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout through `dropout` above (no parameters: checkpoints are unchanged)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention; causal for GPT, full for ViT."""
 
@@ -94,8 +131,8 @@ class SelfAttention(nn.Module):
         self.n_head, self.causal, self.dropout = n_head, causal, dropout
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
-        self.attn_dropout = nn.Dropout(dropout)
-        self.resid_dropout = nn.Dropout(dropout)
+        self.attn_dropout = Dropout(dropout)
+        self.resid_dropout = Dropout(dropout)
 
     def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries, keys and values split into heads: (B, T, C) -> 3 x (B, nh, T, hs)."""
@@ -106,7 +143,10 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, return_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, C = x.shape
         q, k, v = self._heads(x)                                     # 3 x (B, nh, T, hs)
-        if not return_weights:                                       # fast path: fused kernel, no weights
+        # CPU SDPA with dropout falls back to these same explicit maths (with bernoulli_): spell
+        # them out then, with the faster `dropout`
+        cpu_dropout = self.training and self.dropout > 0 and x.device.type == "cpu"
+        if not return_weights and not cpu_dropout:                   # fast path: fused kernel, no weights
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
                                                is_causal=self.causal)
             weights = None
@@ -117,6 +157,7 @@ class SelfAttention(nn.Module):
                 att = att.masked_fill(future, float("-inf"))
             weights = F.softmax(att, dim=-1)                         # rows sum to 1
             y = self.attn_dropout(weights) @ v                       # (B, nh, T, hs)
+            weights = weights if return_weights else None
         y = y.transpose(1, 2).contiguous().view(B, T, C)             # (B, T, C)
         return self.resid_dropout(self.c_proj(y)), weights
 
@@ -144,7 +185,7 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(n_embd, hidden, bias=bias)
         self.gelu = nn.GELU()
         self.c_proj = nn.Linear(hidden, n_embd, bias=bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))   # (B, T, C)
@@ -194,7 +235,7 @@ class GPT(nn.Module):
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(c.vocab_size, c.n_embd),
             wpe=nn.Embedding(c.block_size, c.n_embd),
-            drop=nn.Dropout(c.dropout),
+            drop=Dropout(c.dropout),
             h=nn.ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.bias, causal=True) for _ in range(c.n_layer)),
             ln_f=nn.LayerNorm(c.n_embd, bias=c.bias),
         ))
@@ -273,7 +314,7 @@ class ViT(nn.Module):
         self.patch_embed = nn.Conv2d(C, c.n_embd, c.patch_size, stride=c.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.n_embd))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + g * g, c.n_embd))
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.blocks = nn.ModuleList(Block(c.n_embd, c.n_head, c.dropout, True, causal=False, mlp_ratio=c.mlp_ratio)
                                     for _ in range(c.n_layer))
         self.ln_f = nn.LayerNorm(c.n_embd)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from karp_models.models import build
-from karp_models.models.attention import SelfAttention
+from karp_models.models.attention import SelfAttention, dropout
 
 V = 13
 
@@ -40,6 +40,53 @@ def test_explicit_attention_matches_fused_reference(causal):
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
     torch.testing.assert_close(w @ v, ref, atol=1e-5, rtol=0)
     torch.testing.assert_close(w.sum(-1), torch.ones(2, 3, 7))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
+def test_dropout_is_an_inverted_bernoulli_mask_like_torchs(p):
+    torch.manual_seed(0)
+    x = torch.randn(64, 257, requires_grad=True)
+    y = dropout(x, p, training=True)
+    kept = y != 0
+    # every value is dropped or scaled by 1 / (1 - p), as F.dropout's
+    torch.testing.assert_close(y[kept], x[kept] / (1 - p))
+    # the share dropped is p within 5 binomial standard deviations, as is torch's own
+    n = x.numel()
+    ref_dropped = (F.dropout(torch.ones(n), p, training=True) == 0).float().mean().item()
+    for share in (1 - kept.float().mean().item(), ref_dropped):
+        assert abs(share - p) < 5 * math.sqrt(p * (1 - p) / n)
+    g = torch.randn_like(x)
+    y.backward(g)
+    torch.testing.assert_close(x.grad, g * kept / (1 - p))      # d(x * mask) / dx = mask
+    # the same mask is torch.rand >= p under the same seed; off in eval, all-zero at p = 1
+    torch.manual_seed(1)
+    y1 = dropout(x.detach(), p, training=True)
+    torch.manual_seed(1)
+    assert torch.equal(y1 != 0, torch.rand_like(x) >= p)
+    assert dropout(x, p, training=False) is x and dropout(x, 0.0, training=True) is x
+    assert torch.equal(dropout(x, 1.0, training=True), torch.zeros_like(x))
+
+
+def test_attention_with_dropout_in_training_matches_a_hand_computation():
+    """On the CPU, training-mode dropout runs the explicit path: softmax weights dropped, then the
+    residual dropped, each mask rand >= p in that order."""
+    p, B, T, C, nh = 0.3, 2, 5, 12, 3
+    torch.manual_seed(0)
+    att = SelfAttention(n_embd=C, n_head=nh, dropout=p, bias=True, causal=True).train()
+    x = torch.randn(B, T, C)
+    torch.manual_seed(7)
+    out, w = att(x)
+    assert w is None
+    torch.manual_seed(7)
+    q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in att.c_attn(x).split(C, dim=2))
+    ref_w = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # no dropout: check the weights
+    att_w = ((q @ k.transpose(-2, -1)) / math.sqrt(C // nh)).masked_fill(
+        torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+    torch.testing.assert_close(att_w @ v, ref_w, atol=1e-5, rtol=0)
+    y = (att_w * (torch.rand_like(att_w) >= p) / (1 - p)) @ v
+    y = att.c_proj(y.transpose(1, 2).reshape(B, T, C))
+    ref = y * (torch.rand_like(y) >= p) / (1 - p)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
 
 
 # ---------------------------------------------------------------------------- GPT
