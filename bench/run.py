@@ -229,7 +229,8 @@ SECTIONS: dict[str, str] = {"predict": "bench_predict", "explain": "bench_explai
                             "generative": "bench_generative", "captioning": "bench_captioning",
                             "autosave": "bench_autosave", "compress": "bench_compress",
                             "load": "bench_load", "interventions": "bench_interventions",
-                            "adversarial": "bench_adversarial", "rl": "bench_rl"}
+                            "adversarial": "bench_adversarial", "rl": "bench_rl",
+                            "vit": "bench_vit", "gpt_zh": "bench_gpt_zh"}
 ON_REQUEST = {"load"}  # minutes of simulated classroom: only with --only load
 THROUGHPUT = [("fast", "fashion-mnist", None, 256), ("vit", "fashion-mnist", None, 256),
               ("gpt", "shakespeare", "shakespeare", 32), ("lstm", "shakespeare", "shakespeare", 32)]
