@@ -115,6 +115,50 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return _RandDropout.apply(x, p)
 
 
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of (h @ W^T) against targets, a chunk of rows at a time; the gradients
+    are computed in the forward (the loss is the graph's end) and scaled in the backward."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, rows: int) -> torch.Tensor:
+        grad_h, grad_w = torch.zeros_like(h), torch.zeros_like(weight)  # (N, C), (V, C)
+        total, count = h.new_zeros(()), (targets >= 0).sum()
+        for s in range(0, h.size(0), rows):
+            hc, yc = h[s:s + rows], targets[s:s + rows]                 # (n, C), (n,)
+            keep = yc >= 0                                               # ignore_index -1
+            yk = yc.clamp(min=0)
+            logits = hc @ weight.t()                                     # (n, V), fits in cache
+            lse = torch.logsumexp(logits, dim=-1)                        # (n,)
+            total += ((lse - logits.gather(1, yk[:, None]).squeeze(1)) * keep).sum()
+            g = logits.sub_(lse[:, None]).exp_()                         # softmax, in place
+            g[torch.arange(len(yk)), yk] -= 1.0                          # d loss_i / d logits_i
+            g.mul_(keep[:, None])
+            grad_h[s:s + rows] = g @ weight                              # (n, C)
+            grad_w.addmm_(g.t(), hc)                                     # (V, C)
+        ctx.save_for_backward(grad_h, grad_w, count)
+        return total / count
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
+        grad_h, grad_w, count = ctx.saved_tensors
+        scale = grad / count
+        return grad_h * scale, grad_w * scale, None, None
+
+
+def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                         rows: int = 64) -> torch.Tensor:
+    """F.cross_entropy(h @ weight.T, targets, ignore_index=-1) without the (N, V) logits.
+
+    h (N, C), weight (V, C), targets (N,) int64 in [0, V) or -1 (ignored); returns the mean over
+    the kept rows (NaN if none), differentiable in h and weight. The logits of `rows` rows at a
+    time stay in cache, so a wide vocabulary's head and loss cost about half the time of the
+    materialised pair on a CPU (issue 25: the 5,688-character Chinese GPT). Follows the fused
+    linear cross-entropy of Liger Kernel (Hsu et al. 2024) and Wijmans et al. 2024, "Cut Your
+    Losses in Large-Vocabulary Language Models".
+    """
+    return _LinearCrossEntropy.apply(h, weight, targets, rows)
+
+
 class Dropout(nn.Dropout):
     """nn.Dropout through `dropout` above (no parameters: checkpoints are unchanged)."""
 
@@ -225,6 +269,8 @@ def _init_weights(module: nn.Module, n_layer: int) -> None:
 
 # ---------------------------------------------------------------------------- GPT
 
+FUSED_HEAD_VOCAB = 1024  # from this vocabulary up, training's head and loss go by linear_cross_entropy
+
 
 class GPT(nn.Module):
     """Character-level GPT: token + position embeddings, causal pre-LN blocks, linear head."""
@@ -244,7 +290,8 @@ class GPT(nn.Module):
         if c.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight
 
-    def _run(self, idx: torch.Tensor, return_weights: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _run(self, idx: torch.Tensor, return_weights: bool, head: bool = True
+             ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence of length {T} is longer than block_size {self.config.block_size}")
@@ -254,10 +301,20 @@ class GPT(nn.Module):
         for block in self.transformer.h:
             x, w = block(x, return_weights)
             maps.append(w)
-        return self.lm_head(self.transformer.ln_f(x)), maps          # (B, T, V)
+        x = self.transformer.ln_f(x)                                 # (B, T, C)
+        return (self.lm_head(x) if head else x), maps                # (B, T, V)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Logits (B, T, V) and, given targets (B, T) (-1: ignored), the mean next-token loss.
+
+        Training on the CPU with a vocabulary of at least FUSED_HEAD_VOCAB, the loss comes from
+        linear_cross_entropy and the logits are never materialised: (None, loss).
+        """
+        if (targets is not None and self.training and torch.is_grad_enabled() and idx.device.type == "cpu"
+                and self.config.vocab_size >= FUSED_HEAD_VOCAB):
+            h, _ = self._run(idx, return_weights=False, head=False)     # (B, T, C)
+            return None, linear_cross_entropy(h.reshape(-1, h.size(-1)), self.lm_head.weight, targets.reshape(-1))
         logits, _ = self._run(idx, return_weights=False)
         loss = None
         if targets is not None:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from karp_models.models import build
-from karp_models.models.attention import SelfAttention, dropout
+from karp_models.models.attention import FUSED_HEAD_VOCAB, SelfAttention, dropout, linear_cross_entropy
 
 V = 13
 
@@ -90,6 +90,45 @@ def test_attention_with_dropout_in_training_matches_a_hand_computation():
 
 
 # ---------------------------------------------------------------------------- GPT
+
+
+@pytest.mark.parametrize("rows", [7, 64, 1000])
+def test_linear_cross_entropy_matches_torchs_loss_and_gradients(rows):
+    torch.manual_seed(0)
+    N, C, Vw = 100, 16, 301
+    h = torch.randn(N, C, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(Vw, C, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, Vw, (N,))
+    y[::9] = -1                                                      # ignored rows
+    loss = linear_cross_entropy(h, w, y, rows=rows)
+    loss.backward(torch.tensor(2.0, dtype=torch.float64))
+    gh, gw = h.grad, w.grad
+    h.grad = w.grad = None
+    ref = F.cross_entropy(h @ w.t(), y, ignore_index=-1)
+    (2 * ref).backward()
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(gh, h.grad)
+    torch.testing.assert_close(gw, w.grad)
+
+
+def test_wide_vocabulary_gpt_trains_through_the_fused_head():
+    torch.manual_seed(0)
+    gpt = build("gpt", preset="nano", vocab_size=FUSED_HEAD_VOCAB + 5, block_size=16).train()
+    x, y = torch.randint(0, FUSED_HEAD_VOCAB, (3, 16)), torch.randint(0, FUSED_HEAD_VOCAB, (3, 16))
+    none, loss = gpt(x, y)
+    assert none is None
+    loss.backward()
+    grads = [p.grad.clone() for p in gpt.parameters()]
+    gpt.zero_grad()
+    with torch.no_grad():
+        logits, _ = gpt(x)                                           # the materialised path
+    ref = F.cross_entropy(gpt(x)[0].reshape(-1, logits.size(-1)), y.reshape(-1))
+    ref.backward()
+    torch.testing.assert_close(loss, ref, atol=1e-5, rtol=0)
+    for g, p in zip(grads, gpt.parameters()):
+        torch.testing.assert_close(g, p.grad, atol=1e-6, rtol=1e-4)
+    assert gpt.eval()(x, y)[0].shape == (3, 16, FUSED_HEAD_VOCAB + 5)  # evaluation keeps its logits
+
 
 
 def test_gpt_shapes_loss_and_fused_vs_explicit():
