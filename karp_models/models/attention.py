@@ -3,7 +3,9 @@
 Cites: karpathy/nanoGPT model.py (GPTConfig, pre-LN Block, CausalSelfAttention, init, generate),
 Dosovitskiy et al. 2020 "An Image is Worth 16x16 Words" (patch embedding, CLS token, ViT head).
 The explain path computes softmax(QK^T / sqrt(d) + mask) explicitly so the weights can be returned;
-the fast path is F.scaled_dot_product_attention, and tests check the two agree.
+the fast path is F.scaled_dot_product_attention, and tests check the two agree. On the CPU,
+training with dropout takes the explicit path with karp's `dropout` (its mask drawn by rand), and a
+GPT with a wide vocabulary trains through `linear_cross_entropy` (no (B T, V) logits); issue 25.
 """
 
 from __future__ import annotations
