@@ -230,7 +230,8 @@ SECTIONS: dict[str, str] = {"predict": "bench_predict", "explain": "bench_explai
                             "autosave": "bench_autosave", "compress": "bench_compress",
                             "load": "bench_load", "interventions": "bench_interventions",
                             "adversarial": "bench_adversarial", "rl": "bench_rl",
-                            "first_page": "bench_first_page", "explain_cache": "bench_explain_cache"}
+                            "first_page": "bench_first_page", "explain_cache": "bench_explain_cache",
+                            "vit": "bench_vit", "gpt_zh": "bench_gpt_zh"}
 # minutes of simulated classroom; fresh servers and Chromium: only with --only load / first_page
 ON_REQUEST = {"load", "first_page"}
 THROUGHPUT = [("fast", "fashion-mnist", None, 256), ("vit", "fashion-mnist", None, 256),

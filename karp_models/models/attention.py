@@ -3,7 +3,9 @@
 Cites: karpathy/nanoGPT model.py (GPTConfig, pre-LN Block, CausalSelfAttention, init, generate),
 Dosovitskiy et al. 2020 "An Image is Worth 16x16 Words" (patch embedding, CLS token, ViT head).
 The explain path computes softmax(QK^T / sqrt(d) + mask) explicitly so the weights can be returned;
-the fast path is F.scaled_dot_product_attention, and tests check the two agree.
+the fast path is F.scaled_dot_product_attention, and tests check the two agree. On the CPU,
+training with dropout takes the explicit path with karp's `dropout` (its mask drawn by rand), and a
+GPT with a wide vocabulary trains through `linear_cross_entropy` (no (B T, V) logits); issue 25.
 """
 
 from __future__ import annotations
@@ -86,6 +88,87 @@ def fit_patch(base: ViTConfig, values: dict) -> dict:
 # ---------------------------------------------------------------------------- shared block
 
 
+class _RandDropout(torch.autograd.Function):
+    """Inverted dropout whose keep-mask is torch.rand >= p, saved scaled by 1 / (1 - p)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
+        mask = torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))      # 0 or 1 / (1 - p), like x
+        ctx.save_for_backward(mask)
+        return x * mask
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """F.dropout (Srivastava et al. 2014, inverted: kept values scaled by 1 / (1 - p)), same shape as x.
+
+    On the CPU the keep-mask is drawn as uniform >= p: the same Bernoulli(1 - p) mask as
+    F.dropout's, but torch's CPU bernoulli_ is several times slower than rand (issue 25: dropout
+    0.3 cost the classical-Chinese GPT a fifth of its training step). Elsewhere, F.dropout.
+    """
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or p >= 1.0:
+        return F.dropout(x, p, training)
+    return _RandDropout.apply(x, p)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of (h @ W^T) against targets, a chunk of rows at a time; the gradients
+    are computed in the forward (the loss is the graph's end) and scaled in the backward."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, rows: int) -> torch.Tensor:
+        grad_h, grad_w = torch.zeros_like(h), torch.zeros_like(weight)  # (N, C), (V, C)
+        total, count = h.new_zeros(()), (targets >= 0).sum()
+        for s in range(0, h.size(0), rows):
+            hc, yc = h[s:s + rows], targets[s:s + rows]                 # (n, C), (n,)
+            keep = yc >= 0                                               # ignore_index -1
+            yk = yc.clamp(min=0)
+            logits = hc @ weight.t()                                     # (n, V), fits in cache
+            lse = torch.logsumexp(logits, dim=-1)                        # (n,)
+            total += ((lse - logits.gather(1, yk[:, None]).squeeze(1)) * keep).sum()
+            g = logits.sub_(lse[:, None]).exp_()                         # softmax, in place
+            g[torch.arange(len(yk)), yk] -= 1.0                          # d loss_i / d logits_i
+            g.mul_(keep[:, None])
+            grad_h[s:s + rows] = g @ weight                              # (n, C)
+            grad_w.addmm_(g.t(), hc)                                     # (V, C)
+        ctx.save_for_backward(grad_h, grad_w, count)
+        return total / count
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
+        grad_h, grad_w, count = ctx.saved_tensors
+        scale = grad / count
+        return grad_h * scale, grad_w * scale, None, None
+
+
+def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                         rows: int = 64) -> torch.Tensor:
+    """F.cross_entropy(h @ weight.T, targets, ignore_index=-1) without the (N, V) logits.
+
+    h (N, C), weight (V, C), targets (N,) int64 in [0, V) or -1 (ignored); returns the mean over
+    the kept rows (NaN if none), differentiable in h and weight. The logits of `rows` rows at a
+    time stay in cache, so a wide vocabulary's head and loss cost about half the time of the
+    materialised pair on a CPU (issue 25: the 5,688-character Chinese GPT). Follows the fused
+    linear cross-entropy of Liger Kernel (Hsu et al. 2024) and Wijmans et al. 2024, "Cut Your
+    Losses in Large-Vocabulary Language Models".
+    """
+    return _LinearCrossEntropy.apply(h, weight, targets, rows)
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout through `dropout` above (no parameters: checkpoints are unchanged)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention; causal for GPT, full for ViT."""
 
@@ -94,8 +177,8 @@ class SelfAttention(nn.Module):
         self.n_head, self.causal, self.dropout = n_head, causal, dropout
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
-        self.attn_dropout = nn.Dropout(dropout)
-        self.resid_dropout = nn.Dropout(dropout)
+        self.attn_dropout = Dropout(dropout)
+        self.resid_dropout = Dropout(dropout)
 
     def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries, keys and values split into heads: (B, T, C) -> 3 x (B, nh, T, hs)."""
@@ -106,7 +189,10 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, return_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, C = x.shape
         q, k, v = self._heads(x)                                     # 3 x (B, nh, T, hs)
-        if not return_weights:                                       # fast path: fused kernel, no weights
+        # CPU SDPA with dropout falls back to these same explicit maths (with bernoulli_): spell
+        # them out then, with the faster `dropout`
+        cpu_dropout = self.training and self.dropout > 0 and x.device.type == "cpu"
+        if not return_weights and not cpu_dropout:                   # fast path: fused kernel, no weights
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
                                                is_causal=self.causal)
             weights = None
@@ -117,6 +203,7 @@ class SelfAttention(nn.Module):
                 att = att.masked_fill(future, float("-inf"))
             weights = F.softmax(att, dim=-1)                         # rows sum to 1
             y = self.attn_dropout(weights) @ v                       # (B, nh, T, hs)
+            weights = weights if return_weights else None
         y = y.transpose(1, 2).contiguous().view(B, T, C)             # (B, T, C)
         return self.resid_dropout(self.c_proj(y)), weights
 
@@ -144,7 +231,7 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(n_embd, hidden, bias=bias)
         self.gelu = nn.GELU()
         self.c_proj = nn.Linear(hidden, n_embd, bias=bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))   # (B, T, C)
@@ -184,6 +271,8 @@ def _init_weights(module: nn.Module, n_layer: int) -> None:
 
 # ---------------------------------------------------------------------------- GPT
 
+FUSED_HEAD_VOCAB = 1024  # from this vocabulary up, training's head and loss go by linear_cross_entropy
+
 
 class GPT(nn.Module):
     """Character-level GPT: token + position embeddings, causal pre-LN blocks, linear head."""
@@ -194,7 +283,7 @@ class GPT(nn.Module):
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(c.vocab_size, c.n_embd),
             wpe=nn.Embedding(c.block_size, c.n_embd),
-            drop=nn.Dropout(c.dropout),
+            drop=Dropout(c.dropout),
             h=nn.ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.bias, causal=True) for _ in range(c.n_layer)),
             ln_f=nn.LayerNorm(c.n_embd, bias=c.bias),
         ))
@@ -203,7 +292,8 @@ class GPT(nn.Module):
         if c.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight
 
-    def _run(self, idx: torch.Tensor, return_weights: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _run(self, idx: torch.Tensor, return_weights: bool, head: bool = True
+             ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence of length {T} is longer than block_size {self.config.block_size}")
@@ -213,10 +303,20 @@ class GPT(nn.Module):
         for block in self.transformer.h:
             x, w = block(x, return_weights)
             maps.append(w)
-        return self.lm_head(self.transformer.ln_f(x)), maps          # (B, T, V)
+        x = self.transformer.ln_f(x)                                 # (B, T, C)
+        return (self.lm_head(x) if head else x), maps                # (B, T, V)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Logits (B, T, V) and, given targets (B, T) (-1: ignored), the mean next-token loss.
+
+        Training on the CPU with a vocabulary of at least FUSED_HEAD_VOCAB, the loss comes from
+        linear_cross_entropy and the logits are never materialised: (None, loss).
+        """
+        if (targets is not None and self.training and torch.is_grad_enabled() and idx.device.type == "cpu"
+                and self.config.vocab_size >= FUSED_HEAD_VOCAB):
+            h, _ = self._run(idx, return_weights=False, head=False)     # (B, T, C)
+            return None, linear_cross_entropy(h.reshape(-1, h.size(-1)), self.lm_head.weight, targets.reshape(-1))
         logits, _ = self._run(idx, return_weights=False)
         loss = None
         if targets is not None:
@@ -273,7 +373,7 @@ class ViT(nn.Module):
         self.patch_embed = nn.Conv2d(C, c.n_embd, c.patch_size, stride=c.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.n_embd))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + g * g, c.n_embd))
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.blocks = nn.ModuleList(Block(c.n_embd, c.n_head, c.dropout, True, causal=False, mlp_ratio=c.mlp_ratio)
                                     for _ in range(c.n_layer))
         self.ln_f = nn.LayerNorm(c.n_embd)

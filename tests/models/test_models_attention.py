@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from karp_models.models import build
-from karp_models.models.attention import SelfAttention
+from karp_models.models.attention import FUSED_HEAD_VOCAB, SelfAttention, dropout, linear_cross_entropy
 
 V = 13
 
@@ -42,7 +42,93 @@ def test_explicit_attention_matches_fused_reference(causal):
     torch.testing.assert_close(w.sum(-1), torch.ones(2, 3, 7))
 
 
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
+def test_dropout_is_an_inverted_bernoulli_mask_like_torchs(p):
+    torch.manual_seed(0)
+    x = torch.randn(64, 257, requires_grad=True)
+    y = dropout(x, p, training=True)
+    kept = y != 0
+    # every value is dropped or scaled by 1 / (1 - p), as F.dropout's
+    torch.testing.assert_close(y[kept], x[kept] / (1 - p))
+    # the share dropped is p within 5 binomial standard deviations, as is torch's own
+    n = x.numel()
+    ref_dropped = (F.dropout(torch.ones(n), p, training=True) == 0).float().mean().item()
+    for share in (1 - kept.float().mean().item(), ref_dropped):
+        assert abs(share - p) < 5 * math.sqrt(p * (1 - p) / n)
+    g = torch.randn_like(x)
+    y.backward(g)
+    torch.testing.assert_close(x.grad, g * kept / (1 - p))      # d(x * mask) / dx = mask
+    # the same mask is torch.rand >= p under the same seed; off in eval, all-zero at p = 1
+    torch.manual_seed(1)
+    y1 = dropout(x.detach(), p, training=True)
+    torch.manual_seed(1)
+    assert torch.equal(y1 != 0, torch.rand_like(x) >= p)
+    assert dropout(x, p, training=False) is x and dropout(x, 0.0, training=True) is x
+    assert torch.equal(dropout(x, 1.0, training=True), torch.zeros_like(x))
+
+
+def test_attention_with_dropout_in_training_matches_a_hand_computation():
+    """On the CPU, training-mode dropout runs the explicit path: softmax weights dropped, then the
+    residual dropped, each mask rand >= p in that order."""
+    p, B, T, C, nh = 0.3, 2, 5, 12, 3
+    torch.manual_seed(0)
+    att = SelfAttention(n_embd=C, n_head=nh, dropout=p, bias=True, causal=True).train()
+    x = torch.randn(B, T, C)
+    torch.manual_seed(7)
+    out, w = att(x)
+    assert w is None
+    torch.manual_seed(7)
+    q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in att.c_attn(x).split(C, dim=2))
+    ref_w = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # no dropout: check the weights
+    att_w = ((q @ k.transpose(-2, -1)) / math.sqrt(C // nh)).masked_fill(
+        torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+    torch.testing.assert_close(att_w @ v, ref_w, atol=1e-5, rtol=0)
+    y = (att_w * (torch.rand_like(att_w) >= p) / (1 - p)) @ v
+    y = att.c_proj(y.transpose(1, 2).reshape(B, T, C))
+    ref = y * (torch.rand_like(y) >= p) / (1 - p)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+
+
 # ---------------------------------------------------------------------------- GPT
+
+
+@pytest.mark.parametrize("rows", [7, 64, 1000])
+def test_linear_cross_entropy_matches_torchs_loss_and_gradients(rows):
+    torch.manual_seed(0)
+    N, C, Vw = 100, 16, 301
+    h = torch.randn(N, C, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(Vw, C, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, Vw, (N,))
+    y[::9] = -1                                                      # ignored rows
+    loss = linear_cross_entropy(h, w, y, rows=rows)
+    loss.backward(torch.tensor(2.0, dtype=torch.float64))
+    gh, gw = h.grad, w.grad
+    h.grad = w.grad = None
+    ref = F.cross_entropy(h @ w.t(), y, ignore_index=-1)
+    (2 * ref).backward()
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(gh, h.grad)
+    torch.testing.assert_close(gw, w.grad)
+
+
+def test_wide_vocabulary_gpt_trains_through_the_fused_head():
+    torch.manual_seed(0)
+    gpt = build("gpt", preset="nano", vocab_size=FUSED_HEAD_VOCAB + 5, block_size=16).train()
+    x, y = torch.randint(0, FUSED_HEAD_VOCAB, (3, 16)), torch.randint(0, FUSED_HEAD_VOCAB, (3, 16))
+    none, loss = gpt(x, y)
+    assert none is None
+    loss.backward()
+    grads = [p.grad.clone() for p in gpt.parameters()]
+    gpt.zero_grad()
+    with torch.no_grad():
+        logits, _ = gpt(x)                                           # the materialised path
+    ref = F.cross_entropy(gpt(x)[0].reshape(-1, logits.size(-1)), y.reshape(-1))
+    ref.backward()
+    torch.testing.assert_close(loss, ref, atol=1e-5, rtol=0)
+    for g, p in zip(grads, gpt.parameters()):
+        torch.testing.assert_close(g, p.grad, atol=1e-6, rtol=1e-4)
+    assert gpt.eval()(x, y)[0].shape == (3, 16, FUSED_HEAD_VOCAB + 5)  # evaluation keeps its logits
+
 
 
 def test_gpt_shapes_loss_and_fused_vs_explicit():
