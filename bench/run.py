@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import statistics
 import sys
 import threading
@@ -76,7 +77,7 @@ def time_to(model_name: str, dataset: str, cfg: TrainConfig, *, preset: str | No
     ds = data.load(dataset)
     torch.manual_seed(cfg.seed)
     model = build_for(model_name, ds, preset=preset).to(device)
-    task = make_task(ds, model, augment=cfg.augment, shift=cfg.shift)
+    task = make_task(ds, model, augment=cfg.augment, shift=cfg.shift, tta_flip=cfg.tta_flip)
     stop = threading.Event()
     t0 = time.perf_counter()
     for rec in Trainer(model, task, cfg, device).run(stop=stop):
@@ -86,28 +87,40 @@ def time_to(model_name: str, dataset: str, cfg: TrainConfig, *, preset: str | No
     return time.perf_counter() - t0, {"loss": rec.val_loss, "accuracy": rec.val_accuracy}
 
 
-def classic_reference() -> tuple[float, float]:
-    """The course material's loop: `classic`, Adam lr 1e-3, batch 64, one epoch, plain PyTorch."""
+def cnn_section(seeds: tuple[int, ...] = (0, 1, 2), ref_seeds: tuple[int, ...] = (1,),
+                target: float = 0.91) -> None:
+    """karp's fast CNN against pytorch/examples' MNIST recipe (bench/reference_mnist.py), both on
+    Fashion-MNIST to `target` test accuracy, interleaved in this process: karp's seeds with the
+    reference's between them. Each figure counts its evaluation passes."""
+    import reference_mnist
+
     ds = data.load("fashion-mnist")
-    torch.manual_seed(0)
-    model = build_for("classic", ds)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = ds.train_x, ds.train_y
-    t0 = time.perf_counter()
-    model.train()
-    perm = torch.randperm(len(y))
-    for i in range(0, len(y), 64):
-        idx = perm[i:i + 64]
-        _, loss = model(x[idx].float() / 255, y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    elapsed = time.perf_counter() - t0
-    model.eval()
-    with torch.no_grad():
-        pred = torch.cat([model(ds.test_x[i:i + 1000].float() / 255)[0].argmax(1)
-                          for i in range(0, len(ds.test_y), 1000)])
-    return elapsed, (pred == ds.test_y).float().mean().item()
+    runs, refs = [], []
+    order = [("karp", s) for s in seeds]
+    for i, s in enumerate(ref_seeds):                 # karp, ref, karp, ref, ... karp
+        order.insert(2 * i + 1, ("ref", s))
+    for who, s in order:
+        if who == "karp":
+            runs.append(time_to("fast", "fashion-mnist", TrainConfig(**FAST_CNN_RECIPE, seed=s),
+                                preset=FAST_CNN_PRESET))
+        else:
+            refs.append(reference_mnist.time_to(ds, target, epochs=4, seed=s))
+    reached = [t for t, m in runs if m["accuracy"] >= target]
+    times = sorted(t if m["accuracy"] >= target else math.inf for t, m in runs)
+    t, accs = times[len(times) // 2], sorted(m["accuracy"] for _, m in runs)
+    line("fast_cnn_time_to_91pct", t, "s",
+         f"goal <= 15 s; median of {len(runs)} seeds, {min(t for t, _ in runs):.1f}-"
+         f"{max(t for t, _ in runs):.1f} s; {len(reached)}/{len(runs)} reached {target:.0%} "
+         f"(test accuracy {accs[0]:.2%}-{accs[-1]:.2%})")
+    ref_times = sorted(r.time_to_target or math.inf for r in refs)
+    t_ref = ref_times[len(ref_times) // 2]
+    detail = "; ".join(f"seed {s}: " + ", ".join(f"{a:.2%} at {sec:.0f} s" for a, sec in
+                                                  zip(r.accuracies, r.seconds))
+                       for s, r in zip(ref_seeds, refs))
+    line("pytorch_examples_mnist_time_to_91pct", t_ref, "s",
+         f"pytorch/examples mnist/main.py's Net and recipe on Fashion-MNIST, this run, "
+         f"{len(refs)} seed(s), tested after each epoch: {detail}")
+    line("fast_cnn_speedup_vs_pytorch_examples", t_ref / t, "x", "goal >= 9")
 
 
 # --- throughput
@@ -175,17 +188,7 @@ def main() -> None:
     line("matmul_fp32", rate / 1e9, "GFLOP/s", "this machine's reference rate")
 
     if want("cnn"):
-        # a 2-core machine's hiccups move one run by up to 30%: the median of three
-        runs = [time_to("fast", "fashion-mnist", TrainConfig(**FAST_CNN_RECIPE)) for _ in range(3)]
-        times = sorted(t for t, _ in runs)
-        t, m = times[1], runs[0][1]
-        line("fast_cnn_time_to_91pct", t, "s",
-             f"goal <= 30 s; median of 3 runs, {times[0]:.1f}-{times[2]:.1f} s; "
-             f"reached {min(r[1]['accuracy'] for r in runs):.2%} test accuracy")
-        t_ref, acc_ref = classic_reference()
-        line("classic_reference_1_epoch", t_ref, "s",
-             f"course loop, Adam, batch 64: {acc_ref:.2%} test accuracy")
-        line("fast_cnn_speedup_vs_reference", t_ref / t, "x")
+        cnn_section()   # issue 25: ~2.5 min on a quiet machine (the reference ~2 min of it)
 
     if want("gpt"):
         t, m = time_to("gpt", "shakespeare", TrainConfig(**GPT_RECIPE), preset=GPT_PRESET,
@@ -214,12 +217,13 @@ def main() -> None:
             importlib.import_module(module).run(line)
 
 
-# Recipes: the fast CNN's time-to-accuracy run (SGD + one-cycle + label smoothing, 1.2 epochs;
-# batch 256 runs about 15% more images a second than 128 here, and reaches 91.1-91.2% over 2 seeds);
-# the GPT is nanoGPT's CPU model (4 x 128, context 64) with a higher learning rate.
+# Recipes: the fast CNN's time-to-accuracy run (SGD + one-cycle + label smoothing, no training
+# augmentation, test-time flips), chosen on a validation split (the last 5,000 training images;
+# see FAST_CNN_CHOICE); the GPT is nanoGPT's CPU model (4 x 128, context 64) with a higher lr.
+FAST_CNN_PRESET = None   # the registry's default: 'fast'
 FAST_CNN_RECIPE = dict(steps=280, batch_size=256, optimizer="sgd", lr=0.2, weight_decay=5e-4,
-                       label_smoothing=0.1, warmup=0.25, augment=False, eval_every=0,
-                       eval_batches=1)
+                       label_smoothing=0.1, warmup=0.25, augment=False, tta_flip=True,
+                       eval_every=0, eval_batches=1)
 GPT_PRESET = "small"
 GPT_RECIPE = dict(steps=800, batch_size=32, lr=5e-3, eval_every=50, eval_batches=24)
 # Sections in their own files (one per issue); each module has run(line) and runs standalone.
