@@ -77,7 +77,7 @@ def time_to(model_name: str, dataset: str, cfg: TrainConfig, *, preset: str | No
     ds = data.load(dataset)
     torch.manual_seed(cfg.seed)
     model = build_for(model_name, ds, preset=preset).to(device)
-    task = make_task(ds, model, augment=cfg.augment, shift=cfg.shift, tta_flip=cfg.tta_flip)
+    task = make_task(ds, model, augment=cfg.augment, shift=cfg.shift)
     stop = threading.Event()
     t0 = time.perf_counter()
     for rec in Trainer(model, task, cfg, device).run(stop=stop):
@@ -112,15 +112,17 @@ def cnn_section(seeds: tuple[int, ...] = (0, 1, 2), ref_seeds: tuple[int, ...] =
          f"goal <= 15 s; median of {len(runs)} seeds, {min(t for t, _ in runs):.1f}-"
          f"{max(t for t, _ in runs):.1f} s; {len(reached)}/{len(runs)} reached {target:.0%} "
          f"(test accuracy {accs[0]:.2%}-{accs[-1]:.2%})")
-    ref_times = sorted(r.time_to_target or math.inf for r in refs)
+    # a seed that never reached the target counts with its whole run (so the ratio is a floor)
+    ref_times = sorted(r.time_to_target or r.seconds[-1] for r in refs)
     t_ref = ref_times[len(ref_times) // 2]
+    floor = "" if all(r.time_to_target for r in refs) else "at least; "
     detail = "; ".join(f"seed {s}: " + ", ".join(f"{a:.2%} at {sec:.0f} s" for a, sec in
                                                   zip(r.accuracies, r.seconds))
                        for s, r in zip(ref_seeds, refs))
     line("pytorch_examples_mnist_time_to_91pct", t_ref, "s",
          f"pytorch/examples mnist/main.py's Net and recipe on Fashion-MNIST, this run, "
          f"{len(refs)} seed(s), tested after each epoch: {detail}")
-    line("fast_cnn_speedup_vs_pytorch_examples", t_ref / t, "x", "goal >= 9")
+    line("fast_cnn_speedup_vs_pytorch_examples", t_ref / t, "x", f"{floor}goal >= 9")
 
 
 # --- throughput
@@ -179,6 +181,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="",
                     help="comma list: matmul,cnn,gpt,throughput,ui," + ",".join(SECTIONS))
+    ap.add_argument("--ref-seeds", default="1",
+                    help="cnn: seeds of the pytorch/examples reference, ~2 min each on a quiet "
+                    "machine (default 1, the script's own seed)")
     a = ap.parse_args()
     only = set(filter(None, a.only.split(",")))
     want = lambda k: not only or k in only  # noqa: E731
@@ -188,7 +193,8 @@ def main() -> None:
     line("matmul_fp32", rate / 1e9, "GFLOP/s", "this machine's reference rate")
 
     if want("cnn"):
-        cnn_section()   # issue 25: ~2.5 min on a quiet machine (the reference ~2 min of it)
+        # issue 25: ~2.5 min on a quiet machine with one reference seed (~2 min of it)
+        cnn_section(ref_seeds=tuple(int(v) for v in a.ref_seeds.split(",")))
 
     if want("gpt"):
         t, m = time_to("gpt", "shakespeare", TrainConfig(**GPT_RECIPE), preset=GPT_PRESET,
@@ -222,8 +228,8 @@ def main() -> None:
 # see FAST_CNN_CHOICE); the GPT is nanoGPT's CPU model (4 x 128, context 64) with a higher lr.
 FAST_CNN_PRESET = None   # the registry's default: 'fast'
 FAST_CNN_RECIPE = dict(steps=280, batch_size=256, optimizer="sgd", lr=0.2, weight_decay=5e-4,
-                       label_smoothing=0.1, warmup=0.25, augment=False, tta_flip=True,
-                       eval_every=0, eval_batches=1)
+                       label_smoothing=0.1, warmup=0.25, augment=False, eval_every=0,
+                       eval_batches=1)
 GPT_PRESET = "small"
 GPT_RECIPE = dict(steps=800, batch_size=32, lr=5e-3, eval_every=50, eval_batches=24)
 # Sections in their own files (one per issue); each module has run(line) and runs standalone.

@@ -188,8 +188,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
         steps = a.robust_steps or ROBUST_EVAL_STEPS
         robust = {"epsilon": a.robust_eps, "steps": steps,
                   "step_size": round(2.5 * a.robust_eps / steps, 6), "items": ROBUST_EVAL_ITEMS}
-    task = make_task(ds, model, augment=False, kind=kind, robust=robust,
-                     tta_flip=bool(ck.meta.get("tta_flip")))  # scored as it was when saved
+    task = make_task(ds, model, augment=False, kind=kind, robust=robust)
     now = final_metrics(task, model, device)
     recorded = ck.meta.get("metrics", {})
     saved = {k: v for k, v in (ck.meta.get("robust") or {}).items()

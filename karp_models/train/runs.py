@@ -123,8 +123,7 @@ def build_run(spec: RunSpec) -> Prepared:
     else:
         model = build_for(spec.model, ds, preset=spec.preset, **spec.overrides).to(device)
     task = make_task(ds, model, augment=spec.config.augment, shift=spec.config.shift, kind=reg.task,
-                     flip=spec.config.flip, robust=robust_attack(spec.config),
-                     tta_flip=spec.config.tta_flip)
+                     flip=spec.config.flip, robust=robust_attack(spec.config))
     if not spec.resume_from and hasattr(task, "setup"):
         task.setup(model)  # fine-tuning: the pretrained backbone
     teacher_meta = None

@@ -40,8 +40,7 @@ class TrainConfig:
     to the task (images: each augmentation on or off). adv_eps > 0: adversarial training (Madry
     et al. 2018), which the image task does: each training batch is replaced by its PGD attack
     (random start, adv_steps steps of adv_step_size) within adv_eps on the [0, 1] pixel scale
-    before the loss; evaluation stays on clean images. tta_flip: image evaluations average each
-    image's logits with its mirror image's (test-time augmentation; data that allows flips).
+    before the loss; evaluation stays on clean images.
     """
 
     steps: int | None = None
@@ -57,7 +56,6 @@ class TrainConfig:
     augment: bool = True
     shift: int | None = None          # images: pixels of random shift when augmenting (None: the task's)
     flip: bool = True                 # images: random horizontal flips when augmenting (data that allows them)
-    tta_flip: bool = False            # images: evaluate on the mean logits of each image and its mirror
     adv_eps: float = 0.0              # images: > 0 trains on PGD adversarial batches of this L-inf radius
     adv_steps: int = 7                # ... with this many PGD steps
     adv_step_size: float | None = None  # ... of this size (None: 2.5 * adv_eps / adv_steps, Madry et al.)

@@ -99,27 +99,6 @@ def test_image_evaluate_is_exact_and_deterministic_and_restores_mode():
     assert s1 == s2 and s1 != a  # a fixed subset of 100, the same every time
 
 
-def test_tta_flip_scores_the_mean_of_each_image_and_its_mirror_logits():
-    data = quadrant_images(flip_ok=True)
-    torch.manual_seed(0)
-    model = TinyNet(TinyNetConfig()).eval()
-    task = make_task(data, model, tta_flip=True)
-    got = task.evaluate(model, "cpu", batch_size=100)
-    x = data.test_x.float() / 255
-    with torch.no_grad():  # by hand: both logits, averaged, then loss and accuracy
-        logits = (model(x)[0] + model(torch.flip(x, dims=[3]))[0]) / 2
-    assert got["loss"] == pytest.approx(F.cross_entropy(logits, data.test_y).item(), abs=1e-5)
-    assert got["accuracy"] == pytest.approx((logits.argmax(-1) == data.test_y).float().mean().item())
-    plain = ImageClassification(data).evaluate(model, "cpu")
-    assert got["loss"] != pytest.approx(plain["loss"])  # the mirror changed the scores
-    assert task.meta()["tta_flip"] is True and "tta_flip" not in ImageClassification(data).meta()
-
-
-def test_tta_flip_is_refused_where_a_mirror_changes_the_label():
-    with pytest.raises(ValueError, match="mirror image may change the label"):
-        ImageClassification(quadrant_images(flip_ok=False), tta_flip=True)
-
-
 # --- text
 
 

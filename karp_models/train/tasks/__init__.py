@@ -30,10 +30,8 @@ def _char_lm(data: Any, model: nn.Module, *, block_size: int | None = None, **_:
 
 def _image_classification(data: Any, model: nn.Module, *, augment: bool = True,
                           shift: int | None = None, flip: bool = True,
-                          robust: dict | None = None, tta_flip: bool = False,
-                          **_: Any) -> ImageClassification:
-    return ImageClassification(data, augment=augment, pad=shift, flip=flip, robust=robust,
-                               tta_flip=tta_flip)
+                          robust: dict | None = None, **_: Any) -> ImageClassification:
+    return ImageClassification(data, augment=augment, pad=shift, flip=flip, robust=robust)
 
 
 def _fine_tuning(data: Any, model: nn.Module, *, augment: bool = True, shift: int | None = None,
@@ -68,7 +66,7 @@ def _dqn(env: Any, model: nn.Module, **_: Any) -> Task:
 
 
 # task kind (models.registry's ModelSpec.task) -> the Task for a dataset and a model; a new family
-# adds its builder here (keyword arguments: augment, shift, flip, robust, tta_flip, block_size; ignore what
+# adds its builder here (keyword arguments: augment, shift, flip, robust, block_size; ignore what
 # does not apply)
 TASKS: dict[str, Callable[..., Task]] = {"image": _image_classification, "text": _char_lm,
                                          "finetune": _fine_tuning, "gan": _gan, "vae": _vae,
@@ -77,21 +75,19 @@ TASKS: dict[str, Callable[..., Task]] = {"image": _image_classification, "text":
 
 def make_task(data: Any, model: nn.Module, augment: bool = True,
               block_size: int | None = None, shift: int | None = None,
-              kind: str | None = None, flip: bool = True, robust: dict | None = None,
-              tta_flip: bool = False) -> Task:
+              kind: str | None = None, flip: bool = True, robust: dict | None = None) -> Task:
     """The task of kind `kind` (a key of TASKS; the registry's ModelSpec.task) for a data set and
     a model. Without a kind: CharLM for text (it has a vocab), ImageClassification otherwise.
 
     block_size defaults to model.config.block_size; shift (images) to the task's own pad; flip
     (images) turns random flips off; robust (images): the PGD attack {"epsilon", "steps",
-    "step_size", "items"} final evaluations also measure robust accuracy under; tta_flip
-    (images): evaluations average each image's logits with its mirror image's.
+    "step_size", "items"} final evaluations also measure robust accuracy under.
     """
     if kind is not None:
         if kind not in TASKS:
             raise ValueError(f"no task {kind!r}; known: {', '.join(TASKS)}")
         return TASKS[kind](data, model, augment=augment, shift=shift, block_size=block_size,
-                           flip=flip, robust=robust, tta_flip=tta_flip)
+                           flip=flip, robust=robust)
     if hasattr(data, "vocab"):
         if block_size is None:
             block_size = getattr(getattr(model, "config", None), "block_size", None)
@@ -99,5 +95,4 @@ def make_task(data: Any, model: nn.Module, augment: bool = True,
             raise ValueError("text needs a block_size: the model's config has none; "
                              "pass block_size=")
         return CharLM(data, int(block_size))
-    return ImageClassification(data, augment=augment, pad=shift, flip=flip, robust=robust,
-                               tta_flip=tta_flip)
+    return ImageClassification(data, augment=augment, pad=shift, flip=flip, robust=robust)

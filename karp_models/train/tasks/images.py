@@ -30,10 +30,6 @@ class ImageClassification:
 
     robust: a PGD attack {"epsilon", "steps", "step_size", "items"} that final evaluations also
     measure robust accuracy under (on the first `items` test images); None: clean only.
-
-    tta_flip: evaluations score each image by the mean of its logits and its mirror image's
-    (test-time flip augmentation, as in Keller Jordan's airbench); only on data that allows
-    flips (data.flip_ok), otherwise a ValueError.
     """
 
     unit = "samples"
@@ -42,12 +38,8 @@ class ImageClassification:
     timelapse = True            # keep whole-model snapshots over a run (train/timelapse.py)
 
     def __init__(self, data: Any, augment: bool = True, pad: int | None = None, flip: bool = True,
-                 robust: dict[str, Any] | None = None, tta_flip: bool = False):
-        if tta_flip and not getattr(data, "flip_ok", False):
-            raise ValueError(f"{getattr(data, 'name', 'this data')}: a mirror image may change the "
-                             f"label, so test-time flips do not apply")
+                 robust: dict[str, Any] | None = None):
         self.data = data
-        self.tta_flip = bool(tta_flip)
         self.augment = augment
         self.flip_ok = bool(getattr(data, "flip_ok", False)) and flip
         self.robust = dict(robust) if robust else None
@@ -188,8 +180,7 @@ class ImageClassification:
                  split: str = "test", max_batches: int | None = None,
                  batch_size: int = 256) -> dict[str, float]:
         """Mean cross-entropy and accuracy over the split (all of it when max_batches is None,
-        else a fixed seeded subset of max_batches * batch_size images), of the logits as
-        `logits` makes them (with the task's tta_flip). Deterministic.
+        else a fixed seeded subset of max_batches * batch_size images). Deterministic.
 
         Batches of 256 ran the fast CNN's test set about twice as fast as 1,000 on a 2-core CPU.
         """
@@ -211,21 +202,14 @@ class ImageClassification:
                 x, y = self._to_float(t["x"][sel]), t["y"][sel]
                 if nhwc:
                     x = x.contiguous(memory_format=torch.channels_last)
-                logits = self.logits(model, x)  # (B, n_classes)
+                with torch.no_grad():
+                    logits, _ = model(x)  # (B, n_classes)
+                logits = logits.float()
                 loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
                 correct += (logits.argmax(-1) == y).sum()
         finally:
             model.train(was_training)
         return {"loss": loss_sum.item() / n, "accuracy": correct.item() / n}
-
-    @torch.no_grad()
-    def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """The model's float logits (B, n_classes) for images x (B, C, H, W) as evaluation scores
-        them: with tta_flip, the mean of model(x) and model(x mirrored left-right)."""
-        logits = model(x)[0].float()
-        if self.tta_flip:
-            logits = (logits + model(x.flip(-1))[0].float()) / 2
-        return logits
 
     def preview(self, model: nn.Module, device: torch.device, step: int) -> previews.Predictions:
         """The model's guesses on 16 fixed test images, and its first conv layer's weights."""
@@ -236,11 +220,8 @@ class ImageClassification:
         return previews.predict_grid(model, *self._grid, tuple(self.data.classes), device, step)
 
     def meta(self) -> dict[str, Any]:
-        """The classes, the attack the robust accuracy was measured under (if any), and tta_flip
-        when the metrics were measured with test-time flips."""
+        """The classes, and the attack the robust accuracy was measured under (if any)."""
         out: dict[str, Any] = {"classes": list(self.data.classes)}
-        if self.tta_flip:
-            out["tta_flip"] = True
         if self.robust:
             out["robust"] = {"attack": "PGD", "norm": "Linf", **self.robust}
         return out
