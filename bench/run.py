@@ -3,12 +3,13 @@
     python bench/run.py            # all figures (a few minutes on a 2-core CPU)
     python bench/run.py --only matmul,throughput
 
-Measured in this run; nothing is copied from elsewhere. Goals come from issue 3.
+Measured in this run; nothing is copied from elsewhere. Goals come from issues 3 and 25.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import statistics
 import sys
 import threading
@@ -86,28 +87,42 @@ def time_to(model_name: str, dataset: str, cfg: TrainConfig, *, preset: str | No
     return time.perf_counter() - t0, {"loss": rec.val_loss, "accuracy": rec.val_accuracy}
 
 
-def classic_reference() -> tuple[float, float]:
-    """The course material's loop: `classic`, Adam lr 1e-3, batch 64, one epoch, plain PyTorch."""
+def cnn_section(seeds: tuple[int, ...] = (0, 1, 2), ref_seeds: tuple[int, ...] = (1,),
+                target: float = 0.91) -> None:
+    """karp's fast CNN against pytorch/examples' MNIST recipe (bench/reference_mnist.py), both on
+    Fashion-MNIST to `target` test accuracy, interleaved in this process: karp's seeds with the
+    reference's between them. Each figure counts its evaluation passes."""
+    import reference_mnist
+
     ds = data.load("fashion-mnist")
-    torch.manual_seed(0)
-    model = build_for("classic", ds)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = ds.train_x, ds.train_y
-    t0 = time.perf_counter()
-    model.train()
-    perm = torch.randperm(len(y))
-    for i in range(0, len(y), 64):
-        idx = perm[i:i + 64]
-        _, loss = model(x[idx].float() / 255, y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    elapsed = time.perf_counter() - t0
-    model.eval()
-    with torch.no_grad():
-        pred = torch.cat([model(ds.test_x[i:i + 1000].float() / 255)[0].argmax(1)
-                          for i in range(0, len(ds.test_y), 1000)])
-    return elapsed, (pred == ds.test_y).float().mean().item()
+    runs, refs = [], []
+    order = [("karp", s) for s in seeds]
+    for i, s in enumerate(ref_seeds):                 # karp, ref, karp, ref, ... karp
+        order.insert(2 * i + 1, ("ref", s))
+    for who, s in order:
+        if who == "karp":
+            runs.append(time_to("fast", "fashion-mnist", TrainConfig(**FAST_CNN_RECIPE, seed=s),
+                                preset=FAST_CNN_PRESET))
+        else:
+            refs.append(reference_mnist.time_to(ds, target, epochs=4, seed=s))
+    reached = [t for t, m in runs if m["accuracy"] >= target]
+    times = sorted(t if m["accuracy"] >= target else math.inf for t, m in runs)
+    t, accs = times[len(times) // 2], sorted(m["accuracy"] for _, m in runs)
+    line("fast_cnn_time_to_91pct", t, "s",
+         f"goal <= 15 s; median of {len(runs)} seeds, {min(t for t, _ in runs):.1f}-"
+         f"{max(t for t, _ in runs):.1f} s; {len(reached)}/{len(runs)} reached {target:.0%} "
+         f"(test accuracy {accs[0]:.2%}-{accs[-1]:.2%})")
+    # a seed that never reached the target counts with its whole run (so the ratio is a floor)
+    ref_times = sorted(r.time_to_target or r.seconds[-1] for r in refs)
+    t_ref = ref_times[len(ref_times) // 2]
+    floor = "" if all(r.time_to_target for r in refs) else "at least; "
+    detail = "; ".join(f"seed {s}: " + ", ".join(f"{a:.2%} at {sec:.0f} s" for a, sec in
+                                                  zip(r.accuracies, r.seconds))
+                       for s, r in zip(ref_seeds, refs))
+    line("pytorch_examples_mnist_time_to_91pct", t_ref, "s",
+         f"pytorch/examples mnist/main.py's Net and recipe on Fashion-MNIST, this run, "
+         f"{len(refs)} seed(s), tested after each epoch: {detail}")
+    line("fast_cnn_speedup_vs_pytorch_examples", t_ref / t, "x", f"{floor}goal >= 9")
 
 
 # --- throughput
@@ -166,6 +181,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="",
                     help="comma list: matmul,cnn,gpt,throughput,ui," + ",".join(SECTIONS))
+    ap.add_argument("--ref-seeds", default="1",
+                    help="cnn: seeds of the pytorch/examples reference, ~2 min each on a quiet "
+                    "machine (default 1, the script's own seed)")
     a = ap.parse_args()
     only = set(filter(None, a.only.split(",")))
     want = lambda k: not only or k in only  # noqa: E731
@@ -175,17 +193,8 @@ def main() -> None:
     line("matmul_fp32", rate / 1e9, "GFLOP/s", "this machine's reference rate")
 
     if want("cnn"):
-        # a 2-core machine's hiccups move one run by up to 30%: the median of three
-        runs = [time_to("fast", "fashion-mnist", TrainConfig(**FAST_CNN_RECIPE)) for _ in range(3)]
-        times = sorted(t for t, _ in runs)
-        t, m = times[1], runs[0][1]
-        line("fast_cnn_time_to_91pct", t, "s",
-             f"goal <= 30 s; median of 3 runs, {times[0]:.1f}-{times[2]:.1f} s; "
-             f"reached {min(r[1]['accuracy'] for r in runs):.2%} test accuracy")
-        t_ref, acc_ref = classic_reference()
-        line("classic_reference_1_epoch", t_ref, "s",
-             f"course loop, Adam, batch 64: {acc_ref:.2%} test accuracy")
-        line("fast_cnn_speedup_vs_reference", t_ref / t, "x")
+        # issue 25: ~2.5 min on a quiet machine with one reference seed (~2 min of it)
+        cnn_section(ref_seeds=tuple(int(v) for v in a.ref_seeds.split(",")))
 
     if want("gpt"):
         t, m = time_to("gpt", "shakespeare", TrainConfig(**GPT_RECIPE), preset=GPT_PRESET,
@@ -214,9 +223,21 @@ def main() -> None:
             importlib.import_module(module).run(line)
 
 
-# Recipes: the fast CNN's time-to-accuracy run (SGD + one-cycle + label smoothing, 1.2 epochs;
-# batch 256 runs about 15% more images a second than 128 here, and reaches 91.1-91.2% over 2 seeds);
-# the GPT is nanoGPT's CPU model (4 x 128, context 64) with a higher learning rate.
+# Recipes. The fast CNN's time-to-accuracy run: SGD + one-cycle + label smoothing, no
+# augmentation, 280 steps of 256 (1.2 epochs) on the 'fast-small' preset (16, 24, 48, 96: 0.6-0.7x
+# fast's time per training step). Chosen on a validation split, the last 5,000 training images
+# (trained on the first 55,000; accuracy there after the whole schedule, seeds 0-2, Dec 2026):
+#   fast 280 steps (the old recipe)   91.72 91.64 91.48%   3/3 >= 91%   ~1.0 (cost, fast-steps)
+#   fast 200                          91.22 90.68 90.94%   1/3          ~0.71
+#   fast-small 280 (chosen)           91.38 91.58 91.00%   3/3          ~0.6
+#   fast-small 240                    90.84 91.48 90.90%   1/3          ~0.51
+#   fast-small 200                    90.62% (seed 0)      0/1
+#   fast-small 240, lr 0.3 / lr 0.4 / no label smoothing: medians 91.10 / 91.10 / 91.16%
+#   (2/3, 3/3, 2/3): none as far above 91% as 280 steps, and test accuracy runs ~0.4 below these
+# Test-time flips did not win here and are not in karp: without flip augmentation in training the
+# mirrored view is unfamiliar (fast 280: 84.0 89.7 87.3%), with it 200 steps gave 90.76% (seed 0)
+# against 91.22% without either. The GPT is nanoGPT's CPU model (4 x 128, context 64), higher lr.
+FAST_CNN_PRESET = "fast-small"
 FAST_CNN_RECIPE = dict(steps=280, batch_size=256, optimizer="sgd", lr=0.2, weight_decay=5e-4,
                        label_smoothing=0.1, warmup=0.25, augment=False, eval_every=0,
                        eval_batches=1)

@@ -52,6 +52,7 @@ PRESETS: dict[str, CNNConfig] = {
     "classic-dropout": CNNConfig(arch="classic", dropout=0.5),   # the course's CIFAR-10 network (75% there)
     "fast": CNNConfig(arch="fast", widths=(24, 32, 64, 128)),
     "fast-wide": CNNConfig(arch="fast", widths=(32, 48, 96, 192)),
+    "fast-small": CNNConfig(arch="fast", widths=(16, 24, 48, 96)),   # 0.6-0.7x the time per training step of fast
     "tinyvgg": CNNConfig(arch="tinyvgg"),
     "resnet18": CNNConfig(arch="resnet18"),
 }

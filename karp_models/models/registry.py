@@ -92,7 +92,7 @@ REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (
            ("classic", "classic-dropout"), CNNConfig, CNN, CNN_PRESETS, (("arch", "classic"),)),
     _image("fast", "cnn", ("fast-fashion-mnist.safetensors", "fast-robust-fashion-mnist.safetensors"),
            "A BatchNorm CNN built for time-to-accuracy on a CPU: pool early, conv-BN-ReLU, global max-pool.",
-           ("fast", "fast-wide"), CNNConfig, CNN, CNN_PRESETS, (("arch", "fast"),)),
+           ("fast", "fast-wide", "fast-small"), CNNConfig, CNN, CNN_PRESETS, (("arch", "fast"),)),
     _image("tinyvgg", "cnn", (),
            "CNN Explainer's TinyVGG: two blocks of [conv3x3, ReLU, conv3x3, ReLU, max-pool], then linear.",
            ("tinyvgg",), CNNConfig, CNN, CNN_PRESETS, (("arch", "tinyvgg"),)),

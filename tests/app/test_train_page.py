@@ -268,3 +268,16 @@ def test_augmentation_toggles_show_the_batch_and_adversarial_training_reaches_th
     (job,) = get_manager().jobs(at.session_state["train_session_id"])
     c = job.spec.config
     assert (c.adv_eps, c.shift, c.augment) == (0.05, None, True) and "PGD ε 0.05" in job.label
+
+
+def test_the_fast_small_preset_is_a_size_with_its_own_parameter_count_and_time(app):
+    from karp_models import data
+    from karp_models.models import build_for
+
+    at = app
+    assert any(o.startswith("fast-small: ") for o in at.selectbox(key="train_preset").options)
+    at.selectbox(key="train_preset").set_value("fast-small").run()
+    assert not at.exception, [e.value for e in at.exception]
+    n = sum(p.numel() for p in build_for("fast", data.load("fashion-mnist"), preset="fast-small").parameters())
+    about = [m.value for m in at.markdown if "measured here" in m.value]
+    assert about and f"{n:,}-parameter model" in about[0]

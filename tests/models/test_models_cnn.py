@@ -108,7 +108,7 @@ def test_resnet18_is_torchvision_with_a_small_stem(C):
 
 
 def test_fast_presets_stay_under_a_million_parameters():
-    for preset in ("fast", "fast-wide"):
+    for preset in ("fast", "fast-wide", "fast-small"):
         for C in (1, 3):
             m = build("fast", preset=preset, in_channels=C, mean=(0.5,) * C, std=(0.5,) * C)
             assert sum(p.numel() for p in m.parameters()) < 1_000_000
