@@ -233,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="checkpoint path (.safetensors)")
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--optimizer", choices=["adamw", "sgd"])
+    p.add_argument("--optimizer", choices=["adamw", "sgd", "muon"],
+                   help="muon: Muon on the hidden Linear matrices, AdamW on the rest")
     p.add_argument("--schedule", choices=["onecycle", "cosine", "constant"])
     p.add_argument("--weight-decay", dest="weight_decay", type=float)
     p.add_argument("--warmup", type=float)
