@@ -217,12 +217,13 @@ class _AllLogits(nn.Module):
         return self.model(x, torch.zeros_like(x))[0], None
 
 
-def time_to_loss(run: RefRun, task: object, target: float, *, every: int = 50, eval_batches: int = 8,
-                 eval_batch_size: int = 64) -> tuple[float | None, int, float]:
+def time_to_loss(run: RefRun, task: object, target: float, *, every: int = 50, start: int = 0,
+                 eval_batches: int = 8, eval_batch_size: int = 64) -> tuple[float | None, int, float]:
     """Train `run` until karp's interval evaluation (task.evaluate on the same fixed validation
-    subset as karp's run) is at or below target, or max_iters. Returns (seconds of training to
-    that evaluation, None if never reached; iterations; last subset loss). Evaluation time is NOT
-    counted: the reference is timed in its favour."""
+    subset as karp's run), every `every` iterations from iteration `start` on, is at or below
+    target, or max_iters. Returns (seconds of training to that evaluation, None if never reached;
+    iterations; last subset loss). Evaluation time is NOT counted: the reference is timed in its
+    favour."""
     import time
 
     clock, loss = 0.0, float("inf")
@@ -230,7 +231,7 @@ def time_to_loss(run: RefRun, task: object, target: float, *, every: int = 50, e
         t0 = time.perf_counter()
         run.step()
         clock += time.perf_counter() - t0
-        if run.it % every == 0:
+        if run.it >= start and run.it % every == 0:
             loss = task.evaluate(_AllLogits(run.model), "cpu", max_batches=eval_batches,
                                  batch_size=eval_batch_size)["loss"]
             run.model.train()

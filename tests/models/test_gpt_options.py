@@ -160,3 +160,16 @@ def test_shipped_gpt_weights_load_and_give_the_original_logits(name):
         ref = _functional_gpt({k: v for k, v in model.state_dict().items()}, cfg, idx)
     torch.testing.assert_close(logits, ref, atol=1e-4, rtol=1e-4)
     assert all(isinstance(m, nn.GELU) for n, m in model.named_modules() if n.endswith("mlp.gelu"))
+
+
+def test_muon_splits_a_tasks_groups_and_keeps_their_lr_scale():
+    m = build("gpt", preset="nano", vocab_size=13, block_size=16)
+    head, rest = [m.lm_head.weight], [p for p in m.parameters() if p is not m.lm_head.weight]
+    groups = [{"params": rest, "weight_decay": 0.0, "lr_scale": 0.1},
+              {"params": head, "weight_decay": 0.0, "lr_scale": 1.0}]
+    opt = make_optimizer(m, TrainConfig(steps=1, optimizer="muon"), "cpu", groups)
+    assert [g["lr_scale"] for g in opt.muon.param_groups] == [0.1]       # the head is never Muon's
+    assert sorted(g["lr_scale"] for g in opt.adamw.param_groups) == [0.1, 1.0]
+    assert len(opt.param_groups) == 3
+    with pytest.raises(ValueError, match="hidden Linear"):
+        MuonAdamW(nn.Embedding(3, 2), 0.01, 0.0)
