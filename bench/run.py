@@ -116,9 +116,10 @@ def gpt_versus_nanogpt(seeds: tuple[int, ...] = (0, 1, 2), target: float | None 
     """karp's GPT recipe and nanoGPT's CPU recipe (bench/nanogpt_ref.py) to the same validation
     loss on the same text and split, interleaved seed by seed (karp, nanoGPT, karp, ...).
 
-    Both are checked on the same fixed validation subset (the Trainer's interval evaluation);
-    karp's time counts its evaluations and the final full-split one, nanoGPT's counts training
-    only (in its favour)."""
+    karp's recipe is a fixed budget: its time is the whole run, the final full-split evaluation
+    included, and a seed reaches the target if that full-split loss is at or below it. nanoGPT is
+    checked every 50 iterations (from half way on) on a fixed validation subset and timed to the
+    first check at or below the target, the checks not counted: both in its favour."""
     from nanogpt_ref import RefRecipe, RefRun, time_to_loss
 
     target = GPT_TARGET if target is None else target
@@ -126,29 +127,30 @@ def gpt_versus_nanogpt(seeds: tuple[int, ...] = (0, 1, 2), target: float | None 
     cfg = TrainConfig(**GPT_RECIPE)
     task = make_task(ds, build_for("gpt", ds, preset=GPT_PRESET, **GPT_MODEL))
     train_ids = torch.as_tensor(ds.train_ids, dtype=torch.int64)
-    recipe = RefRecipe(max_iters=NANOGPT_ITERS, lr_decay_iters=NANOGPT_ITERS)
+    recipe = RefRecipe(max_iters=NANOGPT_MAX_ITERS, lr_decay_iters=NANOGPT_DECAY_ITERS)
     karp, ref, full = [], [], []
     for seed in seeds:
         t, m = time_to("gpt", "shakespeare", dataclasses.replace(cfg, seed=seed), preset=GPT_PRESET,
-                       target_loss=target, overrides=GPT_MODEL)
-        karp.append(t)
+                       overrides=GPT_MODEL)
+        karp.append(t if m["loss"] <= target else float("inf"))
         full.append(m["loss"])
         run = RefRun(train_ids, ds.vocab_size, seed=1337 + seed, recipe=recipe)
-        # checked from half way on (it is above 2.0 before: cheaper, and its checks are not timed)
-        t_ref, iters, _ = time_to_loss(run, task, target, start=recipe.max_iters // 2,
-                                       eval_batches=cfg.eval_batches, eval_batch_size=cfg.batch_size)
+        t_ref, iters, last = time_to_loss(run, task, target, start=recipe.lr_decay_iters // 2,
+                                          **NANOGPT_CHECK)
         ref.append(t_ref if t_ref is not None else float("inf"))
-        print(f"#   seed {seed}: karp {t:.1f} s (full validation {m['loss']:.3f}); nanoGPT "
-              f"{'-' if t_ref is None else f'{t_ref:.1f} s'} ({iters} iterations)", flush=True)
+        print(f"#   seed {seed}: karp {t:.1f} s, full validation loss {m['loss']:.3f}; nanoGPT "
+              f"{'not reached' if t_ref is None else f'{t_ref:.1f} s'} at iteration {iters}, "
+              f"subset loss {last:.3f}", flush=True)
     k, r = statistics.median(karp), statistics.median(ref)
-    reached = sum(math.isfinite(x) for x in ref)
     line(f"gpt_time_to_val_{target}", k, "s",
-         f"goal <= 40 s; median of {len(seeds)} seeds, {min(karp):.1f}-{max(karp):.1f} s, evaluations "
-         f"included; full validation loss {min(full):.3f}-{max(full):.3f} nats/char")
+         f"goal <= 40 s; median of {len(seeds)} seeds, {sum(map(math.isfinite, karp))}/{len(seeds)} "
+         f"reached; {cfg.steps} steps, evaluation of the whole split included; full validation loss "
+         f"{min(full):.3f}-{max(full):.3f} nats/char")
     line(f"nanogpt_time_to_val_{target}", r, "s",
-         f"nanoGPT's CPU recipe re-implemented (bench/nanogpt_ref.py), same text, split and threads; "
-         f"{reached}/{len(seeds)} seeds reached it in {recipe.max_iters} iterations; its evaluations "
-         f"not counted")
+         f"nanoGPT's CPU recipe re-implemented (bench/nanogpt_ref.py), same text, split and threads, "
+         f"lr decayed over {recipe.lr_decay_iters} iterations; {sum(map(math.isfinite, ref))}/{len(seeds)} "
+         f"reached; "
+         f"median of {len(seeds)} seeds, its checks not counted")
     line("gpt_speedup_vs_nanogpt", r / k, "x", "goal >= 1.5")
 
 
@@ -263,7 +265,12 @@ GPT_PRESET = "small"
 GPT_MODEL: dict = {}
 GPT_RECIPE = dict(steps=800, batch_size=32, lr=5e-3, eval_every=50, eval_batches=24)
 GPT_TARGET = 1.88
-NANOGPT_ITERS = 2000  # nanoGPT README's max_iters = lr_decay_iters
+# nanoGPT's README runs 2000 iterations (max_iters = lr_decay_iters); on this text they end at
+# 1.894 on the check subset (seed 1337), short of 1.88, so its lr decays over more of them, as
+# the issue's 100 s run did ("iterations scaled to fill the budget"), and it may go on at min_lr
+NANOGPT_DECAY_ITERS = 2500
+NANOGPT_MAX_ITERS = 4000
+NANOGPT_CHECK = dict(every=50, eval_batches=24, eval_batch_size=32)  # 768 windows of 64: 10% of the split
 # Sections in their own files (one per issue); each module has run(line) and runs standalone.
 SECTIONS: dict[str, str] = {"predict": "bench_predict", "explain": "bench_explain",
                             "evaluate": "bench_evaluate", "text": "bench_text",

@@ -139,7 +139,9 @@ def cmd_train(a: argparse.Namespace) -> int:
         bar.set_postfix(post, refresh=False)
     bar.close()
 
-    metrics = final_metrics(trainer.task, trainer.model, trainer.device)
+    # the run's final record scored the whole split: not again (no quick_stop here)
+    metrics = final_metrics(trainer.task, trainer.model, trainer.device,
+                            trainer.history[-1] if trainer.history else None)
     meta = run_metadata(spec, prepared, metrics,
                         command="python -m karp_models " + shlex.join(sys.argv[1:]))
     try:
