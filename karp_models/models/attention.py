@@ -138,14 +138,19 @@ class SelfAttention(nn.Module):
         """Queries, keys and values split into heads: (B, T, C) -> 3 x (B, nh, T, hs), with QK-norm
         and rotary embeddings (x's first position being `start`) when on."""
         B, T, C = x.shape
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-                   for t in self.c_attn(x).split(C, dim=2))
-        if self.qk_norm:
-            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
-        if self.rotary:
-            cos, sin = self.rot_cos[start:start + T], self.rot_sin[start:start + T]
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        return q, k, v
+        qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head)
+        if self.qk_norm or self.rotary:  # queries and keys together: half the small ops
+            qk = qkv[:, :, :2]                                       # (B, T, 2, nh, hs)
+            if self.qk_norm:
+                qk = F.rms_norm(qk, (qk.size(-1),))
+            if self.rotary:
+                cos = self.rot_cos[start:start + T, None, None]      # (T, 1, 1, hs / 2)
+                qk = apply_rotary(qk, cos, self.rot_sin[start:start + T, None, None])
+            q, k = qk.unbind(2)
+            v = qkv[:, :, 2]
+        else:
+            q, k, v = qkv.unbind(2)                                  # 3 x (B, T, nh, hs)
+        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
     def forward(self, x: torch.Tensor, return_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, C = x.shape
