@@ -8,6 +8,7 @@ Measured in this run; nothing is copied from elsewhere. Goals come from issues 3
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import math
 import statistics
@@ -68,7 +69,7 @@ def matmul_rate(n: int = 1024, seconds: float = 3.0, windows: int = 6) -> float:
 
 
 def time_to(model_name: str, dataset: str, cfg: TrainConfig, *, preset: str | None = None,
-            target_loss: float | None = None) -> tuple[float, dict]:
+            target_loss: float | None = None, overrides: dict | None = None) -> tuple[float, dict]:
     """Train from scratch; wall time (including the final evaluation) and its full-split metrics.
 
     With target_loss, training stops at the first interval evaluation at or below it.
@@ -76,7 +77,7 @@ def time_to(model_name: str, dataset: str, cfg: TrainConfig, *, preset: str | No
     device = dev.pick_device()
     ds = data.load(dataset)
     torch.manual_seed(cfg.seed)
-    model = build_for(model_name, ds, preset=preset).to(device)
+    model = build_for(model_name, ds, preset=preset, **(overrides or {})).to(device)
     task = make_task(ds, model, augment=cfg.augment, shift=cfg.shift)
     stop = threading.Event()
     t0 = time.perf_counter()
@@ -123,6 +124,48 @@ def cnn_section(seeds: tuple[int, ...] = (0, 1, 2), ref_seeds: tuple[int, ...] =
          f"pytorch/examples mnist/main.py's Net and recipe on Fashion-MNIST, this run, "
          f"{len(refs)} seed(s), tested after each epoch: {detail}")
     line("fast_cnn_speedup_vs_pytorch_examples", t_ref / t, "x", f"{floor}goal >= 9")
+
+
+def gpt_versus_nanogpt(seeds: tuple[int, ...] = (0, 1, 2), target: float | None = None) -> None:
+    """karp's GPT recipe and nanoGPT's CPU recipe (bench/nanogpt_ref.py) to the same validation
+    loss on the same text and split, interleaved seed by seed (karp, nanoGPT, karp, ...).
+
+    karp's recipe is a fixed budget: its time is the whole run, the final full-split evaluation
+    included, and a seed reaches the target if that full-split loss is at or below it. nanoGPT is
+    checked every 50 iterations (from half way on) on a fixed validation subset and timed to the
+    first check at or below the target, the checks not counted: both in its favour."""
+    from nanogpt_ref import RefRecipe, RefRun, time_to_loss
+
+    target = GPT_TARGET if target is None else target
+    ds = data.load("shakespeare")
+    cfg = TrainConfig(**GPT_RECIPE)
+    task = make_task(ds, build_for("gpt", ds, preset=GPT_PRESET, **GPT_MODEL))
+    train_ids = torch.as_tensor(ds.train_ids, dtype=torch.int64)
+    recipe = RefRecipe(max_iters=NANOGPT_MAX_ITERS, lr_decay_iters=NANOGPT_DECAY_ITERS)
+    karp, ref, full = [], [], []
+    for seed in seeds:
+        t, m = time_to("gpt", "shakespeare", dataclasses.replace(cfg, seed=seed), preset=GPT_PRESET,
+                       overrides=GPT_MODEL)
+        karp.append(t if m["loss"] <= target else float("inf"))
+        full.append(m["loss"])
+        run = RefRun(train_ids, ds.vocab_size, seed=1337 + seed, recipe=recipe)
+        t_ref, iters, last = time_to_loss(run, task, target, start=recipe.lr_decay_iters // 2,
+                                          **NANOGPT_CHECK)
+        ref.append(t_ref if t_ref is not None else float("inf"))
+        print(f"#   seed {seed}: karp {t:.1f} s, full validation loss {m['loss']:.3f}; nanoGPT "
+              f"{'not reached' if t_ref is None else f'{t_ref:.1f} s'} at iteration {iters}, "
+              f"subset loss {last:.3f}", flush=True)
+    k, r = statistics.median(karp), statistics.median(ref)
+    line(f"gpt_time_to_val_{target}", k, "s",
+         f"goal <= 40 s; median of {len(seeds)} seeds, {sum(map(math.isfinite, karp))}/{len(seeds)} "
+         f"reached; {cfg.steps} steps, evaluation of the whole split included; full validation loss "
+         f"{min(full):.3f}-{max(full):.3f} nats/char")
+    line(f"nanogpt_time_to_val_{target}", r, "s",
+         f"nanoGPT's CPU recipe re-implemented (bench/nanogpt_ref.py), same text, split and threads, "
+         f"lr decayed over {recipe.lr_decay_iters} iterations; {sum(map(math.isfinite, ref))}/{len(seeds)} "
+         f"reached; "
+         f"median of {len(seeds)} seeds, its checks not counted")
+    line("gpt_speedup_vs_nanogpt", r / k, "x", "goal >= 1.5")
 
 
 # --- throughput
@@ -197,10 +240,7 @@ def main() -> None:
         cnn_section(ref_seeds=tuple(int(v) for v in a.ref_seeds.split(",")))
 
     if want("gpt"):
-        t, m = time_to("gpt", "shakespeare", TrainConfig(**GPT_RECIPE), preset=GPT_PRESET,
-                       target_loss=1.88)
-        line("gpt_time_to_val_1.88", t, "s",
-             f"goal <= 100 s; full validation loss {m['loss']:.3f} nats/char")
+        gpt_versus_nanogpt()
 
     if want("throughput"):
         # FlopCounterMode counts matmuls and convolutions; the fused LSTM kernel's FLOPs are
@@ -236,13 +276,28 @@ def main() -> None:
 #   (2/3, 3/3, 2/3): none as far above 91% as 280 steps, and test accuracy runs ~0.4 below these
 # Test-time flips did not win here and are not in karp: without flip augmentation in training the
 # mirrored view is unfamiliar (fast 280: 84.0 89.7 87.3%), with it 200 steps gave 90.76% (seed 0)
-# against 91.22% without either. The GPT is nanoGPT's CPU model (4 x 128, context 64), higher lr.
+# against 91.22% without either.
+# The GPT is nanoGPT's CPU model (4 x 128, context 64) with rotary embeddings, QK-norm and Muon
+# (modded-nanogpt's changes). Steps to 1.88 on a fixed validation subset, one seed each (a loaded
+# machine): AdamW lr 5e-3 550; Muon 325 (lr 5e-3), 275 (1e-2); Muon + rotary + QK-norm 200; + ReLU
+# squared 175, but ReLU squared costs 12% more a step here (interleaved), so it is left out. Step
+# cost against AdamW: Muon 1.13x, rotary + QK-norm 1.35x forward-backward. A fixed budget of 250
+# steps, checked on the whole split at its end: 1.842, 1.855, 1.842 over seeds 0-2 (3/3 reach).
 FAST_CNN_PRESET = "fast-small"
 FAST_CNN_RECIPE = dict(steps=280, batch_size=256, optimizer="sgd", lr=0.2, weight_decay=5e-4,
                        label_smoothing=0.1, warmup=0.25, augment=False, eval_every=0,
                        eval_batches=1)
 GPT_PRESET = "small"
-GPT_RECIPE = dict(steps=800, batch_size=32, lr=5e-3, eval_every=50, eval_batches=24)
+GPT_MODEL: dict = dict(rotary=True, qk_norm=True)
+GPT_RECIPE = dict(steps=250, batch_size=32, lr=5e-3, optimizer="muon", eval_every=0)
+GPT_TARGET = 1.88
+# nanoGPT's README runs 2000 iterations (max_iters = lr_decay_iters); on this text they end at
+# 1.894 on a 256-window validation subset (seed 1337), short of 1.88, so its lr decays over more, as
+# the issue's 100 s run did ("iterations scaled to fill the budget"): over 2500 the same subset reads
+# 1.877 at iteration 2000, 1.852 at 2250, the whole split 1.855 at 2500. It may go on at min_lr.
+NANOGPT_DECAY_ITERS = 2500
+NANOGPT_MAX_ITERS = 4000
+NANOGPT_CHECK = dict(every=50, eval_batches=24, eval_batch_size=32)  # 768 windows of 64: 10% of the split
 # Sections in their own files (one per issue); each module has run(line) and runs standalone.
 SECTIONS: dict[str, str] = {"predict": "bench_predict", "explain": "bench_explain",
                             "evaluate": "bench_evaluate", "text": "bench_text",

@@ -139,7 +139,9 @@ def cmd_train(a: argparse.Namespace) -> int:
         bar.set_postfix(post, refresh=False)
     bar.close()
 
-    metrics = final_metrics(trainer.task, trainer.model, trainer.device)
+    # the run's final record scored the whole split: not again (no quick_stop here)
+    metrics = final_metrics(trainer.task, trainer.model, trainer.device,
+                            trainer.history[-1] if trainer.history else None)
     meta = run_metadata(spec, prepared, metrics,
                         command="python -m karp_models " + shlex.join(sys.argv[1:]))
     try:
@@ -233,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="checkpoint path (.safetensors)")
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--optimizer", choices=["adamw", "sgd"])
+    p.add_argument("--optimizer", choices=["adamw", "sgd", "muon"],
+                   help="muon: Muon on the hidden Linear matrices, AdamW on the rest")
     p.add_argument("--schedule", choices=["onecycle", "cosine", "constant"])
     p.add_argument("--weight-decay", dest="weight_decay", type=float)
     p.add_argument("--warmup", type=float)

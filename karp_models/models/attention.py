@@ -2,6 +2,9 @@
 
 Cites: karpathy/nanoGPT model.py (GPTConfig, pre-LN Block, CausalSelfAttention, init, generate),
 Dosovitskiy et al. 2020 "An Image is Worth 16x16 Words" (patch embedding, CLS token, ViT head).
+GPT options (off by default, so older weights load unchanged): rotary position embeddings (Su et
+al. 2021, RoFormer), QK-norm (Henry et al. 2020; RMS-normalised queries and keys as in
+KellerJordan/modded-nanogpt), ReLU squared MLP (So et al. 2021, Primer).
 The explain path computes softmax(QK^T / sqrt(d) + mask) explicitly so the weights can be returned;
 the fast path is F.scaled_dot_product_attention, and tests check the two agree. On the CPU,
 training with dropout takes the explicit path with karp's `dropout` (its mask drawn by rand), and a
@@ -22,6 +25,9 @@ from .rnn import sample_next
 # ---------------------------------------------------------------------------- configs
 
 
+ACTIVATIONS = ("gelu", "relu2")
+
+
 @dataclass(frozen=True)
 class GPTConfig:
     vocab_size: int = 65
@@ -32,10 +38,17 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True             # biases in Linear and LayerNorm (nanoGPT's switch)
     tie_weights: bool = False     # share wte and lm_head (off: safetensors refuses shared tensors)
+    rotary: bool = False          # rotary position embeddings on queries and keys instead of the wpe table
+    qk_norm: bool = False         # RMS-normalise each head's queries and keys before their dot product
+    activation: str = "gelu"      # MLP non-linearity: "gelu" or "relu2" (ReLU squared)
 
     def __post_init__(self) -> None:
         if self.n_embd % self.n_head:
             raise ValueError("n_embd must be divisible by n_head")
+        if self.rotary and (self.n_embd // self.n_head) % 2:
+            raise ValueError("rotary embeddings need an even head size (n_embd / n_head)")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
 
 
 @dataclass(frozen=True)
@@ -169,22 +182,58 @@ class Dropout(nn.Dropout):
 
 
 
-class SelfAttention(nn.Module):
-    """Multi-head self-attention; causal for GPT, full for ViT."""
+def rotary_tables(length: int, dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (length, dim // 2) of the angles m * base^(-2i / dim): position m, pair i (RoFormer eq. 15)."""
+    inv_freq = base ** (-torch.arange(0, dim, 2, dtype=torch.float32) / dim)   # (dim / 2,)
+    angles = torch.arange(length, dtype=torch.float32)[:, None] * inv_freq      # (length, dim / 2)
+    return angles.cos(), angles.sin()
 
-    def __init__(self, n_embd: int, n_head: int, dropout: float, bias: bool, causal: bool) -> None:
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate each pair (x_i, x_{i + d/2}) of x (..., T, d) by its position's angle; cos, sin (T, d/2).
+
+    The half-split pairing of GPT-NeoX and modded-nanogpt; a rotation, so norms are kept and
+    q_m . k_n depends on m - n only.
+    """
+    x1, x2 = x.float().chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention; causal for GPT, full for ViT. rotary_len > 0: rotary position
+    embeddings for positions below it; qk_norm: queries and keys RMS-normalised per head."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float, bias: bool, causal: bool,
+                 rotary_len: int = 0, qk_norm: bool = False) -> None:
         super().__init__()
-        self.n_head, self.causal, self.dropout = n_head, causal, dropout
+        self.n_head, self.causal, self.dropout, self.qk_norm = n_head, causal, dropout, qk_norm
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.attn_dropout = Dropout(dropout)
         self.resid_dropout = Dropout(dropout)
+        self.rotary = rotary_len > 0
+        if self.rotary:  # not in the state dict: recomputed from the config
+            cos, sin = rotary_tables(rotary_len, n_embd // n_head)
+            self.register_buffer("rot_cos", cos, persistent=False)
+            self.register_buffer("rot_sin", sin, persistent=False)
 
-    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Queries, keys and values split into heads: (B, T, C) -> 3 x (B, nh, T, hs)."""
+    def _heads(self, x: torch.Tensor, start: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values split into heads: (B, T, C) -> 3 x (B, nh, T, hs), with QK-norm
+        and rotary embeddings (x's first position being `start`) when on."""
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)                     # 3 x (B, T, C)
-        return tuple(t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        qkv = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head)
+        if self.qk_norm or self.rotary:  # queries and keys together: half the small ops
+            qk = qkv[:, :, :2]                                       # (B, T, 2, nh, hs)
+            if self.qk_norm:
+                qk = F.rms_norm(qk, (qk.size(-1),))
+            if self.rotary:
+                cos = self.rot_cos[start:start + T, None, None]      # (T, 1, 1, hs / 2)
+                qk = apply_rotary(qk, cos, self.rot_sin[start:start + T, None, None])
+            q, k = qk.unbind(2)
+            v = qkv[:, :, 2]
+        else:
+            q, k, v = qkv.unbind(2)                                  # 3 x (B, T, nh, hs)
+        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
     def forward(self, x: torch.Tensor, return_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, C = x.shape
@@ -215,7 +264,7 @@ class SelfAttention(nn.Module):
         which may see every cached key, so no mask is needed.
         """
         B, T, C = x.shape
-        q, k, v = self._heads(x)
+        q, k, v = self._heads(x, 0 if past is None else past[0].size(2))
         if past is not None:
             if T != 1:
                 raise ValueError("with a cache, feed one position at a time")
@@ -225,11 +274,18 @@ class SelfAttention(nn.Module):
         return self.c_proj(y), (k, v)
 
 
+class ReLU2(nn.Module):
+    """ReLU squared (So et al. 2021, Primer): relu(x)^2."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x).square()
+
+
 class MLP(nn.Module):
-    def __init__(self, n_embd: int, hidden: int, dropout: float, bias: bool) -> None:
+    def __init__(self, n_embd: int, hidden: int, dropout: float, bias: bool, activation: str = "gelu") -> None:
         super().__init__()
         self.c_fc = nn.Linear(n_embd, hidden, bias=bias)
-        self.gelu = nn.GELU()
+        self.gelu = nn.GELU() if activation == "gelu" else ReLU2()  # the name kept for hooks and older code
         self.c_proj = nn.Linear(hidden, n_embd, bias=bias)
         self.dropout = Dropout(dropout)
 
@@ -240,12 +296,13 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LN transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
 
-    def __init__(self, n_embd: int, n_head: int, dropout: float, bias: bool, causal: bool, mlp_ratio: int = 4) -> None:
+    def __init__(self, n_embd: int, n_head: int, dropout: float, bias: bool, causal: bool, mlp_ratio: int = 4,
+                 rotary_len: int = 0, qk_norm: bool = False, activation: str = "gelu") -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(n_embd, bias=bias)
-        self.attn = SelfAttention(n_embd, n_head, dropout, bias, causal)
+        self.attn = SelfAttention(n_embd, n_head, dropout, bias, causal, rotary_len, qk_norm)
         self.ln_2 = nn.LayerNorm(n_embd, bias=bias)
-        self.mlp = MLP(n_embd, mlp_ratio * n_embd, dropout, bias)
+        self.mlp = MLP(n_embd, mlp_ratio * n_embd, dropout, bias, activation)
 
     def forward(self, x: torch.Tensor, return_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         a, weights = self.attn(self.ln_1(x), return_weights)
@@ -275,16 +332,20 @@ FUSED_HEAD_VOCAB = 1024  # from this vocabulary up, training's head and loss go 
 
 
 class GPT(nn.Module):
-    """Character-level GPT: token + position embeddings, causal pre-LN blocks, linear head."""
+    """Character-level GPT: token + position embeddings (or rotary ones), causal pre-LN blocks, linear head."""
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.config = c = config
+        layers = dict(wte=nn.Embedding(c.vocab_size, c.n_embd))
+        if not c.rotary:  # rotary embeddings carry the positions inside attention: no table
+            layers["wpe"] = nn.Embedding(c.block_size, c.n_embd)
         self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(c.vocab_size, c.n_embd),
-            wpe=nn.Embedding(c.block_size, c.n_embd),
+            **layers,
             drop=Dropout(c.dropout),
-            h=nn.ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.bias, causal=True) for _ in range(c.n_layer)),
+            h=nn.ModuleList(Block(c.n_embd, c.n_head, c.dropout, c.bias, causal=True,
+                                  rotary_len=c.block_size if c.rotary else 0, qk_norm=c.qk_norm,
+                                  activation=c.activation) for _ in range(c.n_layer)),
             ln_f=nn.LayerNorm(c.n_embd, bias=c.bias),
         ))
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
@@ -292,13 +353,19 @@ class GPT(nn.Module):
         if c.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight
 
+    def _embed(self, idx: torch.Tensor, start: int) -> torch.Tensor:
+        """Token embeddings plus, without rotary embeddings, those of positions start.. (B, T) -> (B, T, C)."""
+        x = self.transformer.wte(idx)
+        if self.config.rotary:
+            return x
+        return x + self.transformer.wpe(torch.arange(start, start + idx.size(1), device=idx.device))
+
     def _run(self, idx: torch.Tensor, return_weights: bool, head: bool = True
              ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence of length {T} is longer than block_size {self.config.block_size}")
-        pos = torch.arange(T, device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        x = self.transformer.drop(self._embed(idx, 0))              # (B, T, C)
         maps = []
         for block in self.transformer.h:
             x, w = block(x, return_weights)
@@ -339,8 +406,7 @@ class GPT(nn.Module):
         T = idx.size(1)
         if past + T > self.config.block_size:
             raise ValueError(f"context of {past + T} is longer than block_size {self.config.block_size}")
-        pos = torch.arange(past, past + T, device=idx.device)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)   # (B, T, C)
+        x = self._embed(idx, past)                                  # (B, T, C)
         present = []
         for i, block in enumerate(self.transformer.h):
             x, kv = block.forward_kv(x, None if cache is None else cache[i])

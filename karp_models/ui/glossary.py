@@ -34,7 +34,8 @@ TERMS: dict[str, str] = {
     NC_("glossary", "epoch"): N_("One pass over the whole training set. 0.5 epochs means half of the training "
         "images have been seen once."),
     NC_("glossary", "optimizer"): N_("The rule that turns gradients into parameter updates. AdamW adapts the step "
-        "size of each parameter; SGD takes plain steps with momentum."),
+        "size of each parameter; SGD takes plain steps with momentum; Muon makes each weight matrix's update "
+        "orthogonal (all its directions move equally) and leaves embeddings and the last layer to AdamW."),
     NC_("glossary", "augmentation"): N_("Random changes to training images (small shifts, flips) so the network "
         "learns the object, not its exact pixels."),
     NC_("glossary", "loss"): N_("How wrong the network is on average; training makes it smaller. karp uses "

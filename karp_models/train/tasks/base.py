@@ -93,10 +93,19 @@ def metric_names(task: Any) -> tuple[str, str]:
     return f"{prefix}_loss", f"{prefix}_accuracy"
 
 
-def final_metrics(task: Any, model: nn.Module, device: torch.device | str) -> dict[str, float]:
+def final_metrics(task: Any, model: nn.Module, device: torch.device | str,
+                  record: Any = None) -> dict[str, float]:
     """The task's evaluation on its whole held-out split, under the checkpoint's metric names;
-    with the robust accuracy too when the task measures one (an image task with an attack)."""
-    m = task.evaluate(model, device)
+    with the robust accuracy too when the task measures one (an image task with an attack).
+
+    record: the Trainer's final Record of a run that was not cut short by quick_stop; its
+    evaluation already covered the whole split, so it is taken instead of scoring it again.
+    """
+    if record is not None and record.final and record.val_loss is not None:
+        m = {"loss": record.val_loss, "accuracy": record.val_accuracy,
+             **{k[4:]: v for k, v in record.scalars.items() if k.startswith("val_")}}
+    else:
+        m = task.evaluate(model, device)
     m.update(getattr(task, "evaluate_robust", lambda *a: {})(model, device))
     loss, acc = metric_names(task)
     out = {loss: m["loss"]}
