@@ -55,8 +55,8 @@ def connect(address: str | None = None, *, timeout_s: float = 20.0, **local: Any
                                                              "KARP_FORTUNES_ZH_DIR")})
     kw: dict[str, Any] = {"namespace": NAMESPACE, "log_to_driver": False,
                           "runtime_env": {"env_vars": env}}
-    if address in (None, "", "local"):
-        kw.update({"include_dashboard": False, **local})
+    if address in (None, "", "local"):  # "local": a new cluster, never one already running here
+        kw.update({"address": "local", "include_dashboard": False, **local})
     else:
         kw["address"] = address
     done: dict[str, BaseException | None] = {}

@@ -97,7 +97,7 @@ def infidelity_score(model: nn.Module, x: torch.Tensor, attr: np.ndarray | torch
     """captum.metrics.infidelity of one attribution (C, H, W) for x (1, C, H, W)."""
     from captum.metrics import infidelity   # lazy, as attribution.captum_attr
 
-    a = torch.as_tensor(np.asarray(attr), device=x.device).float().reshape(x.shape)
+    a = torch.tensor(np.asarray(attr), device=x.device).float().reshape(x.shape)   # a copy: cached maps are read-only
     with seeded(seed):
         v = infidelity(Logits(model).eval(), gaussian_perturbation(std), x, a, target=int(target),
                        n_perturb_samples=n_perturb_samples, normalize=True)

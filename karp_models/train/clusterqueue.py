@@ -6,6 +6,7 @@ answer). Connecting, the executor and the app's choice are in cluster.py, which 
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import threading
@@ -16,7 +17,7 @@ from typing import Any, Callable
 from karp_models.i18n import language, using
 from karp_models.train import runs
 from karp_models.train.cluster import (AT_STOP_ONLY, ClusterUnavailable, RayExecutor, _ray, here,
-                                       resources)
+                                       resources, unavailable)
 from karp_models.train.jobstatus import JobStatus
 from karp_models.train.runs import RunSpec
 
@@ -140,6 +141,7 @@ class RayJobManager:
         for k, v in s.items():
             setattr(self, k, v)
         self.problem: str | None = None
+        self.fail_fast_s, self._down_until, self._down_why = 10.0, 0.0, ""
         self._jobs_cache: dict[str | None, list[JobStatus]] = {}
         self._liveness: Callable[[str], bool | None] | None = None
         self._tabs: dict[str, set[str]] = {}
@@ -151,12 +153,16 @@ class RayJobManager:
 
     def _ask(self, method: str, *args: Any, _wait_s: float | None = -1.0, **kw: Any) -> Any:
         """The queue actor's `method`, waiting at most `_wait_s` (-1: timeout_s; None: as long as
-        it takes)."""
+        it takes). For `fail_fast_s` after a call found the cluster away, calls are refused at
+        once instead of each waiting its time out (pages stay quick while it is down)."""
+        if time.monotonic() < self._down_until:
+            raise unavailable(self._down_why)
         t = self.timeout_s if _wait_s == -1.0 else _wait_s
         try:
             out = self.link.call(method, (self.queue, *args), kw, t)
         except ClusterUnavailable as e:
             self.problem = str(e)
+            self._down_until, self._down_why = time.monotonic() + self.fail_fast_s, e.why
             raise
         self.problem = None
         return out
@@ -201,8 +207,8 @@ class RayJobManager:
         """Snapshots of an owner's jobs; the last known ones when the cluster does not answer."""
         try:
             out = self._call("jobs", session_id)
-        except ClusterUnavailable:
-            return self._jobs_cache.get(session_id, [])
+        except ClusterUnavailable:  # the last known list, marked as such
+            return [dataclasses.replace(j, stale=True) for j in self._jobs_cache.get(session_id, [])]
         self._jobs_cache[session_id] = out
         return out
 

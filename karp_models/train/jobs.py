@@ -442,7 +442,7 @@ def get_manager() -> JobManager:
                     return _MANAGER
                 except cluster.ClusterUnavailable as e:
                     BACKEND_PROBLEM = env("KARP_RAY_ADDRESS")
-                    print(f"karp: training runs in this process instead ({e})", file=sys.stderr)
+                    print(f"karp: {BACKEND_PROBLEM} unreachable ({e.why}); training runs in this process", file=sys.stderr)
             _MANAGER = JobManager(**kw)
             if BACKEND_PROBLEM is None:  # else the shared folder's interrupted runs are the cluster's
                 _MANAGER.recover()

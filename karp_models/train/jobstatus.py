@@ -66,6 +66,7 @@ class JobStatus:
     timelapse: tuple[tuple[int, dict], ...] = ()  # whole-model snapshots so far (train/timelapse.py)
     model_config: dict | None = None   # the model's config (dataclasses.asdict): a twin to replay them in
     where: str = ""            # the cluster node and process it last trained on ("": this process)
+    stale: bool = False        # the last known state: the cluster does not answer (clusterqueue.py)
 
     @property
     def active(self) -> bool:

@@ -182,6 +182,10 @@ def progress_text(r: JobStatus) -> str:
 
 def render_status(r: JobStatus, limit: int = 1) -> None:
     """State, queue place, error, progress bar and the latest numbers of one run."""
+    if r.stale:   # a Ray cluster that does not answer: what it said last
+        st.warning(_("**Last known state:** the training cluster does not answer, so this run may "
+                     "have moved on, stopped or failed since; it shows as it is once the cluster "
+                     "is back."), icon=":material/cloud_off:")
     if r.state == "queued":
         st.info(ngettext("**Waiting in the queue: place {place}.** {n} training job runs at a time on the "
                          "{device}; this one starts when the jobs before it finish or stop.",

@@ -11,7 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from karp_models.models import build
-from karp_models.models.attention import GPTConfig, SelfAttention, apply_rotary, rotary_tables
+from karp_models.models.attention import GPTConfig, SelfAttention
+from karp_models.models.transformer_ops import apply_rotary, rotary_tables
 from karp_models.train.checkpoints import load_checkpoint
 from karp_models.train.optim import MuonAdamW, make_optimizer, muon_params
 from karp_models.train.trainer import TrainConfig

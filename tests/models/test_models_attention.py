@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from karp_models.models import build
-from karp_models.models.attention import FUSED_HEAD_VOCAB, SelfAttention, dropout, linear_cross_entropy
+from karp_models.models.attention import FUSED_HEAD_VOCAB, SelfAttention
+from karp_models.models.transformer_ops import dropout, linear_cross_entropy
 
 V = 13
 

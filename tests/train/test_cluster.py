@@ -87,9 +87,11 @@ def test_a_queue_that_stops_answering_is_a_message_not_a_traceback(ray_mgr):
     dead = Gone.remote()
     ray.kill(dead)
     m.link.actor = dead                                      # the queue's actor is gone
+    m.fail_fast_s = 0.0
     try:
         t0 = time.monotonic()
         assert [j.job_id for j in m.jobs("s")] == [j.job_id for j in known]  # the last known list
+        assert all(j.stale for j in m.jobs("s")) and not any(j.stale for j in known)  # marked so
         assert m.problem and time.monotonic() - t0 < 30
         with pytest.raises(ClusterUnavailable, match="does not answer"):
             m.submit("s", spec(steps=20))
@@ -99,6 +101,41 @@ def test_a_queue_that_stops_answering_is_a_message_not_a_traceback(ray_mgr):
     finally:
         m.link.actor = live
     assert m.jobs("s") and m.problem is None            # back: the message goes
+
+
+def test_a_cluster_found_away_refuses_at_once_for_a_while(ray_mgr):
+    """QA: in the minute before Ray ends a client whose head died, every call waited its whole
+    time out (pages took 7-30 s). After one call finds the cluster away, calls are refused at once
+    for fail_fast_s, then tried again."""
+    from karp_models.train.cluster import ClusterUnavailable, unavailable
+
+    m, calls = ray_mgr, []
+
+    class Hanging:                                      # a link whose cluster never answers
+        def call(self, method, args, kw, timeout):
+            calls.append(method)
+            time.sleep(min(timeout, 1.0))
+            raise unavailable("GetTimeoutError")
+
+        def cast(self, method, args):
+            pass
+
+    live, m.link, m.fail_fast_s = m.link, Hanging(), 1.5
+    try:
+        t0 = time.monotonic()
+        m.jobs("s")
+        assert time.monotonic() - t0 >= 1.0 and len(calls) == 1 and m.problem
+        t0 = time.monotonic()
+        for _ in range(5):
+            m.jobs("s")                                  # the last known list, at once
+            with pytest.raises(ClusterUnavailable, match="GetTimeoutError"):
+                m.status("nope")
+        assert time.monotonic() - t0 < 0.5 and len(calls) == 1
+        time.sleep(1.6)
+        m.jobs("s")
+        assert len(calls) == 2                           # tried again after the pause
+    finally:
+        m.link = live
 
 
 def test_an_app_server_outlives_its_cluster_client(ray_cluster, tmp_path):
@@ -131,7 +168,7 @@ def test_an_app_server_outlives_its_cluster_client(ray_cluster, tmp_path):
         m.stop(blocker, wait=True, timeout=30, owner="s")
         known = [j.job_id for j in m.jobs("s")]
 
-        m.link.retry_s = 3600.0                                 # no new client for now
+        m.link.retry_s, m.fail_fast_s = 3600.0, 1.0             # no new client for now
         os.kill(client.pid, signal.SIGKILL)                     # as Ray ends it
         client.wait(10)
         with pytest.raises(ClusterUnavailable, match="does not answer"):
@@ -176,7 +213,8 @@ def test_an_unreachable_cluster_at_start_leaves_training_here_and_says_so(tmp_pa
     lines = out.stdout.splitlines()
     assert lines[:2] == ["JobManager", "process"], out.stderr[-2000:]
     assert "could not be reached" in lines[2] and "127.0.0.1:9" in lines[2]
-    assert "training runs in this process instead" in out.stderr and "127.0.0.1:9" in lines[2]
+    assert "127.0.0.1:9 unreachable (" in out.stderr and "training runs in this process" in out.stderr
+    assert "127.0.0.1:9" in lines[2] and "paused" not in out.stderr   # QA: it said both
     assert lines[3] == "ray not imported"   # the app server reaches a cluster through a client process
     assert "recovered" not in out.stderr    # the shared folder's interrupted runs wait for the cluster
 
