@@ -135,7 +135,7 @@ def test_a_cluster_found_away_refuses_at_once_for_a_while(ray_mgr):
         m.jobs("s")
         assert len(calls) == 2                           # tried again after the pause
     finally:
-        m.link = live
+        m.link, m._down_until = live, 0.0
 
 
 def test_an_app_server_outlives_its_cluster_client(ray_cluster, tmp_path):
