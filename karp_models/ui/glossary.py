@@ -33,9 +33,9 @@ TERMS: dict[str, str] = {
         "large: the loss jumps around or explodes."),
     NC_("glossary", "epoch"): N_("One pass over the whole training set. 0.5 epochs means half of the training "
         "images have been seen once."),
-    NC_("glossary", "optimizer"): N_("The rule that turns gradients into parameter updates. AdamW adapts the step "
-        "size of each parameter; SGD takes plain steps with momentum; Muon makes each weight matrix's update "
-        "orthogonal (all its directions move equally) and leaves embeddings and the last layer to AdamW."),
+    NC_("glossary", "optimizer"): N_("The rule that turns gradients into parameter updates. AdamW adapts each "
+        "parameter's step; SGD steps with momentum; Muon makes a weight matrix's update orthogonal (every "
+        "direction moves equally)."),
     NC_("glossary", "augmentation"): N_("Random changes to training images (small shifts, flips) so the network "
         "learns the object, not its exact pixels."),
     NC_("glossary", "loss"): N_("How wrong the network is on average; training makes it smaller. karp uses "

@@ -292,8 +292,12 @@ def test_an_absent_owners_run_is_stopped_kept_on_disk_and_resumed(make_manager, 
                    grace_s=0.3, limit=2, quota=ws.Quota(per_owner=0, total=0, reserve=0))
     try:
         kept, gone = m.submit("open-tab", spec()), m.submit("closed-lid", spec())
+        # both pages poll until the second run has autosaved (a first build in a fresh process can
+        # take longer than the grace: a run stopped before any step is forgotten, nothing to keep)
+        until(lambda: (m.heartbeat("open-tab"), m.heartbeat("closed-lid"),
+                       (m.status(gone).autosaved_step or 0) >= 10)[-1], timeout=60, every=0.05)
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 1.5:                # only one owner's page polls
+        while time.monotonic() - t0 < 1.5:                # then only one owner's page polls
             m.heartbeat("open-tab")
             time.sleep(0.05)
         assert m.status(kept).state == "running"
