@@ -35,38 +35,11 @@ st.markdown("### Trouser: 99.8%")
 '''
 
 
-def start(app_dir: Path, port: int, env: dict) -> tuple:
-    """`streamlit run app.py` in app_dir, as actions.start_server does for karp."""
-    import subprocess
-    import urllib.request
-
-    streamlit = Path(sys.executable).with_name("streamlit")
-    cmd = [str(streamlit), "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
-    full = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
-    proc = subprocess.Popen(cmd, cwd=app_dir, env=full, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited at start in {app_dir}")
-        time.sleep(0.05)
-    act.stop_server(proc)
-    raise RuntimeError("streamlit did not start in 120 s")
-
-
 async def first_prediction(browser, app_dir: Path, path: str, port: int, env: dict) -> dict:
     """One fresh server: seconds from `streamlit run` and from the first request to the drawn
     prediction."""
     t_launch = time.perf_counter()
-    proc = start(app_dir, port, env)
+    proc = act.start_server(port, env, timeout_s=120, app_dir=app_dir, poll_s=0.05)  # polled often: timed
     t_listen = time.perf_counter()
     ctx = await browser.new_context(viewport={"width": 1280, "height": 720}, locale=act.LOCALE)
     page = await ctx.new_page()

@@ -49,10 +49,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, env: dict[str, str | None] | None = None, timeout_s: float = 90
-                 ) -> subprocess.Popen:
-    """`streamlit run app.py` headless on 127.0.0.1:port; returns once /_stcore/health answers.
-    env: variables to set on top of this process's (None: unset it)."""
+def start_server(port: int, env: dict[str, str | None] | None = None, timeout_s: float = 90,
+                 app_dir: Path = ROOT, poll_s: float = 0.3) -> subprocess.Popen:
+    """`streamlit run app.py` headless on 127.0.0.1:port, in app_dir (karp's checkout unless
+    told); returns once /_stcore/health answers (asked every poll_s). env: variables to set on
+    top of this process's (None: unset it)."""
     streamlit = Path(sys.executable).with_name("streamlit")
     cmd = [str(streamlit) if streamlit.exists() else shutil.which("streamlit"), "run", "app.py",
            "--server.headless", "true", "--server.port", str(port),
@@ -61,7 +62,7 @@ def start_server(port: int, env: dict[str, str | None] | None = None, timeout_s:
            # that is being edited (or .venv) costs CPU the sessions need
            "--server.fileWatcherType", "none"]
     full = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=full,
+    proc = subprocess.Popen(cmd, cwd=app_dir, env=full,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + timeout_s
@@ -73,11 +74,11 @@ def start_server(port: int, env: dict[str, str | None] | None = None, timeout_s:
         except OSError:
             pass
         if proc.poll() is not None:
-            raise RuntimeError("streamlit exited at start")
+            raise RuntimeError(f"streamlit exited at start in {app_dir}")
         if time.time() > deadline:
             stop_server(proc)
             raise RuntimeError(f"streamlit did not start in {timeout_s:.0f} s")
-        time.sleep(0.3)
+        time.sleep(poll_s)
 
 
 def stop_server(proc: subprocess.Popen) -> None:
